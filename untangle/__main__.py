@@ -1,0 +1,3 @@
+from untangle.cli import main
+
+main()

@@ -1,0 +1,170 @@
+"""Shapes the rules share: how an invoke is invoked, which loops retry, which calls fan out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from untangle.analysis.program import OWN_NAME_ENV, InvokeSite, Program
+from untangle.analysis.values import Bound, ConstV, Env, Extern, Func, LambdaClient, OwnName
+from untangle.facts.model import Attr, Call, CallSite, LoopFact, Ref
+
+RETRY_DECORATORS = (
+    "tenacity.retry",
+    "tenacity.Retrying",
+    "backoff.on_exception",
+    "backoff.on_predicate",
+    "retrying.retry",
+    "retry.retry",
+    "retry.api.retry",
+)
+POOL_METHODS = frozenset(
+    {
+        "submit",
+        "map",
+        "starmap",
+        "imap",
+        "imap_unordered",
+        "apply_async",
+        "map_async",
+        "run_in_executor",
+        "gather",
+        "create_task",
+        "ensure_future",
+    }
+)
+POOL_FUNCTIONS = frozenset(
+    {
+        "asyncio.gather",
+        "asyncio.create_task",
+        "asyncio.ensure_future",
+        "asyncio.wait",
+        "threading.Thread",
+        "builtins.map",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    kind: str  # "sync" | "async" | "dry-run"
+    detail: str  # why: "InvocationType omitted", …
+
+
+def invocation(site: InvokeSite) -> Invocation:
+    if site.method == "invoke_async":
+        return Invocation("async", "legacy invoke_async")
+    if site.method == "invoke_with_response_stream":
+        return Invocation("sync", "response stream")
+    values = site.kwargs.get("InvocationType")
+    if values is None:
+        if "**" in site.kwargs:
+            return Invocation("sync", "InvocationType not statically known")
+        return Invocation("sync", "InvocationType omitted (defaults to RequestResponse)")
+    constants = {v.value for v in values if isinstance(v, ConstV)}
+    unknown = not values or any(not isinstance(v, ConstV) for v in values)
+    if not unknown and constants == {"Event"}:
+        return Invocation("async", "InvocationType=Event")
+    if not unknown and constants == {"DryRun"}:
+        return Invocation("dry-run", "InvocationType=DryRun")
+    if not unknown and constants == {"RequestResponse"}:
+        return Invocation("sync", "InvocationType=RequestResponse")
+    return Invocation("sync", "InvocationType not statically known")
+
+
+def is_self_invoke(site: InvokeSite) -> bool:
+    for value in site.kwargs.get("FunctionName", frozenset()):
+        if isinstance(value, OwnName):
+            return True
+        if isinstance(value, Env) and value.name in OWN_NAME_ENV:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class RetryLoop:
+    function: str
+    loop: LoopFact
+    sleeps: tuple[CallSite, ...]
+
+
+def retry_loops(program: Program) -> dict[tuple[str, int], RetryLoop]:
+    cached = program.cache.get("retry_loops")
+    if cached is None:
+        cached = program.cache["retry_loops"] = _retry_loops(program)
+    return cached  # type: ignore[return-value]
+
+
+def _retry_loops(program: Program) -> dict[tuple[str, int], RetryLoop]:
+    sleeping = {s.function for s in program.sleeps}
+    sleeps_by_function: dict[str, list[CallSite]] = {}
+    for s in program.sleeps:
+        sleeps_by_function.setdefault(s.function, []).append(s.site)
+    found: dict[tuple[str, int], RetryLoop] = {}
+    for qualname in program.invoking:
+        function = program.functions[qualname]
+        for loop in function.loops:
+            if loop.kind == "comprehension":
+                continue
+            invoking = [
+                c
+                for c in function.calls
+                if loop.id in c.loops and program.call_reaches_invoke(qualname, c)
+            ]
+            if not invoking:
+                continue
+            sleeps = [s for s in sleeps_by_function.get(qualname, ()) if loop.id in s.loops]
+            sleeps += [
+                edge.site
+                for edge in program.edges_from(qualname)
+                if edge.callee in sleeping
+                and edge.callee not in program.invoking
+                and loop.id in edge.site.loops
+            ]
+            guarded = any(
+                any(
+                    function.trys[t].span.line >= loop.span.line
+                    for t in c.trys
+                    if t < len(function.trys)
+                )
+                for c in invoking
+            )
+            repeating = loop.repeats or loop.kind == "while"
+            if (repeating and (sleeps or guarded)) or (sleeps and loop.has_exit):
+                found[(qualname, loop.id)] = RetryLoop(qualname, loop, tuple(sleeps))
+    return found
+
+
+def retry_decorator(program: Program, qualname: str) -> tuple[int, str] | None:
+    """Index and name of a tenacity/backoff-style retry decorator on `qualname`."""
+    function = program.functions[qualname]
+    for index, decorator in enumerate(function.decorators):
+        sym = decorator.sym.func if isinstance(decorator.sym, Call) else decorator.sym
+        for value in program.values(sym):
+            if isinstance(value, Extern) and value.qualname.startswith(RETRY_DECORATORS):
+                return index, value.qualname
+    return None
+
+
+def is_pool_call(program: Program, site: CallSite) -> bool:
+    """`executor.submit(f, …)`, `pool.map(f, …)`, `asyncio.gather(…)`, `Thread(target=f)`."""
+    if isinstance(site.func, Attr) and site.func.name in POOL_METHODS:
+        return True
+    return any(
+        isinstance(v, Extern) and v.qualname in POOL_FUNCTIONS for v in program.values(site.func)
+    )
+
+
+def gathered_invokes(program: Program, site: CallSite) -> bool:
+    """A pool/gather call whose arguments are calls that invoke (`gather(a(), b())`)."""
+    for arg in site.args:
+        if not isinstance(arg, Call):
+            continue
+        for value in program.values(arg.func):
+            if isinstance(value, Func) and program.reaches_invoke(value.qualname):
+                return True
+            if isinstance(value, Bound) and isinstance(value.receiver, LambdaClient):
+                return True
+    return False
+
+
+def is_ref(sym: object, qualname: str) -> bool:
+    return isinstance(sym, Ref) and sym.qualname == qualname

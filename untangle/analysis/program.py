@@ -1,0 +1,715 @@
+"""The whole scanned tree at once: resolves the symbolic facts of every module into values, a
+call graph, the handlers, and the invoke and sleep sites the rules read.
+
+Resolution is semantic and demand-driven: a name is a Lambda client because of what it was
+assigned (through imports, globals, class attributes, factories and call arguments), never
+because of how it is spelled. Modules outside the first candidates are loaded (parsed) only when
+a resolution needs them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from untangle.analysis.values import (
+    NOTHING,
+    Bound,
+    Class,
+    ConstV,
+    DictV,
+    Env,
+    Extern,
+    Func,
+    Instance,
+    LambdaClient,
+    LambdaContext,
+    LambdaEvent,
+    Method,
+    Module,
+    OtherClient,
+    OwnName,
+    Session,
+    Value,
+    Values,
+)
+from untangle.facts.model import (
+    Attr,
+    BinOp,
+    Call,
+    CallSite,
+    ClassFacts,
+    Const,
+    DictLit,
+    FuncRef,
+    FunctionFacts,
+    Item,
+    Local,
+    ModuleFacts,
+    OneOf,
+    Param,
+    Ref,
+    SelfOf,
+    Sym,
+    Unknown,
+)
+
+INVOKE_METHODS = frozenset({"invoke", "invoke_async", "invoke_with_response_stream"})
+CLIENT_FACTORIES = frozenset(
+    {
+        "boto3.client",
+        "boto3.session.Session.client",
+        "botocore.session.Session.create_client",
+    }
+)
+SESSION_CLASSES = {
+    "boto3.Session": "boto3",
+    "boto3.session.Session": "boto3",
+    "botocore.session.get_session": "botocore",
+    "botocore.session.Session": "botocore",
+    "aiobotocore.session.get_session": "aio",
+    "aiobotocore.session.AioSession": "aio",
+    "aiobotocore.get_session": "aio",
+    "aioboto3.Session": "aio",
+    "aioboto3.session.Session": "aio",
+}
+SLEEPS = frozenset({"time.sleep", "asyncio.sleep"})
+ENV_GETTERS = frozenset({"os.getenv", "os.environ.get"})
+OWN_NAME_ENV = frozenset({"AWS_LAMBDA_FUNCTION_NAME"})
+HANDLER_NAMES = frozenset({"lambda_handler", "handler"})
+# never looked up in the scanned tree, even when it vendors a copy (botocore's sdist has boto3…)
+EXTERNAL_ROOTS = frozenset(
+    {
+        "boto3",
+        "botocore",
+        "aiobotocore",
+        "aioboto3",
+        "os",
+        "time",
+        "asyncio",
+        "functools",
+        "threading",
+        "concurrent",
+        "tenacity",
+        "backoff",
+        "json",
+        "builtins",
+    }
+)
+_MAX_VALUES = 24
+_MAX_CALL_DEPTH = 6
+
+Env_ = tuple[tuple[tuple[str, str], tuple[Sym, "Env_"]], ...]
+NO_ENV: Env_ = ()
+
+
+@dataclass(frozen=True)
+class Edge:
+    caller: str
+    callee: str
+    site: CallSite
+    handed: bool  # the callee is passed to something that calls it (pool.submit(f), Thread(target=f))
+
+
+@dataclass(frozen=True)
+class InvokeSite:
+    function: str
+    site: CallSite
+    method: str
+    kwargs: dict[str, Values]
+
+
+@dataclass(frozen=True)
+class SleepSite:
+    function: str
+    site: CallSite
+    seconds: float | None
+
+
+ModuleLoader = Callable[[str], ModuleFacts | None]
+
+
+class Program:
+    """Every loaded module, resolved. Build with `Program.link(...)`."""
+
+    def __init__(
+        self,
+        modules: Iterable[ModuleFacts],
+        loader: ModuleLoader | None = None,
+        module_names: Iterable[str] = (),
+        template_handlers: Iterable[tuple[str, str]] = (),
+        handler_patterns: Iterable[str] = (),
+    ) -> None:
+        self.modules: dict[str, ModuleFacts] = {}
+        self.functions: dict[str, FunctionFacts] = {}
+        self.function_module: dict[str, str] = {}
+        self.classes: dict[str, ClassFacts] = {}
+        self._globals: dict[str, dict[str, tuple[Sym, ...]]] = {}
+        self._locals: dict[str, dict[str, tuple[Sym, ...]]] = {}
+        self._defaults: dict[str, dict[str, Sym]] = {}
+        self._loader = loader
+        self._known_modules = set(module_names)
+        self._package_prefixes = {
+            ".".join(name.split(".")[:i])
+            for name in self._known_modules
+            for i in range(1, name.count(".") + 1)
+        }
+        self._failed_loads: set[str] = set()
+        self._template_handlers = set(template_handlers)
+        self._handler_patterns = tuple(handler_patterns)
+        self._memo: dict[Sym, Values] = {}
+        self._active: set[tuple[Sym, Env_]] = set()
+        self._shallow = True
+        self._callers: dict[str, list[tuple[str, CallSite, int]]] = {}
+        self.cache: dict[str, object] = {}
+        self._import_cache: dict[tuple[str, str], str] = {}
+        for module in modules:
+            self._add_module(module)
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def _add_module(self, module: ModuleFacts) -> None:
+        self.modules[module.module] = module
+        self._known_modules.add(module.module)
+        self._globals[module.module] = dict(module.globals)
+        for function in module.functions:
+            self.functions[function.qualname] = function
+            self.function_module[function.qualname] = module.module
+            self._locals[function.qualname] = dict(function.locals)
+            self._defaults[function.qualname] = dict(function.defaults)
+        for cls in module.classes:
+            self.classes[cls.qualname] = cls
+
+    def _module(self, name: str) -> ModuleFacts | None:
+        found = self.modules.get(name)
+        if found is not None or self._loader is None or name in self._failed_loads:
+            return found
+        if name not in self._known_modules:
+            return None
+        loaded = self._loader(name)
+        if loaded is None:
+            self._failed_loads.add(name)
+            return None
+        self._add_module(loaded)
+        return loaded
+
+    def link(self) -> Program:
+        """Resolve the call graph to a fixed point of loaded modules, then resolve in full."""
+        seen: set[str] = set()
+        while True:
+            pending = [q for q in self.functions if q not in seen]
+            if not pending:
+                break
+            for qualname in pending:
+                seen.add(qualname)
+                for _ in self._callees(qualname):
+                    pass
+        self._index_callers()
+        self._shallow = False
+        self._memo.clear()
+        self.edges = [edge for q in list(self.functions) for edge in self._callees(q)]
+        self.handlers = sorted(q for q in self.functions if self.is_handler(q))
+        self.invokes = [s for q in list(self.functions) for s in self._invoke_sites(q)]
+        self.sleeps = [s for q in list(self.functions) for s in self._sleep_sites(q)]
+        self._reach()
+        return self
+
+    # --- handlers -----------------------------------------------------------------------------
+
+    def is_handler(self, qualname: str) -> bool:
+        function = self.functions.get(qualname)
+        if function is None or function.is_method:
+            return False
+        module = self.function_module[qualname]
+        if (module, function.name) in self._template_handlers:
+            return True
+        if any(fnmatch.fnmatchcase(qualname, p) for p in self._handler_patterns):
+            return True
+        if not function.module_level or len(function.params) < 2:
+            return False
+        first, second = function.params[0].lower(), function.params[1].lower()
+        if "event" in first and ("context" in second or "ctx" in second):
+            return True
+        return function.name in HANDLER_NAMES and len(function.params) == 2
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def values(self, sym: Sym, env: Env_ = NO_ENV, depth: int = 0) -> Values:
+        if not env:
+            cached = self._memo.get(sym)
+            if cached is not None:
+                return cached
+        key = (sym, env)
+        if key in self._active or depth > _MAX_CALL_DEPTH * 4:
+            return NOTHING
+        self._active.add(key)
+        try:
+            result = self._eval(sym, env, depth)
+        finally:
+            self._active.discard(key)
+        if len(result) > _MAX_VALUES:
+            result = frozenset(list(result)[:_MAX_VALUES])
+        if not env:
+            self._memo[sym] = result
+        return result
+
+    def _eval(self, sym: Sym, env: Env_, depth: int) -> Values:  # noqa: C901
+        if isinstance(sym, Const):
+            return frozenset({ConstV(sym.value)})
+        if isinstance(sym, Ref):
+            if sym.importer:
+                return self._ref(self._resolve_import(sym.qualname, sym.importer))
+            return self._ref(sym.qualname)
+        if isinstance(sym, FuncRef):
+            return frozenset({Func(sym.qualname)})
+        if isinstance(sym, SelfOf):
+            return frozenset({Instance(sym.cls)})
+        if isinstance(sym, Local):
+            syms = self._locals.get(sym.scope, {}).get(sym.name, ())
+            return _union(self.values(s, env, depth + 1) for s in syms)
+        if isinstance(sym, Param):
+            return self._param(sym, env, depth)
+        if isinstance(sym, Attr):
+            return _union(
+                self._attr(base, sym.name, depth) for base in self.values(sym.base, env, depth + 1)
+            )
+        if isinstance(sym, Call):
+            return self._call(sym, env, depth)
+        if isinstance(sym, Item):
+            return self._item(sym, env, depth)
+        if isinstance(sym, OneOf):
+            return _union(self.values(o, env, depth + 1) for o in sym.options)
+        if isinstance(sym, BinOp):
+            return self._binop(sym, env, depth)
+        if isinstance(sym, DictLit):
+            return frozenset(
+                {DictV(tuple((k, self.values(v, env, depth + 1)) for k, v in sym.items))}
+            )
+        assert isinstance(sym, Unknown)
+        return NOTHING
+
+    def _resolve_import(self, qualname: str, importer: str) -> str:
+        """`import shared.lambdas` from `app.orchestrator.handler` → `app.shared.lambdas` when the
+        tree has it: Lambda code imports relative to its package root, wherever that is."""
+        key = (qualname, importer)
+        found = self._import_cache.get(key)
+        if found is not None:
+            return found
+        head = qualname.split(".", 1)[0]
+        resolved = qualname
+        if head not in EXTERNAL_ROOTS:
+            package = importer.split(".")[:-1]
+            for i in range(len(package), -1, -1):
+                base = ".".join((*package[:i], head))
+                if base in self._known_modules or base in self._package_prefixes:
+                    resolved = ".".join((*package[:i], qualname))
+                    break
+        self._import_cache[key] = resolved
+        return resolved
+
+    def _ref(self, qualname: str) -> Values:
+        if qualname in self._known_modules or qualname in self._package_prefixes:
+            if self._module(qualname) is not None or qualname in self._package_prefixes:
+                return frozenset({Module(qualname)})
+        parts = qualname.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            head = ".".join(parts[:i])
+            if head in self._known_modules:
+                values = self._member(head, parts[i])
+                for name in parts[i + 1 :]:
+                    values = _union(self._attr(v, name, 0) for v in values)
+                return values
+        return frozenset({Extern(qualname)})
+
+    def _member(self, module: str, name: str) -> Values:
+        facts = self._module(module)
+        if facts is None:
+            return frozenset({Extern(f"{module}.{name}")})
+        qualname = f"{module}.{name}"
+        if qualname in self.functions:
+            return frozenset({Func(qualname)})
+        if qualname in self.classes:
+            return frozenset({Class(qualname)})
+        syms = self._globals[module].get(name)
+        if syms is not None:
+            return _union(self.values(s) for s in syms)
+        if f"{module}.{name}" in self._known_modules:
+            return self._ref(qualname)
+        return NOTHING
+
+    def _param(self, sym: Param, env: Env_, depth: int) -> Values:
+        for (func, name), (bound_sym, bound_env) in env:
+            if func == sym.func and name == sym.name:
+                return self.values(bound_sym, bound_env, depth + 1)
+        result: set[Value] = set()
+        if sym.index == 1 and self.is_handler(sym.func):
+            result.add(LambdaContext())
+        if sym.index == 0 and self.is_handler(sym.func):
+            result.add(LambdaEvent())
+        default = self._defaults.get(sym.func, {}).get(sym.name)
+        if default is not None:
+            result |= self.values(default, NO_ENV, depth + 1)
+        if not self._shallow:
+            for caller, site, offset in self._callers.get(sym.func, ()):
+                arg = _argument(site, sym.index - offset, sym.name)
+                if arg is not None:
+                    result |= self.values(arg, NO_ENV, depth + 1)
+        return frozenset(result)
+
+    def _attr(self, base: Value, name: str, depth: int) -> Values:  # noqa: C901
+        if isinstance(base, Module):
+            return self._ref(f"{base.name}.{name}")
+        if isinstance(base, Extern):
+            if base.qualname in SESSION_CLASSES or base.qualname.endswith("()"):
+                return NOTHING
+            return frozenset({Extern(f"{base.qualname}.{name}")})
+        if isinstance(base, (Instance, Class)):
+            found = self._class_member(base.qualname, name, isinstance(base, Instance), depth)
+            if found is not None:
+                return found
+            return NOTHING
+        if isinstance(base, (LambdaClient, OtherClient, Session)):
+            return frozenset({Bound(base, name)})
+        if isinstance(base, LambdaContext):
+            if name in ("function_name", "invoked_function_arn"):
+                return frozenset({OwnName()})
+            return frozenset({Bound(base, name)})
+        if isinstance(base, ConstV) and name in ("value", "name"):
+            return frozenset({base})
+        return NOTHING
+
+    def _class_member(
+        self, cls: str, name: str, on_instance: bool, depth: int, seen: frozenset[str] = frozenset()
+    ) -> Values | None:
+        if cls in seen:
+            return None
+        facts = self.classes.get(cls)
+        if facts is None:
+            module = cls.rsplit(".", 1)[0]
+            self._module(module)
+            facts = self.classes.get(cls)
+            if facts is None:
+                return None
+        method = f"{cls}.{name}"
+        if name in facts.methods and method in self.functions:
+            function = self.functions[method]
+            if any(_is_property(d.sym) for d in function.decorators):
+                env: Env_ = ((method, function.params[0]), (SelfOf(cls), NO_ENV)),
+                if function.params:
+                    return _union(self.values(r, env, depth + 1) for r in function.returns)
+            return frozenset({Method(cls, method) if on_instance else Func(method)})
+        for attr, syms in facts.attrs:
+            if attr == name:
+                return _union(self.values(s, NO_ENV, depth + 1) for s in syms)
+        for base_sym in facts.bases:
+            for base in self.values(base_sym, NO_ENV, depth + 1):
+                if isinstance(base, Class):
+                    found = self._class_member(
+                        base.qualname, name, on_instance, depth, seen | {cls}
+                    )
+                    if found is not None:
+                        return found
+        return None
+
+    def _call(self, sym: Call, env: Env_, depth: int) -> Values:
+        result: set[Value] = set()
+        for func in self.values(sym.func, env, depth + 1):
+            result |= self._apply(func, sym, env, depth)
+        return frozenset(result)
+
+    def _apply(self, func: Value, sym: Call, env: Env_, depth: int) -> Values:  # noqa: C901
+        if isinstance(func, Extern):
+            name = func.qualname
+            if name in CLIENT_FACTORIES:
+                return self._client(sym, env, depth)
+            if name in SESSION_CLASSES:
+                return frozenset({Session(SESSION_CLASSES[name])})
+            if name in ENV_GETTERS and sym.args:
+                return frozenset(
+                    Env(v.value)
+                    for v in self.values(sym.args[0], env, depth + 1)
+                    if isinstance(v, ConstV) and isinstance(v.value, str)
+                )
+            if name == "functools.partial" and sym.args:
+                return self.values(sym.args[0], env, depth + 1)
+            return NOTHING
+        if isinstance(func, Bound):
+            receiver = func.receiver
+            if isinstance(receiver, Session) and func.name in ("client", "create_client"):
+                return self._client(sym, env, depth)
+            if func.name in ("enter_context", "enter_async_context") and sym.args:
+                return self.values(sym.args[0], env, depth + 1)
+            return NOTHING
+        if isinstance(func, Class):
+            return frozenset({Instance(func.qualname)})
+        if isinstance(func, (Func, Method)) and depth < _MAX_CALL_DEPTH * 4:
+            qualname = func.func if isinstance(func, Method) else func.qualname
+            function = self.functions.get(qualname)
+            if function is None:
+                return NOTHING
+            bindings: list[tuple[tuple[str, str], tuple[Sym, Env_]]] = []
+            params = list(function.params)
+            if isinstance(func, Method) and params:
+                bindings.append(((qualname, params[0]), (SelfOf(func.cls), NO_ENV)))
+                params = params[1:]
+            for index, param in enumerate(params):
+                arg = _argument_of_call(sym, index, param)
+                if arg is not None:
+                    bindings.append(((qualname, param), (arg, env)))
+            return _union(
+                self.values(r, tuple(bindings), depth + 4) for r in function.returns
+            )
+        return NOTHING
+
+    def _client(self, sym: Call, env: Env_, depth: int) -> Values:
+        service = _argument_of_call(sym, 0, "service_name")
+        if service is None:
+            return frozenset({OtherClient(None)})
+        result: set[Value] = set()
+        for value in self.values(service, env, depth + 1):
+            if isinstance(value, ConstV) and value.value == "lambda":
+                result.add(LambdaClient())
+            elif isinstance(value, ConstV) and isinstance(value.value, str):
+                result.add(OtherClient(value.value))
+        return frozenset(result)
+
+    def _item(self, sym: Item, env: Env_, depth: int) -> Values:
+        bases = self.values(sym.base, env, depth + 1)
+        result: set[Value] = set()
+        keys = None
+        for base in bases:
+            if isinstance(base, Extern) and base.qualname == "os.environ":
+                keys = keys if keys is not None else self.values(sym.key, env, depth + 1)
+                result |= {
+                    Env(k.value) for k in keys if isinstance(k, ConstV) and isinstance(k.value, str)
+                }
+            elif isinstance(base, DictV):
+                keys = keys if keys is not None else self.values(sym.key, env, depth + 1)
+                for key, values in base.items:
+                    if ConstV(key) in keys:
+                        result |= values
+        return frozenset(result)
+
+    def _binop(self, sym: BinOp, env: Env_, depth: int) -> Values:
+        result: set[Value] = set()
+        lefts = self.values(sym.left, env, depth + 1)
+        rights = self.values(sym.right, env, depth + 1)
+        for left in lefts:
+            for right in rights:
+                if isinstance(left, ConstV) and isinstance(right, ConstV):
+                    folded = _fold(sym.op, left.value, right.value)
+                    if folded is not None:
+                        result.add(ConstV(folded))
+        return frozenset(result)
+
+    # --- call graph ---------------------------------------------------------------------------
+
+    def _callees(self, qualname: str) -> Iterator[Edge]:
+        function = self.functions[qualname]
+        for site in function.calls:
+            for value in self.values(site.func):
+                callee = _callee_of(value)
+                if callee is not None:
+                    yield Edge(qualname, callee, site, handed=False)
+                elif isinstance(value, Class):
+                    init = f"{value.qualname}.__init__"
+                    self._class_member(value.qualname, "__init__", True, 0)
+                    if init in self.functions:
+                        yield Edge(qualname, init, site, handed=False)
+            for arg in (*site.args, *(v for _, v in site.kwargs)):
+                if isinstance(arg, Call):
+                    continue
+                for value in self.values(arg):
+                    callee = _callee_of(value)
+                    if callee is not None:
+                        yield Edge(qualname, callee, site, handed=True)
+
+    def _index_callers(self) -> None:
+        self._callers = {}
+        for qualname, function in list(self.functions.items()):
+            for site in function.calls:
+                for value in self.values(site.func):
+                    if isinstance(value, Func):
+                        self._callers.setdefault(value.qualname, []).append((qualname, site, 0))
+                    elif isinstance(value, Method):
+                        self._callers.setdefault(value.func, []).append((qualname, site, 1))
+
+    def _reach(self) -> None:
+        callees: dict[str, set[str]] = {}
+        callers: dict[str, set[str]] = {}
+        for edge in self.edges:
+            callees.setdefault(edge.caller, set()).add(edge.callee)
+            callers.setdefault(edge.callee, set()).add(edge.caller)
+        self._edge_map = callees
+        invoking = {site.function for site in self.invokes}
+        queue = deque(invoking)
+        while queue:
+            current = queue.popleft()
+            for caller in callers.get(current, ()):
+                if caller not in invoking:
+                    invoking.add(caller)
+                    queue.append(caller)
+        self.invoking = frozenset(invoking)
+        self._invokes_by_function: dict[str, list[InvokeSite]] = {}
+        for site in self.invokes:
+            self._invokes_by_function.setdefault(site.function, []).append(site)
+        self._edges_by_caller: dict[str, list[Edge]] = {}
+        for edge in self.edges:
+            self._edges_by_caller.setdefault(edge.caller, []).append(edge)
+        reached: dict[str, set[str]] = {}
+        for handler in self.handlers:
+            queue = deque([handler])
+            seen = {handler}
+            while queue:
+                current = queue.popleft()
+                reached.setdefault(current, set()).add(handler)
+                for callee in callees.get(current, ()):
+                    if callee not in seen:
+                        seen.add(callee)
+                        queue.append(callee)
+        self._reached = {k: tuple(sorted(v)) for k, v in reached.items()}
+
+    def handlers_reaching(self, qualname: str) -> tuple[str, ...]:
+        return self._reached.get(qualname, ())
+
+    def reaches_invoke(self, qualname: str) -> bool:
+        return qualname in self.invoking
+
+    def call_reaches_invoke(self, qualname: str, site: CallSite) -> bool:
+        """The call at `site` is an invoke, or reaches a function that invokes."""
+        if any(s.site is site for s in self._invokes_by_function.get(qualname, ())):
+            return True
+        return any(
+            edge.site is site and edge.callee in self.invoking for edge in self.edges_from(qualname)
+        )
+
+    def edges_from(self, qualname: str) -> list[Edge]:
+        return self._edges_by_caller.get(qualname, [])
+
+    # --- sites --------------------------------------------------------------------------------
+
+    def _invoke_sites(self, qualname: str) -> Iterator[InvokeSite]:
+        for site in self.functions[qualname].calls:
+            methods = {
+                v.name
+                for v in self.values(site.func)
+                if isinstance(v, Bound)
+                and isinstance(v.receiver, LambdaClient)
+                and v.name in INVOKE_METHODS
+            }
+            handed = False
+            if not methods:
+                # pool.submit(client.invoke, FunctionName=...), partial(client.invoke, ...)
+                for arg in site.args:
+                    for v in self.values(arg):
+                        if (
+                            isinstance(v, Bound)
+                            and isinstance(v.receiver, LambdaClient)
+                            and v.name in INVOKE_METHODS
+                        ):
+                            methods.add(v.name)
+                            handed = True
+            for method in sorted(methods):
+                yield InvokeSite(qualname, site, method, self._kwargs(site, handed))
+
+    def _kwargs(self, site: CallSite, handed: bool) -> dict[str, Values]:
+        kwargs: dict[str, Values] = {}
+        for name, sym in site.kwargs:
+            if name is None:
+                for value in self.values(sym):
+                    if isinstance(value, DictV):
+                        for key, values in value.items:
+                            kwargs[key] = kwargs.get(key, NOTHING) | values
+                    else:
+                        kwargs.setdefault("**", NOTHING)
+                if not self.values(sym):
+                    kwargs["**"] = NOTHING
+            else:
+                kwargs[name] = self.values(sym)
+        return kwargs
+
+    def _sleep_sites(self, qualname: str) -> Iterator[SleepSite]:
+        for site in self.functions[qualname].calls:
+            if any(isinstance(v, Extern) and v.qualname in SLEEPS for v in self.values(site.func)):
+                seconds = None
+                arg = _argument(site, 0, "seconds") or _argument(site, 0, "delay")
+                if arg is not None:
+                    numbers = {
+                        v.value
+                        for v in self.values(arg)
+                        if isinstance(v, ConstV) and isinstance(v.value, (int, float))
+                    }
+                    if len(numbers) == 1:
+                        seconds = float(numbers.pop())
+                yield SleepSite(qualname, site, seconds)
+
+    def module_of(self, qualname: str) -> ModuleFacts:
+        return self.modules[self.function_module[qualname]]
+
+
+def _callee_of(value: Value) -> str | None:
+    if isinstance(value, Func):
+        return value.qualname
+    if isinstance(value, Method):
+        return value.func
+    return None
+
+
+def _is_property(sym: Sym) -> bool:
+    return isinstance(sym, Ref) and sym.qualname in (
+        "builtins.property",
+        "functools.cached_property",
+    )
+
+
+def _argument(site: CallSite, index: int, name: str) -> Sym | None:
+    for key, value in site.kwargs:
+        if key == name:
+            return value
+    if 0 <= index < len(site.args):
+        return site.args[index]
+    return None
+
+
+def _argument_of_call(call: Call, index: int, name: str) -> Sym | None:
+    for key, value in call.kwargs:
+        if key == name:
+            return value
+    if 0 <= index < len(call.args):
+        return call.args[index]
+    return None
+
+
+def _union(groups: Iterable[Values]) -> Values:
+    result: set[Value] = set()
+    for group in groups:
+        result |= group
+    return frozenset(result)
+
+
+def _fold(op: str, left: object, right: object) -> str | int | float | None:
+    numbers = (int, float)
+    if isinstance(left, bool) or isinstance(right, bool):
+        return None
+    if isinstance(left, numbers) and isinstance(right, numbers):
+        try:
+            if op == "+":
+                return left + right
+            if op == "-":
+                return left - right
+            if op == "*":
+                return left * right
+            if op == "/":
+                return left / right
+            if op == "//":
+                return left // right
+        except (ZeroDivisionError, OverflowError):
+            return None
+    if isinstance(left, str) and isinstance(right, str) and op == "+":
+        return left + right
+    return None
+
+
+OWN_NAME_ENV_VARS = OWN_NAME_ENV

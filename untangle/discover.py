@@ -1,0 +1,166 @@
+"""Which files a scan reads, and the module name each one has inside the scanned tree."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from untangle.facts.model import SourceError
+
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".tox",
+        ".nox",
+        "node_modules",
+        ".aws-sam",
+        "site-packages",
+        ".untangle_cache",
+    }
+)
+TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json", ".template")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # as shown to the user
+    module: str  # dotted name relative to the scan root
+
+
+@dataclass(frozen=True)
+class Discovered:
+    sources: tuple[SourceFile, ...]
+    templates: tuple[str, ...]
+    errors: tuple[SourceError, ...]
+    root: str
+
+
+def _matches(path: str, patterns: Iterable[str]) -> bool:
+    posix = path.replace(os.sep, "/")
+    for pattern in patterns:
+        if fnmatch.fnmatch(posix, pattern) or fnmatch.fnmatch(posix, pattern.rstrip("/") + "/*"):
+            return True
+        if "/" not in pattern and any(fnmatch.fnmatch(part, pattern) for part in posix.split("/")):
+            return True
+    return False
+
+
+def discover(
+    paths: Iterable[str],
+    include: Iterable[str] = ("*.py",),
+    exclude: Iterable[str] = (),
+    base: str = ".",
+) -> Discovered:
+    """Walk `paths`; `exclude` globs are matched against paths relative to `base`."""
+    include, exclude = tuple(include), tuple(exclude)
+    errors: list[SourceError] = []
+    found: list[str] = []
+    templates: list[str] = []
+    roots: list[str] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            errors.append(SourceError(path, None, _os_message(exc)))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            roots.append(os.path.abspath(path))
+            for item in _walk(path, base, exclude, seen_dirs, errors):
+                if item.endswith(".py") or _matches(os.path.basename(item), include):
+                    found.append(item)
+                elif item.endswith(TEMPLATE_SUFFIXES):
+                    templates.append(item)
+        else:
+            roots.append(os.path.dirname(os.path.abspath(path)))
+            if path.endswith(TEMPLATE_SUFFIXES):
+                templates.append(path)
+            else:
+                found.append(path)
+    root = os.path.commonpath(roots) if roots else os.path.abspath(".")
+    unique: dict[str, SourceFile] = {}
+    for path in found:
+        real = os.path.abspath(path)
+        if real not in unique:
+            unique[real] = SourceFile(path, module_name(real, root))
+    return Discovered(tuple(unique.values()), tuple(templates), tuple(errors), root)
+
+
+def module_name(path: str, root: str) -> str:
+    relative = os.path.relpath(path, root)
+    if relative.startswith(".."):
+        relative = os.path.basename(path)
+    without_suffix = relative[:-3] if relative.endswith(".py") else relative
+    parts = [p for p in without_suffix.split(os.sep) if p not in ("", ".")]
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts) or "__init__"
+
+
+def _walk(
+    top: str,
+    base: str,
+    exclude: tuple[str, ...],
+    seen: set[tuple[int, int]],
+    errors: list[SourceError],
+) -> Iterator[str]:
+    try:
+        info = os.stat(top)
+    except OSError as exc:
+        errors.append(SourceError(top, None, _os_message(exc)))
+        return
+    key = (info.st_dev, info.st_ino)
+    if key in seen:
+        errors.append(SourceError(top, None, "symlink loop: this directory was already scanned"))
+        return
+    seen.add(key)
+    try:
+        entries = sorted(os.scandir(top), key=lambda e: e.name)
+    except OSError as exc:
+        errors.append(SourceError(top, None, _os_message(exc)))
+        return
+    for entry in entries:
+        path = entry.path
+        relative = os.path.relpath(path, base)
+        if exclude and _matches(relative, exclude):
+            continue
+        try:
+            is_dir = entry.is_dir()
+            is_file = entry.is_file()
+        except OSError as exc:
+            errors.append(SourceError(path, None, _os_message(exc)))
+            continue
+        if is_dir:
+            if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
+                continue
+            yield from _walk(path, base, exclude, seen, errors)
+        elif is_file:
+            yield path
+        elif entry.is_symlink() and entry.name.endswith(".py"):
+            try:
+                os.stat(path)
+            except OSError as exc:
+                errors.append(SourceError(path, None, _os_message(exc)))
+
+
+def _os_message(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ENOENT:
+        return "no such file or directory"
+    if exc.errno == errno.ELOOP:
+        return "symlink loop: too many levels of symbolic links"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    return exc.strerror or str(exc)

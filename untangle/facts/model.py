@@ -1,0 +1,218 @@
+"""Facts about one module: what the extractor records, what the linker resolves.
+
+Facts are frozen, picklable and independent of every other module, so they can be computed
+in worker processes and cached by content hash. Cross-module meaning (is this name a Lambda
+client? which function does this call reach?) is left symbolic here, as `Sym` trees, and is
+decided later by `untangle.analysis.program`, which sees every module at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+# --- symbolic values -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A module-level name, already qualified through the imports: `boto3.client`, `pkg.mod.f`."""
+
+    qualname: str
+    # for `import x` / `from x import y`: the importing module, so that `x` can be looked up
+    # from that module's directories first (Lambda code imports relative to its CodeUri)
+    importer: str = ""
+
+
+@dataclass(frozen=True)
+class Local:
+    """A name bound in a function body; its values are in that function's `locals`."""
+
+    scope: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter of function `func` (qualified name), by name and position."""
+
+    func: str
+    name: str
+    index: int
+
+
+@dataclass(frozen=True)
+class SelfOf:
+    """`self` inside a method of class `cls` (qualified name)."""
+
+    cls: str
+
+
+@dataclass(frozen=True)
+class Attr:
+    base: Sym
+    name: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """`base[key]`."""
+
+    base: Sym
+    key: Sym
+
+
+@dataclass(frozen=True)
+class Call:
+    func: Sym
+    args: tuple[Sym, ...]
+    # (None, sym) is `**sym`
+    kwargs: tuple[tuple[str | None, Sym], ...]
+
+
+@dataclass(frozen=True)
+class Const:
+    value: str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class DictLit:
+    """A dict display whose keys are constant strings (other keys are dropped)."""
+
+    items: tuple[tuple[str, Sym], ...]
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str
+    left: Sym
+    right: Sym
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Any of several values: a conditional expression, `a or b`."""
+
+    options: tuple[Sym, ...]
+
+
+@dataclass(frozen=True)
+class FuncRef:
+    """A function or lambda defined in this module, by qualified name."""
+
+    qualname: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    pass
+
+
+UNKNOWN = Unknown()
+
+Sym = Union[
+    Ref, Local, Param, SelfOf, Attr, Item, Call, Const, DictLit, BinOp, OneOf, FuncRef, Unknown
+]
+
+
+# --- positions and sites ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """1-based lines, 1-based character columns; end is exclusive."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class LoopFact:
+    id: int
+    kind: str  # "for" | "while" | "comprehension"
+    span: Span
+    # `for x in range(...)`, `itertools.count()`, `while ...`: loops that repeat, not iterate data
+    repeats: bool
+    has_exit: bool  # break / return inside the loop body
+    parent: int | None
+
+
+@dataclass(frozen=True)
+class TryFact:
+    id: int
+    span: Span
+    catches: tuple[Sym, ...]  # exception classes named by the handlers; () means bare except
+
+
+@dataclass(frozen=True)
+class CallSite:
+    func: Sym
+    args: tuple[Sym, ...]
+    kwargs: tuple[tuple[str | None, Sym], ...]
+    span: Span
+    loops: tuple[int, ...]  # enclosing loops of this function, innermost last
+    trys: tuple[int, ...]  # enclosing try bodies (not handlers), innermost last
+
+
+@dataclass(frozen=True)
+class DecoratorFact:
+    sym: Sym
+    span: Span
+
+
+@dataclass(frozen=True)
+class FunctionFacts:
+    qualname: str
+    name: str
+    span: Span
+    params: tuple[str, ...]
+    is_method: bool
+    is_async: bool
+    module_level: bool
+    decorators: tuple[DecoratorFact, ...]
+    calls: tuple[CallSite, ...]
+    loops: tuple[LoopFact, ...]
+    trys: tuple[TryFact, ...]
+    returns: tuple[Sym, ...]
+    locals: tuple[tuple[str, tuple[Sym, ...]], ...]
+    defaults: tuple[tuple[str, Sym], ...] = ()
+
+
+@dataclass(frozen=True)
+class ClassFacts:
+    qualname: str
+    span: Span
+    bases: tuple[Sym, ...]
+    # class-level assignments and `self.x = ...` in methods
+    attrs: tuple[tuple[str, tuple[Sym, ...]], ...]
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Suppression:
+    line: int  # 0 for file-level
+    rules: frozenset[str] | None  # None: every rule
+
+
+@dataclass(frozen=True)
+class ModuleFacts:
+    module: str
+    path: str
+    # module-level names: imports resolve to Ref(qualname), assignments to their values
+    globals: tuple[tuple[str, tuple[Sym, ...]], ...]
+    functions: tuple[FunctionFacts, ...]
+    classes: tuple[ClassFacts, ...]
+    suppressions: tuple[Suppression, ...] = ()
+    # stripped text of the lines where findings may start: fingerprints survive line shifts
+    lines: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """A file that could not be read or parsed."""
+
+    path: str
+    line: int | None
+    message: str

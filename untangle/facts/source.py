@@ -1,0 +1,63 @@
+"""Bytes of one file → `ModuleFacts`, or a `SourceError` that names the file and the line."""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import re
+import warnings
+
+from untangle.facts.extract import extract_module
+from untangle.facts.model import ModuleFacts, SourceError
+
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+def decode(data: bytes, path: str) -> str | SourceError:
+    """Decode as Python does: a BOM, then a PEP 263 coding line, else UTF-8."""
+    if b"\0" in data:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        return SourceError(path, line, "contains a NUL byte: not Python source")
+    encoding = "utf-8"
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    else:
+        for line in data.split(b"\n", 2)[:2]:
+            match = _CODING.match(line)
+            if match:
+                encoding = match.group(1).decode("ascii", "replace")
+                break
+    try:
+        return data.decode(encoding)
+    except LookupError:
+        return SourceError(path, 1, f"unknown source encoding {encoding!r}")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        return SourceError(
+            path, line, f"not valid {encoding} (byte 0x{byte}) and no coding declaration says otherwise"
+        )
+
+
+def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError:
+    """Parse and extract; never raises for bad input."""
+    text = decode(data, path)
+    if isinstance(text, SourceError):
+        return text
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        message = exc.msg
+        if "print" in message and "parentheses" in message or "Missing parentheses" in message:
+            message += " (Python 2 code?)"
+        return SourceError(path, exc.lineno, f"syntax error: {message}")
+    except (RecursionError, MemoryError):
+        return SourceError(path, None, "too deeply nested to parse")
+    except ValueError as exc:
+        return SourceError(path, None, f"cannot parse: {exc}")
+    try:
+        return extract_module(tree, text, module, path)
+    except RecursionError:
+        return SourceError(path, None, "too deeply nested to analyse")

@@ -1,0 +1,209 @@
+"""The scan recipe: files → candidate bytes → facts (parallel, cached) → program → findings.
+
+Only this module and the CLI touch the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+from untangle.analysis.program import Program
+from untangle.cache import FactsCache
+from untangle.discover import SourceFile, discover
+from untangle.facts.model import ModuleFacts, SourceError
+from untangle.facts.source import parse_facts
+from untangle.findings import Finding, check, selected_rules
+from untangle.templates import read_template
+
+# A file is parsed up front when it may invoke or may be a handler; helpers it reaches are
+# parsed on demand while linking.
+_HANDLER_DEF = re.compile(
+    rb"def\s+(?:lambda_handler|handler)\s*\(|def\s+\w+\s*\(\s*\w*event\w*\s*,\s*\w*(?:context|ctx)"
+)
+_PARALLEL_BYTES = 2_000_000
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    include: tuple[str, ...] = ("*.py",)
+    exclude: tuple[str, ...] = ()
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    handler_patterns: tuple[str, ...] = ()
+    cache_dir: str | None = None
+    jobs: int = 0  # 0: one per core
+    max_file_size: int = 10 * 1024 * 1024
+    base: str = "."
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding]
+    errors: list[SourceError]
+    files_scanned: int
+    handlers: list[str] = field(default_factory=list)
+
+
+def scan(paths: Sequence[str], options: ScanOptions, progress: Progress | None = None) -> ScanResult:
+    rules = selected_rules(options.select, options.ignore)
+    found = discover(paths, options.include, options.exclude, options.base)
+    errors: list[SourceError] = list(found.errors)
+    by_module = {source.module: source for source in found.sources}
+    by_file = {os.path.abspath(source.path): source for source in found.sources}
+
+    template_handlers: set[tuple[str, str]] = set()
+    for template in found.templates:
+        handlers = read_template(template)
+        if isinstance(handlers, SourceError):
+            errors.append(handlers)
+            continue
+        for handler in handlers:
+            source = by_file.get(handler.file)
+            if source is not None:
+                template_handlers.add((source.module, handler.function))
+    handler_modules = {module for module, _ in template_handlers}
+
+    cache = FactsCache(options.cache_dir)
+    candidates: list[tuple[SourceFile, bytes]] = []
+    total = len(found.sources)
+    for done, source in enumerate(found.sources, 1):
+        data = _read(source, options.max_file_size, errors)
+        if data is not None and (
+            b"invoke" in data
+            or source.module in handler_modules
+            or ((b"event" in data or b"handler" in data) and _HANDLER_DEF.search(data))
+        ):
+            candidates.append((source, data))
+        if progress is not None and done % 200 == 0:
+            progress(done, total)
+
+    modules = _parse_all(candidates, cache, options.jobs, errors)
+
+    def load(module: str) -> ModuleFacts | None:
+        source = by_module.get(module)
+        if source is None:
+            return None
+        data = _read(source, options.max_file_size, errors)
+        if data is None:
+            return None
+        return _parse_one(source, data, cache, errors)
+
+    program = Program(
+        modules,
+        loader=load,
+        module_names=by_module,
+        template_handlers=template_handlers,
+        handler_patterns=options.handler_patterns,
+    ).link()
+    findings = check(program, rules)
+    if progress is not None:
+        progress(total, total)
+    unique_errors = sorted(set(errors), key=lambda e: (e.path, e.line or 0, e.message))
+    return ScanResult(findings, unique_errors, total, program.handlers)
+
+
+def _read(source: SourceFile, limit: int, errors: list[SourceError]) -> bytes | None:
+    try:
+        with open(source.path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        errors.append(SourceError(source.path, None, f"cannot read: {exc.strerror or exc}"))
+        return None
+    if len(data) > limit:
+        if b"invoke" in data:
+            errors.append(
+                SourceError(
+                    source.path,
+                    None,
+                    f"skipped: larger than {limit // (1024 * 1024)} MB (max-file-size)",
+                )
+            )
+        return None
+    return data
+
+
+def _parse_one(
+    source: SourceFile, data: bytes, cache: FactsCache, errors: list[SourceError]
+) -> ModuleFacts | None:
+    key = cache.key(data, source.module, source.path)
+    result = cache.get(key)
+    if result is None:
+        result = parse_facts(data, source.path, source.module)
+        cache.put(key, result)
+    if isinstance(result, SourceError):
+        errors.append(result)
+        return None
+    return result
+
+
+def _parse_job(items: list[tuple[bytes, str, str]]) -> list[ModuleFacts | SourceError]:
+    return [parse_facts(data, path, module) for data, path, module in items]
+
+
+def _parse_all(
+    candidates: Iterable[tuple[SourceFile, bytes]],
+    cache: FactsCache,
+    jobs: int,
+    errors: list[SourceError],
+) -> list[ModuleFacts]:
+    modules: list[ModuleFacts] = []
+    missing: list[tuple[SourceFile, bytes, str]] = []
+    for source, data in candidates:
+        key = cache.key(data, source.module, source.path)
+        cached = cache.get(key)
+        if cached is None:
+            missing.append((source, data, key))
+        elif isinstance(cached, SourceError):
+            errors.append(cached)
+        else:
+            modules.append(cached)
+    workers = jobs or os.cpu_count() or 1
+    results: list[ModuleFacts | SourceError] | None = None
+    if workers > 1 and sum(len(d) for _, d, _ in missing) > _PARALLEL_BYTES:
+        results = _parse_in_pool(missing, workers)
+    if results is None:
+        results = [parse_facts(data, s.path, s.module) for s, data, _ in missing]
+    for (_, _, key), result in zip(missing, results):
+        cache.put(key, result)
+        if isinstance(result, SourceError):
+            errors.append(result)
+        else:
+            modules.append(result)
+    return modules
+
+
+def _parse_in_pool(
+    missing: list[tuple[SourceFile, bytes, str]], workers: int
+) -> list[ModuleFacts | SourceError] | None:
+    # biggest first, dealt round-robin, so both workers finish together
+    order = sorted(range(len(missing)), key=lambda i: -len(missing[i][1]))
+    chunks: list[list[int]] = [order[i::workers * 4] for i in range(workers * 4)]
+    results: list[ModuleFacts | SourceError | None] = [None] * len(missing)
+    try:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                (
+                    chunk,
+                    pool.submit(
+                        _parse_job,
+                        [(missing[i][1], missing[i][0].path, missing[i][0].module) for i in chunk],
+                    ),
+                )
+                for chunk in chunks
+                if chunk
+            ]
+            for chunk, future in futures:
+                for index, result in zip(chunk, future.result()):
+                    results[index] = result
+    except (BrokenProcessPool, OSError):
+        return None
+    if any(r is None for r in results):
+        return None
+    return [r for r in results if r is not None]

@@ -1,0 +1,96 @@
+"""Handlers named by SAM / CloudFormation templates (`Handler: app.lambda_handler`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from untangle.facts.model import SourceError
+
+_FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+_MAX_TEMPLATE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TemplateHandler:
+    template: str
+    logical_id: str
+    file: str  # absolute path of the handler's .py file
+    function: str
+    function_name: str | None
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def unknown_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return {suffix: loader.construct_scalar(node)}
+        if isinstance(node, yaml.SequenceNode):
+            return {suffix: loader.construct_sequence(node)}
+        return {suffix: loader.construct_mapping(node)}  # type: ignore[arg-type]
+
+    Loader.add_multi_constructor("!", unknown_tag)
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_template(path: str) -> list[TemplateHandler] | SourceError:
+    try:
+        if os.path.getsize(path) > _MAX_TEMPLATE_BYTES:
+            return []
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return SourceError(path, None, f"cannot read template: {exc.strerror or exc}")
+    if not any(kind.encode() in data for kind in _FUNCTION_TYPES):
+        return []
+    try:
+        text = data.decode("utf-8-sig")
+        document = json.loads(text) if path.endswith(".json") else _load_yaml(text)
+    except Exception as exc:  # yaml raises many types; every one is "not a template we can read"
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        return SourceError(
+            path, line + 1 if line is not None else None, f"cannot read template: {exc}"
+        )
+    return list(_handlers(path, document))
+
+
+def _handlers(path: str, document: Any) -> Any:
+    if not isinstance(document, dict):
+        return
+    resources = document.get("Resources")
+    if not isinstance(resources, dict):
+        return
+    globals_ = document.get("Globals", {})
+    global_function = globals_.get("Function", {}) if isinstance(globals_, dict) else {}
+    if not isinstance(global_function, dict):
+        global_function = {}
+    directory = os.path.dirname(os.path.abspath(path))
+    for logical_id, resource in resources.items():
+        if not isinstance(resource, dict) or resource.get("Type") not in _FUNCTION_TYPES:
+            continue
+        props = resource.get("Properties") or {}
+        if not isinstance(props, dict):
+            continue
+        handler = props.get("Handler", global_function.get("Handler"))
+        runtime = props.get("Runtime", global_function.get("Runtime", "python"))
+        if not isinstance(handler, str) or "." not in handler:
+            continue
+        if isinstance(runtime, str) and not runtime.startswith("python"):
+            continue
+        code = props.get("CodeUri", global_function.get("CodeUri", "."))
+        if resource.get("Type") == "AWS::Lambda::Function":
+            code = "."
+        if not isinstance(code, str) or code.startswith("s3://"):
+            code = "."
+        module, function = handler.rsplit(".", 1)
+        file = os.path.normpath(os.path.join(directory, code, *module.split("."))) + ".py"
+        name = props.get("FunctionName")
+        yield TemplateHandler(
+            path, str(logical_id), file, function, name if isinstance(name, str) else None
+        )
