@@ -58,7 +58,7 @@ def invocation(site: InvokeSite) -> Invocation:
     if values is None:
         if "**" in site.kwargs:
             return Invocation("sync", "InvocationType not statically known")
-        return Invocation("sync", "InvocationType omitted (defaults to RequestResponse)")
+        return Invocation("sync", "InvocationType omitted, so RequestResponse")
     constants = {v.value for v in values if isinstance(v, ConstV)}
     unknown = not values or any(not isinstance(v, ConstV) for v in values)
     if not unknown and constants == {"Event"}:

@@ -1,0 +1,180 @@
+"""The command line: a thin layer over `untangle.scan`. Artifacts go to stdout, messages to
+stderr.
+
+Exit codes (scan): 0 no findings; 1 findings (new ones, with --baseline) or files that could not
+be scanned; 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from untangle import __version__
+from untangle.baseline import BaselineError, dumps, loads, new_findings
+from untangle.cache import default_cache_dir
+from untangle.config import ConfigError, find_config, load_config
+from untangle.report import FORMATS
+from untangle.rules import ALL_RULES, resolve_rule
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="untangle")
+def main() -> None:
+    """Find AWS Lambda functions that orchestrate other Lambdas by hand."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(FORMATS)),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--select", multiple=True, help="Only these rules (ids or names, comma-separated).")
+@click.option("--ignore", multiple=True, help="Not these rules (ids or names, comma-separated).")
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False),
+    help="Fail only on findings that are not in this baseline file.",
+)
+@click.option(
+    "--write-baseline",
+    type=click.Path(dir_okay=False),
+    help="Record the current findings as the baseline and exit 0.",
+)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Facts cache directory.")
+@click.option("--jobs", "-j", type=click.IntRange(0), default=0, help="Worker processes (0: one per core).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--color/--no-color", default=None, help="Colour text output (default: on a TTY).")
+def scan(
+    paths: tuple[str, ...],
+    output_format: str,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    baseline: str | None,
+    write_baseline: str | None,
+    config_path: str | None,
+    no_cache: bool,
+    cache_dir: str | None,
+    jobs: int,
+    exit_zero: bool,
+    color: bool | None,
+) -> None:
+    """Report Lambda-to-Lambda invokes, sleeps, retry loops and fan-out under PATHS."""
+    from untangle.scan import ScanOptions
+    from untangle.scan import scan as run_scan
+
+    paths = paths or (".",)
+    try:
+        config = load_config(config_path or find_config(paths[0]))
+    except ConfigError as exc:
+        _fail(str(exc))
+    selected = _split(select) or config.select
+    ignored = _split(ignore) or config.ignore
+    for name in (*selected, *ignored):
+        if resolve_rule(name) is None:
+            _fail(f"unknown rule {name!r} (see `untangle rules`)")
+    baseline_prints = None
+    if baseline is not None:
+        try:
+            with open(baseline, encoding="utf-8") as handle:
+                baseline_prints = loads(handle.read(), baseline)
+        except OSError as exc:
+            _fail(f"{baseline}: cannot read baseline: {exc.strerror or exc}")
+        except BaselineError as exc:
+            _fail(str(exc))
+    options = ScanOptions(
+        include=config.include,
+        exclude=config.exclude,
+        select=selected,
+        ignore=ignored,
+        handler_patterns=config.handler_patterns,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        jobs=jobs,
+        max_file_size=config.max_file_size,
+        base=config.base,
+    )
+    result = run_scan(paths, options, progress=_progress_bar())
+    findings = result.findings
+    if write_baseline is not None:
+        try:
+            with open(write_baseline, "w", encoding="utf-8") as handle:
+                handle.write(dumps(findings))
+        except OSError as exc:
+            _fail(f"{write_baseline}: cannot write baseline: {exc.strerror or exc}")
+        click.echo(f"wrote {len(findings)} finding(s) to {write_baseline}", err=True)
+        sys.exit(EXIT_CLEAN)
+    if baseline_prints is not None:
+        known = len(findings)
+        findings = new_findings(findings, baseline_prints)
+        click.echo(f"{known - len(findings)} finding(s) already in the baseline", err=True)
+    use_color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") if color is None else color
+    click.echo(
+        FORMATS[output_format](findings, result.errors, result.files_scanned, color=use_color),
+        nl=False,
+    )
+    if output_format not in ("text",) and (findings or result.errors):
+        click.echo(
+            f"{len(findings)} finding(s), {len(result.errors)} error(s) in "
+            f"{result.files_scanned} files",
+            err=True,
+        )
+    if exit_zero:
+        sys.exit(EXIT_CLEAN)
+    sys.exit(EXIT_FINDINGS if findings or result.errors else EXIT_CLEAN)
+
+
+@main.command("rules")
+def rules_command() -> None:
+    """List the rules: id, name, summary."""
+    for rule in ALL_RULES:
+        click.echo(f"{rule.id}  {rule.name:<18} {rule.summary}")
+
+
+@main.command()
+@click.argument("rule_name")
+def explain(rule_name: str) -> None:
+    """Explain one rule, with examples that it reports and that it does not."""
+    rule = resolve_rule(rule_name)
+    if rule is None:
+        _fail(f"unknown rule {rule_name!r} (see `untangle rules`)")
+    assert rule is not None
+    click.echo(f"{rule.id} {rule.name}: {rule.summary}\n")
+    click.echo(rule.explanation() + "\n")
+    for title, examples in (("Reported", rule.INVALID), ("Not reported", rule.VALID)):
+        for example in examples:
+            click.echo(f"{title}:\n")
+            click.echo("\n".join("    " + line for line in example.strip().splitlines()) + "\n")
+
+
+def _progress_bar():  # type: ignore[no-untyped-def]
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def _fail(message: str) -> None:
+    click.echo(f"untangle: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
