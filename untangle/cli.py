@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 import click
 
@@ -54,10 +56,14 @@ def main() -> None:
     type=click.Path(dir_okay=False),
     help="Record the current findings as the baseline and exit 0.",
 )
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use.")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
+)
 @click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Facts cache directory.")
-@click.option("--jobs", "-j", type=click.IntRange(0), default=0, help="Worker processes (0: one per core).")
+@click.option(
+    "--jobs", "-j", type=click.IntRange(0), default=0, help="Worker processes (0: one per core)."
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--color/--no-color", default=None, help="Colour text output (default: on a TTY).")
 def scan(
@@ -161,7 +167,7 @@ def explain(rule_name: str) -> None:
             click.echo("\n".join("    " + line for line in example.strip().splitlines()) + "\n")
 
 
-def _progress_bar():  # type: ignore[no-untyped-def]
+def _progress_bar() -> Callable[[int, int], None] | None:
     if not sys.stderr.isatty():
         return None
 
@@ -175,6 +181,6 @@ def _progress_bar():  # type: ignore[no-untyped-def]
     return show
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"untangle: error: {message}", err=True)
     sys.exit(EXIT_USAGE)

@@ -51,7 +51,9 @@ class ScanResult:
     handlers: list[str] = field(default_factory=list)
 
 
-def scan(paths: Sequence[str], options: ScanOptions, progress: Progress | None = None) -> ScanResult:
+def scan(
+    paths: Sequence[str], options: ScanOptions, progress: Progress | None = None
+) -> ScanResult:
     rules = selected_rules(options.select, options.ignore)
     found = discover(paths, options.include, options.exclude, options.base)
     errors: list[SourceError] = list(found.errors)
@@ -184,7 +186,7 @@ def _parse_in_pool(
 ) -> list[ModuleFacts | SourceError] | None:
     # biggest first, dealt round-robin, so both workers finish together
     order = sorted(range(len(missing)), key=lambda i: -len(missing[i][1]))
-    chunks: list[list[int]] = [order[i::workers * 4] for i in range(workers * 4)]
+    chunks: list[list[int]] = [order[i :: workers * 4] for i in range(workers * 4)]
     results: list[ModuleFacts | SourceError | None] = [None] * len(missing)
     try:
         with ProcessPoolExecutor(max_workers=workers) as pool:

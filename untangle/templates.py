@@ -36,7 +36,7 @@ def _load_yaml(text: str) -> Any:
         return {suffix: loader.construct_mapping(node)}  # type: ignore[arg-type]
 
     Loader.add_multi_constructor("!", unknown_tag)
-    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=Loader)  # a SafeLoader subclass
 
 
 def read_template(path: str) -> list[TemplateHandler] | SourceError:

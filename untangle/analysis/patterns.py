@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from untangle.analysis.program import OWN_NAME_ENV, InvokeSite, Program
 from untangle.analysis.values import Bound, ConstV, Env, Extern, Func, LambdaClient, OwnName
 from untangle.facts.model import Attr, Call, CallSite, LoopFact, Ref

@@ -110,7 +110,9 @@ class Edge:
     caller: str
     callee: str
     site: CallSite
-    handed: bool  # the callee is passed to something that calls it (pool.submit(f), Thread(target=f))
+    handed: (
+        bool  # the callee is passed to something that calls it (pool.submit(f), Thread(target=f))
+    )
 
 
 @dataclass(frozen=True)
@@ -255,7 +257,7 @@ class Program:
             self._memo[sym] = result
         return result
 
-    def _eval(self, sym: Sym, env: Env_, depth: int) -> Values:  # noqa: C901
+    def _eval(self, sym: Sym, env: Env_, depth: int) -> Values:
         if isinstance(sym, Const):
             return frozenset({ConstV(sym.value)})
         if isinstance(sym, Ref):
@@ -310,9 +312,10 @@ class Program:
         return resolved
 
     def _ref(self, qualname: str) -> Values:
-        if qualname in self._known_modules or qualname in self._package_prefixes:
-            if self._module(qualname) is not None or qualname in self._package_prefixes:
-                return frozenset({Module(qualname)})
+        if qualname in self._package_prefixes or (
+            qualname in self._known_modules and self._module(qualname) is not None
+        ):
+            return frozenset({Module(qualname)})
         parts = qualname.split(".")
         for i in range(len(parts) - 1, 0, -1):
             head = ".".join(parts[:i])
@@ -352,13 +355,13 @@ class Program:
         if default is not None:
             result |= self.values(default, NO_ENV, depth + 1)
         if not self._shallow:
-            for caller, site, offset in self._callers.get(sym.func, ()):
+            for _caller, site, offset in self._callers.get(sym.func, ()):
                 arg = _argument(site, sym.index - offset, sym.name)
                 if arg is not None:
                     result |= self.values(arg, NO_ENV, depth + 1)
         return frozenset(result)
 
-    def _attr(self, base: Value, name: str, depth: int) -> Values:  # noqa: C901
+    def _attr(self, base: Value, name: str, depth: int) -> Values:
         if isinstance(base, Module):
             return self._ref(f"{base.name}.{name}")
         if isinstance(base, Extern):
@@ -396,7 +399,7 @@ class Program:
         if name in facts.methods and method in self.functions:
             function = self.functions[method]
             if any(_is_property(d.sym) for d in function.decorators):
-                env: Env_ = ((method, function.params[0]), (SelfOf(cls), NO_ENV)),
+                env: Env_ = (((method, function.params[0]), (SelfOf(cls), NO_ENV)),)
                 if function.params:
                     return _union(self.values(r, env, depth + 1) for r in function.returns)
             return frozenset({Method(cls, method) if on_instance else Func(method)})
@@ -419,7 +422,7 @@ class Program:
             result |= self._apply(func, sym, env, depth)
         return frozenset(result)
 
-    def _apply(self, func: Value, sym: Call, env: Env_, depth: int) -> Values:  # noqa: C901
+    def _apply(self, func: Value, sym: Call, env: Env_, depth: int) -> Values:
         if isinstance(func, Extern):
             name = func.qualname
             if name in CLIENT_FACTORIES:
@@ -458,9 +461,7 @@ class Program:
                 arg = _argument_of_call(sym, index, param)
                 if arg is not None:
                     bindings.append(((qualname, param), (arg, env)))
-            return _union(
-                self.values(r, tuple(bindings), depth + 4) for r in function.returns
-            )
+            return _union(self.values(r, tuple(bindings), depth + 4) for r in function.returns)
         return NOTHING
 
     def _client(self, sym: Call, env: Env_, depth: int) -> Values:

@@ -268,9 +268,12 @@ class _ModuleBuilder:
                 break
             if name in current.declared_global:
                 break
-            if current.self_name == name and current.self_sym is not None:
-                if name not in current.bound:
-                    return current.self_sym
+            if (
+                current.self_name == name
+                and current.self_sym is not None
+                and name not in current.bound
+            ):
+                return current.self_sym
             if name in current.params and name not in current.bound:
                 return Param(current.qualname, name, current.params.index(name))
             if current.kind == "class" and name in current.bound:
@@ -335,7 +338,7 @@ class _ModuleBuilder:
         for stmt in body:
             self.stmt(stmt, state)
 
-    def stmt(self, node: ast.stmt, state: _FunctionState) -> None:  # noqa: C901
+    def stmt(self, node: ast.stmt, state: _FunctionState) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self.function(node, state)
         elif isinstance(node, ast.ClassDef):
@@ -382,15 +385,13 @@ class _ModuleBuilder:
             state.loop_stack.pop()
             self.block(node.orelse, state)
         elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-            assert isinstance(node, ast.Try) or hasattr(node, "handlers")
+            assert isinstance(node, ast.Try)  # TryStar has the same fields
             catches: list[Sym] = []
             for handler in node.handlers:
                 if handler.type is None:
                     catches = []
                     break
-                types = (
-                    handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-                )
+                types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
                 catches.extend(self.expr(t, state) for t in types)
             try_id = len(state.trys)
             state.trys.append(TryFact(try_id, self.span(node), tuple(catches)))
@@ -441,7 +442,9 @@ class _ModuleBuilder:
 
     def function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, state: _FunctionState) -> None:
         outer = state.scope
-        decorators = tuple(DecoratorFact(self.expr(d, state), self.span(d)) for d in node.decorator_list)
+        decorators = tuple(
+            DecoratorFact(self.expr(d, state), self.span(d)) for d in node.decorator_list
+        )
         for d in decorators:
             self.interesting_lines.add(d.span.line)
         qualname = f"{outer.qualname}.{node.name}"
@@ -456,9 +459,9 @@ class _ModuleBuilder:
         defaults: list[tuple[str, Sym]] = []
         for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults):
             defaults.append((arg, self.expr(default, state)))
-        for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
+        for kwonly, kw_default in zip(args.kwonlyargs, args.kw_defaults):
             if kw_default is not None:
-                defaults.append((arg.arg, self.expr(kw_default, state)))
+                defaults.append((kwonly.arg, self.expr(kw_default, state)))
         bound, declared = _bound_names(node.body)
         scope = _Scope(qualname, "function", outer, params, bound - set(params), declared)
         decorator_names = {_dotted(d) for d in node.decorator_list}
@@ -512,9 +515,7 @@ class _ModuleBuilder:
         decorators: tuple[DecoratorFact, ...] = (),
         defaults: tuple[tuple[str, Sym], ...] = (),
     ) -> None:
-        qualname = (
-            state.scope.qualname if name != MODULE_SCOPE else f"{self.module}.{MODULE_SCOPE}"
-        )
+        qualname = state.scope.qualname if name != MODULE_SCOPE else f"{self.module}.{MODULE_SCOPE}"
         self.functions.append(
             FunctionFacts(
                 qualname=qualname,
@@ -560,7 +561,7 @@ class _ModuleBuilder:
 
     # --- expressions --------------------------------------------------------------------------
 
-    def expr(self, node: ast.expr | None, state: _FunctionState) -> Sym:  # noqa: C901
+    def expr(self, node: ast.expr | None, state: _FunctionState) -> Sym:
         if node is None:
             return UNKNOWN
         if isinstance(node, ast.Name):
@@ -589,17 +590,17 @@ class _ModuleBuilder:
             return BinOp(_BINOPS.get(type(node.op), "?"), left, right)
         if isinstance(node, ast.Dict):
             items: list[tuple[str, Sym]] = []
-            for key, value in zip(node.keys, node.values):
-                value_sym = self.expr(value, state)
+            for key, item in zip(node.keys, node.values):
+                item_sym = self.expr(item, state)
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                    items.append((key.value, value_sym))
+                    items.append((key.value, item_sym))
                 elif key is not None:
                     self.expr(key, state)
             return DictLit(tuple(items))
         if isinstance(node, ast.NamedExpr):
-            value = self.expr(node.value, state)
-            self.bind(state, node.target, value)
-            return value
+            named = self.expr(node.value, state)
+            self.bind(state, node.target, named)
+            return named
         if isinstance(node, ast.Lambda):
             return self.lambda_(node, state)
         if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
@@ -629,7 +630,9 @@ class _ModuleBuilder:
         return Call(func, args, kwargs)
 
     def comprehension(
-        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp, state: _FunctionState
+        self,
+        node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
+        state: _FunctionState,
     ) -> Sym:
         pushed = 0
         for generator in node.generators:

@@ -22,8 +22,8 @@ def decode(data: bytes, path: str) -> str | SourceError:
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     else:
-        for line in data.split(b"\n", 2)[:2]:
-            match = _CODING.match(line)
+        for first_lines in data.split(b"\n", 2)[:2]:
+            match = _CODING.match(first_lines)
             if match:
                 encoding = match.group(1).decode("ascii", "replace")
                 break
@@ -35,7 +35,9 @@ def decode(data: bytes, path: str) -> str | SourceError:
         line = data.count(b"\n", 0, exc.start) + 1
         byte = data[exc.start : exc.start + 1].hex()
         return SourceError(
-            path, line, f"not valid {encoding} (byte 0x{byte}) and no coding declaration says otherwise"
+            path,
+            line,
+            f"not valid {encoding} (byte 0x{byte}) and no coding declaration says otherwise",
         )
 
 
@@ -50,7 +52,7 @@ def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceErro
             tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
         message = exc.msg
-        if "print" in message and "parentheses" in message or "Missing parentheses" in message:
+        if "Missing parentheses" in message:
             message += " (Python 2 code?)"
         return SourceError(path, exc.lineno, f"syntax error: {message}")
     except (RecursionError, MemoryError):

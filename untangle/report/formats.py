@@ -69,8 +69,10 @@ def json_report(
 
 
 def _uri(path: str) -> str:
-    return os.path.relpath(path).replace(os.sep, "/") if os.path.isabs(path) else path.replace(
-        os.sep, "/"
+    return (
+        os.path.relpath(path).replace(os.sep, "/")
+        if os.path.isabs(path)
+        else path.replace(os.sep, "/")
     )
 
 

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 from untangle.analysis.patterns import gathered_invokes, is_pool_call, retry_loops
 from untangle.analysis.program import Program
+from untangle.facts.model import Span
 from untangle.rules.base import RawFinding, Rule
 
 
@@ -87,10 +88,7 @@ def handler(event, context):
                 elif is_pool_call(program, site):
                     yield self._finding(qualname, site.span, "fanned out to a pool")
 
-    def _finding(self, qualname: str, span: object, how: str) -> RawFinding:
-        from untangle.facts.model import Span
-
-        assert isinstance(span, Span)
+    def _finding(self, qualname: str, span: Span, how: str) -> RawFinding:
         return RawFinding(
             self.id,
             qualname,
