@@ -110,9 +110,9 @@ class Edge:
     caller: str
     callee: str
     site: CallSite
-    handed: (
-        bool  # the callee is passed to something that calls it (pool.submit(f), Thread(target=f))
-    )
+    # the callee is handed to something that calls it: pool.submit(f), Thread(target=f)
+    handed: bool
+    offset: int  # 1 when the call binds `self`
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,10 @@ class Program:
         self._failed_loads: set[str] = set()
         self._template_handlers = set(template_handlers)
         self._handler_patterns = tuple(handler_patterns)
-        self._memo: dict[Sym, Values] = {}
+        self._memo_load: dict[Sym, Values] = {}
+        self._memo_no_load: dict[Sym, Values] = {}
+        self._memo = self._memo_load
+        self._allow_load = True
         self._active: set[tuple[Sym, Env_]] = set()
         self._shallow = True
         self._callers: dict[str, list[tuple[str, CallSite, int]]] = {}
@@ -186,7 +189,12 @@ class Program:
 
     def _module(self, name: str) -> ModuleFacts | None:
         found = self.modules.get(name)
-        if found is not None or self._loader is None or name in self._failed_loads:
+        if (
+            found is not None
+            or self._loader is None
+            or not self._allow_load
+            or name in self._failed_loads
+        ):
             return found
         if name not in self._known_modules:
             return None
@@ -198,25 +206,59 @@ class Program:
         return loaded
 
     def link(self) -> Program:
-        """Resolve the call graph to a fixed point of loaded modules, then resolve in full."""
-        seen: set[str] = set()
-        while True:
-            pending = [q for q in self.functions if q not in seen]
-            if not pending:
-                break
-            for qualname in pending:
-                seen.add(qualname)
-                for _ in self._callees(qualname):
-                    pass
-        self._index_callers()
+        """Explore from the handlers (loading the modules they reach) and from every function of
+        the first candidates (without loading more), then resolve sites and reachability."""
+        initial = list(self.functions)
+        self.handlers = sorted(q for q in initial if self.is_handler(q))
+        edges: dict[str, list[Edge]] = {}
+        reachable = self._explore(self.handlers, edges)
+        self._allow_load = False
+        self._memo = self._memo_no_load
+        for qualname in initial:
+            if qualname not in edges:
+                edges[qualname] = list(self._callees(qualname))
+        self._allow_load = True
+        self._memo = self._memo_load
+        self._index_callers(edges)
+        # parameters now resolve through their call sites: resolve the handlers' paths again
         self._shallow = False
         self._memo.clear()
-        self.edges = [edge for q in list(self.functions) for edge in self._callees(q)]
-        self.handlers = sorted(q for q in self.functions if self.is_handler(q))
-        self.invokes = [s for q in list(self.functions) for s in self._invoke_sites(q)]
-        self.sleeps = [s for q in list(self.functions) for s in self._sleep_sites(q)]
+        self._memo_no_load.clear()
+        for qualname in reachable:
+            del edges[qualname]
+        reachable = self._explore(self.handlers, edges)
+        self.edges = [edge for group in edges.values() for edge in group]
+        self.invokes = [s for q in edges for s in self._invoke_sites(q)]
+        self.sleeps = [s for q in reachable for s in self._sleep_sites(q)]
         self._reach()
         return self
+
+    def _explore(self, roots: Iterable[str], edges: dict[str, list[Edge]]) -> list[str]:
+        seen = set(roots)
+        queue = deque(roots)
+        order = []
+        while queue:
+            current = queue.popleft()
+            order.append(current)
+            if current not in edges:
+                edges[current] = list(self._callees(current))
+            for edge in edges[current]:
+                callee = edge.callee
+                if callee not in seen and self._ensure_function(callee):
+                    seen.add(callee)
+                    queue.append(callee)
+        return order
+
+    def _ensure_function(self, qualname: str) -> bool:
+        if qualname in self.functions:
+            return True
+        parts = qualname.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            module = ".".join(parts[:i])
+            if module in self._known_modules:
+                self._module(module)
+                break
+        return qualname in self.functions
 
     # --- handlers -----------------------------------------------------------------------------
 
@@ -328,9 +370,11 @@ class Program:
 
     def _member(self, module: str, name: str) -> Values:
         facts = self._module(module)
-        if facts is None:
-            return frozenset({Extern(f"{module}.{name}")})
         qualname = f"{module}.{name}"
+        if facts is None:
+            if not self._allow_load:
+                return frozenset({Func(qualname)})  # a guess, good enough for a call edge
+            return frozenset({Extern(qualname)})
         if qualname in self.functions:
             return frozenset({Func(qualname)})
         if qualname in self.classes:
@@ -513,29 +557,28 @@ class Program:
             for value in self.values(site.func):
                 callee = _callee_of(value)
                 if callee is not None:
-                    yield Edge(qualname, callee, site, handed=False)
+                    yield Edge(qualname, callee, site, False, int(isinstance(value, Method)))
                 elif isinstance(value, Class):
                     init = f"{value.qualname}.__init__"
                     self._class_member(value.qualname, "__init__", True, 0)
                     if init in self.functions:
-                        yield Edge(qualname, init, site, handed=False)
+                        yield Edge(qualname, init, site, False, 1)
             for arg in (*site.args, *(v for _, v in site.kwargs)):
                 if isinstance(arg, Call):
                     continue
                 for value in self.values(arg):
                     callee = _callee_of(value)
                     if callee is not None:
-                        yield Edge(qualname, callee, site, handed=True)
+                        yield Edge(qualname, callee, site, True, 0)
 
-    def _index_callers(self) -> None:
+    def _index_callers(self, edges: dict[str, list[Edge]]) -> None:
         self._callers = {}
-        for qualname, function in list(self.functions.items()):
-            for site in function.calls:
-                for value in self.values(site.func):
-                    if isinstance(value, Func):
-                        self._callers.setdefault(value.qualname, []).append((qualname, site, 0))
-                    elif isinstance(value, Method):
-                        self._callers.setdefault(value.func, []).append((qualname, site, 1))
+        for group in edges.values():
+            for edge in group:
+                if not edge.handed:
+                    self._callers.setdefault(edge.callee, []).append(
+                        (edge.caller, edge.site, edge.offset)
+                    )
 
     def _reach(self) -> None:
         callees: dict[str, set[str]] = {}
@@ -592,7 +635,10 @@ class Program:
     # --- sites --------------------------------------------------------------------------------
 
     def _invoke_sites(self, qualname: str) -> Iterator[InvokeSite]:
-        for site in self.functions[qualname].calls:
+        function = self.functions.get(qualname)
+        for site in function.calls if function else ():
+            if not _may_invoke(site):
+                continue
             methods = {
                 v.name
                 for v in self.values(site.func)
@@ -633,6 +679,8 @@ class Program:
 
     def _sleep_sites(self, qualname: str) -> Iterator[SleepSite]:
         for site in self.functions[qualname].calls:
+            if _last_name(site.func) != "sleep":
+                continue
             if any(isinstance(v, Extern) and v.qualname in SLEEPS for v in self.values(site.func)):
                 seconds = None
                 arg = _argument(site, 0, "seconds") or _argument(site, 0, "delay")
@@ -648,6 +696,21 @@ class Program:
 
     def module_of(self, qualname: str) -> ModuleFacts:
         return self.modules[self.function_module[qualname]]
+
+
+def _last_name(sym: Sym) -> str | None:
+    if isinstance(sym, Attr):
+        return sym.name
+    if isinstance(sym, Ref):
+        return sym.qualname.rsplit(".", 1)[-1]
+    return None
+
+
+def _may_invoke(site: CallSite) -> bool:
+    """Cheap syntactic gate before the semantic check: `x.invoke(…)`, `pool.submit(x.invoke, …)`."""
+    if isinstance(site.func, Attr) and site.func.name in INVOKE_METHODS:
+        return True
+    return any(isinstance(arg, Attr) and arg.name in INVOKE_METHODS for arg in site.args)
 
 
 def _callee_of(value: Value) -> str | None:

@@ -9,11 +9,35 @@ decided later by `untangle.analysis.program`, which sees every module at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, TypeVar, Union
+
+_T = TypeVar("_T")
+
+
+def _hash_once(cls: type[_T]) -> type[_T]:
+    """Symbolic trees are deep and hashed often (memo keys): hash each node once per process.
+    The cached value is never pickled: str hashes differ between processes."""
+    computed = cls.__hash__
+
+    def __hash__(self: Any) -> int:
+        try:
+            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+        except KeyError:
+            value = computed(self)  # type: ignore[misc]
+            object.__setattr__(self, "_hash", value)
+            return value
+
+    def __getstate__(self: Any) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+    cls.__hash__ = __hash__  # type: ignore[assignment]
+    cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    return cls
 
 # --- symbolic values -------------------------------------------------------------------------
 
 
+@_hash_once
 @dataclass(frozen=True)
 class Ref:
     """A module-level name, already qualified through the imports: `boto3.client`, `pkg.mod.f`."""
@@ -24,6 +48,7 @@ class Ref:
     importer: str = ""
 
 
+@_hash_once
 @dataclass(frozen=True)
 class Local:
     """A name bound in a function body; its values are in that function's `locals`."""
@@ -32,6 +57,7 @@ class Local:
     name: str
 
 
+@_hash_once
 @dataclass(frozen=True)
 class Param:
     """A parameter of function `func` (qualified name), by name and position."""
@@ -41,6 +67,7 @@ class Param:
     index: int
 
 
+@_hash_once
 @dataclass(frozen=True)
 class SelfOf:
     """`self` inside a method of class `cls` (qualified name)."""
@@ -48,12 +75,14 @@ class SelfOf:
     cls: str
 
 
+@_hash_once
 @dataclass(frozen=True)
 class Attr:
     base: Sym
     name: str
 
 
+@_hash_once
 @dataclass(frozen=True)
 class Item:
     """`base[key]`."""
@@ -62,6 +91,7 @@ class Item:
     key: Sym
 
 
+@_hash_once
 @dataclass(frozen=True)
 class Call:
     func: Sym
@@ -70,11 +100,13 @@ class Call:
     kwargs: tuple[tuple[str | None, Sym], ...]
 
 
+@_hash_once
 @dataclass(frozen=True)
 class Const:
     value: str | int | float | bool | None
 
 
+@_hash_once
 @dataclass(frozen=True)
 class DictLit:
     """A dict display whose keys are constant strings (other keys are dropped)."""
@@ -82,6 +114,7 @@ class DictLit:
     items: tuple[tuple[str, Sym], ...]
 
 
+@_hash_once
 @dataclass(frozen=True)
 class BinOp:
     op: str
@@ -89,6 +122,7 @@ class BinOp:
     right: Sym
 
 
+@_hash_once
 @dataclass(frozen=True)
 class OneOf:
     """Any of several values: a conditional expression, `a or b`."""
@@ -96,6 +130,7 @@ class OneOf:
     options: tuple[Sym, ...]
 
 
+@_hash_once
 @dataclass(frozen=True)
 class FuncRef:
     """A function or lambda defined in this module, by qualified name."""

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import ast
 import codecs
+import os
 import re
+import traceback
 import warnings
 
 from untangle.facts.extract import extract_module
 from untangle.facts.model import ModuleFacts, SourceError
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+# PEP 263: the second line may declare the encoding only when the first is blank or a comment
+_BLANK_OR_COMMENT = re.compile(rb"^[ \t\f]*(?:[#\r\n]|$)")
+_FIRST_LINES = re.compile(rb"\r\n|\r|\n")
 
 
 def decode(data: bytes, path: str) -> str | SourceError:
@@ -63,3 +68,14 @@ def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceErro
         return extract_module(tree, text, module, path)
     except RecursionError:
         return SourceError(path, None, "too deeply nested to analyse")
+    except Exception as exc:  # an extractor bug must not abort the whole scan
+        where = ""
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames:
+            where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}"
+        return SourceError(
+            path,
+            None,
+            f"internal error while analysing this file ({type(exc).__name__}{where}); "
+            "please report it",
+        )
