@@ -28,6 +28,41 @@ class FactsCache:
     def __init__(self, directory: str | None) -> None:
         self.directory = directory
         self._writable = directory is not None
+        self._relevance: dict[str, bool] | None = None
+        self._relevance_changed = False
+
+    # Whether a file's facts matter from the start (`ModuleFacts.relevant`), so that a warm run
+    # does not even unpickle the facts of the many files that only mention "invoke".
+    def relevance(self, key: str) -> bool | None:
+        if self._relevance is None:
+            self._relevance = {}
+            if self.directory is not None:
+                try:
+                    with open(os.path.join(self.directory, "relevance.pickle"), "rb") as handle:
+                        loaded = pickle.load(handle)
+                    if isinstance(loaded, dict):
+                        self._relevance = loaded
+                except Exception:  # missing or corrupt: recomputed
+                    pass
+        return self._relevance.get(key)
+
+    def set_relevance(self, key: str, relevant: bool) -> None:
+        if self.relevance(key) != relevant:
+            assert self._relevance is not None
+            self._relevance[key] = relevant
+            self._relevance_changed = True
+
+    def save(self) -> None:
+        if not self._relevance_changed or not self._writable or self.directory is None:
+            return
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump(self._relevance, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(temp, os.path.join(self.directory, "relevance.pickle"))
+        except OSError:
+            self._writable = False
 
     @staticmethod
     def key(data: bytes, module: str, path: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from untangle.facts.model import SourceError
+from untangle.templates import looks_like_template
 
 SKIP_DIRS = frozenset(
     {
@@ -80,7 +81,7 @@ def discover(
             for item in _walk(path, base, exclude, seen_dirs, errors):
                 if item.endswith(".py") or _matches(os.path.basename(item), include):
                     found.append(item)
-                elif item.endswith(TEMPLATE_SUFFIXES):
+                elif looks_like_template(os.path.basename(item)):
                     templates.append(item)
         else:
             roots.append(os.path.dirname(os.path.abspath(path)))
@@ -132,8 +133,7 @@ def _walk(
         return
     for entry in entries:
         path = entry.path
-        relative = os.path.relpath(path, base)
-        if exclude and _matches(relative, exclude):
+        if exclude and _matches(os.path.relpath(path, base), exclude):
             continue
         try:
             is_dir = entry.is_dir()

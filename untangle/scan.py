@@ -86,9 +86,13 @@ def scan(
         if progress is not None and done % 200 == 0:
             progress(done, total)
 
-    modules = _parse_all(candidates, cache, options.jobs, errors)
+    parsed = _parse_all(candidates, cache, options.jobs, errors, handler_modules)
+    modules = [m for m in parsed if m.relevant or m.module in handler_modules]
+    preloaded = {m.module: m for m in parsed}
 
     def load(module: str) -> ModuleFacts | None:
+        if module in preloaded:
+            return preloaded[module]
         source = by_module.get(module)
         if source is None:
             return None
@@ -105,6 +109,7 @@ def scan(
         handler_patterns=options.handler_patterns,
     ).link()
     findings = check(program, rules)
+    cache.save()
     if progress is not None:
         progress(total, total)
     unique_errors = sorted(set(errors), key=lambda e: (e.path, e.line or 0, e.message))
@@ -154,11 +159,16 @@ def _parse_all(
     cache: FactsCache,
     jobs: int,
     errors: list[SourceError],
+    handler_modules: set[str],
 ) -> list[ModuleFacts]:
+    """Facts of the candidates, from the cache or parsed; a cached module known to be
+    irrelevant (and not named by a template) is skipped: it is loaded later if reached."""
     modules: list[ModuleFacts] = []
     missing: list[tuple[SourceFile, bytes, str]] = []
     for source, data in candidates:
         key = cache.key(data, source.module, source.path)
+        if cache.relevance(key) is False and source.module not in handler_modules:
+            continue
         cached = cache.get(key)
         if cached is None:
             missing.append((source, data, key))
@@ -177,6 +187,7 @@ def _parse_all(
         if isinstance(result, SourceError):
             errors.append(result)
         else:
+            cache.set_relevance(key, result.relevant)
             modules.append(result)
     return modules
 

@@ -13,6 +13,16 @@ _FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 _MAX_TEMPLATE_BYTES = 5 * 1024 * 1024
 
 
+def looks_like_template(name: str) -> bool:
+    """SAM and CloudFormation templates by file name: any YAML file, and JSON files named like a
+    template (`template.json`, `*.template.json`, `*.template`). Other JSON (API models, data)
+    is never read."""
+    lower = name.lower()
+    if lower.endswith((".yaml", ".yml", ".template")):
+        return True
+    return lower.endswith(".json") and "template" in lower
+
+
 @dataclass(frozen=True)
 class TemplateHandler:
     template: str
@@ -25,10 +35,13 @@ class TemplateHandler:
 def _load_yaml(text: str) -> Any:
     import yaml
 
-    class Loader(yaml.SafeLoader):
+    # libyaml's loader when PyYAML was built with it: templates can be large
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc,valid-type]
         pass
 
-    def unknown_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    def unknown_tag(loader: Any, suffix: str, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
             return {suffix: loader.construct_scalar(node)}
         if isinstance(node, yaml.SequenceNode):
@@ -47,7 +60,7 @@ def read_template(path: str) -> list[TemplateHandler] | SourceError:
             data = handle.read()
     except OSError as exc:
         return SourceError(path, None, f"cannot read template: {exc.strerror or exc}")
-    if not any(kind.encode() in data for kind in _FUNCTION_TYPES):
+    if b"Handler" not in data or not any(kind.encode() in data for kind in _FUNCTION_TYPES):
         return []
     try:
         text = data.decode("utf-8-sig")

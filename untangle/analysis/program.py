@@ -36,6 +36,7 @@ from untangle.analysis.values import (
     Values,
 )
 from untangle.facts.model import (
+    INVOKE_METHODS,
     Attr,
     BinOp,
     Call,
@@ -54,9 +55,10 @@ from untangle.facts.model import (
     SelfOf,
     Sym,
     Unknown,
+    looks_like_handler,
+    may_invoke,
 )
 
-INVOKE_METHODS = frozenset({"invoke", "invoke_async", "invoke_with_response_stream"})
 CLIENT_FACTORIES = frozenset(
     {
         "boto3.client",
@@ -78,7 +80,6 @@ SESSION_CLASSES = {
 SLEEPS = frozenset({"time.sleep", "asyncio.sleep"})
 ENV_GETTERS = frozenset({"os.getenv", "os.environ.get"})
 OWN_NAME_ENV = frozenset({"AWS_LAMBDA_FUNCTION_NAME"})
-HANDLER_NAMES = frozenset({"lambda_handler", "handler"})
 # never looked up in the scanned tree, even when it vendors a copy (botocore's sdist has boto3…)
 EXTERNAL_ROOTS = frozenset(
     {
@@ -271,12 +272,7 @@ class Program:
             return True
         if any(fnmatch.fnmatchcase(qualname, p) for p in self._handler_patterns):
             return True
-        if not function.module_level or len(function.params) < 2:
-            return False
-        first, second = function.params[0].lower(), function.params[1].lower()
-        if "event" in first and ("context" in second or "ctx" in second):
-            return True
-        return function.name in HANDLER_NAMES and len(function.params) == 2
+        return looks_like_handler(function)
 
     # --- evaluation ---------------------------------------------------------------------------
 
@@ -637,7 +633,7 @@ class Program:
     def _invoke_sites(self, qualname: str) -> Iterator[InvokeSite]:
         function = self.functions.get(qualname)
         for site in function.calls if function else ():
-            if not _may_invoke(site):
+            if not may_invoke(site):
                 continue
             methods = {
                 v.name
@@ -704,13 +700,6 @@ def _last_name(sym: Sym) -> str | None:
     if isinstance(sym, Ref):
         return sym.qualname.rsplit(".", 1)[-1]
     return None
-
-
-def _may_invoke(site: CallSite) -> bool:
-    """Cheap syntactic gate before the semantic check: `x.invoke(…)`, `pool.submit(x.invoke, …)`."""
-    if isinstance(site.func, Attr) and site.func.name in INVOKE_METHODS:
-        return True
-    return any(isinstance(arg, Attr) and arg.name in INVOKE_METHODS for arg in site.args)
 
 
 def _callee_of(value: Value) -> str | None:

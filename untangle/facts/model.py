@@ -231,6 +231,27 @@ class Suppression:
     rules: frozenset[str] | None  # None: every rule
 
 
+INVOKE_METHODS = frozenset({"invoke", "invoke_async", "invoke_with_response_stream"})
+HANDLER_NAMES = frozenset({"lambda_handler", "handler"})
+
+
+def may_invoke(site: CallSite) -> bool:
+    """Cheap syntactic gate before the semantic check: `x.invoke(…)`, `pool.submit(x.invoke, …)`."""
+    if isinstance(site.func, Attr) and site.func.name in INVOKE_METHODS:
+        return True
+    return any(isinstance(arg, Attr) and arg.name in INVOKE_METHODS for arg in site.args)
+
+
+def looks_like_handler(function: FunctionFacts) -> bool:
+    """`def handler(event, context)`, `def lambda_handler(e, c)`, `def process(evt, ctx)`."""
+    if not function.module_level or function.is_method or len(function.params) < 2:
+        return False
+    first, second = function.params[0].lower(), function.params[1].lower()
+    if "event" in first and ("context" in second or "ctx" in second):
+        return True
+    return function.name in HANDLER_NAMES and len(function.params) == 2
+
+
 @dataclass(frozen=True)
 class ModuleFacts:
     module: str
@@ -242,6 +263,15 @@ class ModuleFacts:
     suppressions: tuple[Suppression, ...] = ()
     # stripped text of the lines where findings may start: fingerprints survive line shifts
     lines: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def relevant(self) -> bool:
+        """Worth linking from the start: it may invoke, or it defines a handler. Other modules
+        are linked only when something relevant reaches them."""
+        return any(
+            looks_like_handler(function) or any(may_invoke(site) for site in function.calls)
+            for function in self.functions
+        )
 
 
 @dataclass(frozen=True)
