@@ -78,8 +78,9 @@ def discover(
             continue
         if stat.S_ISDIR(info.st_mode):
             roots.append(os.path.abspath(path))
+            extra = tuple(p for p in include if p != "*.py")
             for item in _walk(path, base, exclude, seen_dirs, errors):
-                if item.endswith(".py") or _matches(os.path.basename(item), include):
+                if item.endswith(".py") or (extra and _matches(os.path.basename(item), extra)):
                     found.append(item)
                 elif looks_like_template(os.path.basename(item)):
                     templates.append(item)
@@ -99,7 +100,8 @@ def discover(
 
 
 def module_name(path: str, root: str) -> str:
-    relative = os.path.relpath(path, root)
+    prefix = root.rstrip(os.sep) + os.sep
+    relative = path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, root)
     if relative.startswith(".."):
         relative = os.path.basename(path)
     without_suffix = relative[:-3] if relative.endswith(".py") else relative

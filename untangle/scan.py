@@ -20,8 +20,8 @@ from untangle.facts.source import parse_facts
 from untangle.findings import Finding, check, selected_rules
 from untangle.templates import read_template
 
-# A file is parsed up front when it may invoke or may be a handler; helpers it reaches are
-# parsed on demand while linking.
+# A file is parsed up front when it may invoke (`.invoke…` appears in it: the only way to call a
+# client method) or may be a handler; helpers they reach are parsed on demand while linking.
 _HANDLER_DEF = re.compile(
     rb"def\s+(?:lambda_handler|handler)\s*\(|def\s+\w+\s*\(\s*\w*event\w*\s*,\s*\w*(?:context|ctx)"
 )
@@ -78,7 +78,7 @@ def scan(
     for done, source in enumerate(found.sources, 1):
         data = _read(source, options.max_file_size, errors)
         if data is not None and (
-            b"invoke" in data
+            b".invoke" in data
             or source.module in handler_modules
             or ((b"event" in data or b"handler" in data) and _HANDLER_DEF.search(data))
         ):
