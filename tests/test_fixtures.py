@@ -32,8 +32,7 @@ def reported(root: Path) -> set[tuple[str, int, str]]:
     result = scan([str(root)], ScanOptions(cache_dir=None))
     assert result.errors == []
     return {
-        (str(Path(f.path).resolve().relative_to(FIXTURES)), f.line, f.rule)
-        for f in result.findings
+        (str(Path(f.path).resolve().relative_to(FIXTURES)), f.line, f.rule) for f in result.findings
     }
 
 

@@ -34,6 +34,7 @@ def _hash_once(cls: type[_T]) -> type[_T]:
     cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
     return cls
 
+
 # --- symbolic values -------------------------------------------------------------------------
 
 
