@@ -38,7 +38,7 @@ def _load_yaml(text: str) -> Any:
     # libyaml's loader when PyYAML was built with it: templates can be large
     base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    class Loader(base):  # type: ignore[misc,valid-type]
+    class Loader(base):  # type: ignore[misc]
         pass
 
     def unknown_tag(loader: Any, suffix: str, node: yaml.Node) -> Any:
@@ -46,7 +46,7 @@ def _load_yaml(text: str) -> Any:
             return {suffix: loader.construct_scalar(node)}
         if isinstance(node, yaml.SequenceNode):
             return {suffix: loader.construct_sequence(node)}
-        return {suffix: loader.construct_mapping(node)}  # type: ignore[arg-type]
+        return {suffix: loader.construct_mapping(node)}
 
     Loader.add_multi_constructor("!", unknown_tag)
     return yaml.load(text, Loader=Loader)  # a SafeLoader subclass

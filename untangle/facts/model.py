@@ -21,17 +21,17 @@ def _hash_once(cls: type[_T]) -> type[_T]:
 
     def __hash__(self: Any) -> int:
         try:
-            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+            return int(self.__dict__["_hash"])
         except KeyError:
-            value = computed(self)  # type: ignore[misc]
+            value = computed(self)
             object.__setattr__(self, "_hash", value)
             return value
 
     def __getstate__(self: Any) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
-    cls.__hash__ = __hash__  # type: ignore[assignment]
-    cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    setattr(cls, "__hash__", __hash__)  # noqa: B010 - mypy forbids assigning methods
+    setattr(cls, "__getstate__", __getstate__)  # noqa: B010
     return cls
 
 
