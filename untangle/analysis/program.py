@@ -763,6 +763,3 @@ def _fold(op: str, left: object, right: object) -> str | int | float | None:
     if isinstance(left, str) and isinstance(right, str) and op == "+":
         return left + right
     return None
-
-
-OWN_NAME_ENV_VARS = OWN_NAME_ENV
