@@ -222,10 +222,18 @@ class _ModuleBuilder:
             )
 
     def _collect_imports(self, body: list[ast.stmt]) -> None:
-        for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        """Module-level imports, also under `if` / `try` / `with` (not inside functions)."""
+        stack: list[ast.stmt] = list(reversed(body))
+        while stack:
+            node = stack.pop()
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for name, ref in self._import_bindings(node):
                     self.imports.setdefault(name, ref)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+                for field_name in ("body", "orelse", "finalbody"):
+                    stack.extend(reversed(getattr(node, field_name, [])))
+                for handler in getattr(node, "handlers", []):
+                    stack.extend(reversed(handler.body))
 
     def _resolve_relative(self, level: int, module: str | None) -> str:
         if level == 0:
