@@ -50,7 +50,7 @@ def find_config(start: str = ".") -> str | None:
         if os.path.isfile(candidate):
             try:
                 with open(candidate, "rb") as handle:
-                    if b"[tool.untangle" in handle.read():
+                    if _has_untangle_table(handle.read()):
                         return candidate
             except OSError:
                 pass
@@ -58,6 +58,19 @@ def find_config(start: str = ".") -> str | None:
         if parent == current:
             return None
         current = parent
+
+
+def _has_untangle_table(data: bytes) -> bool:
+    """`[tool.untangle]`, but also `[tool]` + `untangle = {…}` or dotted `tool.untangle.x = …`;
+    a file that does not parse is ours (to report) when it names the table."""
+    if b"untangle" not in data:
+        return False
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return b"[tool.untangle" in data
+    tool = document.get("tool")
+    return isinstance(tool, dict) and "untangle" in tool
 
 
 def load_config(path: str | None) -> Config:

@@ -21,29 +21,32 @@ _FIRST_LINES = re.compile(rb"\r\n|\r|\n")
 def decode(data: bytes, path: str) -> str | SourceError:
     """Decode as Python does: a BOM, then a PEP 263 coding line, else UTF-8."""
     if b"\0" in data:
-        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        line = len(_FIRST_LINES.findall(data, 0, data.index(b"\0"))) + 1
         return SourceError(path, line, "contains a NUL byte: not Python source")
-    encoding = "utf-8"
+    encoding, declared = "utf-8", False
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     else:
-        for first_lines in data.split(b"\n", 2)[:2]:
-            match = _CODING.match(first_lines)
+        for head in _FIRST_LINES.split(data, 2)[:2]:
+            match = _CODING.match(head)
             if match:
-                encoding = match.group(1).decode("ascii", "replace")
+                encoding, declared = match.group(1).decode("ascii", "replace"), True
+                break
+            if not _BLANK_OR_COMMENT.match(head):
                 break
     try:
         return data.decode(encoding)
     except LookupError:
         return SourceError(path, 1, f"unknown source encoding {encoding!r}")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        line = len(_FIRST_LINES.findall(data, 0, exc.start)) + 1
         byte = data[exc.start : exc.start + 1].hex()
-        return SourceError(
-            path,
-            line,
-            f"not valid {encoding} (byte 0x{byte}) and no coding declaration says otherwise",
+        why = (
+            "the encoding its coding declaration names"
+            if declared
+            else "and no coding declaration says otherwise"
         )
+        return SourceError(path, line, f"not valid {encoding} (byte 0x{byte}), {why}")
 
 
 def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError:

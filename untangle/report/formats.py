@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,11 +70,10 @@ def json_report(
 
 
 def _uri(path: str) -> str:
-    return (
-        os.path.relpath(path).replace(os.sep, "/")
-        if os.path.isabs(path)
-        else path.replace(os.sep, "/")
-    )
+    """A relative URI reference (RFC 3986): `/`-separated and percent-encoded, so that spaces,
+    `%`, `#`, `?` and a `:` in the first segment (which would read as a scheme) survive."""
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    return urllib.parse.quote(relative.replace(os.sep, "/"), safe="/")
 
 
 def sarif(
