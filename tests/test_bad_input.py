@@ -388,11 +388,6 @@ def test_max_file_size_from_config(project: Path) -> None:
     assert code == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/scan.py:132 (_read) prints the limit as `limit // (1024 * 1024)` MB, so any "
-    "max-file-size under 1 MB is reported as 'larger than 0 MB'",
-)
 def test_small_max_file_size_message_states_the_limit(project: Path) -> None:
     (project / "pyproject.toml").write_text("[tool.untangle]\nmax-file-size = 100\n")
     _, document = scan_json("good.py")
@@ -432,11 +427,6 @@ def test_deep_but_valid_code_is_analysed(project: Path, text: str) -> None:
     assert_good_reported(document)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/cache.py:95 FactsCache.put pickles deeply nested facts without catching "
-    "RecursionError: a 500-term sum in a handler crashes the whole scan when the cache is on",
-)
 def test_deep_but_valid_code_with_the_cache(
     project: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -448,11 +438,6 @@ def test_deep_but_valid_code_with_the_cache(
     assert len(json.loads(result.stdout)["findings"]) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/scan.py _parse_in_pool catches only BrokenProcessPool/OSError: a worker's "
-    "RecursionError while pickling deeply nested facts back to the parent aborts the scan",
-)
 def test_deep_but_valid_code_in_worker_processes(project: Path) -> None:
     (project / "deep.py").write_text(deep_sum_handler(500))
     filler = b"# filler .invoke( " + b"z" * 80 + b"\n"
@@ -463,12 +448,6 @@ def test_deep_but_valid_code_in_worker_processes(project: Path) -> None:
     assert len(json.loads(result.stdout)["findings"]) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/facts/extract.py:396 (_ModuleBuilder.stmt) asserts "
-    "`isinstance(node, ast.Try)` for ast.TryStar (`except*`, Python 3.11+), so a handler "
-    "using except* is an internal error, not analysed",
-)
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="except* needs Python 3.11")
 def test_except_star_is_analysed(project: Path) -> None:
     (project / "group.py").write_text(
@@ -537,12 +516,6 @@ def test_unreadable_file_in_a_directory(unreadable: Path) -> None:
     assert result.returncode == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/cli.py:38 `click.Path()` checks readability of existing paths, so an "
-    "unreadable file named on the command line is a usage error (exit 2) that aborts the scan "
-    "instead of an error entry",
-)
 def test_unreadable_file_named_on_the_command_line(unreadable: Path) -> None:
     result = run_unprivileged(unreadable, "--format", "json", "unread.py", "good.py")
     assert_no_traceback(result.stdout, result.stderr)

@@ -212,11 +212,6 @@ def test_same_line_in_another_file_is_new(project: Path) -> None:
     assert len(findings(result)) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/findings.py _fingerprinted hashes finding.path as typed on the command line, "
-    "so a baseline written for `scan src` matches nothing for `scan ./src` or an absolute path",
-)
 @pytest.mark.parametrize("spelling", ["./src", "absolute"])
 def test_baseline_does_not_depend_on_how_the_path_is_spelled(project: Path, spelling: str) -> None:
     write_baseline("src")

@@ -190,11 +190,6 @@ def test_exit_2_for_usage_and_config_errors(
             b"\xff\xfe{}",
             "",
             id="not-utf8",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="untangle/cli.py reads --baseline with encoding='utf-8' and catches only "
-                "OSError and BaselineError: a UnicodeDecodeError escapes as a traceback",
-            ),
         ),
     ],
 )
@@ -309,11 +304,6 @@ def test_colour_with_color_flag(project: Path) -> None:
     assert re.sub(r"\x1b\[[0-9;]*m", "", stdout) == scan(".").stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/cli.py: the report is written with click.echo(...) without color=, and "
-    "click strips ANSI codes when stdout is not a terminal, so --color has no effect when piped",
-)
 def test_color_flag_when_piped(project: Path) -> None:
     result = untangle_process("scan", "--no-cache", "--color", ".", cwd=project)
     assert ANSI in result.stdout
@@ -457,12 +447,6 @@ def test_explain_sleep_example_text() -> None:
     assert "time.sleep(" in stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/rules/base.py Rule.explanation() uses str.strip() instead of "
-    "inspect.cleandoc(), so every explanation line after the first keeps the docstring's "
-    "4-space indent (in `explain` and in SARIF fullDescription)",
-)
 def test_explain_text_is_not_indented_like_code() -> None:
     stdout = cli("explain", "UNT003").stdout
     explanation = stdout.split("\nReported:\n")[0].splitlines()[1:]
@@ -604,11 +588,6 @@ def test_pyproject_settings(
     assert reported(scan_json("proj")) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="untangle/scan.py prefilter (_HANDLER_DEF / `.invoke`) ignores handler-patterns: a "
-    "module whose only handler matches a pattern and that never invokes is not even parsed",
-)
 def test_handler_pattern_alone_makes_a_handler(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

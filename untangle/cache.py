@@ -96,3 +96,5 @@ class FactsCache:
             os.replace(temp, os.path.join(folder, key))
         except OSError:
             self._writable = False  # a read-only cache dir just means no caching
+        except RecursionError:
+            pass  # facts too deep to pickle: simply not cached

@@ -35,7 +35,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=str)
 @click.option(
     "--format",
     "output_format",
@@ -101,6 +101,8 @@ def scan(
                 baseline_prints = loads(handle.read(), baseline)
         except OSError as exc:
             _fail(f"{baseline}: cannot read baseline: {exc.strerror or exc}")
+        except UnicodeDecodeError:
+            _fail(f"{baseline}: not a baseline file (not UTF-8 text)")
         except BaselineError as exc:
             _fail(str(exc))
     options = ScanOptions(
@@ -132,6 +134,7 @@ def scan(
     click.echo(
         FORMATS[output_format](findings, result.errors, result.files_scanned, color=use_color),
         nl=False,
+        color=use_color,
     )
     if output_format not in ("text",) and (findings or result.errors):
         click.echo(

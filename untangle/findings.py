@@ -4,6 +4,7 @@ fingerprinted."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -98,9 +99,18 @@ def _fingerprinted(findings: list[Finding], program: Program) -> list[Finding]:
     result = []
     for finding in findings:
         text = lines.get(finding.path, {}).get(finding.line, "")
-        identity = (finding.rule, finding.path, finding.handler or "", text)
+        # independent of how the paths were typed and of where the scan started
+        handler = ""
+        if finding.handler:
+            handler_path = program.module_of(finding.handler).path
+            handler = f"{_stable_path(handler_path)}:{program.functions[finding.handler].name}"
+        identity = (finding.rule, _stable_path(finding.path), handler, text)
         occurrence = counts.get(identity, 0)
         counts[identity] = occurrence + 1
         digest = hashlib.sha256("\x1f".join((*identity, str(occurrence))).encode()).hexdigest()
         result.append(replace(finding, fingerprint=digest[:20]))
     return result
+
+
+def _stable_path(path: str) -> str:
+    return os.path.relpath(os.path.abspath(path)).replace(os.sep, "/")

@@ -5,7 +5,9 @@ Only this module and the CLI touch the disk.
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -73,6 +75,7 @@ def scan(
     handler_modules = {module for module, _ in template_handlers}
 
     cache = FactsCache(options.cache_dir)
+    extra_handler = _pattern_defs(options.handler_patterns)
     candidates: list[tuple[SourceFile, bytes]] = []
     total = len(found.sources)
     for done, source in enumerate(found.sources, 1):
@@ -82,6 +85,9 @@ def scan(
             or source.module in handler_modules
             or ((b"event" in data or b"handler" in data) and _HANDLER_DEF.search(data))
         ):
+            candidates.append((source, data))
+        elif data is not None and extra_handler is not None and extra_handler.search(data):
+            handler_modules.add(source.module)
             candidates.append((source, data))
         if progress is not None and done % 200 == 0:
             progress(done, total)
@@ -129,7 +135,7 @@ def _read(source: SourceFile, limit: int, errors: list[SourceError]) -> bytes | 
                 SourceError(
                     source.path,
                     None,
-                    f"skipped: larger than {limit // (1024 * 1024)} MB (max-file-size)",
+                    f"skipped: larger than {_size(limit)} (max-file-size)",
                 )
             )
         return None
@@ -213,10 +219,38 @@ def _parse_in_pool(
                 if chunk
             ]
             for chunk, future in futures:
-                for index, result in zip(chunk, future.result()):
+                try:
+                    chunk_results = future.result()
+                except (RecursionError, pickle.PicklingError):
+                    continue  # facts too deep to send back: parsed again in this process
+                for index, result in zip(chunk, chunk_results):
                     results[index] = result
     except (BrokenProcessPool, OSError):
         return None
-    if any(r is None for r in results):
+    complete: list[ModuleFacts | SourceError] = []
+    for index, found in enumerate(results):
+        if found is None:
+            source, data, _ = missing[index]
+            found = parse_facts(data, source.path, source.module)
+        complete.append(found)
+    return complete
+
+
+def _size(limit: int) -> str:
+    if limit >= 1024 * 1024:
+        return f"{limit / (1024 * 1024):g} MB"
+    if limit >= 1024:
+        return f"{limit / 1024:g} KB"
+    return f"{limit} bytes"
+
+
+def _pattern_defs(patterns: Sequence[str]) -> re.Pattern[bytes] | None:
+    """`def <name>(` for the function names that `handler-patterns` can match."""
+    if not patterns:
         return None
-    return [r for r in results if r is not None]
+    names = [
+        fnmatch.translate(p.rsplit(".", 1)[-1]).removesuffix(r"\Z").removeprefix("(?s:")
+        for p in patterns
+    ]
+    alternatives = "|".join(f"(?:{n.removesuffix(')')})" for n in names)
+    return re.compile(rf"def\s+(?:{alternatives})\s*\(".encode())

@@ -392,8 +392,7 @@ class _ModuleBuilder:
             self.block(node.body, state)
             state.loop_stack.pop()
             self.block(node.orelse, state)
-        elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-            assert isinstance(node, ast.Try)  # TryStar has the same fields
+        elif isinstance(node, (ast.Try, ast.TryStar)):
             catches: list[Sym] = []
             for handler in node.handlers:
                 if handler.type is None:

@@ -7,6 +7,7 @@ tests and its documentation (`untangle explain ID`).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -36,7 +37,7 @@ class Rule:
 
     @classmethod
     def explanation(cls) -> str:
-        return (cls.__doc__ or "").strip()
+        return inspect.cleandoc(cls.__doc__ or "")
 
     def check(self, program: Program) -> Iterator[RawFinding]:
         raise NotImplementedError
