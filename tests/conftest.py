@@ -35,3 +35,17 @@ def rule_ids(result: ScanResult) -> list[str]:
 
 def relative(paths: Iterable[str], root: Path) -> list[str]:
     return [os.path.relpath(p, root) for p in paths]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite the golden files under tests/golden from the current output (then review "
+        "the diff).",
+    )
+
+
+@pytest.fixture(scope="session")
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -145,6 +145,217 @@ def scan(
     if exit_zero:
         sys.exit(EXIT_CLEAN)
     sys.exit(EXIT_FINDINGS if findings or result.errors else EXIT_CLEAN)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=str)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--query-language",
+    type=click.Choice(["jsonata", "jsonpath"]),
+    default="jsonata",
+    show_default=True,
+    help="Query language of the generated state machines.",
+)
+@click.option(
+    "--diagram",
+    type=click.Choice(["text", "mermaid", "dot", "none"]),
+    default="text",
+    show_default=True,
+    help="Diagram printed with each workflow (text format).",
+)
+@click.option(
+    "--handler", "handlers", multiple=True, help="Only this handler (name or qualified name)."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Also write DIR/<name>.asl.json for each workflow.",
+)
+@click.option(
+    "--executions",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Executions per month.",
+)
+@click.option(
+    "--duration",
+    multiple=True,
+    metavar="FUNCTION=MS",
+    help="Duration of a called function in ms (repeatable; default 200).",
+)
+@click.option(
+    "--memory",
+    multiple=True,
+    metavar="FUNCTION=MB",
+    help="Memory of a called function (default 128).",
+)
+@click.option(
+    "--items", type=click.IntRange(1), default=10, show_default=True, help="Items per Map."
+)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
+)
+@click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
+def plan(
+    paths: tuple[str, ...],
+    output_format: str,
+    query_language: str,
+    diagram: str,
+    handlers: tuple[str, ...],
+    out: str | None,
+    executions: int,
+    duration: tuple[str, ...],
+    memory: tuple[str, ...],
+    items: int,
+    config_path: str | None,
+    no_cache: bool,
+) -> None:
+    """Infer the Step Functions workflow of every orchestrating handler under PATHS.
+
+    Exit codes: 0 every workflow converted; 1 some handler was not (fully) converted;
+    2 usage or configuration error.
+    """
+    import json
+
+    from untangle.plan import PlanOptions
+    from untangle.plan import plan as run_plan
+    from untangle.render.cost import CostInputs, FunctionProfile, estimate, format_estimate
+    from untangle.scan import ScanOptions, load_tree
+
+    paths = paths or (".",)
+    try:
+        config = load_config(config_path or find_config(paths[0]))
+    except ConfigError as exc:
+        _fail(str(exc))
+    profiles: dict[str, FunctionProfile] = {}
+    for option, values in (("--duration", duration), ("--memory", memory)):
+        for item in values:
+            name, _, number = item.partition("=")
+            if not name or not number.replace(".", "", 1).isdigit():
+                _fail(f"{option} expects FUNCTION=NUMBER, got {item!r}")
+            current = profiles.get(name, FunctionProfile())
+            if option == "--duration":
+                profiles[name] = FunctionProfile(float(number), current.memory_mb)
+            else:
+                profiles[name] = FunctionProfile(current.duration_ms, int(float(number)))
+    options = ScanOptions(
+        include=config.include,
+        exclude=config.exclude,
+        handler_patterns=config.handler_patterns,
+        cache_dir=None if no_cache else default_cache_dir(),
+        max_file_size=config.max_file_size,
+        base=config.base,
+    )
+    tree = load_tree(paths, options, progress=_progress_bar())
+
+    def read_source(path: str) -> str:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        return data.decode("utf-8-sig")
+
+    planned = run_plan(
+        tree.program, tree.templates, read_source, PlanOptions(query_language, handlers)
+    )
+    inputs = CostInputs(executions_per_month=executions, functions=profiles, items_per_map=items)
+    documents = []
+    for planned_item in planned:
+        cost = estimate(planned_item.asl, inputs) if planned_item.asl is not None else None
+        documents.append((planned_item, cost))
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        for planned_item, _ in documents:
+            if planned_item.asl is not None:
+                target = os.path.join(out, f"{planned_item.workflow.name}.asl.json")
+                with open(target, "w", encoding="utf-8") as handle:
+                    handle.write(json.dumps(planned_item.asl, indent=2) + "\n")
+                click.echo(f"wrote {target}", err=True)
+    if output_format == "json":
+        click.echo(
+            json.dumps({"workflows": [_workflow_json(i, c) for i, c in documents]}, indent=2)
+        )
+    else:
+        for planned_item, cost in documents:
+            click.echo(_workflow_text(planned_item, cost, diagram, format_estimate))
+    for error in tree.errors:
+        where = f"{error.path}:{error.line}" if error.line else error.path
+        click.echo(f"{where}: error: {error.message}", err=True)
+    if not planned:
+        click.echo("no handler under these paths invokes another Lambda function", err=True)
+    converted = sum(1 for p in planned if p.status == "converted")
+    click.echo(f"{converted} of {len(planned)} workflow(s) converted", err=True)
+    sys.exit(EXIT_CLEAN if converted == len(planned) else EXIT_FINDINGS)
+
+
+def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
+    workflow = item.workflow
+    recommendation = None
+    if cost is not None:
+        recommendation = {
+            "type": cost.recommendation,
+            "reason": cost.reason,
+            "executions_per_month": cost.executions_per_month,
+            "before_monthly_usd": round(cost.before_monthly_usd, 4),
+            "before_possible": cost.before_possible,
+            "after_standard_monthly_usd": round(cost.after_standard_monthly_usd, 4),
+            "after_express_monthly_usd": None
+            if cost.after_express_monthly_usd is None
+            else round(cost.after_express_monthly_usd, 4),
+            "latency_before_ms": cost.latency_before_ms,
+            "latency_after_ms": cost.latency_after_ms,
+            "transitions_per_execution": cost.transitions_per_execution,
+            "assumptions": cost.assumptions,
+        }
+    return {
+        "name": workflow.name,
+        "handler": workflow.handler,
+        "path": workflow.path,
+        "status": workflow.status,
+        "reasons": [
+            {"path": r.path, "line": r.line, "message": r.message} for r in workflow.reasons
+        ],
+        "notes": [{"path": r.path, "line": r.line, "message": r.message} for r in workflow.notes],
+        "optimizations": [
+            {"path": r.path, "line": r.line, "message": r.message} for r in item.optimizations
+        ],
+        "asl": item.asl,
+        "recommendation": recommendation,
+    }
+
+
+def _workflow_text(item: Any, cost: Any, diagram: str, format_estimate: Any) -> str:
+    import json
+
+    from untangle.render import diagram as diagrams
+
+    workflow = item.workflow
+    lines = [f"== {workflow.name}: {workflow.status} ({workflow.path}, {workflow.handler})"]
+    for reason in workflow.reasons:
+        lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.message}")
+    for note in workflow.notes:
+        lines.append(f"  note: {note.path}:{note.line}: {note.message}")
+    for found in item.optimizations:
+        lines.append(f"  optimization: {found.path}:{found.line}: {found.message}")
+    if item.asl is not None:
+        if diagram != "none":
+            render = {"text": diagrams.text, "mermaid": diagrams.mermaid, "dot": diagrams.dot}[
+                diagram
+            ]
+            lines.append("")
+            lines.append(render(item.asl).rstrip("\n"))
+        if cost is not None:
+            lines.append("")
+            lines.append(format_estimate(cost).rstrip("\n"))
+        lines.append("")
+        lines.append(json.dumps(item.asl, indent=2))
+    return "\n".join(lines) + "\n"
 
 
 @main.command("rules")

@@ -20,7 +20,7 @@ from untangle.discover import SourceFile, discover
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.source import parse_facts
 from untangle.findings import Finding, check, selected_rules
-from untangle.templates import read_template
+from untangle.templates import TemplateHandler, read_template
 
 # A file is parsed up front when it may invoke (`.invoke…` appears in it: the only way to call a
 # client method) or may be a handler; helpers they reach are parsed on demand while linking.
@@ -53,24 +53,45 @@ class ScanResult:
     handlers: list[str] = field(default_factory=list)
 
 
+@dataclass
+class LoadedTree:
+    """The scanned tree, linked: what scan's rules and plan's builder both start from."""
+
+    program: Program
+    errors: list[SourceError]
+    files_scanned: int
+    templates: list[TemplateHandler]
+
+
 def scan(
     paths: Sequence[str], options: ScanOptions, progress: Progress | None = None
 ) -> ScanResult:
     rules = selected_rules(options.select, options.ignore)
+    tree = load_tree(paths, options, progress)
+    findings = check(tree.program, rules)
+    unique_errors = sorted(set(tree.errors), key=lambda e: (e.path, e.line or 0, e.message))
+    return ScanResult(findings, unique_errors, tree.files_scanned, tree.program.handlers)
+
+
+def load_tree(
+    paths: Sequence[str], options: ScanOptions, progress: Progress | None = None
+) -> LoadedTree:
     found = discover(paths, options.include, options.exclude, options.base)
     errors: list[SourceError] = list(found.errors)
     by_module = {source.module: source for source in found.sources}
     by_file = {os.path.abspath(source.path): source for source in found.sources}
 
     template_handlers: set[tuple[str, str]] = set()
+    template_functions: list[TemplateHandler] = []
     for template in found.templates:
         handlers = read_template(template)
         if isinstance(handlers, SourceError):
             errors.append(handlers)
             continue
         for handler in handlers:
+            template_functions.append(handler)
             source = by_file.get(handler.file)
-            if source is not None:
+            if source is not None and handler.python:
                 template_handlers.add((source.module, handler.function))
     handler_modules = {module for module, _ in template_handlers}
 
@@ -114,12 +135,10 @@ def scan(
         template_handlers=template_handlers,
         handler_patterns=options.handler_patterns,
     ).link()
-    findings = check(program, rules)
     cache.save()
     if progress is not None:
         progress(total, total)
-    unique_errors = sorted(set(errors), key=lambda e: (e.path, e.line or 0, e.message))
-    return ScanResult(findings, unique_errors, total, program.handlers)
+    return LoadedTree(program, errors, total, template_functions)
 
 
 def _read(source: SourceFile, limit: int, errors: list[SourceError]) -> bytes | None:

@@ -30,6 +30,9 @@ class TemplateHandler:
     file: str  # absolute path of the handler's .py file
     function: str
     function_name: str | None
+    # environment variables that name another resource: (VAR, logical id)
+    environment: tuple[tuple[str, str], ...] = ()
+    python: bool = True
 
 
 def _load_yaml(text: str) -> Any:
@@ -93,9 +96,8 @@ def _handlers(path: str, document: Any) -> Any:
         handler = props.get("Handler", global_function.get("Handler"))
         runtime = props.get("Runtime", global_function.get("Runtime", "python"))
         if not isinstance(handler, str) or "." not in handler:
-            continue
-        if isinstance(runtime, str) and not runtime.startswith("python"):
-            continue
+            handler = "unknown.unknown"
+        python = not (isinstance(runtime, str) and not runtime.startswith("python"))
         code = props.get("CodeUri", global_function.get("CodeUri", "."))
         if resource.get("Type") == "AWS::Lambda::Function":
             code = "."
@@ -105,5 +107,37 @@ def _handlers(path: str, document: Any) -> Any:
         file = os.path.normpath(os.path.join(directory, code, *module.split("."))) + ".py"
         name = props.get("FunctionName")
         yield TemplateHandler(
-            path, str(logical_id), file, function, name if isinstance(name, str) else None
+            path,
+            str(logical_id),
+            file,
+            function,
+            name if isinstance(name, str) else None,
+            tuple(_environment(props, global_function)),
+            python,
         )
+
+
+def _environment(props: dict[str, Any], global_function: dict[str, Any]) -> Any:
+    for source in (global_function, props):
+        env = source.get("Environment")
+        variables = env.get("Variables") if isinstance(env, dict) else None
+        if not isinstance(variables, dict):
+            continue
+        for key, value in variables.items():
+            target = _referenced(value)
+            if target:
+                yield str(key), target
+
+
+def _referenced(value: Any) -> str | None:
+    """`!Ref X`, `!GetAtt X.Arn`, `{"Ref": X}`, `{"Fn::GetAtt": [X, "Arn"]}` → X."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, inner),) = value.items()
+        if key in ("Ref",) and isinstance(inner, str):
+            return inner
+        if key in ("GetAtt", "Fn::GetAtt"):
+            if isinstance(inner, str):
+                return inner.split(".", 1)[0]
+            if isinstance(inner, list) and inner and isinstance(inner[0], str):
+                return inner[0]
+    return None

@@ -1,0 +1,360 @@
+"""Cost and latency estimates, checked against figures computed by hand."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+import pytest
+
+from tests.asl_examples import ALL, JSONATA, JSONPATH
+from untangle.render import cost
+from untangle.render.cost import CostInputs, FunctionProfile, Pricing
+
+FLAVOURS = [JSONPATH, JSONATA]
+
+# Hand-computed with the default Pricing, 100,000 executions, 200 ms / 128 MB functions:
+#   one Lambda call:  requests 100,000 x $0.20/1M                      = $0.02
+#                     duration 0.2 s x 0.125 GB x 100,000 = 2,500 GB-s
+#                     2,500 x $0.0000166667                          = $0.04166675
+#                     together                                       = $0.06166675
+LAMBDA_CALL = 0.02 + 0.04166675
+
+
+def lambda_task(function: str, **rest: Any) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": f"${{{function}FunctionArn}}", "Payload.$": "$"},
+        **rest,
+    }
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_hello_world_by_hand(flavour: dict[str, dict[str, Any]]) -> None:
+    e = cost.estimate(flavour["hello_world"], CostInputs())
+    # before: the orchestrator waits 200 ms at 128 MB = the same as one call, plus the callee
+    assert e.orchestrator_monthly_usd == pytest.approx(LAMBDA_CALL)
+    assert e.callees_monthly_usd == pytest.approx(LAMBDA_CALL)
+    assert e.before_monthly_usd == pytest.approx(0.1233335)
+    assert e.before_possible
+    # Standard: 1 transition x 100,000 x $0.025/1,000 = $2.50, + callee
+    assert e.transitions_per_execution == 1
+    assert e.after_standard_monthly_usd == pytest.approx(2.5 + LAMBDA_CALL)
+    # Express: 100,000 x $1/1M = $0.10; 0.2 s x 0.0625 GB x 100,000 = 1,250 GB-s x $0.00001667
+    # = $0.0208375; + callee
+    assert e.after_express_monthly_usd == pytest.approx(0.10 + 0.0208375 + LAMBDA_CALL)
+    assert e.after_express_monthly_usd == pytest.approx(0.18250425)
+    assert e.latency_before_ms == e.latency_after_ms == 200
+    assert e.recommendation == "Express"
+    assert e.after_monthly_usd == e.after_express_monthly_usd
+    assert "short" in e.reason and "cheaper than Standard" in e.reason
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_reminder_by_hand(flavour: dict[str, dict[str, Any]]) -> None:
+    e = cost.estimate(flavour["reminder"])
+    # SendEmail 200 ms + 24 h + SendReminder 200 ms
+    assert e.latency_before_ms == e.latency_after_ms == 86_400_400
+    assert not e.before_possible  # a Lambda stops after 15 minutes
+    # as if it could: 86,400.4 s x 0.125 GB x 100,000 = 1,080,005,000 GB-s x $0.0000166667
+    # = $18,000.119..., + $0.02 requests, + two callees
+    hypothetical = 1_080_005_000 * 0.0000166667 + 0.02 + 2 * LAMBDA_CALL
+    assert e.before_monthly_usd == pytest.approx(hypothetical)
+    # Standard: 3 transitions x 100,000 x $0.025/1,000 = $7.50, + two callees
+    assert e.transitions_per_execution == 3
+    assert e.after_standard_monthly_usd == pytest.approx(7.5 + 2 * LAMBDA_CALL)
+    assert e.after_express_monthly_usd is None
+    assert e.recommendation == "Standard"
+    assert e.after_monthly_usd == e.after_standard_monthly_usd
+    assert "WaitForReminder waits 24 h" in e.reason and "5 minutes" in e.reason
+    text = cost.format_estimate(e)
+    assert e.before_impossible_reason == (
+        "it would sleep 24 h in WaitForReminder, and a Lambda stops after 15 min"
+    )
+    assert "before  orchestrator Lambda  could not even run: it would sleep 24 h" in text
+    assert "Express              not possible: WaitForReminder waits 24 h" in text
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_order_workflow_counts_the_happy_path(flavour: dict[str, dict[str, Any]]) -> None:
+    e = cost.estimate(flavour["order"])
+    # ValidatePayment, CheckInventory, CreateOrder, SendEmail, Success: the Catch routes are
+    # not the typical path. The article's figure: 500K transitions -> $12.50.
+    assert e.transitions_per_execution == 5
+    assert e.latency_after_ms == e.latency_before_ms == 800
+    assert e.after_standard_monthly_usd == pytest.approx(12.5 + 4 * LAMBDA_CALL)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_parallel_latency_is_the_slowest_branch(flavour: dict[str, dict[str, Any]]) -> None:
+    inputs = CostInputs(
+        functions={
+            "CreateOrder": FunctionProfile(200),
+            "SendEmail": FunctionProfile(100),
+            "UpdateAnalytics": FunctionProfile(300),
+            "NotifyWarehouse": FunctionProfile(250),
+        }
+    )
+    e = cost.estimate(flavour["parallel_notifications"], inputs)
+    assert e.latency_after_ms == 200 + 300  # branches side by side
+    assert e.latency_before_ms == 200 + 100 + 300 + 250  # the orchestrator called them in turn
+    assert e.transitions_per_execution == 1 + 1 + 3  # ProcessOrder, ParallelTasks, 3 branches
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize(
+    ("items", "concurrency", "rounds"),
+    [(10, 100, 1), (10, 3, 4), (10, 5, 2), (10, 1, 10), (7, 7, 1), (0, 5, 0)],
+)
+def test_map_latency_scales_with_rounds(
+    flavour: dict[str, dict[str, Any]], items: int, concurrency: int, rounds: int
+) -> None:
+    definition = copy.deepcopy(flavour["image_map"])
+    definition["States"]["ProcessImages"]["MaxConcurrency"] = concurrency
+    e = cost.estimate(definition, CostInputs(items_per_map=items))
+    each = 200 + 200  # ResizeImage, UploadThumbnail
+    assert e.latency_after_ms == 200 + rounds * each  # GetImageList first
+    assert e.latency_before_ms == 200 + items * each
+    assert e.transitions_per_execution == 1 + 1 + items * 2
+    assert e.callees_monthly_usd == pytest.approx((1 + 2 * items) * LAMBDA_CALL)
+
+
+def test_map_items_per_state_and_inline_cap() -> None:
+    definition = copy.deepcopy(JSONPATH["batch_map"])
+    del definition["States"]["ProcessBatch"]["MaxConcurrency"]  # unbounded: inline runs 40
+    e = cost.estimate(definition, CostInputs(map_items={"ProcessBatch": 100}))
+    assert e.latency_after_ms == 3 * 200  # ceil(100 / 40)
+    assert e.transitions_per_execution == 101
+    assert any("Map:" in a for a in e.assumptions)
+    assert not any("Map:" in a for a in cost.estimate(JSONPATH["order"]).assumptions)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_choice_takes_the_slowest_branch(flavour: dict[str, dict[str, Any]]) -> None:
+    inputs = CostInputs(functions={"StandardProcessing": FunctionProfile(1_000)})
+    e = cost.estimate(flavour["order_size"], inputs)
+    assert e.latency_after_ms == 200 + 1_000
+    assert e.transitions_per_execution == 3  # CalculateTotal, CheckOrderSize, one branch
+    fraud = cost.estimate(flavour["fraud_rule"])
+    assert fraud.transitions_per_execution == 2
+    assert fraud.latency_after_ms == 200
+
+
+def test_overriding_inputs_changes_results() -> None:
+    base = cost.estimate(JSONPATH["order"])
+    slower = cost.estimate(
+        JSONPATH["order"], CostInputs(functions={"CreateOrder": FunctionProfile(2_000, 1024)})
+    )
+    assert slower.latency_after_ms == base.latency_after_ms + 1_800
+    assert slower.callees_monthly_usd > base.callees_monthly_usd
+    by_state_name = cost.estimate(
+        JSONPATH["parallel_notifications"],
+        CostInputs(functions={"ProcessOrder": FunctionProfile(1_000)}),  # its function: CreateOrder
+    )
+    assert by_state_name.latency_after_ms == 1_000 + 200
+    default = cost.estimate(JSONPATH["order"], CostInputs(default_function=FunctionProfile(100)))
+    assert default.latency_after_ms == 400
+    bigger_orchestrator = cost.estimate(JSONPATH["order"], CostInputs(orchestrator_memory_mb=1024))
+    assert bigger_orchestrator.orchestrator_monthly_usd > base.orchestrator_monthly_usd
+    assert bigger_orchestrator.after_standard_monthly_usd == base.after_standard_monthly_usd
+    pricier = cost.estimate(
+        JSONPATH["order"], CostInputs(pricing=Pricing(standard_per_thousand_transitions=0.05))
+    )
+    assert pricier.after_standard_monthly_usd == pytest.approx(25 + 4 * LAMBDA_CALL)
+    assert "$0.05 per 1,000" in " ".join(pricier.assumptions)
+    fewer = cost.estimate(JSONPATH["order"], CostInputs(executions_per_month=1_000))
+    assert fewer.after_standard_monthly_usd == pytest.approx(base.after_standard_monthly_usd / 100)
+
+
+@pytest.mark.parametrize("key", sorted(ALL))
+def test_more_executions_cost_more(key: str) -> None:
+    estimates = [
+        cost.estimate(ALL[key], CostInputs(executions_per_month=n))
+        for n in (1_000, 10_000, 100_000, 1_000_000)
+    ]
+    for low, high in itertools.pairwise(estimates):
+        assert high.before_monthly_usd > low.before_monthly_usd
+        assert high.after_standard_monthly_usd > low.after_standard_monthly_usd
+        if low.after_express_monthly_usd is not None:
+            assert high.after_express_monthly_usd is not None
+            assert high.after_express_monthly_usd > low.after_express_monthly_usd
+        assert high.latency_after_ms == low.latency_after_ms
+
+
+@pytest.mark.parametrize("key", sorted(ALL))
+def test_slower_functions_cost_more(key: str) -> None:
+    estimates = [
+        cost.estimate(ALL[key], CostInputs(default_function=FunctionProfile(ms)))
+        for ms in (50, 200, 1_000)
+    ]
+    for low, high in itertools.pairwise(estimates):
+        assert high.latency_before_ms > low.latency_before_ms
+        assert high.latency_after_ms > low.latency_after_ms
+        assert high.before_monthly_usd > low.before_monthly_usd
+        assert high.callees_monthly_usd > low.callees_monthly_usd
+        assert high.after_standard_monthly_usd > low.after_standard_monthly_usd
+        assert high.transitions_per_execution == low.transitions_per_execution
+
+
+def test_more_items_cost_more() -> None:
+    estimates = [
+        cost.estimate(JSONATA["image_map"], CostInputs(items_per_map=n)) for n in (1, 10, 100)
+    ]
+    for low, high in itertools.pairwise(estimates):
+        assert high.transitions_per_execution > low.transitions_per_execution
+        assert high.after_standard_monthly_usd > low.after_standard_monthly_usd
+        assert high.latency_before_ms > low.latency_before_ms
+
+
+def wait_machine(wait: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "StartAt": "First",
+        "States": {
+            "First": lambda_task("First", Next="Pause"),
+            "Pause": {"Type": "Wait", **wait, "Next": "Second"},
+            "Second": lambda_task("Second", End=True),
+        },
+    }
+
+
+def test_wait_between_5_and_15_minutes() -> None:
+    e = cost.estimate(wait_machine({"Seconds": 600}))
+    assert e.before_possible  # 10 min 0.4 s fits in a Lambda
+    assert e.before_impossible_reason == ""
+    twenty = cost.estimate(
+        wait_machine({"Seconds": 600}), CostInputs(default_function=FunctionProfile(300_000))
+    )
+    assert not twenty.before_possible  # 5 + 10 + 5 min
+    assert twenty.before_impossible_reason == "it would run 20 min, and a Lambda stops after 15 min"
+    assert e.after_express_monthly_usd is None
+    assert e.recommendation == "Standard"
+    assert "Pause waits 10 min" in e.reason
+
+
+def test_short_wait_can_be_express() -> None:
+    e = cost.estimate(wait_machine({"Seconds": 30}))
+    assert e.latency_after_ms == 30_400
+    assert e.recommendation == "Express"
+    # Express bills the 30.4 s at 64 MB
+    express_duration = 100_000 * 30.4 * 0.0625 * 0.00001667
+    assert e.after_express_monthly_usd == pytest.approx(0.1 + express_duration + 2 * LAMBDA_CALL)
+
+
+def test_express_duration_rounds_up_to_100_ms() -> None:
+    definition = {"StartAt": "One", "States": {"One": lambda_task("One", End=True)}}
+    e = cost.estimate(definition, CostInputs(default_function=FunctionProfile(250)))
+    callee = 0.02 + 100_000 * 0.25 * 0.125 * 0.0000166667
+    express_duration = 100_000 * 0.3 * 0.0625 * 0.00001667  # 250 ms billed as 300 ms
+    assert e.after_express_monthly_usd == pytest.approx(0.1 + express_duration + callee)
+
+
+def test_dynamic_wait_is_standard_unless_given() -> None:
+    for wait in ({"SecondsPath": "$.delay"}, {"Timestamp": "{% $states.input.at %}"}):
+        e = cost.estimate(wait_machine(wait))
+        assert e.recommendation == "Standard"
+        assert "known only at run time" in e.reason
+        assert any("Pause" in n and "wait_seconds" in n for n in e.notes)
+    given = cost.estimate(
+        wait_machine({"SecondsPath": "$.delay"}), CostInputs(wait_seconds={"Pause": 5})
+    )
+    assert given.latency_after_ms == 5_400
+    assert given.recommendation == "Express"
+
+
+def test_long_execution_without_waits_is_standard() -> None:
+    definition = {"StartAt": "Crunch", "States": {"Crunch": lambda_task("Crunch", End=True)}}
+    e = cost.estimate(definition, CostInputs(functions={"Crunch": FunctionProfile(400_000, 2048)}))
+    assert e.after_express_monthly_usd is None
+    assert "an execution takes 6.67 min" in e.reason
+
+
+def test_standard_when_it_is_cheaper() -> None:
+    # 4 minutes in one call: Express bills 240 s x 64 MB per execution, Standard 1 transition
+    definition = {"StartAt": "Crunch", "States": {"Crunch": lambda_task("Crunch", End=True)}}
+    e = cost.estimate(definition, CostInputs(functions={"Crunch": FunctionProfile(240_000)}))
+    assert e.after_express_monthly_usd is not None
+    assert e.after_standard_monthly_usd < e.after_express_monthly_usd
+    assert e.recommendation == "Standard"
+    assert "no more than Express" in e.reason
+
+
+def test_callback_tasks_rule_out_express() -> None:
+    definition = {
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {
+                    "FunctionName": "${AskFunctionArn}",
+                    "Payload": {"t.$": "$$.Task.Token"},
+                },
+                "End": True,
+            }
+        },
+    }
+    e = cost.estimate(definition)
+    assert e.recommendation == "Standard"
+    assert "waitForTaskToken" in e.reason
+
+
+def test_non_lambda_tasks_and_loops_are_noted() -> None:
+    definition = {
+        "StartAt": "Publish",
+        "States": {
+            "Publish": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "Next": "Poll"},
+            "Poll": lambda_task("Poll", Next="Done?"),
+            "Done?": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.done", "BooleanEquals": True, "Next": "Finish"}],
+                "Default": "Poll",
+            },
+            "Finish": {"Type": "Succeed"},
+        },
+    }
+    e = cost.estimate(definition)
+    assert e.transitions_per_execution == 4
+    assert e.callees_monthly_usd == pytest.approx(LAMBDA_CALL)  # SNS is not a Lambda
+    assert any("sns:publish" in n for n in e.notes)
+    assert any("loop" in n for n in e.notes)
+
+
+def test_empty_and_broken_definitions_do_not_crash() -> None:
+    for definition in (
+        {},
+        {"StartAt": "Nowhere", "States": {}},
+        {"StartAt": "A", "States": {"A": {}}},
+    ):
+        e = cost.estimate(definition)
+        assert e.latency_after_ms >= 0
+        cost.format_estimate(e)
+
+
+def test_format_estimate() -> None:
+    e = cost.estimate(JSONPATH["order"])
+    text = cost.format_estimate(e)
+    lines = text.splitlines()
+    assert lines[0] == "cost at 100,000 executions/month:"
+    assert lines[1].startswith("  before  orchestrator Lambda  $0.43/month, 800 ms")
+    assert lines[2].startswith("  after   Standard             $12.75/month, 800 ms")
+    assert "(5 state transitions per execution)" in lines[2]
+    assert lines[3].startswith("          Express              $0.43/month")
+    assert lines[4].startswith("  recommended: Express: ")
+    for assumption in e.assumptions:
+        assert f"    - {assumption}" in lines
+    assert "$0.0000166667 per GB-second" in text
+    assert "$0.00001667 per GB-second" in text
+    assert "$0.025 per 1,000 state transitions" in text
+    assert "us-east-1" in text and "2025" in text and "assumption" in text
+    short = cost.format_estimate(e, assumptions=False)
+    assert "assumptions" not in short and len(short.splitlines()) == 5
+
+
+def test_estimate_is_frozen() -> None:
+    e = cost.estimate(JSONPATH["hello_world"])
+    with pytest.raises(AttributeError):
+        e.recommendation = "Standard"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        CostInputs().executions_per_month = 1  # type: ignore[misc]

@@ -1,0 +1,154 @@
+"""The plan recipe: linked tree → orchestrating handlers → workflow IR → optimized IR → ASL.
+
+Pure functions over the loaded tree; the CLI reads the files and prints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from untangle.analysis.program import Program
+from untangle.templates import TemplateHandler
+from untangle.workflow.asl import NotExpressible, to_asl
+from untangle.workflow.build import WorkflowBuilder
+from untangle.workflow.ir import FunctionRef, Reason, Workflow
+from untangle.workflow.optimize import optimize
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    query_language: str = "jsonata"
+    handlers: tuple[str, ...] = ()  # only these (qualified names or function names)
+
+
+@dataclass(frozen=True)
+class PlannedWorkflow:
+    workflow: Workflow
+    asl: dict[str, Any] | None
+    optimizations: tuple[Reason, ...] = field(default=())
+
+    @property
+    def status(self) -> str:
+        return self.workflow.status
+
+
+def orchestrators(program: Program) -> list[str]:
+    """Handlers that reach at least one Lambda invoke."""
+    found: set[str] = set()
+    for site in program.invokes:
+        found.update(program.handlers_reaching(site.function))
+    return sorted(found)
+
+
+def plan(
+    program: Program,
+    templates: Iterable[TemplateHandler],
+    read_source: Callable[[str], str],
+    options: PlanOptions = PlanOptions(),
+) -> list[PlannedWorkflow]:
+    templates = list(templates)
+    names: dict[str, int] = {}
+    planned = []
+    for handler in orchestrators(program):
+        if options.handlers and not _selected(handler, options.handlers):
+            continue
+        namer = FunctionNamer(templates, program.module_of(handler).path)
+        workflow = WorkflowBuilder(program, handler, read_source, namer).build()
+        name = _workflow_name(handler, program, templates)
+        count = names.get(name, 0)
+        names[name] = count + 1
+        if count:
+            name = f"{name}{count + 1}"
+        workflow = replace(workflow, name=name)
+        optimizations: tuple[Reason, ...] = ()
+        asl = None
+        if workflow.graph is not None:
+            workflow, optimizations = optimize(workflow)
+            try:
+                asl = to_asl(workflow, options.query_language)
+            except NotExpressible as exc:
+                workflow = replace(
+                    workflow,
+                    status="not_converted",
+                    graph=None,
+                    reasons=(
+                        *workflow.reasons,
+                        Reason(workflow.path, program.functions[handler].span.line, str(exc)),
+                    ),
+                )
+        planned.append(PlannedWorkflow(workflow, asl, optimizations))
+    return planned
+
+
+def _selected(handler: str, wanted: tuple[str, ...]) -> bool:
+    short = handler.rsplit(".", 1)[-1]
+    return any(w in (handler, short) or handler.endswith("." + w) for w in wanted)
+
+
+class FunctionNamer:
+    """Function names and environment variables → `${XxxArn}` placeholders, matched to the
+    functions of the templates in the tree when one declares them."""
+
+    def __init__(self, templates: list[TemplateHandler], handler_path: str) -> None:
+        self.templates = templates
+        self.handler_path = os.path.abspath(handler_path)
+        self.own = [t for t in templates if t.file == self.handler_path]
+        # the template nearest to the handler wins
+        self.nearest = sorted(
+            templates,
+            key=lambda t: (
+                -len(
+                    os.path.commonpath(
+                        [os.path.dirname(os.path.abspath(t.template)), self.handler_path]
+                    )
+                )
+            ),
+        )
+
+    def __call__(self, name: str) -> FunctionRef:
+        if name.startswith("$"):
+            variable = name[1:]
+            for template in self.own:
+                for key, logical in template.environment:
+                    if key == variable:
+                        declared = self._by_logical(logical, template.template)
+                        display = (declared.function_name if declared else None) or logical
+                        return FunctionRef(f"${{{logical}Arn}}", display)
+            return FunctionRef(f"${{{_pascal(variable)}Arn}}", variable)
+        for template in self.nearest:
+            if template.function_name == name:
+                return FunctionRef(f"${{{template.logical_id}Arn}}", name)
+        return FunctionRef(f"${{{_pascal(name)}FunctionArn}}", name)
+
+    def _by_logical(self, logical: str, template: str) -> TemplateHandler | None:
+        for candidate in self.templates:
+            if candidate.logical_id == logical and candidate.template == template:
+                return candidate
+        return None
+
+
+def _workflow_name(handler: str, program: Program, templates: list[TemplateHandler]) -> str:
+    path = os.path.abspath(program.module_of(handler).path)
+    function = program.functions[handler].name
+    for template in templates:
+        if template.file == path and template.function == function:
+            base = re.sub(r"Function$", "", template.logical_id) or template.logical_id
+            return base + "Workflow"
+    parts = [
+        p
+        for p in handler.split(".")
+        if p not in ("app", "lambda_function", "handler", "lambda_handler", "main", "index")
+    ]
+    return _pascal(parts[-1] if parts else handler) + "Workflow"
+
+
+def _pascal(text: str) -> str:
+    words = re.split(r"[^0-9A-Za-z]+", text)
+    result = "".join(
+        w[:1].upper() + w[1:].lower() if w.isupper() else w[:1].upper() + w[1:] for w in words if w
+    )
+    return result if result and not result[0].isdigit() else "F" + result

@@ -1,0 +1,1635 @@
+"""An orchestrating handler (Python `ast` + the linked scan `Program`) → a `Workflow`.
+
+The handler body is compiled statement by statement into states; Python locals become data
+expressions over the execution input and workflow variables. Helpers that invoke are inlined
+along the call graph. Anything that cannot be expressed faithfully is recorded as a `Reason`
+with its `path:line`, and the handler is refused or partly converted: never a silently wrong
+machine.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from untangle.analysis.program import InvokeSite, Program, SleepSite
+from untangle.analysis.values import ConstV, Env, Extern, Func, Method, OwnName
+from untangle.facts.model import Span
+from untangle.rules.base import function_name_from_arn
+from untangle.workflow.ir import (
+    Arr,
+    Assign,
+    CatchRule,
+    Choice,
+    Expr,
+    Fail,
+    FunctionRef,
+    Graph,
+    Input,
+    Lit,
+    Map,
+    Obj,
+    Op,
+    Reason,
+    RetryRule,
+    State,
+    Succeed,
+    Task,
+    Var,
+    Wait,
+    Workflow,
+    with_next,
+    with_path,
+)
+
+SourceReader = Callable[[str], str]
+FunctionNamer = Callable[[str], FunctionRef]
+
+_LOGGING_PREFIXES = ("logging.", "builtins.print")
+_BOTO_ERRORS = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+_DEFAULT_CONCURRENCY = 10
+_ARITHMETIC: dict[str, Callable[[float, float], object]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "**": operator.pow,
+}
+_LOGGERS = ("logger", "log", "logging", "LOGGER", "LOG", "print")
+
+
+class Unsupported(Exception):
+    """A construct with no faithful translation; carries the line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+# --- values of Python locals while compiling ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    """An invoke's raw response; `["Payload"].read()` and `json.loads` lead to `payload`."""
+
+    payload: Expr
+
+
+@dataclass(frozen=True)
+class Stream:
+    payload: Expr
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A value the workflow cannot carry; an error only if something uses it."""
+
+    line: int
+    message: str
+
+
+Value = Expr | Response | Stream | Opaque
+
+
+# --- fragments --------------------------------------------------------------------------------
+
+# an unconnected transition: (state name, slot) where slot is "next", "default", ("rule", i)
+Exit = tuple[str, object]
+
+
+@dataclass
+class Fragment:
+    start: str | None  # None: nothing was emitted; control falls through
+    exits: list[Exit]
+
+
+@dataclass
+class _Catch:
+    errors: tuple[str, ...]
+    handler: ast.ExceptHandler
+    tasks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Scope:
+    """What a compiled body is inside of: the function being compiled (inlined helpers get
+    their own scope) and the try blocks around it."""
+
+    env: dict[str, Value]
+    path: str
+    source_lines: list[str]
+    returns: list[tuple[list[Exit], Expr]] | None = None  # inlined helper: where returns go
+    catches: list[_Catch] = field(default_factory=list)
+    retry: tuple[RetryRule, ...] = ()
+    raised_on_function_error: set[str] = field(default_factory=set)
+
+
+class WorkflowBuilder:
+    def __init__(
+        self,
+        program: Program,
+        handler: str,
+        read_source: SourceReader,
+        name_function: FunctionNamer,
+    ) -> None:
+        self.program = program
+        self.handler = handler
+        self.read_source = read_source
+        self.name_function = name_function
+        self.states: dict[str, State] = {}
+        self.reasons: list[Reason] = []
+        self.notes: list[Reason] = []
+        self.functions: dict[str, FunctionRef] = {}
+        self.invokes = {
+            (self.program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
+            for s in program.invokes
+        }
+        self.sleeps = {
+            (self.program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
+            for s in program.sleeps
+        }
+        self._trees: dict[str, tuple[ast.Module, list[str]]] = {}
+        self._inline_depth = 0
+        self._temps: set[str] = set()
+
+    # --- entry ------------------------------------------------------------------------------
+
+    def build(self) -> Workflow:
+        facts = self.program.functions[self.handler]
+        module = self.program.module_of(self.handler)
+        name = _workflow_name(self.handler)
+        try:
+            node, lines = self._function_node(module.path, facts.name, facts.span.line)
+            scope = _Scope({}, module.path, lines)
+            params = [a.arg for a in node.args.args]
+            if params:
+                scope.env[params[0]] = Input(())
+            if len(params) > 1:
+                scope.env[params[1]] = Opaque(node.lineno, "the Lambda context object")
+            fragment = self.block(node.body, scope)
+            end = self._add(Succeed(self._unique("Done"), Lit(None), _span(node)))
+            self._connect(fragment.exits, end)
+            start = fragment.start or end
+            graph = self._graph(start)
+        except Unsupported as exc:
+            self.reasons.append(Reason(module.path, exc.line, exc.message))
+            graph = None
+        status = "converted" if graph is not None and not self.reasons else "not_converted"
+        return Workflow(
+            name,
+            self.handler,
+            module.path,
+            graph if status == "converted" else None,
+            status,
+            tuple(self.reasons),
+            tuple(self.notes),
+            tuple(self.functions.values()),
+        )
+
+    # --- state bookkeeping --------------------------------------------------------------------
+
+    def _unique(self, base: str) -> str:
+        name = base[:80] or "State"
+        counter = 2
+        while name in self.states:
+            name = f"{base[:76]}{counter}"
+            counter += 1
+        return name
+
+    def _add(self, state: State) -> str:
+        self.states[state.name] = state
+        return state.name
+
+    def _connect(self, exits: list[Exit], target: str) -> None:
+        for name, slot in exits:
+            state = self.states[name]
+            if slot == "next":
+                self.states[name] = with_next(state, target)
+            elif slot == "default":
+                assert isinstance(state, Choice)
+                self.states[name] = replace(state, default=target)
+            elif isinstance(slot, tuple) and slot[0] == "rule":
+                assert isinstance(state, Choice)
+                rules = list(state.rules)
+                rules[slot[1]] = (rules[slot[1]][0], target)
+                self.states[name] = replace(state, rules=tuple(rules))
+            elif isinstance(slot, tuple) and slot[0] == "catch":
+                assert isinstance(state, Task)
+                catches = list(state.catch)
+                catches[slot[1]] = replace(catches[slot[1]], next=target)
+                self.states[name] = replace(state, catch=tuple(catches))
+
+    def _graph(self, start: str) -> Graph:
+        """The states reachable from `start`, taken out of the builder."""
+        reachable: list[State] = []
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            name = stack.pop()
+            if name in seen or name == "":
+                continue
+            seen.add(name)
+            state = self.states[name]
+            reachable.append(state)
+            stack.extend(_targets(state))
+        return Graph(start, tuple(reachable))
+
+    @staticmethod
+    def _sequence(
+        first: Fragment, second: Fragment, connect: Callable[[list[Exit], str], None]
+    ) -> Fragment:
+        if first.start is None:
+            return Fragment(second.start, second.exits) if second.start else first
+        if second.start is None:
+            return first
+        connect(first.exits, second.start)
+        return Fragment(first.start, second.exits)
+
+    # --- sources ------------------------------------------------------------------------------
+
+    def _function_node(
+        self, path: str, name: str, line: int
+    ) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, list[str]]:
+        if path not in self._trees:
+            text = self.read_source(path)
+            self._trees[path] = (ast.parse(text), text.splitlines())
+        tree, lines = self._trees[path]
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.name == name
+                and (
+                    node.lineno == line
+                    or any(getattr(d, "lineno", 0) == line for d in node.decorator_list)
+                )
+            ):
+                return node, lines
+        raise Unsupported(line, f"cannot find the definition of {name}")
+
+    # --- statements ---------------------------------------------------------------------------
+
+    def block(self, body: list[ast.stmt], scope: _Scope) -> Fragment:
+        fragment = Fragment(None, [])
+        for stmt in body:
+            if fragment.start is not None and not fragment.exits:
+                break  # everything after a return/raise is unreachable
+            fragment = self._sequence(fragment, self.stmt(stmt, scope), self._connect)
+        return fragment
+
+    def stmt(self, node: ast.stmt, scope: _Scope) -> Fragment:
+        if isinstance(node, ast.Expr):
+            if isinstance(node.value, ast.Constant):
+                return Fragment(None, [])  # a docstring
+            return self.effect(node.value, None, scope)
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if node.value is None:
+                return Fragment(None, [])
+            if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+                if self._has_work(node.value, scope):
+                    raise Unsupported(node.lineno, "an invoke result assigned to several targets")
+                for target in targets:
+                    for name in _names(target):
+                        scope.env[name] = Opaque(node.lineno, "assigned by unpacking")
+                return Fragment(None, [])
+            return self.effect(node.value, targets[0].id, scope)
+        if isinstance(node, ast.AugAssign):
+            if self._has_work(node.value, scope):
+                raise Unsupported(node.lineno, "an invoke inside an augmented assignment")
+            for name in _names(node.target):
+                scope.env[name] = Opaque(
+                    node.lineno, "updated in place (+=, …): state shared across steps"
+                )
+            return Fragment(None, [])
+        if isinstance(node, ast.Return):
+            return self.return_(node, scope)
+        if isinstance(node, ast.Raise):
+            return self.raise_(node, scope)
+        if isinstance(node, ast.If):
+            return self.if_(node, scope)
+        if isinstance(node, ast.Try):
+            return self.try_(node, scope)
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            return self.for_(node, scope)
+        if isinstance(node, ast.While):
+            raise Unsupported(
+                node.lineno,
+                "a while loop (polling or an unbounded retry): convert by hand to Wait + Choice",
+            )
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    for name in _names(item.optional_vars):
+                        scope.env[name] = Opaque(node.lineno, "a context manager")
+            return self.block(node.body, scope)
+        if isinstance(node, ast.Pass):
+            return Fragment(None, [])
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal)):
+            return Fragment(None, [])
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            scope.env[node.name] = Opaque(node.lineno, "a nested definition")
+            return Fragment(None, [])
+        raise Unsupported(node.lineno, f"`{type(node).__name__}` statement")
+
+    def effect(self, value: ast.expr, target: str | None, scope: _Scope) -> Fragment:
+        """`target = value` (or just `value`): emits a Task, a Wait or an inlined helper when the
+        expression does work, else binds a data expression."""
+        call = self._work_call(value, scope)
+        if call is None:
+            if target is None:
+                if self._droppable(value, scope):
+                    self.notes.append(
+                        Reason(
+                            scope.path,
+                            value.lineno,
+                            "logging dropped: the execution history shows each step",
+                        )
+                    )
+                    return Fragment(None, [])
+                if isinstance(value, ast.Call) and _attr_name(value.func) in (
+                    "append",
+                    "extend",
+                    "update",
+                ):
+                    raise Unsupported(value.lineno, "a collection mutated across steps")
+                raise Unsupported(
+                    value.lineno,
+                    f"local computation `{_source(value, scope)}` would need its own function",
+                )
+            scope.env[target] = self.value(value, scope)
+            return Fragment(None, [])
+        kind, info = call
+        if kind == "sleep":
+            assert isinstance(info, SleepSite)
+            return self.sleep(info, value, scope, target)
+        if kind == "invoke":
+            assert isinstance(info, InvokeSite)
+            return self.invoke(info, value, target, scope)
+        assert isinstance(info, tuple)
+        return self.inline(info, value, target, scope)
+
+    def hoist(self, node: ast.expr, scope: _Scope) -> tuple[Fragment, ast.expr]:
+        """Emit the work inside `node` (invokes, sleeps, helpers) first, each into a variable,
+        and return `node` with those calls replaced by the variables."""
+        fragment = Fragment(None, [])
+        for _ in range(50):
+            found = self._work_call(node, scope)
+            if found is None:
+                return fragment, node
+            kind, info = found
+            call = info[1] if kind == "call" else _find_call(node, info.site.span.line)  # type: ignore[attr-defined,index]
+            if call is None:
+                break
+            temp = self._temp_name(kind, info)
+            step = self.effect(call, temp, scope)
+            fragment = self._sequence(fragment, step, self._connect)
+            node = _Replace(call, ast.Name(temp, ast.Load())).visit(_copy(node))
+        raise Unsupported(getattr(node, "lineno", 0), "too much work in one expression")
+
+    def _temp_name(self, kind: str, info: object) -> str:
+        if kind == "invoke" and isinstance(info, InvokeSite):
+            base = self._static_target(info) or "result"
+        elif kind == "call" and isinstance(info, tuple):
+            base = str(info[0]).rsplit(".", 1)[-1].lstrip("_") + "_result"
+        else:
+            base = "result"
+        base = re.sub(r"[^0-9A-Za-z]+", "_", base).strip("_").lower() or "result"
+        if base[0].isdigit():
+            base = "r_" + base
+        name, counter = base, 2
+        while name in self._temps:
+            name = f"{base}_{counter}"
+            counter += 1
+        self._temps.add(name)
+        return name
+
+    def _has_work(self, node: ast.expr, scope: _Scope) -> bool:
+        return self._work_call(node, scope) is not None
+
+    def _work_call(self, node: ast.expr, scope: _Scope) -> tuple[str, object] | None:
+        """The call inside `node` that is an invoke, a sleep, or a call to a helper that invokes
+        or sleeps (outermost first)."""
+        for sub in ast.walk(node):
+            if not isinstance(sub, ast.Call):
+                continue
+            key = (scope.path, sub.lineno, _column(sub, scope))
+            if key in self.invokes:
+                return "invoke", self.invokes[key]
+            if key in self.sleeps:
+                return "sleep", self.sleeps[key]
+            callee = self._callee(sub, scope)
+            if callee is not None:
+                return "call", (callee, sub)
+        return None
+
+    def _callee(self, call: ast.Call, scope: _Scope) -> str | None:
+        caller = self._function_at(scope.path, call.lineno)
+        if caller is None:
+            return None
+        for edge in self.program.edges_from(caller):
+            if (
+                edge.site.span.line == call.lineno
+                and edge.site.span.column == _column(call, scope)
+                and (edge.callee in self.program.invoking or self._sleeps_in(edge.callee))
+            ):
+                return edge.callee
+        return None
+
+    def _sleeps_in(self, qualname: str) -> bool:
+        return any(s.function == qualname for s in self.program.sleeps)
+
+    def _function_at(self, path: str, line: int) -> str | None:
+        best: str | None = None
+        best_line = -1
+        for qualname, facts in self.program.functions.items():
+            if self.program.module_of(qualname).path != path:
+                continue
+            if facts.span.line <= line <= facts.span.end_line and facts.span.line > best_line:
+                best, best_line = qualname, facts.span.line
+        return best
+
+    def _droppable(self, value: ast.expr, scope: _Scope) -> bool:
+        if not isinstance(value, ast.Call):
+            return False
+        dotted = _dotted(value.func)
+        return dotted == "print" or dotted.split(".")[0] in _LOGGERS
+
+    # --- invokes ------------------------------------------------------------------------------
+
+    def invoke(
+        self, site: InvokeSite, value: ast.expr, target: str | None, scope: _Scope
+    ) -> Fragment:
+        call = _find_call(value, site.site.span.line)
+        if call is None:
+            raise Unsupported(site.site.span.line, "an invoke this planner cannot locate")
+        kwargs = {k.arg: k.value for k in call.keywords if k.arg}
+        if any(k.arg is None for k in call.keywords):
+            raise Unsupported(call.lineno, "invoke arguments passed through **kwargs")
+        if site.method == "invoke_async":
+            payload_node = kwargs.get("InvokeArgs")
+            asynchronous = True
+        else:
+            payload_node = kwargs.get("Payload")
+            kind = kwargs.get("InvocationType")
+            asynchronous = False
+            if kind is not None:
+                mode = self.value(kind, scope)
+                if mode == Lit("Event"):
+                    asynchronous = True
+                elif mode != Lit("RequestResponse"):
+                    raise Unsupported(call.lineno, "InvocationType is not a constant")
+        function = self._function_ref(site, kwargs.get("FunctionName"), scope, call.lineno)
+        payload: Expr = Lit({})
+        if payload_node is not None:
+            payload = self._payload(payload_node, scope)
+        name = self._unique(_pascal(function.display))
+        task = Task(name, function, payload, None, None, _span(call), asynchronous, scope.retry)
+        self._add(task)
+        for catch in scope.catches:
+            catch.tasks.append(name)
+        if target is not None:
+            result = self._bind_result(value, call, Var(target), scope)
+            if isinstance(result, Response) or (
+                isinstance(result, Var) and result.name == target and not result.path
+            ):
+                self.states[name] = replace(task, assign=target)
+                scope.env[target] = result
+            else:
+                self.states[name] = replace(task, assign=target)
+                scope.env[target] = result
+        return Fragment(name, [(name, "next")])
+
+    def _bind_result(self, value: ast.expr, call: ast.Call, result: Var, scope: _Scope) -> Value:
+        """What `value` is when the invoke `call` inside it answers into variable `result`."""
+        marker = "__untangle_response__"
+        scope.env[marker] = Response(result)
+        try:
+            rewritten = _Replace(call, ast.Name(marker, ast.Load())).visit(_copy(value))
+            return self.value(rewritten, scope)
+        finally:
+            del scope.env[marker]
+
+    def _payload(self, node: ast.expr, scope: _Scope) -> Expr:
+        value = self.value(node, scope)
+        if isinstance(value, Op) and value.op == "json_string":
+            return value.args[0]
+        if isinstance(value, (Response, Stream)):
+            return value.payload
+        if isinstance(value, Opaque):
+            raise Unsupported(node.lineno, f"payload depends on {value.message}")
+        return value
+
+    def _function_ref(
+        self, site: InvokeSite, node: ast.expr | None, scope: _Scope, line: int
+    ) -> FunctionRef:
+        if node is not None:
+            value = self.value(node, scope)
+            if isinstance(value, Lit) and isinstance(value.value, str):
+                return self._remember(self.name_function(function_name_from_arn(value.value)))
+            if isinstance(value, Op) and value.op == "env" and isinstance(value.args[0], Lit):
+                return self._remember(self.name_function(f"${value.args[0].value}"))
+        names = site.kwargs.get("FunctionName", frozenset())
+        if any(isinstance(v, OwnName) for v in names):
+            raise Unsupported(line, "the handler invokes itself: loop in the state machine instead")
+        known = [v for v in names if isinstance(v, (ConstV, Env))]
+        if len(known) == 1 and len(names) == 1:
+            only = known[0]
+            if isinstance(only, ConstV) and isinstance(only.value, str):
+                return self._remember(self.name_function(function_name_from_arn(only.value)))
+            if isinstance(only, Env):
+                return self._remember(self.name_function(f"${only.name}"))
+        raise Unsupported(
+            line, "the invoked function's name is not known statically (dynamic dispatch)"
+        )
+
+    def _remember(self, ref: FunctionRef) -> FunctionRef:
+        self.functions.setdefault(ref.placeholder, ref)
+        return ref
+
+    # --- sleeps -------------------------------------------------------------------------------
+
+    def sleep(
+        self, site: SleepSite, value: ast.expr, scope: _Scope, target: str | None
+    ) -> Fragment:
+        call = _find_call(value, site.site.span.line)
+        if call is None or not call.args:
+            raise Unsupported(site.site.span.line, "a sleep without a duration")
+        seconds = self.value(call.args[0], scope)
+        if isinstance(seconds, (Response, Stream, Opaque)):
+            raise Unsupported(call.lineno, "a sleep whose duration the workflow cannot compute")
+        if isinstance(seconds, Lit) and isinstance(seconds.value, (int, float)):
+            if seconds.value != int(seconds.value) or seconds.value < 0:
+                raise Unsupported(call.lineno, "a sleep of a fraction of a second")
+            seconds = Lit(int(seconds.value))
+        following = self._next_invoke_name(call, scope.path)
+        name = self._unique(f"WaitFor{following}" if following else "Wait")
+        self._add(Wait(name, seconds, None, None, _span(call)))
+        return Fragment(name, [(name, "next")])
+
+    def _next_invoke_name(self, call: ast.Call, path: str) -> str | None:
+        after = sorted(
+            (
+                (key, site)
+                for key, site in self.invokes.items()
+                if key[0] == path and key[1] > call.lineno
+            ),
+            key=lambda pair: pair[0],
+        )
+        if not after:
+            return None
+        target = self._static_target(after[0][1])
+        return _pascal(target) if target else None
+
+    @staticmethod
+    def _static_target(site: InvokeSite) -> str | None:
+        for v in site.kwargs.get("FunctionName", frozenset()):
+            if isinstance(v, ConstV) and isinstance(v.value, str):
+                return function_name_from_arn(v.value)
+            if isinstance(v, Env):
+                return v.name.lower().removesuffix("_function").removesuffix("_fn")
+        return None
+
+    # --- inlined helpers ----------------------------------------------------------------------
+
+    def inline(
+        self, info: tuple[str, ast.Call], value: ast.expr, target: str | None, scope: _Scope
+    ) -> Fragment:
+        callee, call = info
+        if self._inline_depth > 8:
+            raise Unsupported(call.lineno, "helpers nested too deeply (recursion?)")
+        facts = self.program.functions[callee]
+        module = self.program.module_of(callee)
+        node, lines = self._function_node(module.path, facts.name, facts.span.line)
+        params = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
+        if facts.is_method and params:
+            params = params[1:]
+        inner = _Scope({}, module.path, lines, returns=[], catches=scope.catches, retry=scope.retry)
+        defaults = node.args.defaults
+        for param, default in zip(params[len(params) - len(defaults) :], defaults):
+            inner.env[param] = self.value(default, inner)
+        for param, arg in zip(params, call.args):
+            inner.env[param] = self.value(arg, scope)
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                raise Unsupported(call.lineno, "helper arguments passed through **kwargs")
+            inner.env[keyword.arg] = self.value(keyword.value, scope)
+        retry = self._retry_decorator(node, inner)
+        if retry:
+            inner.retry = retry
+        self._inline_depth += 1
+        try:
+            body = self.block(node.body, inner)
+        finally:
+            self._inline_depth -= 1
+        assert inner.returns is not None
+        exits = list(body.exits)
+        values = [v for _, v in inner.returns]
+        for returned_exits, _ in inner.returns:
+            exits += returned_exits
+        result: Value = Lit(None)
+        if (
+            values
+            and all(v == values[0] for v in values)
+            and len(inner.returns) >= 1
+            and not body.exits
+        ):
+            result = values[0]
+        elif values:
+            if target is None:
+                result = Lit(None)
+            else:
+                # several returns with different values: each path sets the variable
+                exits = list(body.exits)
+                for returned_exits, returned in inner.returns:
+                    setter = self._add(
+                        Assign(
+                            self._unique(f"Set{_pascal(target)}"),
+                            ((target, returned),),
+                            None,
+                            _span(call),
+                        )
+                    )
+                    self._connect(returned_exits, setter)
+                    exits.append((setter, "next"))
+                result = Var(target)
+        start = body.start
+        if start is None:
+            # the helper did no work after all: just bind its value
+            if target is not None:
+                scope.env[target] = result
+            return Fragment(None, [])
+        if target is not None:
+            outer_value = self._bind_inline(value, call, result, scope)
+            scope.env[target] = outer_value
+        return Fragment(start, exits)
+
+    def _bind_inline(self, value: ast.expr, call: ast.Call, result: Value, scope: _Scope) -> Value:
+        marker = "__untangle_inline__"
+        scope.env[marker] = result
+        try:
+            rewritten = _Replace(call, ast.Name(marker, ast.Load())).visit(_copy(value))
+            return self.value(rewritten, scope)
+        finally:
+            del scope.env[marker]
+
+    def _retry_decorator(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope
+    ) -> tuple[RetryRule, ...]:
+        for decorator in node.decorator_list:
+            dotted = _dotted(decorator.func if isinstance(decorator, ast.Call) else decorator)
+            if dotted.split(".")[-1] not in ("retry", "on_exception"):
+                continue
+            if not isinstance(decorator, ast.Call):
+                return (RetryRule(("States.ALL",), 1, 3, 1.0),)
+            return (self._tenacity(decorator, scope),)
+        return ()
+
+    def _tenacity(self, decorator: ast.Call, scope: _Scope) -> RetryRule:
+        attempts, interval, backoff, max_delay, jitter = 3, 1.0, 1.0, None, False
+        errors: tuple[str, ...] = ("States.ALL",)
+        keywords = {k.arg: k.value for k in decorator.keywords if k.arg}
+        stop = keywords.get("stop")
+        if (
+            isinstance(stop, ast.Call)
+            and _dotted(stop.func).endswith("stop_after_attempt")
+            and stop.args
+        ):
+            attempts = int(self._number(stop.args[0], scope))
+        if "max_tries" in keywords:
+            attempts = int(self._number(keywords["max_tries"], scope))
+        wait = keywords.get("wait")
+        if isinstance(wait, ast.Call):
+            kind = _dotted(wait.func).rsplit(".", 1)[-1]
+            args = {k.arg: k.value for k in wait.keywords if k.arg}
+            if kind == "wait_fixed" and wait.args:
+                interval = self._number(wait.args[0], scope)
+            elif kind in ("wait_exponential", "wait_random_exponential"):
+                multiplier = (
+                    self._number(args["multiplier"], scope) if "multiplier" in args else 1.0
+                )
+                minimum = self._number(args["min"], scope) if "min" in args else 0.0
+                interval = max(multiplier, minimum, 1.0)
+                backoff = 2.0
+                if "max" in args:
+                    max_delay = self._number(args["max"], scope)
+                jitter = kind == "wait_random_exponential"
+        if decorator.args and _dotted(decorator.func).endswith("on_exception"):
+            wait_gen = _dotted(decorator.args[0]).rsplit(".", 1)[-1]
+            backoff = 2.0 if wait_gen == "expo" else 1.0
+            jitter = "jitter" not in keywords or _dotted(keywords["jitter"]) != "None"
+            if len(decorator.args) > 1:
+                errors = self._error_names(decorator.args[1], scope)
+        retry_on = keywords.get("retry")
+        if (
+            isinstance(retry_on, ast.Call)
+            and _dotted(retry_on.func).endswith("retry_if_exception_type")
+            and retry_on.args
+        ):
+            errors = self._error_names(retry_on.args[0], scope)
+        return RetryRule(errors, interval, max(attempts - 1, 0), backoff, max_delay, jitter)
+
+    def _number(self, node: ast.expr, scope: _Scope) -> float:
+        value = self.value(node, scope)
+        if (
+            isinstance(value, Lit)
+            and isinstance(value.value, (int, float))
+            and not isinstance(value.value, bool)
+        ):
+            return float(value.value)
+        raise Unsupported(node.lineno, f"`{_source(node, scope)}` is not a constant number")
+
+    def _error_names(self, node: ast.expr, scope: _Scope) -> tuple[str, ...]:
+        nodes = node.elts if isinstance(node, ast.Tuple) else [node]
+        names: list[str] = []
+        for item in nodes:
+            dotted = _dotted(item)
+            last = dotted.rsplit(".", 1)[-1]
+            if last in ("Exception", "BaseException"):
+                return ("States.ALL",)
+            if last in ("ClientError", "BotoCoreError", "TooManyRequestsException"):
+                names += [e for e in _BOTO_ERRORS if e not in names]
+            elif last in scope.raised_on_function_error:
+                names.append("States.TaskFailed")
+            elif last:
+                names.append(last)
+        return tuple(dict.fromkeys(names)) or ("States.ALL",)
+
+    # --- control flow -------------------------------------------------------------------------
+
+    def return_(self, node: ast.Return, scope: _Scope) -> Fragment:
+        if node.value is not None and self._has_work(node.value, scope):
+            before, rewritten = self.hoist(node.value, scope)
+            rest = self._finish_return(
+                node, _expr(self.value(rewritten, scope), node.lineno), scope
+            )
+            return self._sequence(before, rest, self._connect)
+        output: Expr = Lit(None)
+        if node.value is not None:
+            output = _expr(self.value(node.value, scope), node.lineno)
+        return self._finish_return(node, output, scope)
+
+    def _finish_return(self, node: ast.Return, output: Expr, scope: _Scope) -> Fragment:
+        if scope.returns is not None:
+            # inside an inlined helper: control goes back to the caller with this value
+            marker = self._add(Assign(self._unique("Return"), (), None, _span(node)))
+            scope.returns.append(([(marker, "next")], output))
+            return Fragment(marker, [])
+        name = self._add(Succeed(self._unique("Done"), output, _span(node)))
+        return Fragment(name, [])
+
+    def raise_(self, node: ast.Raise, scope: _Scope) -> Fragment:
+        if node.exc is None:
+            raise Unsupported(
+                node.lineno, "a bare `raise` outside an except block this planner understands"
+            )
+        exc = node.exc
+        error = (
+            _dotted(exc.func if isinstance(exc, ast.Call) else exc).rsplit(".", 1)[-1] or "Error"
+        )
+        cause: Expr | None = None
+        if isinstance(exc, ast.Call) and exc.args:
+            value = self.value(exc.args[0], scope)
+            cause = value if not isinstance(value, (Response, Stream, Opaque)) else None
+        for catch in reversed(scope.catches):
+            if "States.ALL" in catch.errors or error in catch.errors:
+                raise Unsupported(
+                    node.lineno,
+                    f"`raise {error}` is caught in the same function: "
+                    "control flow through exceptions",
+                )
+        name = self._add(Fail(self._unique(error), error, cause, _span(node)))
+        return Fragment(name, [])
+
+    def if_(self, node: ast.If, scope: _Scope) -> Fragment:
+        if self._has_work(node.test, scope):
+            before, test = self.hoist(node.test, scope)
+            rest = self.if_(
+                ast.If(
+                    test,
+                    node.body,
+                    node.orelse,
+                    lineno=node.lineno,
+                    col_offset=node.col_offset,
+                    end_lineno=node.end_lineno,
+                    end_col_offset=node.end_col_offset,
+                ),
+                scope,
+            )
+            return self._sequence(before, rest, self._connect)
+        function_error = self._function_error_check(node.test, scope)
+        if function_error is not None:
+            return self._function_error_branch(node, function_error, scope)
+        condition = self.value(node.test, scope)
+        if isinstance(condition, (Response, Stream, Opaque)):
+            raise Unsupported(node.lineno, f"a condition on {_describe(condition)}")
+        constant = _constant_truth(condition)
+        if constant is not None:
+            self.notes.append(
+                Reason(
+                    scope.path,
+                    node.lineno,
+                    f"condition `{_source(node.test, scope)}` is always {constant} "
+                    "under Step Functions",
+                )
+            )
+            return self.block(node.body if constant else node.orelse, scope)
+        rules: list[tuple[Expr, ast.If]] = []
+        branch: ast.If = node
+        orelse: list[ast.stmt] = []
+        while True:
+            if branch is not node and self._has_work(branch.test, scope):
+                raise Unsupported(branch.lineno, "an invoke inside an elif condition")
+            tested = self.value(branch.test, scope)
+            if isinstance(tested, (Response, Stream, Opaque)):
+                raise Unsupported(branch.lineno, f"a condition on {_describe(tested)}")
+            rules.append((_truthy(tested), branch))
+            if len(branch.orelse) == 1 and isinstance(branch.orelse[0], ast.If):
+                branch = branch.orelse[0]
+                continue
+            orelse = branch.orelse
+            break
+        name = self._unique(_choice_name(node.test))
+        choice = Choice(name, tuple((c, "") for c, _ in rules), None, _span(node))
+        self._add(choice)
+        exits: list[Exit] = []
+        envs: list[dict[str, Value]] = []
+        fragments: list[tuple[Fragment, object]] = []
+        for index, (_, branch_node) in enumerate(rules):
+            branch_scope = replace(scope, env=dict(scope.env))
+            fragment = self.block(branch_node.body, branch_scope)
+            fragments.append((fragment, ("rule", index)))
+            envs.append(branch_scope.env)
+        else_scope = replace(scope, env=dict(scope.env))
+        fragment = self.block(orelse, else_scope)
+        fragments.append((fragment, "default"))
+        envs.append(else_scope.env)
+        for fragment, slot in fragments:
+            if fragment.start is None:
+                exits.append((name, slot))
+            else:
+                self._connect([(name, slot)], fragment.start)
+                exits += fragment.exits
+        live = [
+            env
+            for (fragment, _), env in zip(fragments, envs)
+            if fragment.start is None or fragment.exits
+        ]
+        scope.env.update(_merge(live, node.lineno))
+        return Fragment(name, exits)
+
+    def _function_error_check(self, test: ast.expr, scope: _Scope) -> Response | None:
+        """`"FunctionError" in response` / `response.get("FunctionError")`."""
+        if (
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.In)
+            and isinstance(test.left, ast.Constant)
+            and test.left.value == "FunctionError"
+        ):
+            value = self.value(test.comparators[0], scope)
+            if isinstance(value, Response):
+                return value
+        return None
+
+    def _function_error_branch(self, node: ast.If, response: Response, scope: _Scope) -> Fragment:
+        """Step Functions fails the Task itself when the function raises: the branch becomes a
+        Catch of `States.TaskFailed` on the task that produced `response`."""
+        task_name = self._task_assigning(response)
+        if task_name is None:
+            raise Unsupported(node.lineno, "a FunctionError check far from its invoke")
+        for stmt in node.body:
+            if isinstance(stmt, ast.Raise) and stmt.exc is not None:
+                error = _dotted(stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc)
+                scope.raised_on_function_error.add(error.rsplit(".", 1)[-1])
+        handler_scope = replace(scope, env=dict(scope.env), catches=[])
+        assert isinstance(response.payload, Var)
+        handler_scope.env[response.payload.name] = Var("error")
+        fragment = self.block(node.body, handler_scope)
+        if fragment.start is None or fragment.exits:
+            raise Unsupported(node.lineno, "a FunctionError check that does not raise")
+        task = self.states[task_name]
+        assert isinstance(task, Task)
+        if any(c.errors == ("States.TaskFailed",) for c in task.catch):
+            return self.block(node.orelse, scope)
+        self.states[task_name] = replace(
+            task, catch=(*task.catch, CatchRule(("States.TaskFailed",), fragment.start, "error"))
+        )
+        self.notes.append(
+            Reason(
+                scope.path,
+                node.lineno,
+                "the FunctionError check became a Catch of States.TaskFailed",
+            )
+        )
+        return self.block(node.orelse, scope)
+
+    def _task_assigning(self, response: Response) -> str | None:
+        if not isinstance(response.payload, Var):
+            return None
+        for name in reversed(list(self.states)):
+            state = self.states[name]
+            if isinstance(state, Task) and state.assign == response.payload.name:
+                return name
+        return None
+
+    def try_(self, node: ast.Try, scope: _Scope) -> Fragment:
+        if node.finalbody:
+            raise Unsupported(node.lineno, "try/finally")
+        if node.orelse:
+            raise Unsupported(node.lineno, "try/else")
+        handlers = []
+        for handler in node.handlers:
+            if _transparent(handler):
+                self.notes.append(
+                    Reason(
+                        scope.path,
+                        handler.lineno,
+                        "an except block that only logs and re-raises: "
+                        "the error propagates as before",
+                    )
+                )
+                continue
+            errors = (
+                self._error_names(handler.type, scope)
+                if handler.type is not None
+                else ("States.ALL",)
+            )
+            handlers.append(_Catch(errors, handler))
+        if not handlers:
+            return self.block(node.body, scope)
+        inner = replace(scope, catches=[*scope.catches, *handlers])
+        body = self.block(node.body, inner)
+        exits = list(body.exits)
+        for catch in handlers:
+            if not catch.tasks:
+                continue
+            handler_scope = replace(scope, env=dict(scope.env))
+            if catch.handler.name:
+                handler_scope.env[catch.handler.name] = Var("error")
+            handler_fragment = self.block(
+                [s for s in catch.handler.body if not _is_reraise(s)]
+                + [s for s in catch.handler.body if _is_reraise(s)][:0],
+                handler_scope,
+            )
+            reraise = any(_is_reraise(s) for s in catch.handler.body)
+            start = handler_fragment.start
+            if reraise:
+                fail = self._add(
+                    Fail(self._unique("Failed"), "", Var("error", ("Cause",)), _span(catch.handler))
+                )
+                if start is None:
+                    start = fail
+                else:
+                    self._connect(handler_fragment.exits, fail)
+            else:
+                exits += handler_fragment.exits
+            if start is None:
+                raise Unsupported(catch.handler.lineno, "an except block that swallows the error")
+            for task_name in catch.tasks:
+                task = self.states[task_name]
+                assert isinstance(task, Task)
+                self.states[task_name] = replace(
+                    task, catch=(*task.catch, CatchRule(catch.errors, start, "error"))
+                )
+        return Fragment(body.start, exits)
+
+    def for_(self, node: ast.For | ast.AsyncFor, scope: _Scope) -> Fragment:
+        retry = self._retry_loop(node, scope)
+        if retry is not None:
+            return retry
+        if not self._has_work_in(node.body, scope):
+            raise Unsupported(
+                node.lineno, "a loop of local computation would need its own function"
+            )
+        if node.orelse:
+            raise Unsupported(node.lineno, "for/else")
+        if not isinstance(node.target, ast.Name):
+            raise Unsupported(node.lineno, "a loop target that unpacks")
+        items = self.value(node.iter, scope)
+        if isinstance(items, (Response, Stream, Opaque)):
+            raise Unsupported(node.lineno, f"a loop over {_describe(items)}")
+        body = list(node.body)
+        collect: ast.expr | None = None
+        collector: str | None = None
+        last = body[-1] if body else None
+        if (
+            isinstance(last, ast.Expr)
+            and isinstance(last.value, ast.Call)
+            and _attr_name(last.value.func) == "append"
+            and isinstance(last.value.func, ast.Attribute)
+            and isinstance(last.value.func.value, ast.Name)
+            and len(last.value.args) == 1
+        ):
+            collector = last.value.func.value.id
+            if scope.env.get(collector) != Arr(()):
+                raise Unsupported(last.lineno, f"`{collector}` is not a fresh list before the loop")
+            collect = last.value.args[0]
+            body = body[:-1]
+        item = node.target.id
+        saved = dict(self.states)
+        processor_scope = replace(scope, env=dict(scope.env), catches=[], returns=None)
+        processor_scope.env[item] = Var(item)
+        fragment = self.block(body, processor_scope)
+        if fragment.start is not None and not fragment.exits:
+            raise Unsupported(node.lineno, "a loop that returns or raises from inside")
+        output: Expr = Lit(None)
+        if collect is not None:
+            output = _expr(self.value(collect, processor_scope), node.lineno)
+        done = self._add(Succeed(self._unique(f"{_pascal(item)}Done"), output, _span(node)))
+        self._connect(fragment.exits, done)
+        processor = self._graph(fragment.start or done)
+        for state in processor.states:
+            if saved.get(state.name) is None:
+                del self.states[state.name]
+        name = self._unique(f"ProcessEach{_pascal(item)}")
+        map_state = Map(
+            name,
+            _expr(items, node.lineno),
+            item,
+            processor,
+            output if collect is not None else None,
+            collector,
+            _DEFAULT_CONCURRENCY,
+            None,
+            _span(node),
+        )
+        self._add(map_state)
+        self.notes.append(
+            Reason(
+                scope.path,
+                node.lineno,
+                f"the loop ran one item at a time; the Map runs up to {_DEFAULT_CONCURRENCY} "
+                "at once (set MaxConcurrency to 1 to keep the order of side effects)",
+            )
+        )
+        if collector is not None:
+            scope.env[collector] = Var(collector)
+        return Fragment(name, [(name, "next")])
+
+    def _has_work_in(self, body: list[ast.stmt], scope: _Scope) -> bool:
+        return any(
+            isinstance(sub, ast.expr) and self._has_work(sub, scope)
+            for stmt in body
+            for sub in ast.walk(stmt)
+            if isinstance(sub, ast.Call)
+        )
+
+    def _retry_loop(self, node: ast.For | ast.AsyncFor, scope: _Scope) -> Fragment | None:
+        """`for attempt in range(N): try: …invoke…; return/break  except E: …sleep(d)…`."""
+        if not (
+            isinstance(node.iter, ast.Call)
+            and _dotted(node.iter.func) == "range"
+            and len(node.iter.args) == 1
+            and len(node.body) == 1
+            and isinstance(node.body[0], ast.Try)
+            and isinstance(node.target, ast.Name)
+        ):
+            return None
+        attempts = int(self._number(node.iter.args[0], scope))
+        attempt = node.target.id
+        trial = node.body[0]
+        if len(trial.handlers) != 1:
+            return None
+        handler = trial.handlers[0]
+        delay: ast.expr | None = None
+        for sub in ast.walk(handler):
+            if (
+                isinstance(sub, ast.Call)
+                and (scope.path, sub.lineno, _column(sub, scope)) in self.sleeps
+            ):
+                delay = sub.args[0] if sub.args else None
+        interval, backoff = 1.0, 1.0
+        if delay is not None:
+            interval, backoff = self._backoff(delay, attempt, handler, scope)
+        body = [s for s in trial.body if not isinstance(s, ast.Break)]
+        retry_scope = replace(scope, retry=(RetryRule(("States.ALL",), 0, 0, 1.0),))
+        fragment = self.block(body, retry_scope)
+        errors = (
+            self._error_names(handler.type, scope) if handler.type is not None else ("States.ALL",)
+        )
+        rule = RetryRule(errors, interval, attempts - 1, backoff)
+        for name, state in list(self.states.items()):
+            if (
+                isinstance(state, Task)
+                and state.retry
+                and state.retry[0].max_attempts == 0
+                and state.retry[0].interval == 0
+            ):
+                self.states[name] = replace(state, retry=(rule,))
+        self.notes.append(
+            Reason(
+                scope.path,
+                node.lineno,
+                f"the retry loop became a Retry: {attempts - 1} retries, {interval:g} s, "
+                f"backoff {backoff:g}",
+            )
+        )
+        return fragment
+
+    def _backoff(
+        self, delay: ast.expr, attempt: str, handler: ast.ExceptHandler, scope: _Scope
+    ) -> tuple[float, float]:
+        # resolve `delay = …` assignments inside the except block
+        assigned = {
+            s.targets[0].id: s.value
+            for s in ast.walk(handler)
+            if isinstance(s, ast.Assign)
+            and len(s.targets) == 1
+            and isinstance(s.targets[0], ast.Name)
+        }
+        if isinstance(delay, ast.Name) and delay.id in assigned:
+            delay = assigned[delay.id]
+        values = []
+        for n in (0, 1):
+            env = dict(scope.env)
+            env[attempt] = Lit(n)
+            value = self.value(delay, replace(scope, env=env))
+            if not (isinstance(value, Lit) and isinstance(value.value, (int, float))):
+                raise Unsupported(
+                    delay.lineno, "a retry delay that is not a function of the attempt number"
+                )
+            values.append(float(value.value))
+        interval = max(values[0], 1.0)
+        backoff = values[1] / values[0] if values[0] else 1.0
+        return interval, max(backoff, 1.0)
+
+    # --- expressions --------------------------------------------------------------------------
+
+    def value(self, node: ast.expr, scope: _Scope) -> Value:
+        try:
+            return self._value(node, scope)
+        except RecursionError:
+            raise Unsupported(node.lineno, "an expression too deep to translate") from None
+
+    def _value(self, node: ast.expr, scope: _Scope) -> Value:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, (str, int, float, bool)) or node.value is None:
+                return Lit(node.value)
+            return Opaque(node.lineno, "a bytes constant")
+        if isinstance(node, ast.Name):
+            if node.id in scope.env:
+                return scope.env[node.id]
+            return self._global(node, scope)
+        if isinstance(node, ast.Attribute):
+            return self._global(node, scope)
+        if isinstance(node, ast.Await):
+            return self.value(node.value, scope)
+        if isinstance(node, ast.Subscript) and _dotted(node.value) == "os.environ":
+            key = self.value(node.slice, scope)
+            if isinstance(key, Lit) and isinstance(key.value, str):
+                return Op("env", (key,))
+        if isinstance(node, ast.Subscript):
+            base = self.value(node.value, scope)
+            key = self.value(node.slice, scope)
+            if isinstance(base, Response):
+                if key == Lit("Payload"):
+                    return Stream(base.payload)
+                if key == Lit("StatusCode"):
+                    return Lit(200)
+                return Opaque(node.lineno, "a field of the raw invoke response")
+            if isinstance(base, (Stream, Opaque)):
+                return Opaque(node.lineno, _describe(base))
+            if (
+                isinstance(key, Lit)
+                and isinstance(key.value, (str, int))
+                and not isinstance(key.value, bool)
+            ):
+                found = with_path(base, key.value)
+                if found is not None:
+                    return found
+            return Opaque(node.lineno, f"`{_source(node, scope)}`")
+        if isinstance(node, ast.Dict):
+            items: list[tuple[str, Expr]] = []
+            for k, v in zip(node.keys, node.values):
+                if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+                    return Opaque(node.lineno, "a dict with computed keys")
+                items.append((k.value, _expr(self.value(v, scope), v.lineno)))
+            return Obj(tuple(items))
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return Arr(tuple(_expr(self.value(e, scope), e.lineno) for e in node.elts))
+        if isinstance(node, ast.Compare):
+            return self._compare(node, scope)
+        if isinstance(node, ast.BoolOp):
+            op = "and" if isinstance(node.op, ast.And) else "or"
+            return Op(
+                op, tuple(_truthy(_expr(self.value(v, scope), v.lineno)) for v in node.values)
+            )
+        if isinstance(node, ast.UnaryOp):
+            operand = _expr(self.value(node.operand, scope), node.lineno)
+            if isinstance(node.op, ast.Not):
+                return Op("not", (_truthy(operand),))
+            if (
+                isinstance(node.op, ast.USub)
+                and isinstance(operand, Lit)
+                and isinstance(operand.value, (int, float))
+            ):
+                return Lit(-operand.value)
+            return Opaque(node.lineno, f"`{_source(node, scope)}`")
+        if isinstance(node, ast.BinOp):
+            return self._binop(node, scope)
+        if isinstance(node, ast.JoinedStr):
+            parts: list[Expr] = []
+            for part in node.values:
+                if isinstance(part, ast.Constant):
+                    parts.append(Lit(str(part.value)))
+                elif (
+                    isinstance(part, ast.FormattedValue)
+                    and part.format_spec is None
+                    and part.conversion in (-1, 115)
+                ):
+                    parts.append(_expr(self.value(part.value, scope), node.lineno))
+                else:
+                    return Opaque(node.lineno, "a formatted string with a format spec")
+            return Op("concat", tuple(parts))
+        if isinstance(node, ast.IfExp):
+            return Opaque(node.lineno, "a conditional expression")
+        if isinstance(node, ast.Call):
+            return self._call(node, scope)
+        return Opaque(node.lineno, f"`{_source(node, scope)}`")
+
+    def _global(self, node: ast.Name | ast.Attribute, scope: _Scope) -> Value:
+        """A module-level constant, an environment variable, or an attribute of a value."""
+        if isinstance(node, ast.Attribute):
+            base = self.value(node.value, scope) if not _is_module_ref(node.value, scope) else None
+            if base is not None and not isinstance(base, Opaque):
+                if isinstance(base, Response):
+                    return Opaque(node.lineno, "an attribute of the raw invoke response")
+                return Opaque(node.lineno, f"`{_source(node, scope)}`")
+        qualname = self._function_at(scope.path, node.lineno) or ""
+        module = self.program.function_module.get(qualname)
+        if module is None:
+            return Opaque(node.lineno, f"`{_source(node, scope)}`")
+        dotted = _dotted(node)
+        from untangle.facts.model import Ref
+
+        head, _, rest = dotted.partition(".")
+        facts = self.program.modules[module]
+        globals_ = dict(facts.globals)
+        if head not in globals_:
+            return Opaque(node.lineno, f"`{dotted}`")
+        values: set[object] = set()
+        for sym in globals_[head]:
+            target = sym
+            for part in rest.split(".") if rest else []:
+                from untangle.facts.model import Attr as AttrSym
+
+                target = AttrSym(target, part)
+            values |= self.program.values(target)
+        if len(values) == 1:
+            only = next(iter(values))
+            if isinstance(only, ConstV):
+                return Lit(only.value)
+            if isinstance(only, Env):
+                return Op("env", (Lit(only.name),))
+        _ = Ref
+        return Opaque(node.lineno, f"`{dotted}` (a module-level value that is not a constant)")
+
+    def _compare(self, node: ast.Compare, scope: _Scope) -> Value:
+        left = _expr(self.value(node.left, scope), node.lineno)
+        results: list[Expr] = []
+        for op, comparator in zip(node.ops, node.comparators):
+            right = _expr(self.value(comparator, scope), node.lineno)
+            if isinstance(op, (ast.In, ast.NotIn)):
+                if isinstance(left, Lit) and isinstance(left.value, str):
+                    found = with_path(right, left.value)
+                    if found is None:
+                        raise Unsupported(node.lineno, f"`in` on {_source(comparator, scope)}")
+                    test: Expr = Op("exists", (found,))
+                    results.append(test if isinstance(op, ast.In) else Op("not", (test,)))
+                else:
+                    raise Unsupported(node.lineno, "`in` on a list")
+            elif isinstance(op, (ast.Is, ast.IsNot)):
+                if right != Lit(None):
+                    raise Unsupported(node.lineno, "`is` with something other than None")
+                test = Op("is_null", (left,))
+                results.append(test if isinstance(op, ast.Is) else Op("not", (test,)))
+            else:
+                symbol = {
+                    ast.Eq: "==",
+                    ast.NotEq: "!=",
+                    ast.Lt: "<",
+                    ast.LtE: "<=",
+                    ast.Gt: ">",
+                    ast.GtE: ">=",
+                }[type(op)]
+                results.append(_fold(Op(symbol, (left, right))))
+            left = right
+        return results[0] if len(results) == 1 else Op("and", tuple(results))
+
+    def _binop(self, node: ast.BinOp, scope: _Scope) -> Value:
+        left = _expr(self.value(node.left, scope), node.lineno)
+        right = _expr(self.value(node.right, scope), node.lineno)
+        symbol = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}.get(
+            type(node.op)
+        )
+        if symbol is None:
+            return Opaque(node.lineno, f"`{_source(node, scope)}`")
+        folded = _fold(Op(symbol, (left, right)))
+        if isinstance(folded, Op) and symbol == "**":
+            return Opaque(node.lineno, "a power of a value known only at run time")
+        return folded
+
+    def _call(self, node: ast.Call, scope: _Scope) -> Value:
+        dotted = _dotted(node.func)
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else dotted
+        if name in ("loads", "load") and dotted.startswith("json") and len(node.args) == 1:
+            argument = node.args[0]
+            if (
+                isinstance(argument, ast.BoolOp)
+                and isinstance(argument.op, ast.Or)
+                and len(argument.values) == 2
+                and isinstance(argument.values[1], ast.Constant)
+            ):
+                argument = argument.values[0]  # `… or "null"`: an empty payload reads as null
+            inner = self.value(argument, scope)
+            if isinstance(inner, (Stream, Response)):
+                return inner.payload
+            if isinstance(inner, Op) and inner.op == "json_string":
+                return inner.args[0]
+            return Opaque(node.lineno, f"`{_source(node, scope)}`")
+        if name == "dumps" and dotted.startswith("json") and node.args:
+            inner = _expr(self.value(node.args[0], scope), node.lineno)
+            return Op("json_string", (inner,))
+        if isinstance(node.func, ast.Attribute):
+            receiver = self.value(node.func.value, scope)
+            if name in ("read", "decode", "encode") and isinstance(receiver, (Stream, Op)):
+                return receiver
+            if name == "get" and not isinstance(receiver, (Response, Stream, Opaque)) and node.args:
+                key = self.value(node.args[0], scope)
+                if isinstance(key, Lit) and isinstance(key.value, str):
+                    found = with_path(receiver, key.value)
+                    if found is not None:
+                        default = (
+                            _expr(self.value(node.args[1], scope), node.lineno)
+                            if len(node.args) > 1
+                            else Lit(None)
+                        )
+                        return Op("default", (found, default))
+            if isinstance(receiver, Response) and name == "get":
+                return Opaque(node.lineno, "a field of the raw invoke response")
+        if dotted in ("os.getenv", "os.environ.get") and node.args:
+            key = self.value(node.args[0], scope)
+            if isinstance(key, Lit):
+                return Op("env", (key,))
+        if dotted in ("str",) and len(node.args) == 1:
+            return Op("concat", (_expr(self.value(node.args[0], scope), node.lineno),))
+        if dotted in ("len",) and len(node.args) == 1:
+            return Op("count", (_expr(self.value(node.args[0], scope), node.lineno),))
+        if dotted in ("asyncio.run", "loop.run_until_complete") and len(node.args) == 1:
+            return self.value(node.args[0], scope)
+        if dotted in ("float", "int") and len(node.args) == 1:
+            return Op("number", (_expr(self.value(node.args[0], scope), node.lineno),))
+        if dotted in ("bool",) and len(node.args) == 1:
+            return _truthy(_expr(self.value(node.args[0], scope), node.lineno))
+        return Opaque(node.lineno, f"`{_source(node, scope)}` (local computation)")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _targets(state: State) -> Iterator[str]:
+    if isinstance(state, Choice):
+        for _, target in state.rules:
+            yield target
+        if state.default:
+            yield state.default
+        return
+    nxt = getattr(state, "next", None)
+    if nxt:
+        yield nxt
+    if isinstance(state, Task):
+        for catch in state.catch:
+            yield catch.next
+
+
+def _expr(value: Value, line: int) -> Expr:
+    if isinstance(value, Opaque):
+        raise Unsupported(value.line, f"the workflow would need {value.message}")
+    if isinstance(value, (Response, Stream)):
+        return value.payload
+    return value
+
+
+def _truthy(expr: Expr) -> Expr:
+    if isinstance(expr, Op) and expr.op in (
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "and",
+        "or",
+        "not",
+        "exists",
+        "is_null",
+        "truthy",
+    ):
+        return expr
+    if isinstance(expr, Lit):
+        return Lit(bool(expr.value))
+    return Op("truthy", (expr,))
+
+
+def _constant_truth(expr: Expr) -> bool | None:
+    folded = _fold(expr) if isinstance(expr, Op) else expr
+    if isinstance(folded, Lit):
+        return bool(folded.value)
+    return None
+
+
+def _fold(expr: Expr) -> Expr:
+    if not isinstance(expr, Op) or not all(isinstance(a, Lit) for a in expr.args):
+        return expr
+    values = [a.value for a in expr.args if isinstance(a, Lit)]
+    try:
+        if expr.op == "==":
+            return Lit(values[0] == values[1])
+        if expr.op == "!=":
+            return Lit(values[0] != values[1])
+        if expr.op in ("<", "<=", ">", ">=", "+", "-", "*", "/", "**"):
+            a, b = values
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                result = _ARITHMETIC[expr.op](a, b)
+                return Lit(result)
+            if isinstance(a, str) and isinstance(b, str) and expr.op == "+":
+                return Lit(a + b)
+    except (ZeroDivisionError, OverflowError, TypeError):
+        return expr
+    return expr
+
+
+def _merge(envs: list[dict[str, Value]], line: int) -> dict[str, Value]:
+    if not envs:
+        return {}
+    merged: dict[str, Value] = {}
+    keys = set().union(*envs)
+    for key in keys:
+        values = [env.get(key) for env in envs]
+        first = values[0]
+        if all(v == first for v in values) and first is not None:
+            merged[key] = first
+        else:
+            merged[key] = Opaque(line, f"`{key}`, which the branches set differently")
+    return merged
+
+
+def _transparent(handler: ast.ExceptHandler) -> bool:
+    """`except Exception: log(...); raise`: the error propagates unchanged."""
+    if not handler.body or not _is_reraise(handler.body[-1]):
+        return False
+    for stmt in handler.body[:-1]:
+        if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+            return False
+        head = _dotted(stmt.value.func).split(".")[0]
+        if head not in ("logger", "log", "logging", "LOGGER", "LOG", "print"):
+            return False
+    return True
+
+
+def _is_reraise(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Raise) and stmt.exc is None
+
+
+def _names(target: ast.expr) -> list[str]:
+    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    return ""
+
+
+def _attr_name(node: ast.expr) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else ""
+
+
+def _is_module_ref(node: ast.expr, scope: _Scope) -> bool:
+    return isinstance(node, ast.Name) and node.id not in scope.env
+
+
+def _column(node: ast.expr, scope: _Scope) -> int:
+    line = scope.source_lines[node.lineno - 1] if 0 < node.lineno <= len(scope.source_lines) else ""
+    if line.isascii():
+        return node.col_offset + 1
+    return len(line.encode("utf-8")[: node.col_offset].decode("utf-8", "replace")) + 1
+
+
+def _find_call(node: ast.expr, line: int) -> ast.Call | None:
+    for sub in ast.walk(node):
+        if (
+            isinstance(sub, ast.Call)
+            and sub.lineno == line
+            and _attr_name(sub.func)
+            in (
+                "invoke",
+                "invoke_async",
+                "sleep",
+            )
+        ):
+            return sub
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and sub.lineno == line:
+            return sub
+    return None
+
+
+def _span(node: ast.AST) -> Span:
+    line = getattr(node, "lineno", 1)
+    return Span(
+        line,
+        getattr(node, "col_offset", 0) + 1,
+        getattr(node, "end_lineno", line) or line,
+        (getattr(node, "end_col_offset", 0) or 0) + 1,
+    )
+
+
+def _source(node: ast.AST, scope: _Scope) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # unparse of odd nodes: a placeholder is enough for a message
+        return "…"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe(value: Value) -> str:
+    if isinstance(value, Opaque):
+        return value.message
+    return "the raw invoke response"
+
+
+def _pascal(text: str) -> str:
+    words = re.split(r"[^0-9A-Za-z]+", text)
+    result = "".join(w[:1].upper() + w[1:] for w in words if w)
+    if not result or result[0].isdigit():
+        result = "Step" + result
+    return result
+
+
+def _choice_name(test: ast.expr) -> str:
+    names = [n.id for n in ast.walk(test) if isinstance(n, ast.Name)]
+    keys = [
+        n.slice.value
+        for n in ast.walk(test)
+        if isinstance(n, ast.Subscript)
+        and isinstance(n.slice, ast.Constant)
+        and isinstance(n.slice.value, str)
+    ]
+    subject = keys[0] if keys else (names[0] if names else "Condition")
+    return "Check" + _pascal(subject)
+
+
+def _workflow_name(handler: str) -> str:
+    parts = [
+        p
+        for p in handler.split(".")
+        if p not in ("app", "lambda_function", "handler", "lambda_handler", "main", "index")
+    ]
+    return _pascal(parts[-1] if parts else handler) or "Workflow"
+
+
+class _Replace(ast.NodeTransformer):
+    def __init__(self, old: ast.AST, new: ast.expr) -> None:
+        self.old = old
+        self.new = new
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        if _same(node, self.old):
+            return self.new
+        return super().generic_visit(node)
+
+
+def _same(a: ast.AST, b: ast.AST) -> bool:
+    return (
+        type(a) is type(b)
+        and getattr(a, "lineno", None) == getattr(b, "lineno", None)
+        and getattr(a, "col_offset", None) == getattr(b, "col_offset", None)
+        and getattr(a, "end_col_offset", None) == getattr(b, "end_col_offset", None)
+    )
+
+
+def _copy(node: ast.expr) -> ast.expr:
+    import copy
+
+    return copy.deepcopy(node)
+
+
+_ = (Extern, Func, Method)

@@ -1,0 +1,374 @@
+"""The workflow IR: what an orchestrating handler does, as a graph of states over data
+expressions. Frozen data between the stages: built from Python by `build`, rewritten by
+`optimize`, printed by `to_text` (golden tests, `plan --format text`) and lowered to ASL by `asl`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Union
+
+from untangle.facts.model import Span
+
+# --- data expressions -------------------------------------------------------------------------
+
+PathPart = Union[str, int]
+
+
+@dataclass(frozen=True)
+class Input:
+    """The execution input (the handler's `event`) at `path`."""
+
+    path: tuple[PathPart, ...] = ()
+
+
+@dataclass(frozen=True)
+class Var:
+    """A workflow variable (a task's result, a loop item…) at `path`."""
+
+    name: str
+    path: tuple[PathPart, ...] = ()
+
+
+@dataclass(frozen=True)
+class Lit:
+    """A JSON value."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class Obj:
+    items: tuple[tuple[str, Expr], ...]
+
+
+@dataclass(frozen=True)
+class Arr:
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Op:
+    """`op` is one of: == != < <= > >= and or not truthy exists missing is_null + - * /
+    concat json_string default (`x if present else y`)."""
+
+    op: str
+    args: tuple[Expr, ...]
+
+
+Expr = Union[Input, Var, Lit, Obj, Arr, Op]
+
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def with_path(expr: Expr, part: PathPart) -> Expr | None:
+    """`expr[part]`, when expr is a path; None otherwise."""
+    if isinstance(expr, Input):
+        return Input((*expr.path, part))
+    if isinstance(expr, Var):
+        return Var(expr.name, (*expr.path, part))
+    if isinstance(expr, Obj) and isinstance(part, str):
+        for key, value in expr.items:
+            if key == part:
+                return value
+    return None
+
+
+def variables(expr: Expr) -> Iterator[str]:
+    """Names of the workflow variables an expression reads."""
+    if isinstance(expr, Var):
+        yield expr.name
+    elif isinstance(expr, Obj):
+        for _, value in expr.items:
+            yield from variables(value)
+    elif isinstance(expr, Arr):
+        for item in expr.items:
+            yield from variables(item)
+    elif isinstance(expr, Op):
+        for arg in expr.args:
+            yield from variables(arg)
+
+
+# --- states -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """An invoked function: how ASL names it (`${ValidatePaymentFunctionArn}`) and how a person
+    does (`validate-payment`)."""
+
+    placeholder: str
+    display: str
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    errors: tuple[str, ...]
+    interval: float
+    max_attempts: int
+    backoff: float
+    max_delay: float | None = None
+    jitter: bool = False
+
+
+@dataclass(frozen=True)
+class CatchRule:
+    errors: tuple[str, ...]
+    next: str
+    # the error output ({"Error", "Cause"}) is stored in this variable, when the handler uses it
+    assign: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    function: FunctionRef
+    payload: Expr
+    assign: str | None  # variable that receives the function's (decoded) result
+    next: str | None
+    span: Span
+    asynchronous: bool = False
+    retry: tuple[RetryRule, ...] = ()
+    catch: tuple[CatchRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    rules: tuple[tuple[Expr, str], ...]
+    default: str | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Wait:
+    name: str
+    seconds: Expr | None
+    timestamp: Expr | None
+    next: str | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Assign:
+    """A Pass state that sets variables from expressions (simple shaping between steps)."""
+
+    name: str
+    values: tuple[tuple[str, Expr], ...]
+    next: str | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Succeed:
+    name: str
+    output: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Fail:
+    name: str
+    error: str
+    cause: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Graph:
+    start: str
+    states: tuple[State, ...]
+
+    def get(self, name: str) -> State:
+        for state in self.states:
+            if state.name == name:
+                return state
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Map:
+    name: str
+    items: Expr
+    item_var: str
+    processor: Graph
+    # per item, what the loop collected (None: nothing) and where the list goes
+    collect: Expr | None
+    assign: str | None
+    max_concurrency: int
+    next: str | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Parallel:
+    name: str
+    branches: tuple[Graph, ...]
+    # the variables each branch's result is stored in (None: not used)
+    assign: tuple[str | None, ...]
+    next: str | None
+    span: Span
+    reason: str = ""
+
+
+State = Union[Task, Choice, Wait, Assign, Succeed, Fail, Map, Parallel]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why (part of) a handler was not converted, or a note on what changed."""
+
+    path: str
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    handler: str
+    path: str
+    graph: Graph | None
+    status: str  # "converted" | "partial" | "not_converted"
+    reasons: tuple[Reason, ...] = ()
+    notes: tuple[Reason, ...] = ()
+    functions: tuple[FunctionRef, ...] = field(default=())
+
+
+# --- the text printer -------------------------------------------------------------------------
+
+
+def expr_text(expr: Expr) -> str:
+    if isinstance(expr, Input):
+        return "event" + "".join(f"[{json.dumps(p)}]" for p in expr.path)
+    if isinstance(expr, Var):
+        return "$" + expr.name + "".join(f"[{json.dumps(p)}]" for p in expr.path)
+    if isinstance(expr, Lit):
+        return json.dumps(expr.value)
+    if isinstance(expr, Obj):
+        return "{" + ", ".join(f"{json.dumps(k)}: {expr_text(v)}" for k, v in expr.items) + "}"
+    if isinstance(expr, Arr):
+        return "[" + ", ".join(expr_text(i) for i in expr.items) + "]"
+    if expr.op in COMPARISONS or expr.op in ("and", "or", "+", "-", "*", "/"):
+        return "(" + f" {expr.op} ".join(expr_text(a) for a in expr.args) + ")"
+    return f"{expr.op}(" + ", ".join(expr_text(a) for a in expr.args) + ")"
+
+
+def next_of(state: State) -> str | None:
+    if isinstance(state, (Choice, Succeed, Fail)):
+        return None
+    return state.next
+
+
+def with_next(state: State, target: str | None) -> State:
+    """The same state, continuing to `target` (None: the end)."""
+    if isinstance(state, (Choice, Succeed, Fail)):
+        return state
+    return replace(state, next=target)
+
+
+def successors(state: State) -> list[str]:
+    if isinstance(state, Choice):
+        found = [n for _, n in state.rules]
+        return found + ([state.default] if state.default else [])
+    if isinstance(state, (Succeed, Fail)):
+        return []
+    result = [state.next] if state.next else []
+    if isinstance(state, Task):
+        result += [c.next for c in state.catch]
+    return result
+
+
+def to_text(workflow: Workflow) -> str:
+    """A canonical, line-oriented rendering: states in depth-first order from the start."""
+    lines = [f"workflow {workflow.name} ({workflow.status})", f"  handler {workflow.handler}"]
+    for reason in workflow.reasons:
+        lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.message}")
+    for note in workflow.notes:
+        lines.append(f"  note: {note.path}:{note.line}: {note.message}")
+    if workflow.graph is not None:
+        lines += _graph_text(workflow.graph, "  ")
+    return "\n".join(lines) + "\n"
+
+
+def ordered(graph: Graph) -> list[State]:
+    seen: set[str] = set()
+    order: list[State] = []
+    stack = [graph.start]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = graph.get(name)
+        order.append(state)
+        stack.extend(reversed(successors(state)))
+    return order
+
+
+def _graph_text(graph: Graph, indent: str) -> list[str]:
+    lines = [f"{indent}start {graph.start}"]
+    for state in ordered(graph):
+        lines += _state_text(state, indent)
+    return lines
+
+
+def _state_text(state: State, indent: str) -> list[str]:
+    where = f"  @{state.span.line}"
+    target = next_of(state)
+    end = f" -> {target}" if target else " -> end"
+    if isinstance(state, Task):
+        mode = " async" if state.asynchronous else ""
+        into = f" => ${state.assign}" if state.assign else ""
+        lines = [
+            f"{indent}{state.name}: task{mode} {state.function.display}"
+            f"({expr_text(state.payload)}){into}{end}{where}"
+        ]
+        for r in state.retry:
+            lines.append(
+                f"{indent}  retry {list(r.errors)} every {r.interval:g}s x{r.max_attempts}"
+                f" backoff {r.backoff:g}"
+                + (f" max {r.max_delay:g}s" if r.max_delay else "")
+                + (" jitter" if r.jitter else "")
+            )
+        for c in state.catch:
+            into = f" => ${c.assign}" if c.assign else ""
+            lines.append(f"{indent}  catch {list(c.errors)}{into} -> {c.next}")
+        return lines
+    if isinstance(state, Choice):
+        lines = [f"{indent}{state.name}: choice{where}"]
+        for condition, target in state.rules:
+            lines.append(f"{indent}  if {expr_text(condition)} -> {target}")
+        lines.append(f"{indent}  else -> {state.default or 'end'}")
+        return lines
+    if isinstance(state, Wait):
+        how = (
+            f"seconds {expr_text(state.seconds)}"
+            if state.seconds is not None
+            else f"until {expr_text(state.timestamp) if state.timestamp else '?'}"
+        )
+        return [f"{indent}{state.name}: wait {how}{end}{where}"]
+    if isinstance(state, Assign):
+        sets = ", ".join(f"${k} = {expr_text(v)}" for k, v in state.values)
+        return [f"{indent}{state.name}: set {sets}{end}{where}"]
+    if isinstance(state, Succeed):
+        return [f"{indent}{state.name}: return {expr_text(state.output)}{where}"]
+    if isinstance(state, Fail):
+        cause = f" {expr_text(state.cause)}" if state.cause is not None else ""
+        return [f"{indent}{state.name}: fail {state.error}{cause}{where}"]
+    if isinstance(state, Map):
+        collect = f" collect {expr_text(state.collect)}" if state.collect is not None else ""
+        into = f" => ${state.assign}" if state.assign else ""
+        lines = [
+            f"{indent}{state.name}: map ${state.item_var} in {expr_text(state.items)}"
+            f" max {state.max_concurrency}{collect}{into}{end}{where}"
+        ]
+        return lines + _graph_text(state.processor, indent + "    ")
+    lines = [f"{indent}{state.name}: parallel{end}{where}"]
+    for index, branch in enumerate(state.branches):
+        into = f" => ${state.assign[index]}" if state.assign[index] else ""
+        lines.append(f"{indent}  branch {index + 1}{into}")
+        lines += _graph_text(branch, indent + "    ")
+    return lines
