@@ -456,6 +456,10 @@ class Program:
                         return found
         return None
 
+    def attribute_values(self, cls: str, name: str) -> Values:
+        """What `instance.name` can be for an instance of class `cls` (qualified name)."""
+        return self._class_member(cls, name, True, 0) or NOTHING
+
     def _call(self, sym: Call, env: Env_, depth: int) -> Values:
         result: set[Value] = set()
         for func in self.values(sym.func, env, depth + 1):

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 
 from untangle.analysis.program import InvokeSite, Program, SleepSite
 from untangle.analysis.values import ConstV, Env, Extern, Func, Method, OwnName
-from untangle.facts.model import Span
+from untangle.facts.model import Attr as AttrSym
+from untangle.facts.model import Ref, Span, Sym
 from untangle.rules.base import function_name_from_arn
 from untangle.workflow.ir import (
     Arr,
@@ -33,6 +34,7 @@ from untangle.workflow.ir import (
     Map,
     Obj,
     Op,
+    Parallel,
     Reason,
     RetryRule,
     State,
@@ -95,6 +97,20 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class SelfRef:
+    """`self` inside an inlined method of class `cls`."""
+
+    cls: str
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A thread pool (`ThreadPoolExecutor(max_workers=n)`)."""
+
+    workers: int
+
+
+@dataclass(frozen=True)
 class Opaque:
     """A value the workflow cannot carry; an error only if something uses it."""
 
@@ -102,7 +118,8 @@ class Opaque:
     message: str
 
 
-Value = Expr | Response | Stream | Opaque
+Value = Expr | Response | Stream | Opaque | SelfRef | Pool
+_NOT_DATA = (Response, Stream, Opaque, SelfRef, Pool)
 
 
 # --- fragments --------------------------------------------------------------------------------
@@ -165,6 +182,7 @@ class WorkflowBuilder:
         self._trees: dict[str, tuple[ast.Module, list[str]]] = {}
         self._inline_depth = 0
         self._temps: set[str] = set()
+        self._used_names: set[str] = set()
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -203,11 +221,13 @@ class WorkflowBuilder:
     # --- state bookkeeping --------------------------------------------------------------------
 
     def _unique(self, base: str) -> str:
+        # state names are unique in the whole machine, nested Map and Parallel states included
         name = base[:80] or "State"
         counter = 2
-        while name in self.states:
+        while name in self._used_names:
             name = f"{base[:76]}{counter}"
             counter += 1
+        self._used_names.add(name)
         return name
 
     def _add(self, state: State) -> str:
@@ -299,6 +319,21 @@ class WorkflowBuilder:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if node.value is None:
                 return Fragment(None, [])
+            if (
+                len(targets) == 1
+                and isinstance(targets[0], ast.Tuple)
+                and all(isinstance(e, ast.Name) for e in targets[0].elts)
+            ):
+                gathered = node.value.value if isinstance(node.value, ast.Await) else node.value
+                found = self._work_call(gathered, scope)
+                if (
+                    found is not None
+                    and found[0] == "gather"
+                    and found[1] is gathered
+                    and isinstance(gathered, ast.Call)
+                ):
+                    names = [e.id for e in targets[0].elts if isinstance(e, ast.Name)]
+                    return self.parallel_(gathered, names, scope)
             if len(targets) != 1 or not isinstance(targets[0], ast.Name):
                 if self._has_work(node.value, scope):
                     raise Unsupported(node.lineno, "an invoke result assigned to several targets")
@@ -333,8 +368,13 @@ class WorkflowBuilder:
         if isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if item.optional_vars is not None:
+                    pool = _pool_size(item.context_expr, self, scope)
                     for name in _names(item.optional_vars):
-                        scope.env[name] = Opaque(node.lineno, "a context manager")
+                        scope.env[name] = (
+                            Pool(pool)
+                            if pool is not None
+                            else Opaque(node.lineno, "a context manager")
+                        )
             return self.block(node.body, scope)
         if isinstance(node, ast.Pass):
             return Fragment(None, [])
@@ -373,6 +413,13 @@ class WorkflowBuilder:
             scope.env[target] = self.value(value, scope)
             return Fragment(None, [])
         kind, info = call
+        if kind == "map":
+            assert isinstance(info, (ast.ListComp, ast.Call))
+            return self.map_(info, value, target, scope)
+        if kind == "gather":
+            raise Unsupported(
+                value.lineno, "asyncio.gather whose results are not unpacked into names"
+            )
         if kind == "sleep":
             assert isinstance(info, SleepSite)
             return self.sleep(info, value, scope, target)
@@ -424,8 +471,19 @@ class WorkflowBuilder:
         """The call inside `node` that is an invoke, a sleep, or a call to a helper that invokes
         or sleeps (outermost first)."""
         for sub in ast.walk(node):
+            if isinstance(sub, ast.ListComp) and any(
+                isinstance(inner, ast.Call) and self._direct_work(inner, scope)
+                for inner in ast.walk(sub)
+            ):
+                return "map", sub
             if not isinstance(sub, ast.Call):
                 continue
+            if _attr_name(sub.func) == "map" and len(sub.args) == 2 and self._handed(sub, scope):
+                return "map", sub
+            if _dotted(sub.func) in ("asyncio.gather", "gather") and any(
+                isinstance(a, ast.Call) and self._direct_work(a, scope) for a in sub.args
+            ):
+                return "gather", sub
             key = (scope.path, sub.lineno, _column(sub, scope))
             if key in self.invokes:
                 return "invoke", self.invokes[key]
@@ -434,6 +492,23 @@ class WorkflowBuilder:
             callee = self._callee(sub, scope)
             if callee is not None:
                 return "call", (callee, sub)
+        return None
+
+    def _direct_work(self, call: ast.Call, scope: _Scope) -> bool:
+        key = (scope.path, call.lineno, _column(call, scope))
+        return key in self.invokes or key in self.sleeps or self._callee(call, scope) is not None
+
+    def _handed(self, call: ast.Call, scope: _Scope) -> str | None:
+        """The function handed to `pool.map(fn, items)` when it invokes."""
+        caller = self._function_at(scope.path, call.lineno)
+        for edge in self.program.edges_from(caller) if caller else ():
+            if (
+                edge.handed
+                and edge.site.span.line == call.lineno
+                and edge.site.span.column == _column(call, scope)
+                and edge.callee in self.program.invoking
+            ):
+                return edge.callee
         return None
 
     def _callee(self, call: ast.Call, scope: _Scope) -> str | None:
@@ -531,7 +606,7 @@ class WorkflowBuilder:
             return value.payload
         if isinstance(value, Opaque):
             raise Unsupported(node.lineno, f"payload depends on {value.message}")
-        return value
+        return _expr(value, node.lineno)
 
     def _function_ref(
         self, site: InvokeSite, node: ast.expr | None, scope: _Scope, line: int
@@ -569,7 +644,7 @@ class WorkflowBuilder:
         if call is None or not call.args:
             raise Unsupported(site.site.span.line, "a sleep without a duration")
         seconds = self.value(call.args[0], scope)
-        if isinstance(seconds, (Response, Stream, Opaque)):
+        if isinstance(seconds, _NOT_DATA):
             raise Unsupported(call.lineno, "a sleep whose duration the workflow cannot compute")
         if isinstance(seconds, Lit) and isinstance(seconds.value, (int, float)):
             if seconds.value != int(seconds.value) or seconds.value < 0:
@@ -615,9 +690,10 @@ class WorkflowBuilder:
         module = self.program.module_of(callee)
         node, lines = self._function_node(module.path, facts.name, facts.span.line)
         params = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
-        if facts.is_method and params:
-            params = params[1:]
         inner = _Scope({}, module.path, lines, returns=[], catches=scope.catches, retry=scope.retry)
+        if facts.is_method and params:
+            inner.env[params[0]] = SelfRef(callee.rsplit(".", 1)[0])
+            params = params[1:]
         defaults = node.args.defaults
         for param, default in zip(params[len(params) - len(defaults) :], defaults):
             inner.env[param] = self.value(default, inner)
@@ -803,7 +879,7 @@ class WorkflowBuilder:
         cause: Expr | None = None
         if isinstance(exc, ast.Call) and exc.args:
             value = self.value(exc.args[0], scope)
-            cause = value if not isinstance(value, (Response, Stream, Opaque)) else None
+            cause = value if not isinstance(value, _NOT_DATA) else None
         for catch in reversed(scope.catches):
             if "States.ALL" in catch.errors or error in catch.errors:
                 raise Unsupported(
@@ -834,7 +910,7 @@ class WorkflowBuilder:
         if function_error is not None:
             return self._function_error_branch(node, function_error, scope)
         condition = self.value(node.test, scope)
-        if isinstance(condition, (Response, Stream, Opaque)):
+        if isinstance(condition, _NOT_DATA):
             raise Unsupported(node.lineno, f"a condition on {_describe(condition)}")
         constant = _constant_truth(condition)
         if constant is not None:
@@ -854,7 +930,7 @@ class WorkflowBuilder:
             if branch is not node and self._has_work(branch.test, scope):
                 raise Unsupported(branch.lineno, "an invoke inside an elif condition")
             tested = self.value(branch.test, scope)
-            if isinstance(tested, (Response, Stream, Opaque)):
+            if isinstance(tested, _NOT_DATA):
                 raise Unsupported(branch.lineno, f"a condition on {_describe(tested)}")
             rules.append((_truthy(tested), branch))
             if len(branch.orelse) == 1 and isinstance(branch.orelse[0], ast.If):
@@ -901,6 +977,17 @@ class WorkflowBuilder:
             and test.left.value == "FunctionError"
         ):
             value = self.value(test.comparators[0], scope)
+            if isinstance(value, Response):
+                return value
+        if (
+            isinstance(test, ast.Call)
+            and isinstance(test.func, ast.Attribute)
+            and test.func.attr == "get"
+            and test.args
+            and isinstance(test.args[0], ast.Constant)
+            and test.args[0].value == "FunctionError"
+        ):
+            value = self.value(test.func.value, scope)
             if isinstance(value, Response):
                 return value
         return None
@@ -1020,7 +1107,7 @@ class WorkflowBuilder:
         if not isinstance(node.target, ast.Name):
             raise Unsupported(node.lineno, "a loop target that unpacks")
         items = self.value(node.iter, scope)
-        if isinstance(items, (Response, Stream, Opaque)):
+        if isinstance(items, _NOT_DATA):
             raise Unsupported(node.lineno, f"a loop over {_describe(items)}")
         body = list(node.body)
         collect: ast.expr | None = None
@@ -1078,6 +1165,107 @@ class WorkflowBuilder:
         )
         if collector is not None:
             scope.env[collector] = Var(collector)
+        return Fragment(name, [(name, "next")])
+
+    def map_(
+        self, node: ast.ListComp | ast.Call, value: ast.expr, target: str | None, scope: _Scope
+    ) -> Fragment:
+        """`[work(x) for x in xs]` or `pool.map(work, xs)` → a Map state."""
+        concurrency = _DEFAULT_CONCURRENCY
+        if isinstance(node, ast.ListComp):
+            if len(node.generators) != 1 or node.generators[0].ifs:
+                raise Unsupported(
+                    node.lineno, "a comprehension with several loops or a filter around an invoke"
+                )
+            generator = node.generators[0]
+            if not isinstance(generator.target, ast.Name):
+                raise Unsupported(node.lineno, "a comprehension target that unpacks")
+            item = generator.target.id
+            items_node = generator.iter
+            element: ast.expr = node.elt
+        else:
+            assert isinstance(node.func, ast.Attribute)
+            receiver = self.value(node.func.value, scope)
+            if isinstance(receiver, Pool):
+                concurrency = receiver.workers
+            callee = self._handed(node, scope)
+            assert callee is not None
+            item = "item"
+            items_node = node.args[1]
+            element = ast.Call(
+                func=node.args[0],
+                args=[ast.Name(item, ast.Load())],
+                keywords=[],
+                lineno=node.lineno,
+                col_offset=node.col_offset,
+                end_lineno=node.end_lineno,
+                end_col_offset=node.end_col_offset,
+            )
+        items = _expr(self.value(items_node, scope), node.lineno)
+        saved = set(self.states)
+        inner = replace(scope, env=dict(scope.env), catches=[], returns=None)
+        inner.env[item] = Var(item)
+        if isinstance(node, ast.Call):
+            assert callee is not None
+            assert isinstance(element, ast.Call)
+            fragment = self.inline((callee, element), element, "result", inner)
+        else:
+            fragment = self.effect(element, "result", inner)
+        output = _expr(inner.env.get("result", Lit(None)), node.lineno)
+        done = self._add(Succeed(self._unique(f"{_pascal(item)}Done"), output, _span(node)))
+        self._connect(fragment.exits, done)
+        processor = self._graph(fragment.start or done)
+        for state in processor.states:
+            if state.name not in saved:
+                del self.states[state.name]
+        name = self._unique(f"ProcessEach{_pascal(item)}")
+        collector = target or None
+        self._add(
+            Map(name, items, item, processor, output, collector, concurrency, None, _span(node))
+        )
+        if target is not None:
+            if value is node or (isinstance(value, ast.Call) and _dotted(value.func) == "list"):
+                scope.env[target] = Var(target)
+            else:
+                scope.env[target] = self._bind_map(value, node, target, scope)
+        return Fragment(name, [(name, "next")])
+
+    def _bind_map(self, value: ast.expr, node: ast.expr, target: str, scope: _Scope) -> Value:
+        marker = "__untangle_map__"
+        scope.env[marker] = Var(target)
+        try:
+            rewritten = _Replace(node, ast.Name(marker, ast.Load())).visit(_copy(value))
+            if isinstance(rewritten, ast.Call) and _dotted(rewritten.func) == "list":
+                return Var(target)
+            return self.value(rewritten, scope)
+        finally:
+            del scope.env[marker]
+
+    def parallel_(self, node: ast.Call, names: list[str], scope: _Scope) -> Fragment:
+        """`a, b = await asyncio.gather(f(), g())` → a Parallel state, one branch per call."""
+        if len(names) != len(node.args):
+            raise Unsupported(
+                node.lineno, "asyncio.gather unpacked into a different number of names"
+            )
+        branches: list[Graph] = []
+        for call in node.args:
+            saved = set(self.states)
+            inner = replace(scope, env=dict(scope.env), catches=[], returns=None)
+            fragment = self.effect(call, "result", inner)
+            output = _expr(inner.env.get("result", Lit(None)), call.lineno)
+            done = self._add(Succeed(self._unique("BranchDone"), output, _span(call)))
+            self._connect(fragment.exits, done)
+            graph = self._graph(fragment.start or done)
+            for state in graph.states:
+                if state.name not in saved:
+                    del self.states[state.name]
+            branches.append(graph)
+        name = self._unique("RunInParallel")
+        self._add(
+            Parallel(name, tuple(branches), tuple(names), None, _span(node), "asyncio.gather")
+        )
+        for variable in names:
+            scope.env[variable] = Var(variable)
         return Fragment(name, [(name, "next")])
 
     def _has_work_in(self, body: list[ast.stmt], scope: _Scope) -> bool:
@@ -1201,7 +1389,7 @@ class WorkflowBuilder:
                 if key == Lit("StatusCode"):
                     return Lit(200)
                 return Opaque(node.lineno, "a field of the raw invoke response")
-            if isinstance(base, (Stream, Opaque)):
+            if isinstance(base, (Stream, Opaque, SelfRef, Pool)):
                 return Opaque(node.lineno, _describe(base))
             if (
                 isinstance(key, Lit)
@@ -1262,41 +1450,47 @@ class WorkflowBuilder:
         return Opaque(node.lineno, f"`{_source(node, scope)}`")
 
     def _global(self, node: ast.Name | ast.Attribute, scope: _Scope) -> Value:
-        """A module-level constant, an environment variable, or an attribute of a value."""
-        if isinstance(node, ast.Attribute):
-            base = self.value(node.value, scope) if not _is_module_ref(node.value, scope) else None
-            if base is not None and not isinstance(base, Opaque):
-                if isinstance(base, Response):
-                    return Opaque(node.lineno, "an attribute of the raw invoke response")
-                return Opaque(node.lineno, f"`{_source(node, scope)}`")
+        """A module-level constant, a class attribute, an environment variable."""
+        if isinstance(node, ast.Attribute) and not _is_module_ref(node.value, scope):
+            base = self.value(node.value, scope)
+            if isinstance(base, SelfRef):
+                return _constant(self.program.attribute_values(base.cls, node.attr), node, scope)
+            if isinstance(base, Response):
+                return Opaque(node.lineno, "an attribute of the raw invoke response")
+            if isinstance(base, Opaque):
+                return base
+            return Opaque(node.lineno, f"`{_source(node, scope)}`")
         qualname = self._function_at(scope.path, node.lineno) or ""
         module = self.program.function_module.get(qualname)
-        if module is None:
-            return Opaque(node.lineno, f"`{_source(node, scope)}`")
         dotted = _dotted(node)
-        from untangle.facts.model import Ref
-
+        if module is None or not dotted:
+            return Opaque(node.lineno, f"`{_source(node, scope)}`")
         head, _, rest = dotted.partition(".")
-        facts = self.program.modules[module]
-        globals_ = dict(facts.globals)
-        if head not in globals_:
-            return Opaque(node.lineno, f"`{dotted}`")
-        values: set[object] = set()
-        for sym in globals_[head]:
-            target = sym
-            for part in rest.split(".") if rest else []:
-                from untangle.facts.model import Attr as AttrSym
+        sym: Sym = Ref(f"{module}.{head}")
+        for part in rest.split(".") if rest else []:
+            sym = AttrSym(sym, part)
+        found = _constant(self.program.values(sym), node, scope)
+        if isinstance(found, Opaque) and not rest:
+            assigned = self._module_assignment(self.program.modules[module].path, head)
+            if assigned is not None:
+                return self.value(assigned, _Scope({}, scope.path, scope.source_lines))
+        return found
 
-                target = AttrSym(target, part)
-            values |= self.program.values(target)
-        if len(values) == 1:
-            only = next(iter(values))
-            if isinstance(only, ConstV):
-                return Lit(only.value)
-            if isinstance(only, Env):
-                return Op("env", (Lit(only.name),))
-        _ = Ref
-        return Opaque(node.lineno, f"`{dotted}` (a module-level value that is not a constant)")
+    def _module_assignment(self, path: str, name: str) -> ast.expr | None:
+        """The value of the one top-level `name = …` of a module, if there is exactly one."""
+        if path not in self._trees:
+            text = self.read_source(path)
+            self._trees[path] = (ast.parse(text), text.splitlines())
+        tree, _ = self._trees[path]
+        values = [
+            stmt.value
+            for stmt in tree.body
+            if isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == name
+        ]
+        return values[0] if len(values) == 1 else None
 
     def _compare(self, node: ast.Compare, scope: _Scope) -> Value:
         left = _expr(self.value(node.left, scope), node.lineno)
@@ -1368,7 +1562,7 @@ class WorkflowBuilder:
             receiver = self.value(node.func.value, scope)
             if name in ("read", "decode", "encode") and isinstance(receiver, (Stream, Op)):
                 return receiver
-            if name == "get" and not isinstance(receiver, (Response, Stream, Opaque)) and node.args:
+            if name == "get" and not isinstance(receiver, _NOT_DATA) and node.args:
                 key = self.value(node.args[0], scope)
                 if isinstance(key, Lit) and isinstance(key.value, str):
                     found = with_path(receiver, key.value)
@@ -1384,6 +1578,15 @@ class WorkflowBuilder:
         if dotted in ("os.getenv", "os.environ.get") and node.args:
             key = self.value(node.args[0], scope)
             if isinstance(key, Lit):
+                if len(node.args) > 1:
+                    self.notes.append(
+                        Reason(
+                            scope.path,
+                            node.lineno,
+                            f"the default of environment variable {key.value} is dropped: "
+                            "the template must set it",
+                        )
+                    )
                 return Op("env", (key,))
         if dotted in ("str",) and len(node.args) == 1:
             return Op("concat", (_expr(self.value(node.args[0], scope), node.lineno),))
@@ -1395,7 +1598,67 @@ class WorkflowBuilder:
             return Op("number", (_expr(self.value(node.args[0], scope), node.lineno),))
         if dotted in ("bool",) and len(node.args) == 1:
             return _truthy(_expr(self.value(node.args[0], scope), node.lineno))
+        pure = self._pure_inline(node, scope)
+        if pure is not None:
+            return pure
         return Opaque(node.lineno, f"`{_source(node, scope)}` (local computation)")
+
+    def _pure_inline(self, node: ast.Call, scope: _Scope) -> Value | None:
+        """A call to a small function of the tree that does no work (`_payload(resp)`): its
+        `return` expression with the arguments substituted."""
+        caller = self._function_at(scope.path, node.lineno)
+        if caller is None or self._inline_depth > 8:
+            return None
+        for edge in self.program.edges_from(caller):
+            if edge.site.span.line != node.lineno or edge.site.span.column != _column(node, scope):
+                continue
+            facts = self.program.functions.get(edge.callee)
+            if facts is None:
+                continue
+            module = self.program.module_of(edge.callee)
+            try:
+                definition, lines = self._function_node(module.path, facts.name, facts.span.line)
+            except Unsupported:
+                return None
+            body = [
+                s
+                for s in definition.body
+                if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+            ]
+            if definition.decorator_list or not body or not isinstance(body[-1], ast.Return):
+                return None
+            if not all(
+                isinstance(s, ast.Assign)
+                and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name)
+                for s in body[:-1]
+            ):
+                return None
+            params = [a.arg for a in (*definition.args.posonlyargs, *definition.args.args)]
+            inner = _Scope({}, module.path, lines)
+            if facts.is_method and params:
+                inner.env[params[0]] = SelfRef(edge.callee.rsplit(".", 1)[0])
+                params = params[1:]
+            if len(node.args) > len(params) or any(k.arg is None for k in node.keywords):
+                return None
+            for param, arg in zip(params, node.args):
+                inner.env[param] = self.value(arg, scope)
+            for keyword in node.keywords:
+                assert keyword.arg is not None
+                inner.env[keyword.arg] = self.value(keyword.value, scope)
+            self._inline_depth += 1
+            try:
+                for stmt in body[:-1]:
+                    assert isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+                    inner.env[stmt.targets[0].id] = self.value(stmt.value, inner)
+                returned = body[-1]
+                assert isinstance(returned, ast.Return)
+                if returned.value is None:
+                    return Lit(None)
+                return self.value(returned.value, inner)
+            finally:
+                self._inline_depth -= 1
+        return None
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -1416,7 +1679,19 @@ def _targets(state: State) -> Iterator[str]:
             yield catch.next
 
 
+def _constant(values: frozenset[object], node: ast.expr, scope: _Scope) -> Value:
+    if len(values) == 1:
+        only = next(iter(values))
+        if isinstance(only, ConstV):
+            return Lit(only.value)
+        if isinstance(only, Env):
+            return Op("env", (Lit(only.name),))
+    return Opaque(node.lineno, f"`{_source(node, scope)}` (not a constant)")
+
+
 def _expr(value: Value, line: int) -> Expr:
+    if isinstance(value, (SelfRef, Pool)):
+        raise Unsupported(line, "the workflow would need `self` or a thread pool as data")
     if isinstance(value, Opaque):
         raise Unsupported(value.line, f"the workflow would need {value.message}")
     if isinstance(value, (Response, Stream)):
@@ -1503,6 +1778,22 @@ def _transparent(handler: ast.ExceptHandler) -> bool:
 
 def _is_reraise(stmt: ast.stmt) -> bool:
     return isinstance(stmt, ast.Raise) and stmt.exc is None
+
+
+def _pool_size(node: ast.expr, builder: WorkflowBuilder, scope: _Scope) -> int | None:
+    if not isinstance(node, ast.Call):
+        return None
+    if _dotted(node.func).rsplit(".", 1)[-1] not in ("ThreadPoolExecutor", "ThreadPool", "Pool"):
+        return None
+    workers = next((k.value for k in node.keywords if k.arg in ("max_workers", "processes")), None)
+    if workers is None and node.args:
+        workers = node.args[0]
+    if workers is None:
+        return _DEFAULT_CONCURRENCY
+    value = builder.value(workers, scope)
+    if isinstance(value, Lit) and isinstance(value.value, int):
+        return value.value
+    return _DEFAULT_CONCURRENCY
 
 
 def _names(target: ast.expr) -> list[str]:

@@ -73,6 +73,12 @@ def with_path(expr: Expr, part: PathPart) -> Expr | None:
         for key, value in expr.items:
             if key == part:
                 return value
+    if (
+        isinstance(expr, Arr)
+        and isinstance(part, int)
+        and -len(expr.items) <= part < len(expr.items)
+    ):
+        return expr.items[part]
     return None
 
 
