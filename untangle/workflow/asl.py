@@ -189,6 +189,27 @@ class _JSONata:
             return f"$count({args[0]})"
         if op == "number":
             return f"$number({args[0]})"
+        if op == "if":
+            return f"({args[0]} ? {args[1]} : {args[2]})"
+        if op == "comprehension":
+            variable = expr.args[1].value if isinstance(expr.args[1], Lit) else "x"
+            items = args[0]
+            if not (isinstance(expr.args[3], Lit) and expr.args[3].value is True):
+                items = f"$filter({items}, function(${variable}) {{ {args[3]} }})"
+            mapped = f"$map({items}, function(${variable}) {{ {args[2]} }})"
+            # JSONata returns a lone value, or nothing, where Python has a list of one or none
+            return (
+                f'($list := {mapped}; $type($list) = "array" ? $list : '
+                f"($exists($list) ? [$list] : []))"
+            )
+        if op == "json_parse":
+            return f"$eval({args[0]})"
+        if op == "join":
+            return f"$join({args[0]}, {args[1]})"
+        if op in ("upper", "lower"):
+            return f"${op}case({args[0]})"
+        if op == "trim":
+            return f"$trim({args[0]})"
         if op == "env":
             name = expr.args[0].value if isinstance(expr.args[0], Lit) else "ENV"
             return json.dumps(f"${{{name}}}")
@@ -387,6 +408,8 @@ class _JSONPath:
             args = expr.args
             if expr.op == "json_string":
                 return f"States.JsonToString({self.intrinsic(args[0])})"
+            if expr.op == "json_parse":
+                return f"States.StringToJson({self.intrinsic(args[0])})"
             if expr.op == "concat":
                 template = "".join(
                     a.value.replace("{", "\\{").replace("}", "\\}").replace("'", "\\'")

@@ -58,6 +58,7 @@ _BOTO_ERRORS = (
     "Lambda.TooManyRequestsException",
 )
 _DEFAULT_CONCURRENCY = 10
+_STRING_METHODS = {"upper": "upper", "lower": "lower", "strip": "trim"}
 _ARITHMETIC: dict[str, Callable[[float, float], object]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -152,7 +153,6 @@ class _Scope:
     returns: list[tuple[list[Exit], Expr]] | None = None  # inlined helper: where returns go
     catches: list[_Catch] = field(default_factory=list)
     retry: tuple[RetryRule, ...] = ()
-    raised_on_function_error: set[str] = field(default_factory=set)
 
 
 class WorkflowBuilder:
@@ -183,6 +183,8 @@ class WorkflowBuilder:
         self._inline_depth = 0
         self._temps: set[str] = set()
         self._used_names: set[str] = set()
+        # exception classes the code raises when an invoked function failed
+        self._function_errors: set[str] = set()
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -205,6 +207,11 @@ class WorkflowBuilder:
             graph = self._graph(start)
         except Unsupported as exc:
             self.reasons.append(Reason(module.path, exc.line, exc.message))
+            graph = None
+        except (RecursionError, SyntaxError, OSError, UnicodeDecodeError) as exc:
+            self.reasons.append(
+                Reason(module.path, facts.span.line, f"cannot analyse this handler: {exc}")
+            )
             graph = None
         status = "converted" if graph is not None and not self.reasons else "not_converted"
         return Workflow(
@@ -361,6 +368,9 @@ class WorkflowBuilder:
         if isinstance(node, (ast.For, ast.AsyncFor)):
             return self.for_(node, scope)
         if isinstance(node, ast.While):
+            retry = self._retry_while(node, scope)
+            if retry is not None:
+                return retry
             raise Unsupported(
                 node.lineno,
                 "a while loop (polling or an unbounded retry): convert by hand to Wait + Choice",
@@ -838,7 +848,7 @@ class WorkflowBuilder:
                 return ("States.ALL",)
             if last in ("ClientError", "BotoCoreError", "TooManyRequestsException"):
                 names += [e for e in _BOTO_ERRORS if e not in names]
-            elif last in scope.raised_on_function_error:
+            elif last in self._function_errors:
                 names.append("States.TaskFailed")
             elif last:
                 names.append(last)
@@ -1001,10 +1011,14 @@ class WorkflowBuilder:
         for stmt in node.body:
             if isinstance(stmt, ast.Raise) and stmt.exc is not None:
                 error = _dotted(stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc)
-                scope.raised_on_function_error.add(error.rsplit(".", 1)[-1])
+                self._function_errors.add(error.rsplit(".", 1)[-1])
         handler_scope = replace(scope, env=dict(scope.env), catches=[])
         assert isinstance(response.payload, Var)
-        handler_scope.env[response.payload.name] = Var("error")
+        # in the failure branch the decoded payload is the function's error, carried in Cause
+        failure = Op("json_parse", (Var("error", ("Cause",)),))
+        for key, known in list(handler_scope.env.items()):
+            if known == response.payload:
+                handler_scope.env[key] = failure
         fragment = self.block(node.body, handler_scope)
         if fragment.start is None or fragment.exits:
             raise Unsupported(node.lineno, "a FunctionError check that does not raise")
@@ -1288,11 +1302,55 @@ class WorkflowBuilder:
         ):
             return None
         attempts = int(self._number(node.iter.args[0], scope))
-        attempt = node.target.id
-        trial = node.body[0]
-        if len(trial.handlers) != 1:
+        return self._retry(node, node.target.id, 0, attempts, node.body[0], scope)
+
+    def _retry_while(self, node: ast.While, scope: _Scope) -> Fragment | None:
+        """`n = 0; while n < N: try: …invoke…; return  except E: n += 1; …sleep(d(n))…`."""
+        test = node.test
+        if not (
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], (ast.Lt, ast.LtE))
+            and isinstance(test.left, ast.Name)
+            and len(node.body) == 1
+            and isinstance(node.body[0], ast.Try)
+            and not node.orelse
+        ):
+            return None
+        counter = test.left.id
+        start = scope.env.get(counter)
+        if not (isinstance(start, Lit) and isinstance(start.value, int)):
+            return None
+        limit = int(self._number(test.comparators[0], scope))
+        attempts = limit - start.value + (1 if isinstance(test.ops[0], ast.LtE) else 0)
+        return self._retry(node, counter, start.value, attempts, node.body[0], scope)
+
+    def _retry(
+        self,
+        node: ast.stmt,
+        attempt: str,
+        first: int,
+        attempts: int,
+        trial: ast.Try,
+        scope: _Scope,
+    ) -> Fragment | None:
+        if len(trial.handlers) != 1 or attempts < 1:
             return None
         handler = trial.handlers[0]
+        # the counter value the first pause sees: incremented in the except block before it?
+        for stmt in handler.body:
+            if (
+                isinstance(stmt, ast.AugAssign)
+                and isinstance(stmt.target, ast.Name)
+                and stmt.target.id == attempt
+            ):
+                first += 1
+                break
+            if any(
+                isinstance(sub, ast.Call) and _dotted(sub.func).endswith("sleep")
+                for sub in ast.walk(stmt)
+            ):
+                break
         delay: ast.expr | None = None
         for sub in ast.walk(handler):
             if (
@@ -1302,7 +1360,7 @@ class WorkflowBuilder:
                 delay = sub.args[0] if sub.args else None
         interval, backoff = 1.0, 1.0
         if delay is not None:
-            interval, backoff = self._backoff(delay, attempt, handler, scope)
+            interval, backoff = self._backoff(delay, attempt, handler, scope, first)
         body = [s for s in trial.body if not isinstance(s, ast.Break)]
         retry_scope = replace(scope, retry=(RetryRule(("States.ALL",), 0, 0, 1.0),))
         fragment = self.block(body, retry_scope)
@@ -1329,7 +1387,7 @@ class WorkflowBuilder:
         return fragment
 
     def _backoff(
-        self, delay: ast.expr, attempt: str, handler: ast.ExceptHandler, scope: _Scope
+        self, delay: ast.expr, attempt: str, handler: ast.ExceptHandler, scope: _Scope, first: int
     ) -> tuple[float, float]:
         # resolve `delay = …` assignments inside the except block
         assigned = {
@@ -1342,7 +1400,7 @@ class WorkflowBuilder:
         if isinstance(delay, ast.Name) and delay.id in assigned:
             delay = assigned[delay.id]
         values = []
-        for n in (0, 1):
+        for n in (first, first + 1):
             env = dict(scope.env)
             env[attempt] = Lit(n)
             value = self.value(delay, replace(scope, env=env))
@@ -1444,10 +1502,45 @@ class WorkflowBuilder:
                     return Opaque(node.lineno, "a formatted string with a format spec")
             return Op("concat", tuple(parts))
         if isinstance(node, ast.IfExp):
-            return Opaque(node.lineno, "a conditional expression")
+            test = self.value(node.test, scope)
+            body = self.value(node.body, scope)
+            orelse = self.value(node.orelse, scope)
+            if any(isinstance(v, _NOT_DATA) for v in (test, body, orelse)):
+                return Opaque(node.lineno, "a conditional expression on values the workflow lacks")
+            return Op(
+                "if",
+                (
+                    _truthy(_expr(test, node.lineno)),
+                    _expr(body, node.lineno),
+                    _expr(orelse, node.lineno),
+                ),
+            )
+        if isinstance(node, ast.ListComp):
+            return self._comprehension(node, scope)
         if isinstance(node, ast.Call):
             return self._call(node, scope)
         return Opaque(node.lineno, f"`{_source(node, scope)}`")
+
+    def _comprehension(self, node: ast.ListComp, scope: _Scope) -> Value:
+        """`[f(x) for x in xs if c(x)]` with no work inside: a data transformation."""
+        generator = node.generators[0]
+        if len(node.generators) != 1 or not isinstance(generator.target, ast.Name):
+            return Opaque(node.lineno, "a comprehension with several loops or an unpacking target")
+        items = self.value(generator.iter, scope)
+        if isinstance(items, _NOT_DATA):
+            return Opaque(node.lineno, f"a comprehension over {_describe(items)}")
+        variable = generator.target.id
+        inner = replace(scope, env={**scope.env, variable: Var(variable)})
+        element = _expr(self.value(node.elt, inner), node.lineno)
+        conditions = [_truthy(_expr(self.value(c, inner), c.lineno)) for c in generator.ifs]
+        condition: Expr = (
+            Lit(True)
+            if not conditions
+            else conditions[0]
+            if len(conditions) == 1
+            else Op("and", tuple(conditions))
+        )
+        return Op("comprehension", (items, Lit(variable), element, condition))
 
     def _global(self, node: ast.Name | ast.Attribute, scope: _Scope) -> Value:
         """A module-level constant, a class attribute, an environment variable."""
@@ -1554,10 +1647,29 @@ class WorkflowBuilder:
                 return inner.payload
             if isinstance(inner, Op) and inner.op == "json_string":
                 return inner.args[0]
+            if not isinstance(inner, _NOT_DATA):
+                return Op("json_parse", (inner,))
             return Opaque(node.lineno, f"`{_source(node, scope)}`")
         if name == "dumps" and dotted.startswith("json") and node.args:
             inner = _expr(self.value(node.args[0], scope), node.lineno)
             return Op("json_string", (inner,))
+        if (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == "join"
+            and isinstance(node.func.value, ast.Constant)
+            and isinstance(node.func.value.value, str)
+            and len(node.args) == 1
+        ):
+            joined = _expr(self.value(node.args[0], scope), node.lineno)
+            return Op("join", (joined, Lit(node.func.value.value)))
+        if (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr in _STRING_METHODS
+            and not node.args
+        ):
+            text = self.value(node.func.value, scope)
+            if not isinstance(text, _NOT_DATA):
+                return Op(_STRING_METHODS[node.func.attr], (text,))
         if isinstance(node.func, ast.Attribute):
             receiver = self.value(node.func.value, scope)
             if name in ("read", "decode", "encode") and isinstance(receiver, (Stream, Op)):
