@@ -17,7 +17,10 @@ from untangle.validate import asl_errors, cfn_lint_errors
 from untangle.workflow.ir import to_text
 
 GOLDEN = ROOT / "tests" / "golden" / "plan"
-APPS = sorted(p.parent for p in FIXTURES.glob("article/*/*/template.yaml"))
+APPS = [
+    *sorted(p.parent for p in FIXTURES.glob("article/*/*/template.yaml")),
+    FIXTURES / "realworld",
+]
 LANGUAGES = ("jsonata", "jsonpath")
 
 
@@ -56,7 +59,7 @@ def test_plan_golden(
 ) -> None:
     app_id = _app_id(app)
     workflows = planned[(app_id, "jsonata")]
-    assert workflows, "every article app has an orchestrating handler"
+    assert workflows, "every fixture app has an orchestrating handler"
     folder = GOLDEN / app_id
     _golden(folder / "ir.txt", "".join(to_text(w.workflow) for w in workflows), update_golden)
     for language in LANGUAGES:

@@ -217,7 +217,7 @@ class _JSONata:
 
     def template(self, expr: Expr) -> Any:
         """A field value: JSON when the expression is a literal, else `{% … %}`."""
-        if isinstance(expr, Lit):
+        if isinstance(expr, Lit) and expr.value is not None:
             return expr.value
         return "{% " + self.expr(expr) + " %}"
 

@@ -153,6 +153,11 @@ class _Scope:
     returns: list[tuple[list[Exit], Expr]] | None = None  # inlined helper: where returns go
     catches: list[_Catch] = field(default_factory=list)
     retry: tuple[RetryRule, ...] = ()
+    # workflow variables of an inlined helper are prefixed, so two inlinings never share one
+    prefix: str = ""
+
+    def var(self, name: str) -> str:
+        return f"{self.prefix}{name}"
 
 
 class WorkflowBuilder:
@@ -183,6 +188,7 @@ class WorkflowBuilder:
         self._inline_depth = 0
         self._temps: set[str] = set()
         self._used_names: set[str] = set()
+        self._prefixes: set[str] = set()
         # exception classes the code raises when an invoked function failed
         self._function_errors: set[str] = set()
 
@@ -587,15 +593,9 @@ class WorkflowBuilder:
         for catch in scope.catches:
             catch.tasks.append(name)
         if target is not None:
-            result = self._bind_result(value, call, Var(target), scope)
-            if isinstance(result, Response) or (
-                isinstance(result, Var) and result.name == target and not result.path
-            ):
-                self.states[name] = replace(task, assign=target)
-                scope.env[target] = result
-            else:
-                self.states[name] = replace(task, assign=target)
-                scope.env[target] = result
+            variable = scope.var(target)
+            self.states[name] = replace(task, assign=variable)
+            scope.env[target] = self._bind_result(value, call, Var(variable), scope)
         return Fragment(name, [(name, "next")])
 
     def _bind_result(self, value: ast.expr, call: ast.Call, result: Var, scope: _Scope) -> Value:
@@ -700,7 +700,15 @@ class WorkflowBuilder:
         module = self.program.module_of(callee)
         node, lines = self._function_node(module.path, facts.name, facts.span.line)
         params = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
-        inner = _Scope({}, module.path, lines, returns=[], catches=scope.catches, retry=scope.retry)
+        inner = _Scope(
+            {},
+            module.path,
+            lines,
+            returns=[],
+            catches=scope.catches,
+            retry=scope.retry,
+            prefix=self._prefix(scope.var(target) if target else facts.name),
+        )
         if facts.is_method and params:
             inner.env[params[0]] = SelfRef(callee.rsplit(".", 1)[0])
             params = params[1:]
@@ -744,14 +752,14 @@ class WorkflowBuilder:
                     setter = self._add(
                         Assign(
                             self._unique(f"Set{_pascal(target)}"),
-                            ((target, returned),),
+                            ((scope.var(target), returned),),
                             None,
                             _span(call),
                         )
                     )
                     self._connect(returned_exits, setter)
                     exits.append((setter, "next"))
-                result = Var(target)
+                result = Var(scope.var(target))
         start = body.start
         if start is None:
             # the helper did no work after all: just bind its value
@@ -762,6 +770,15 @@ class WorkflowBuilder:
             outer_value = self._bind_inline(value, call, result, scope)
             scope.env[target] = outer_value
         return Fragment(start, exits)
+
+    def _prefix(self, base: str) -> str:
+        stem = re.sub(r"[^0-9A-Za-z]+", "_", base).strip("_") or "helper"
+        prefix, counter = f"{stem}_", 2
+        while prefix in self._prefixes:
+            prefix = f"{stem}{counter}_"
+            counter += 1
+        self._prefixes.add(prefix)
+        return prefix
 
     def _bind_inline(self, value: ast.expr, call: ast.Call, result: Value, scope: _Scope) -> Value:
         marker = "__untangle_inline__"
@@ -1178,7 +1195,7 @@ class WorkflowBuilder:
             )
         )
         if collector is not None:
-            scope.env[collector] = Var(collector)
+            scope.env[collector] = Var(scope.var(collector))
         return Fragment(name, [(name, "next")])
 
     def map_(
@@ -1233,15 +1250,16 @@ class WorkflowBuilder:
             if state.name not in saved:
                 del self.states[state.name]
         name = self._unique(f"ProcessEach{_pascal(item)}")
-        collector = target or None
+        collector = scope.var(target) if target else None
         self._add(
             Map(name, items, item, processor, output, collector, concurrency, None, _span(node))
         )
         if target is not None:
+            assert collector is not None
             if value is node or (isinstance(value, ast.Call) and _dotted(value.func) == "list"):
-                scope.env[target] = Var(target)
+                scope.env[target] = Var(collector)
             else:
-                scope.env[target] = self._bind_map(value, node, target, scope)
+                scope.env[target] = self._bind_map(value, node, collector, scope)
         return Fragment(name, [(name, "next")])
 
     def _bind_map(self, value: ast.expr, node: ast.expr, target: str, scope: _Scope) -> Value:

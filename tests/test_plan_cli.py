@@ -1,0 +1,133 @@
+"""`untangle plan` through its command line: formats, diagrams, estimates, --out, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import FIXTURES, ROOT
+from untangle.cli import main
+
+ORDER = str((FIXTURES / "article" / "order_chain" / "module_client").relative_to(ROOT))
+REMINDER = str((FIXTURES / "article" / "reminder" / "module_client").relative_to(ROOT))
+UNBOUNDED = str((FIXTURES / "realworld" / "retry_throttling_while_true.py").relative_to(ROOT))
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["plan", "--no-cache", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(ORDER, "--format", "json")
+    assert code == 0
+    [workflow] = json.loads(out)["workflows"]
+    assert set(workflow) >= {
+        "name",
+        "handler",
+        "path",
+        "status",
+        "reasons",
+        "asl",
+        "recommendation",
+    }
+    assert workflow["status"] == "converted" and workflow["reasons"] == []
+    assert workflow["asl"]["QueryLanguage"] == "JSONata"
+    recommendation = workflow["recommendation"]
+    assert recommendation["type"] in ("Standard", "Express")
+    assert recommendation["assumptions"]
+
+
+def test_text_shows_diagram_estimate_and_asl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(ORDER)
+    assert code == 0
+    assert "ValidatePayment" in out and "→" in out
+    assert "cost at 100,000 executions/month" in out
+    assert '"StartAt": "ValidatePayment"' in out
+
+
+@pytest.mark.parametrize(
+    ("flag", "marker"),
+    [
+        pytest.param("mermaid", "flowchart", id="mermaid"),
+        pytest.param("dot", "digraph", id="dot"),
+        pytest.param("text", "start", id="text"),
+    ],
+)
+def test_diagram_kinds(monkeypatch: pytest.MonkeyPatch, flag: str, marker: str) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(ORDER, "--diagram", flag)
+    assert code == 0 and marker in out
+
+
+def test_out_writes_definitions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(ORDER, "--format", "json", "--out", str(tmp_path))
+    assert code == 0
+    [workflow] = json.loads(out)["workflows"]
+    written = tmp_path / f"{workflow['name']}.asl.json"
+    assert json.loads(written.read_text()) == workflow["asl"]
+
+
+def test_jsonpath(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(REMINDER, "--format", "json", "--query-language", "jsonpath")
+    assert code == 0
+    [workflow] = json.loads(out)["workflows"]
+    assert "QueryLanguage" not in workflow["asl"]
+    waits = [s for s in workflow["asl"]["States"].values() if s["Type"] == "Wait"]
+    assert waits == [{"Type": "Wait", "Seconds": 86400, "Next": "SendReminder"}]
+
+
+def test_long_wait_recommends_standard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    _, out, _ = run(REMINDER, "--format", "json")
+    [workflow] = json.loads(out)["workflows"]
+    assert workflow["recommendation"]["type"] == "Standard"
+    assert workflow["recommendation"]["before_possible"] is False
+
+
+def test_estimate_inputs_change_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    _, cheap, _ = run(ORDER, "--format", "json")
+    _, dear, _ = run(
+        ORDER, "--format", "json", "--executions", "5000000", "--duration", "validate-payment=900"
+    )
+    before = json.loads(cheap)["workflows"][0]["recommendation"]
+    after = json.loads(dear)["workflows"][0]["recommendation"]
+    assert after["after_standard_monthly_usd"] > before["after_standard_monthly_usd"]
+
+
+def test_unconvertible_handler_is_refused_with_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(UNBOUNDED, "--format", "json")
+    assert code == 1
+    [workflow] = json.loads(out)["workflows"]
+    assert workflow["status"] == "not_converted" and workflow["asl"] is None
+    [reason] = workflow["reasons"]
+    assert reason["path"].endswith("retry_throttling_while_true.py") and reason["line"] > 0
+    assert "while" in reason["message"]
+
+
+def test_handler_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    _, out, _ = run(
+        str(FIXTURES.relative_to(ROOT) / "article" / "reminder"),
+        "--format",
+        "json",
+        "--handler",
+        "run",
+    )
+    handlers = [w["handler"] for w in json.loads(out)["workflows"]]
+    assert handlers and all(h.endswith(".run") for h in handlers)
+
+
+def test_bad_estimate_input_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, _, err = run(ORDER, "--duration", "validate-payment")
+    assert code == 2 and "FUNCTION=NUMBER" in err
