@@ -325,6 +325,16 @@ def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
         "optimizations": [
             {"path": r.path, "line": r.line, "message": r.message} for r in item.optimizations
         ],
+        "extracted": [
+            {
+                "function": e.function,
+                "params": list(e.params),
+                "expression": e.expression,
+                "path": e.path,
+                "line": e.line,
+            }
+            for e in workflow.extracted
+        ],
         "asl": item.asl,
         "recommendation": recommendation,
     }
@@ -343,6 +353,11 @@ def _workflow_text(item: Any, cost: Any, diagram: str, format_estimate: Any) -> 
         lines.append(f"  note: {note.path}:{note.line}: {note.message}")
     for found in item.optimizations:
         lines.append(f"  optimization: {found.path}:{found.line}: {found.message}")
+    for extracted in workflow.extracted:
+        lines.append(
+            f"  new function: {extracted.function}({', '.join(extracted.params)}) computes "
+            f"`{extracted.expression}` ({extracted.path}:{extracted.line})"
+        )
     if item.asl is not None:
         if diagram != "none":
             render = {"text": diagrams.text, "mermaid": diagrams.mermaid, "dot": diagrams.dot}[

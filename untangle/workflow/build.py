@@ -16,8 +16,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from untangle.analysis.program import InvokeSite, Program, SleepSite
-from untangle.analysis.values import ConstV, Env, Extern, Func, Method, OwnName
+from untangle.analysis.values import (
+    Bound,
+    ConstV,
+    Env,
+    Extern,
+    Func,
+    Instance,
+    LambdaClient,
+    Method,
+    OtherClient,
+    OwnName,
+    Session,
+)
 from untangle.facts.model import Attr as AttrSym
+from untangle.facts.model import Local as LocalSym
 from untangle.facts.model import Ref, Span, Sym
 from untangle.rules.base import function_name_from_arn
 from untangle.workflow.ir import (
@@ -26,6 +39,7 @@ from untangle.workflow.ir import (
     CatchRule,
     Choice,
     Expr,
+    Extraction,
     Fail,
     FunctionRef,
     Graph,
@@ -43,6 +57,7 @@ from untangle.workflow.ir import (
     Var,
     Wait,
     Workflow,
+    next_of,
     with_next,
     with_path,
 )
@@ -113,10 +128,12 @@ class Pool:
 
 @dataclass(frozen=True)
 class Opaque:
-    """A value the workflow cannot carry; an error only if something uses it."""
+    """A value the workflow cannot carry; an error only if something uses it, unless it can be
+    computed by a new single-purpose function (`extract`)."""
 
     line: int
     message: str
+    extract: Callable[[], Expr] | None = field(default=None, compare=False, hash=False)
 
 
 Value = Expr | Response | Stream | Opaque | SelfRef | Pool
@@ -189,6 +206,7 @@ class WorkflowBuilder:
         self._temps: set[str] = set()
         self._used_names: set[str] = set()
         self._prefixes: set[str] = set()
+        self.extracted: list[Extraction] = []
         # exception classes the code raises when an invoked function failed
         self._function_errors: set[str] = set()
 
@@ -229,6 +247,7 @@ class WorkflowBuilder:
             tuple(self.reasons),
             tuple(self.notes),
             tuple(self.functions.values()),
+            tuple(self.extracted),
         )
 
     # --- state bookkeeping --------------------------------------------------------------------
@@ -422,11 +441,25 @@ class WorkflowBuilder:
                     "update",
                 ):
                     raise Unsupported(value.lineno, "a collection mutated across steps")
-                raise Unsupported(
-                    value.lineno,
-                    f"local computation `{_source(value, scope)}` would need its own function",
-                )
-            scope.env[target] = self.value(value, scope)
+                params = self._extractable(value, scope)
+                if params is None:
+                    raise Unsupported(
+                        value.lineno,
+                        f"local computation `{_source(value, scope)}` on values the workflow lacks",
+                    )
+                name = self._extract_task(value, None, params, scope)
+                return Fragment(name, [(name, "next")])
+            computed = self.value(value, scope)
+            if isinstance(computed, Opaque) and self._infrastructure(target, value, scope):
+                scope.env[target] = Opaque(value.lineno, f"`{target}`, a client or service object")
+                return Fragment(None, [])
+            if isinstance(computed, Opaque) and isinstance(
+                value, (ast.Call, ast.GeneratorExp, ast.ListComp, ast.BinOp, ast.Subscript)
+            ):
+                params = self._extractable(value, scope)
+                if params is not None:
+                    return self._extract_later(value, target, params, computed, scope)
+            scope.env[target] = computed
             return Fragment(None, [])
         kind, info = call
         if kind == "map":
@@ -478,6 +511,100 @@ class WorkflowBuilder:
             name = f"{base}_{counter}"
             counter += 1
         self._temps.add(name)
+        return name
+
+    # --- extracted single-purpose functions ----------------------------------------------------
+
+    def _infrastructure(self, target: str, node: ast.expr, scope: _Scope) -> bool:
+        """`target` holds a client, a session or an object of the tree (never data to pass)."""
+        qualname = self._function_at(scope.path, node.lineno)
+        if qualname is None:
+            return False
+        values = self.program.values(LocalSym(qualname, target))
+        return any(
+            isinstance(v, (LambdaClient, OtherClient, Session, Instance, Bound)) for v in values
+        )
+
+    def _extractable(self, node: ast.expr, scope: _Scope) -> list[str] | None:
+        """The locals a new function computing `node` needs, when they are all plain data."""
+        params: list[str] = []
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom)):
+                return None
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id in scope.env:
+                known = scope.env[sub.id]
+                if isinstance(known, Opaque) and known.extract is not None:
+                    known.extract()  # computed by an earlier extracted function
+                    known = scope.env[sub.id]
+                if isinstance(known, _NOT_DATA):
+                    return None
+                if sub.id not in params:
+                    params.append(sub.id)
+        bound = {
+            n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
+        return [p for p in params if p not in bound]
+
+    def _extract_later(
+        self, node: ast.expr, target: str, params: list[str], computed: Opaque, scope: _Scope
+    ) -> Fragment:
+        """Reserve the place of a computation the workflow may need; it becomes a Task the first
+        time something uses its value (an unused one disappears)."""
+        placeholder = self._add(
+            Assign(self._unique(f"Compute{_pascal(target)}"), (), None, _span(node))
+        )
+        snapshot = replace(scope, env=dict(scope.env))
+        done: list[Expr] = []
+
+        def extract() -> Expr:
+            if not done:
+                self._extract_task(node, target, params, snapshot, placeholder)
+                variable = Var(scope.var(target))
+                scope.env[target] = variable
+                done.append(variable)
+            return done[0]
+
+        scope.env[target] = Opaque(computed.line, computed.message, extract)
+        return Fragment(placeholder, [(placeholder, "next")])
+
+    def _extract_task(
+        self,
+        node: ast.expr,
+        target: str | None,
+        params: list[str],
+        scope: _Scope,
+        placeholder: str | None = None,
+    ) -> str:
+        base = (
+            f"compute_{target}"
+            if target
+            else _snake(_dotted(node.func) if isinstance(node, ast.Call) else "step")
+        )
+        function_name = re.sub(r"_+", "_", base).strip("_")
+        ref = FunctionRef(f"${{{_pascal(function_name)}FunctionArn}}", function_name)
+        payload = Obj(tuple((p, _expr(scope.env[p], node.lineno)) for p in params))
+        name = placeholder or self._unique(_pascal(function_name))
+        following = next_of(self.states[placeholder]) if placeholder else None
+        task = Task(
+            name,
+            ref,
+            payload,
+            scope.var(target) if target else None,
+            following,
+            _span(node),
+            False,
+            scope.retry,
+        )
+        self.states[name] = task
+        self._used_names.add(name)
+        for catch in scope.catches:
+            catch.tasks.append(name)
+        self.extracted.append(
+            Extraction(
+                function_name, tuple(params), _full_source(node), scope.path, node.lineno, target
+            )
+        )
+        self._remember(ref)
         return name
 
     def _has_work(self, node: ast.expr, scope: _Scope) -> bool:
@@ -1820,6 +1947,8 @@ def _constant(values: frozenset[object], node: ast.expr, scope: _Scope) -> Value
 
 
 def _expr(value: Value, line: int) -> Expr:
+    if isinstance(value, Opaque) and value.extract is not None:
+        return value.extract()
     if isinstance(value, (SelfRef, Pool)):
         raise Unsupported(line, "the workflow would need `self` or a thread pool as data")
     if isinstance(value, Opaque):
@@ -1995,6 +2124,18 @@ def _describe(value: Value) -> str:
     if isinstance(value, Opaque):
         return value.message
     return "the raw invoke response"
+
+
+def _snake(text: str) -> str:
+    last = text.rsplit(".", 1)[-1] or "step"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", last).lower()
+
+
+def _full_source(node: ast.AST) -> str:
+    try:
+        return ast.unparse(node)
+    except Exception:  # an odd node: the line number still locates it
+        return ""
 
 
 def _pascal(text: str) -> str:

@@ -232,6 +232,19 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Extraction:
+    """Local computation that becomes a new single-purpose function: `function(params) ->
+    expression`, taken from `path:line` (assigned to `target` there, or run for its effect)."""
+
+    function: str
+    params: tuple[str, ...]
+    expression: str
+    path: str
+    line: int
+    target: str | None
+
+
+@dataclass(frozen=True)
 class Workflow:
     name: str
     handler: str
@@ -241,6 +254,7 @@ class Workflow:
     reasons: tuple[Reason, ...] = ()
     notes: tuple[Reason, ...] = ()
     functions: tuple[FunctionRef, ...] = field(default=())
+    extracted: tuple[Extraction, ...] = ()
 
 
 # --- the text printer -------------------------------------------------------------------------
@@ -294,6 +308,11 @@ def to_text(workflow: Workflow) -> str:
         lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.message}")
     for note in workflow.notes:
         lines.append(f"  note: {note.path}:{note.line}: {note.message}")
+    for item in workflow.extracted:
+        lines.append(
+            f"  new function {item.function}({', '.join(item.params)}) = {item.expression}"
+            f"  from {item.path}:{item.line}"
+        )
     if workflow.graph is not None:
         lines += _graph_text(workflow.graph, "  ")
     return "\n".join(lines) + "\n"
