@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from untangle.workflow.ir import (
@@ -50,6 +50,7 @@ LAMBDA_SERVICE_RETRY: dict[str, Any] = {
     "BackoffRate": 2,
 }
 QUERY_LANGUAGES = ("jsonata", "jsonpath")
+ERROR_VAR = "error"  # the variable a Catch stores the error output in (see build)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -65,7 +66,9 @@ def to_asl(workflow: Workflow, query_language: str = "jsonata") -> dict[str, Any
         body = _JSONata().graph(workflow.graph)
         return {"Comment": comment, "QueryLanguage": "JSONata", **body}
     if query_language == "jsonpath":
-        return {"Comment": comment, **_JSONPath().machine(workflow.graph)}
+        from untangle.workflow.lower import lower_defaults
+
+        return {"Comment": comment, **_JSONPath().machine(lower_defaults(workflow.graph))}
     raise ValueError(f"unknown query language {query_language!r}")
 
 
@@ -338,8 +341,15 @@ def _path(path: tuple[str | int, ...]) -> str:
 class _JSONPath:
     in_branch: bool = False
     item_var: str | None = None
+    # variables set by a Parallel state: read from its stored list of branch results
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def machine(self, graph: Graph) -> dict[str, Any]:
+        for state in _all_states(graph):
+            if isinstance(state, Parallel):
+                for index, name in enumerate(state.assign):
+                    if name:
+                        self.aliases[name] = f"$.vars.{_slot(state.name)}.value[{index}]"
         body = self.graph(graph)
         init = "Initialize"
         while init in body["States"]:
@@ -363,7 +373,13 @@ class _JSONPath:
         if isinstance(expr, Var):
             if self.item_var is not None and expr.name == self.item_var:
                 return "$.item" + _jsonpath(expr.path)
-            return f"$.vars.{expr.name}" + _jsonpath(expr.path)
+            if expr.name in self.aliases:
+                return self.aliases[expr.name] + _jsonpath(expr.path)
+            if expr.name == ERROR_VAR:
+                # a Catch stores the error output as it is: {"Error", "Cause"}
+                return f"$.vars.{ERROR_VAR}" + _jsonpath(expr.path)
+            # every other variable is stored as {"value": …} (Task results through ResultSelector)
+            return f"$.vars.{expr.name}.value" + _jsonpath(expr.path)
         return None
 
     def value(self, expr: Expr) -> tuple[bool, Any]:
@@ -640,26 +656,41 @@ class _JSONPath:
                 },
                 "MaxConcurrency": state.max_concurrency,
                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **processor},
-                "ResultPath": f"$.vars.{state.assign}" if state.assign else None,
             }
+            if state.assign:
+                rendered["ResultSelector"] = {"value.$": "$"}
+                rendered["ResultPath"] = f"$.vars.{state.assign}"
+            else:
+                rendered["ResultPath"] = None
             return _ends(state, rendered)
         assert isinstance(state, Parallel)
-        branch = _JSONPath(in_branch=True, item_var=self.item_var)
+        branch = _JSONPath(in_branch=True, item_var=self.item_var, aliases=self.aliases)
         rendered = {
             "Type": "Parallel",
             "Branches": [branch.graph(g) for g in state.branches],
         }
         if any(state.assign):
-            selector = {
-                f"{name}.$": f"$[{index}]" for index, name in enumerate(state.assign) if name
-            }
-            rendered["ResultSelector"] = selector
-            rendered["ResultPath"] = "$.parallel"
-            # merge the branch results into $.vars with a Pass right after? Keep it simple:
-            # every assigned name is read from $.parallel by a following Pass.
-            raise NotExpressible("parallel results assigned to variables in JSONPath")
-        rendered["ResultPath"] = None
+            rendered["ResultSelector"] = {"value.$": "$"}
+            rendered["ResultPath"] = f"$.vars.{_slot(state.name)}"
+        else:
+            rendered["ResultPath"] = None
         return _ends(state, rendered)
+
+
+def _slot(state_name: str) -> str:
+    return "parallel_" + re.sub(r"[^0-9A-Za-z_]", "_", state_name)
+
+
+def _all_states(graph: Graph) -> list[State]:
+    found: list[State] = []
+    for state in graph.states:
+        found.append(state)
+        if isinstance(state, Map):
+            found += _all_states(state.processor)
+        elif isinstance(state, Parallel):
+            for branch in state.branches:
+                found += _all_states(branch)
+    return found
 
 
 def _jsonpath(path: tuple[str | int, ...]) -> str:

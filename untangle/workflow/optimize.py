@@ -30,7 +30,7 @@ def optimize(workflow: Workflow) -> tuple[Workflow, tuple[Reason, ...]]:
     return replace(workflow, graph=graph), tuple(found)
 
 
-def _redirect(state: State, old: str, new: str | None) -> State:
+def redirect(state: State, old: str, new: str | None) -> State:
     if isinstance(state, Choice):
         rules = tuple((c, new if n == old and new else n) for c, n in state.rules)
         default = new if state.default == old else state.default
@@ -53,7 +53,7 @@ def _drop_empty(graph: Graph) -> Graph:
             if isinstance(state, Assign) and not state.values and state.next:
                 target = state.next
                 del states[name]
-                states = {k: _redirect(v, name, target) for k, v in states.items()}
+                states = {k: redirect(v, name, target) for k, v in states.items()}
                 if start == name:
                     start = target
                 changed = True
@@ -106,7 +106,7 @@ def _parallelize(graph: Graph, path: str) -> tuple[Graph, list[Reason]]:
         )
         for n in run:
             del states[n]
-        states = {k: _redirect(v, run[0], name) for k, v in states.items()}
+        states = {k: redirect(v, run[0], name) for k, v in states.items()}
         states[name] = parallel
         if start == run[0]:
             start = name
