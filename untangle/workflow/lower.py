@@ -75,16 +75,7 @@ def lower_defaults(graph: Graph, counter: list[int] | None = None) -> Graph:
                 state, branches=tuple(lower_defaults(b, counter) for b in state.branches)
             )
         found: list[tuple[str, Expr, Expr]] = []
-
-        def collect(expr: Expr) -> Expr:
-            if isinstance(expr, Op) and expr.op == "default":
-                counter[0] += 1
-                variable = f"default_{counter[0]}"
-                found.append((variable, expr.args[0], expr.args[1]))
-                return Var(variable)
-            return expr
-
-        state = _state_exprs(state, collect)
+        state = _state_exprs(state, lambda expr, found=found: _collect(expr, found, counter))
         entry = state.name
         following = state.name
         for variable, present, fallback in reversed(found):
@@ -112,14 +103,23 @@ def lower_defaults(graph: Graph, counter: list[int] | None = None) -> Graph:
     lowered: dict[str, State] = {}
     for name, state in states.items():
         for old, new in renames.items():
-            if old in successors(state) and not _is_lowering_of(name, renames, old):
+            if old in successors(state) and not _is_lowering_of(name):
                 state = redirect(state, old, new)
         lowered[name] = state
     return Graph(renames.get(start, start), tuple(lowered.values()))
 
 
-def _is_lowering_of(name: str, renames: dict[str, str], old: str) -> bool:
-    """The Choose/Use/Default states in front of `old` keep pointing at it."""
+def _collect(expr: Expr, found: list[tuple[str, Expr, Expr]], counter: list[int]) -> Expr:
+    if isinstance(expr, Op) and expr.op == "default":
+        counter[0] += 1
+        variable = f"default_{counter[0]}"
+        found.append((variable, expr.args[0], expr.args[1]))
+        return Var(variable)
+    return expr
+
+
+def _is_lowering_of(name: str) -> bool:
+    """The Choose/Use/Default states in front of a state keep pointing at it."""
     return name.startswith(("ChooseDefault", "UseDefault", "DefaultDefault"))
 
 
