@@ -4,6 +4,7 @@ needs it."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -75,7 +76,7 @@ def lower_defaults(graph: Graph, counter: list[int] | None = None) -> Graph:
                 state, branches=tuple(lower_defaults(b, counter) for b in state.branches)
             )
         found: list[tuple[str, Expr, Expr]] = []
-        state = _state_exprs(state, lambda expr, found=found: _collect(expr, found, counter))
+        state = _state_exprs(state, functools.partial(_collect, found=found, counter=counter))
         entry = state.name
         following = state.name
         for variable, present, fallback in reversed(found):
