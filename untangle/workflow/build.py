@@ -120,6 +120,15 @@ class SelfRef:
 
 
 @dataclass(frozen=True)
+class ObjectRef:
+    """An object of a class of the tree made in the handler (`p = Pipeline(event["bucket"])`):
+    what its `__init__` stored on `self`."""
+
+    cls: str
+    attrs: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True)
 class Pool:
     """A thread pool (`ThreadPoolExecutor(max_workers=n)`)."""
 
@@ -136,8 +145,8 @@ class Opaque:
     extract: Callable[[], Expr] | None = field(default=None, compare=False, hash=False)
 
 
-Value = Expr | Response | Stream | Opaque | SelfRef | Pool
-_NOT_DATA = (Response, Stream, Opaque, SelfRef, Pool)
+Value = Expr | Response | Stream | Opaque | SelfRef | Pool | ObjectRef
+_NOT_DATA = (Response, Stream, Opaque, SelfRef, Pool, ObjectRef)
 
 
 # --- fragments --------------------------------------------------------------------------------
@@ -449,6 +458,10 @@ class WorkflowBuilder:
                     )
                 name = self._extract_task(value, None, params, scope)
                 return Fragment(name, [(name, "next")])
+            constructed = self._construct(value, scope) if isinstance(value, ast.Call) else None
+            if constructed is not None:
+                scope.env[target] = constructed
+                return Fragment(None, [])
             computed = self.value(value, scope)
             if isinstance(computed, Opaque) and self._infrastructure(target, value, scope):
                 scope.env[target] = Opaque(value.lineno, f"`{target}`, a client or service object")
@@ -514,6 +527,51 @@ class WorkflowBuilder:
         return name
 
     # --- extracted single-purpose functions ----------------------------------------------------
+
+    def _construct(self, call: ast.Call, scope: _Scope) -> ObjectRef | None:
+        """`Cls(args)` for a class of the tree whose `__init__` only stores values on self."""
+        caller = self._function_at(scope.path, call.lineno)
+        init = None
+        for edge in self.program.edges_from(caller) if caller else ():
+            if (
+                edge.site.span.line == call.lineno
+                and edge.site.span.column == _column(call, scope)
+                and edge.callee.endswith(".__init__")
+            ):
+                init = edge.callee
+        if init is None:
+            return None
+        facts = self.program.functions[init]
+        module = self.program.module_of(init)
+        node, lines = self._function_node(module.path, facts.name, facts.span.line)
+        params = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
+        if not params:
+            return None
+        inner = _Scope({}, module.path, lines)
+        defaults = node.args.defaults
+        for param, default in zip(params[len(params) - len(defaults) :], defaults):
+            inner.env[param] = self.value(default, inner)
+        for param, arg in zip(params[1:], call.args):
+            inner.env[param] = self.value(arg, scope)
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                return None
+            inner.env[keyword.arg] = self.value(keyword.value, scope)
+        attrs: dict[str, object] = {}
+        for stmt in node.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Attribute)
+                and isinstance(stmt.targets[0].value, ast.Name)
+                and stmt.targets[0].value.id == params[0]
+            ):
+                if self._has_work(stmt.value, inner):
+                    return None
+                attrs[stmt.targets[0].attr] = self.value(stmt.value, inner)
+            elif not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+                return None
+        return ObjectRef(init.rsplit(".", 1)[0], tuple(attrs.items()))
 
     def _infrastructure(self, target: str, node: ast.expr, scope: _Scope) -> bool:
         """`target` holds a client, a session or an object of the tree (never data to pass)."""
@@ -834,10 +892,10 @@ class WorkflowBuilder:
             returns=[],
             catches=scope.catches,
             retry=scope.retry,
-            prefix=self._prefix(scope.var(target) if target else facts.name),
+            prefix=self._prefix(target or facts.name),
         )
         if facts.is_method and params:
-            inner.env[params[0]] = SelfRef(callee.rsplit(".", 1)[0])
+            inner.env[params[0]] = self._receiver(call, callee, scope)
             params = params[1:]
         defaults = node.args.defaults
         for param, default in zip(params[len(params) - len(defaults) :], defaults):
@@ -897,6 +955,15 @@ class WorkflowBuilder:
             outer_value = self._bind_inline(value, call, result, scope)
             scope.env[target] = outer_value
         return Fragment(start, exits)
+
+    def _receiver(self, call: ast.Call, method: str, scope: _Scope) -> Value:
+        """What `self` is in `method` when called as `call`: the object made in the handler when
+        there is one, else the class."""
+        if isinstance(call.func, ast.Attribute):
+            receiver = self.value(call.func.value, scope)
+            if isinstance(receiver, (ObjectRef, SelfRef)):
+                return receiver
+        return SelfRef(method.rsplit(".", 1)[0])
 
     def _prefix(self, base: str) -> str:
         stem = re.sub(r"[^0-9A-Za-z]+", "_", base).strip("_") or "helper"
@@ -1293,6 +1360,9 @@ class WorkflowBuilder:
             raise Unsupported(node.lineno, "a loop that returns or raises from inside")
         output: Expr = Lit(None)
         if collect is not None:
+            if self._has_work(collect, processor_scope):
+                before, collect = self.hoist(collect, processor_scope)
+                fragment = self._sequence(fragment, before, self._connect)
             output = _expr(self.value(collect, processor_scope), node.lineno)
         done = self._add(Succeed(self._unique(f"{_pascal(item)}Done"), output, _span(node)))
         self._connect(fragment.exits, done)
@@ -1691,6 +1761,11 @@ class WorkflowBuilder:
         """A module-level constant, a class attribute, an environment variable."""
         if isinstance(node, ast.Attribute) and not _is_module_ref(node.value, scope):
             base = self.value(node.value, scope)
+            if isinstance(base, ObjectRef):
+                for name, stored in base.attrs:
+                    if name == node.attr:
+                        return stored  # type: ignore[return-value]
+                base = SelfRef(base.cls)
             if isinstance(base, SelfRef):
                 return _constant(self.program.attribute_values(base.cls, node.attr), node, scope)
             if isinstance(base, Response):
@@ -1894,7 +1969,7 @@ class WorkflowBuilder:
             params = [a.arg for a in (*definition.args.posonlyargs, *definition.args.args)]
             inner = _Scope({}, module.path, lines)
             if facts.is_method and params:
-                inner.env[params[0]] = SelfRef(edge.callee.rsplit(".", 1)[0])
+                inner.env[params[0]] = self._receiver(node, edge.callee, scope)
                 params = params[1:]
             if len(node.args) > len(params) or any(k.arg is None for k in node.keywords):
                 return None
