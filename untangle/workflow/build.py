@@ -1662,7 +1662,7 @@ class WorkflowBuilder:
                 if key == Lit("StatusCode"):
                     return Lit(200)
                 return Opaque(node.lineno, "a field of the raw invoke response")
-            if isinstance(base, (Stream, Opaque, SelfRef, Pool)):
+            if isinstance(base, (Stream, Opaque, SelfRef, Pool, ObjectRef)):
                 return Opaque(node.lineno, _describe(base))
             if (
                 isinstance(key, Lit)
@@ -2024,8 +2024,8 @@ def _constant(values: frozenset[object], node: ast.expr, scope: _Scope) -> Value
 def _expr(value: Value, line: int) -> Expr:
     if isinstance(value, Opaque) and value.extract is not None:
         return value.extract()
-    if isinstance(value, (SelfRef, Pool)):
-        raise Unsupported(line, "the workflow would need `self` or a thread pool as data")
+    if isinstance(value, (SelfRef, Pool, ObjectRef)):
+        raise Unsupported(line, "the workflow would need an object, not data")
     if isinstance(value, Opaque):
         raise Unsupported(value.line, f"the workflow would need {value.message}")
     if isinstance(value, (Response, Stream)):
