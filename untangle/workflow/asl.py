@@ -227,7 +227,11 @@ class _JSONata:
     def state(self, state: State) -> dict[str, Any]:
         if isinstance(state, Task):
             arguments: dict[str, Any] = {
-                "FunctionName": state.function.placeholder,
+                "FunctionName": (
+                    self.template(state.function.dynamic)
+                    if state.function.dynamic is not None
+                    else state.function.placeholder
+                ),
                 "Payload": self.template(state.payload),
             }
             if state.asynchronous:
@@ -540,8 +544,14 @@ class _JSONPath:
 
     def state(self, state: State) -> dict[str, Any]:
         if isinstance(state, Task):
+            parameters: dict[str, Any] = {}
+            if state.function.dynamic is not None:
+                dynamic, name = self.value(state.function.dynamic)
+                parameters["FunctionName.$" if dynamic else "FunctionName"] = name
+            else:
+                parameters["FunctionName"] = state.function.placeholder
             key, payload = self.payload(state.payload)
-            parameters: dict[str, Any] = {"FunctionName": state.function.placeholder, key: payload}
+            parameters[key] = payload
             if state.asynchronous:
                 parameters["InvocationType"] = "Event"
             rendered: dict[str, Any] = {

@@ -772,7 +772,10 @@ class WorkflowBuilder:
         payload: Expr = Lit({})
         if payload_node is not None:
             payload = self._payload(payload_node, scope)
-        name = self._unique(_pascal(function.display))
+        label = function.display
+        if function.dynamic is not None and isinstance(function.dynamic, Var):
+            label = f"invoke_{function.dynamic.name.removeprefix('invoke_lambda_')}"
+        name = self._unique(_pascal(label))
         task = Task(name, function, payload, None, None, _span(call), asynchronous, scope.retry)
         self._add(task)
         for catch in scope.catches:
@@ -813,6 +816,12 @@ class WorkflowBuilder:
             if isinstance(value, Op) and value.op == "env" and isinstance(value.args[0], Lit):
                 return self._remember(self.name_function(f"${value.args[0].value}"))
         names = site.kwargs.get("FunctionName", frozenset())
+        if (
+            node is not None
+            and isinstance(value, Var)
+            and not any(isinstance(v, OwnName) for v in names)
+        ):
+            return self._dynamic_function(value, names, line)
         if any(isinstance(v, OwnName) for v in names):
             raise Unsupported(line, "the handler invokes itself: loop in the state machine instead")
         known = [v for v in names if isinstance(v, (ConstV, Env))]
@@ -826,8 +835,40 @@ class WorkflowBuilder:
             line, "the invoked function's name is not known statically (dynamic dispatch)"
         )
 
+    def _dynamic_function(self, value: Var, names: frozenset[object], line: int) -> FunctionRef:
+        """A function chosen at run time from a known set (a variable the branches set): the
+        Assign states that set it get the functions' placeholders."""
+        candidates: dict[str, FunctionRef] = {}
+        for state_name, state in list(self.states.items()):
+            if not isinstance(state, Assign):
+                continue
+            values = []
+            for key, expr in state.values:
+                if key == value.name and not value.path:
+                    ref = self._name_of(expr)
+                    if ref is None:
+                        raise Unsupported(line, "the invoked function is chosen from data")
+                    candidates[ref.placeholder] = self._remember(ref)
+                    expr = Lit(ref.placeholder)
+                values.append((key, expr))
+            self.states[state_name] = replace(state, values=tuple(values))
+        if not candidates:
+            raise Unsupported(
+                line, "the invoked function's name is not known statically (dynamic dispatch)"
+            )
+        display = " | ".join(sorted(r.display for r in candidates.values()))
+        return FunctionRef("", display, value)
+
+    def _name_of(self, expr: Expr) -> FunctionRef | None:
+        if isinstance(expr, Lit) and isinstance(expr.value, str):
+            return self.name_function(function_name_from_arn(expr.value))
+        if isinstance(expr, Op) and expr.op == "env" and isinstance(expr.args[0], Lit):
+            return self.name_function(f"${expr.args[0].value}")
+        return None
+
     def _remember(self, ref: FunctionRef) -> FunctionRef:
-        self.functions.setdefault(ref.placeholder, ref)
+        if ref.placeholder:
+            self.functions.setdefault(ref.placeholder, ref)
         return ref
 
     # --- sleeps -------------------------------------------------------------------------------
@@ -1174,18 +1215,37 @@ class WorkflowBuilder:
         fragment = self.block(orelse, else_scope)
         fragments.append((fragment, "default"))
         envs.append(else_scope.env)
-        for fragment, slot in fragments:
-            if fragment.start is None:
-                exits.append((name, slot))
-            else:
-                self._connect([(name, slot)], fragment.start)
-                exits += fragment.exits
         live = [
             env
             for (fragment, _), env in zip(fragments, envs)
             if fragment.start is None or fragment.exits
         ]
-        scope.env.update(_merge(live, node.lineno))
+        # locals the branches set to different data: each branch stores its value in a variable
+        differing = sorted(
+            key
+            for key in set().union(*live)
+            if live
+            for values in [[env.get(key) for env in live]]
+            if any(v != values[0] for v in values)
+            and all(v is not None and not isinstance(v, _NOT_DATA) for v in values)
+        )
+        for (fragment, slot), env in zip(fragments, envs):
+            branch_exits: list[Exit] = [(name, slot)] if fragment.start is None else []
+            if fragment.start is not None:
+                self._connect([(name, slot)], fragment.start)
+                branch_exits = list(fragment.exits)
+            if differing and branch_exits:
+                values = tuple((scope.var(k), _expr(env[k], node.lineno)) for k in differing)
+                setter = self._add(
+                    Assign(self._unique(f"Set{_pascal(differing[0])}"), values, None, _span(node))
+                )
+                self._connect(branch_exits, setter)
+                branch_exits = [(setter, "next")]
+            exits += branch_exits
+        merged = _merge(live, node.lineno)
+        for key in differing:
+            merged[key] = Var(scope.var(key))
+        scope.env.update(merged)
         return Fragment(name, exits)
 
     def _function_error_check(self, test: ast.expr, scope: _Scope) -> Response | None:

@@ -107,6 +107,8 @@ class FunctionRef:
 
     placeholder: str
     display: str
+    # chosen at run time: the expression that names it (its candidates are in the workflow)
+    dynamic: Expr | None = None
 
 
 @dataclass(frozen=True)
