@@ -376,6 +376,15 @@ class WorkflowBuilder:
                     names = [e.id for e in targets[0].elts if isinstance(e, ast.Name)]
                     return self.parallel_(gathered, names, scope)
             if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+                if self._has_work(node.value, scope) and isinstance(
+                    targets[0], (ast.Subscript, ast.Attribute)
+                ):
+                    raise Unsupported(
+                        node.lineno,
+                        f"results stored into `{_source(targets[0], scope)}`: a collection "
+                        "mutated across steps (collect them with a list comprehension or "
+                        "`.append` instead)",
+                    )
                 if self._has_work(node.value, scope):
                     raise Unsupported(node.lineno, "an invoke result assigned to several targets")
                 for target in targets:
