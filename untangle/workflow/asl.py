@@ -243,10 +243,10 @@ class _JSONata:
                 "Retry": _retries(state.retry),
             }
             if state.assign:
-                if self.in_branch:
+                rendered["Assign"] = {state.assign: "{% $states.result.Payload %}"}
+                if self.in_branch and state.next is None:
+                    # the last state of a Parallel branch: its output is the branch's result
                     rendered["Output"] = "{% $states.result.Payload %}"
-                else:
-                    rendered["Assign"] = {state.assign: "{% $states.result.Payload %}"}
             if state.catch:
                 rendered["Catch"] = [
                     {
@@ -560,19 +560,14 @@ class _JSONPath:
                 "Parameters": parameters,
                 "Retry": _retries(state.retry),
             }
-            if state.assign and not self.in_branch:
+            if state.assign and self.in_branch and state.next is None:
+                # the last state of a Parallel branch: its output is the branch's result
+                rendered["OutputPath"] = "$.Payload"
+            elif state.assign:
                 rendered["ResultSelector"] = {"value.$": "$.Payload"}
                 rendered["ResultPath"] = f"$.vars.{state.assign}"
-                rendered["OutputPath"] = "$"
-            elif state.assign:
-                rendered["OutputPath"] = "$.Payload"
             else:
                 rendered["ResultPath"] = None
-            if state.assign and not self.in_branch:
-                # keep `$.vars.x` the payload itself, not {"value": …}
-                rendered["ResultSelector"] = {"value.$": "$.Payload"}
-                rendered["ResultPath"] = f"$.vars.{state.assign}"
-                del rendered["OutputPath"]
             if state.catch:
                 rendered["Catch"] = [
                     {

@@ -253,8 +253,8 @@ class WorkflowBuilder:
             module.path,
             graph if status == "converted" else None,
             status,
-            tuple(self.reasons),
-            tuple(self.notes),
+            tuple(dict.fromkeys(self.reasons)),
+            tuple(dict.fromkeys(self.notes)),
             tuple(self.functions.values()),
             tuple(self.extracted),
         )
@@ -1403,6 +1403,10 @@ class WorkflowBuilder:
         items = self.value(node.iter, scope)
         if isinstance(items, _NOT_DATA):
             raise Unsupported(node.lineno, f"a loop over {_describe(items)}")
+        if isinstance(items, Arr) and all(_static(i) for i in items.items) and items.items:
+            unrolled = self._unroll(node, items, scope)
+            if unrolled is not None:
+                return unrolled
         body = list(node.body)
         collect: ast.expr | None = None
         collector: str | None = None
@@ -1564,6 +1568,66 @@ class WorkflowBuilder:
         )
         for variable in names:
             scope.env[variable] = Var(variable)
+        return Fragment(name, [(name, "next")])
+
+    def _unroll(self, node: ast.For | ast.AsyncFor, items: Arr, scope: _Scope) -> Fragment | None:
+        """A loop over a fixed list of values (function names, say) whose results go into a
+        fresh dict, `results[x] = work(x)`: one Parallel branch per value."""
+        assert isinstance(node.target, ast.Name)
+        body = list(node.body)
+        last = body[-1] if body else None
+        if not (
+            isinstance(last, ast.Assign)
+            and len(last.targets) == 1
+            and isinstance(last.targets[0], ast.Subscript)
+            and isinstance(last.targets[0].value, ast.Name)
+            and scope.env.get(last.targets[0].value.id) == Obj(())
+        ):
+            return None
+        collector = last.targets[0].value.id
+        key_node = last.targets[0].slice
+        branches: list[Graph] = []
+        keys: list[Expr] = []
+        variables: list[str] = []
+        for index, element in enumerate(items.items):
+            saved = set(self.states)
+            inner = replace(scope, env=dict(scope.env), catches=[], returns=None)
+            inner.env[node.target.id] = element
+            fragment = self.block(body[:-1], inner)
+            step = self.effect(last.value, "result", inner)
+            fragment = self._sequence(fragment, step, self._connect)
+            if fragment.start is not None and not fragment.exits:
+                raise Unsupported(node.lineno, "a loop that returns or raises from inside")
+            key = _expr(self.value(key_node, inner), node.lineno)
+            if not _static(key):
+                return None
+            keys.append(key)
+            output = _expr(inner.env.get("result", Lit(None)), node.lineno)
+            done = self._add(Succeed(self._unique("BranchDone"), output, _span(node)))
+            self._connect(fragment.exits, done)
+            graph = self._graph(fragment.start or done)
+            for state in graph.states:
+                if state.name not in saved:
+                    del self.states[state.name]
+            branches.append(graph)
+            variables.append(scope.var(f"{collector}_{index}"))
+        name = self._unique(f"Each{_pascal(node.target.id)}InParallel")
+        self._add(
+            Parallel(name, tuple(branches), tuple(variables), None, _span(node), "unrolled loop")
+        )
+        entries: list[tuple[str, Expr]] = []
+        for key, variable in zip(keys, variables):
+            text = key.value if isinstance(key, Lit) else f"${{{key.args[0].value}}}"  # type: ignore[union-attr]
+            entries.append((str(text), Var(variable)))
+        scope.env[collector] = Obj(tuple(entries))
+        self.notes.append(
+            Reason(
+                scope.path,
+                node.lineno,
+                f"the loop over {len(items.items)} fixed values became a Parallel state: "
+                "its steps run at the same time instead of one after another",
+            )
+        )
         return Fragment(name, [(name, "next")])
 
     def _has_work_in(self, body: list[ast.stmt], scope: _Scope) -> bool:
@@ -2100,6 +2164,13 @@ def _expr(value: Value, line: int) -> Expr:
     if isinstance(value, (Response, Stream)):
         return value.payload
     return value
+
+
+def _static(expr: Expr) -> bool:
+    """A literal, or an environment variable (a deploy-time substitution)."""
+    if isinstance(expr, Lit):
+        return isinstance(expr.value, (str, int, float, bool))
+    return isinstance(expr, Op) and expr.op == "env" and isinstance(expr.args[0], Lit)
 
 
 def _truthy(expr: Expr) -> Expr:
