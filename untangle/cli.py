@@ -373,6 +373,123 @@ def _workflow_text(item: Any, cost: Any, diagram: str, format_estimate: Any) -> 
     return "\n".join(lines) + "\n"
 
 
+@main.command()
+@click.argument("paths", nargs=-1, type=str)
+@click.option(
+    "--write", is_flag=True, help="Apply the changes (all or nothing) after validating them."
+)
+@click.option("--check", is_flag=True, help="Exit 1 when migrating would change anything.")
+@click.option(
+    "--handler", "handlers", multiple=True, help="Only this handler (name or qualified name)."
+)
+@click.option(
+    "--query-language",
+    type=click.Choice(["jsonata", "jsonpath"]),
+    default="jsonata",
+    show_default=True,
+)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
+)
+@click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
+def migrate(
+    paths: tuple[str, ...],
+    write: bool,
+    check: bool,
+    handlers: tuple[str, ...],
+    query_language: str,
+    config_path: str | None,
+    no_cache: bool,
+) -> None:
+    """Rewrite orchestrating handlers under PATHS into state machines plus a SAM template.
+
+    Prints a unified diff (nothing is written) unless --write. The project root is the common
+    directory of PATHS; nothing is ever written outside it.
+    Handlers that cannot be converted are listed with their reasons and left untouched.
+    Exit codes: 0 done (or nothing to do); 1 with --check when there are changes; 2 usage,
+    configuration or validation error (then nothing is written).
+    """
+    from untangle.migrate import (
+        MigrationError,
+        apply_migration,
+        check_migration,
+        compute_migration,
+        unified_diff,
+    )
+    from untangle.plan import PlanOptions
+    from untangle.plan import plan as run_plan
+    from untangle.render.cost import estimate
+    from untangle.scan import ScanOptions, load_tree
+
+    paths = paths or (".",)
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        _fail(f"no such file or directory: {', '.join(missing)}")
+    try:
+        config = load_config(config_path or find_config(paths[0]))
+    except ConfigError as exc:
+        _fail(str(exc))
+    roots = [os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p) or ".") for p in paths]
+    root = os.path.commonpath(roots)
+    options = ScanOptions(
+        include=config.include,
+        exclude=config.exclude,
+        handler_patterns=config.handler_patterns,
+        cache_dir=None if no_cache else default_cache_dir(),
+        max_file_size=config.max_file_size,
+        base=config.base,
+    )
+    tree = load_tree(paths, options, progress=_progress_bar())
+
+    def read_source(path: str) -> str:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8-sig")
+
+    def read_text(path: str) -> str | None:
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    planned = run_plan(
+        tree.program, tree.templates, read_source, PlanOptions(query_language, handlers)
+    )
+    try:
+        migration = compute_migration(
+            planned, tree.templates, read_text, root, lambda asl: estimate(asl).recommendation
+        )
+    except MigrationError as exc:
+        _fail(str(exc))
+    for _, how in migration.migrated:
+        click.echo(f"migrated {how}", err=True)
+    for workflow, reasons in migration.skipped:
+        click.echo(f"not migrated: {workflow.name} ({workflow.handler}):", err=True)
+        for reason in reasons:
+            click.echo(f"  {reason.path}:{reason.line}: {reason.message}", err=True)
+    if not migration.changes:
+        click.echo("nothing to migrate", err=True)
+        sys.exit(EXIT_CLEAN)
+    if write:
+        problems = check_migration(migration)
+        if problems:
+            for problem in problems:
+                click.echo(f"untangle: validation failed: {problem}", err=True)
+            click.echo("nothing was written", err=True)
+            sys.exit(EXIT_USAGE)
+        try:
+            apply_migration(migration)
+        except (MigrationError, OSError) as exc:
+            _fail(f"{exc} (nothing was written)")
+        click.echo(f"wrote {len(migration.changes)} file(s)", err=True)
+        sys.exit(EXIT_CLEAN)
+    click.echo(unified_diff(migration), nl=False)
+    click.echo(
+        f"{len(migration.changes)} file(s) would change (dry run; --write applies)", err=True
+    )
+    sys.exit(EXIT_FINDINGS if check else EXIT_CLEAN)
+
+
 @main.command("rules")
 def rules_command() -> None:
     """List the rules: id, name, summary."""

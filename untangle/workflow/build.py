@@ -216,6 +216,8 @@ class WorkflowBuilder:
         self._used_names: set[str] = set()
         self._prefixes: set[str] = set()
         self.extracted: list[Extraction] = []
+        # `os.environ.get(NAME, default)`: the value to substitute when no template sets NAME
+        self.env_defaults: dict[str, str] = {}
         # exception classes the code raises when an invoked function failed
         self._function_errors: set[str] = set()
 
@@ -257,6 +259,7 @@ class WorkflowBuilder:
             tuple(dict.fromkeys(self.notes)),
             tuple(self.functions.values()),
             tuple(self.extracted),
+            tuple(sorted(self.env_defaults.items())),
         )
 
     # --- state bookkeeping --------------------------------------------------------------------
@@ -2043,6 +2046,9 @@ class WorkflowBuilder:
         if dotted in ("os.getenv", "os.environ.get") and node.args:
             key = self.value(node.args[0], scope)
             if isinstance(key, Lit):
+                fallback = self.value(node.args[1], scope) if len(node.args) > 1 else None
+                if isinstance(fallback, Lit) and fallback.value is not None:
+                    self.env_defaults.setdefault(str(key.value), str(fallback.value))
                 if len(node.args) > 1:
                     self.notes.append(
                         Reason(

@@ -257,6 +257,7 @@ class Workflow:
     notes: tuple[Reason, ...] = ()
     functions: tuple[FunctionRef, ...] = field(default=())
     extracted: tuple[Extraction, ...] = ()
+    env_defaults: tuple[tuple[str, str], ...] = ()
 
 
 # --- the text printer -------------------------------------------------------------------------

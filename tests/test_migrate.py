@@ -1,0 +1,172 @@
+"""`untangle migrate` on copies of the fixture apps: dry run, --write (validated), idempotence,
+--check, template merging, hostile names, the project root, and all-or-nothing writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tests.conftest import FIXTURES, ROOT, update_golden  # noqa: F401
+from untangle.cli import main
+from untangle.sam import cfn_load
+
+GOLDEN = ROOT / "tests" / "golden" / "migrate"
+APPS = sorted(p.parent for p in FIXTURES.glob("article/*/*/template.yaml"))
+
+
+def _app_id(app: Path) -> str:
+    return str(app.relative_to(FIXTURES)).replace("/", "--")
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def run(folder: Path, *args: str) -> tuple[int, str, str]:
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        result = CliRunner().invoke(main, ["migrate", ".", "--no-cache", *args])
+    finally:
+        os.chdir(cwd)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("app", APPS, ids=_app_id)
+def test_migrate_app(app: Path, tmp_path: Path, update_golden: bool) -> None:  # noqa: F811
+    copy = tmp_path / "app"
+    shutil.copytree(app, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = _snapshot(copy)
+    code, diff, err = run(copy)
+    assert code == 0, err
+    assert _snapshot(copy) == before, "a dry run changed the tree"
+    assert diff.startswith("--- ") and "+++ b/template.yaml" in diff
+    golden = GOLDEN / f"{_app_id(app)}.diff"
+    if update_golden:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(diff)
+    else:
+        assert diff == golden.read_text(), f"{golden.relative_to(ROOT)} changed"
+
+    code, _, err = run(copy, "--write")
+    assert code == 0, err  # --write runs every validator first
+    assert "wrote" in err
+    # idempotent: a second run changes nothing, and --check agrees
+    code, again, err = run(copy)
+    assert code == 0 and again == "" and "nothing to migrate" in err
+    assert run(copy, "--check")[0] == 0
+    template = cfn_load((copy / "template.yaml").read_text())
+    machines = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::StateMachine"
+    ]
+    assert machines and all((copy / m["Properties"]["DefinitionUri"]).exists() for m in machines)
+    for machine in machines:
+        for policy in machine["Properties"]["Policies"]:
+            assert policy["LambdaInvokePolicy"]["FunctionName"] != "*"
+
+
+def test_check_exits_1_when_there_is_work(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "article" / "hello_world" / "module_client", app)
+    assert run(app, "--check")[0] == 1
+
+
+def test_merge_keeps_comments_order_and_other_resources(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "article" / "reminder" / "module_client", app)
+    template = app / "template.yaml"
+    original = template.read_text().replace(
+        "Resources:\n", "# operations: keep this comment\nResources:\n  # and this one\n", 1
+    )
+    template.write_text(original)
+    assert run(app, "--write")[0] == 0
+    merged = template.read_text()
+    assert "# operations: keep this comment\n" in merged and "  # and this one\n" in merged
+    # every original line is still there, in the same order
+    remaining = iter(merged.splitlines())
+    assert all(any(line == m for m in remaining) for line in original.splitlines())
+
+
+def test_no_template_creates_one(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "import json\nimport boto3\nlam = boto3.client('lambda')\n"
+        "def handler(event, context):\n"
+        "    r = lam.invoke(FunctionName='worker', Payload=json.dumps(event))\n"
+        "    return json.loads(r['Payload'].read())\n"
+    )
+    assert run(tmp_path, "--write")[0] == 0
+    document = cfn_load((tmp_path / "template.yaml").read_text())
+    assert any(r["Type"] == "AWS::Serverless::StateMachine" for r in document["Resources"].values())
+    assert "_untangle_start(event)" in (tmp_path / "app.py").read_text()
+
+
+HOSTILE = [
+    pytest.param('evil"name', id="quote"),
+    pytest.param("a: b", id="colon"),
+    pytest.param("line\\nbreak", id="newline"),
+    pytest.param("../../outside", id="dot-dot"),
+    pytest.param("${AWS::AccountId}", id="sub-syntax"),
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_function_names_stay_data(tmp_path: Path, name: str) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "app.py").write_text(
+        "import boto3\nlam = boto3.client('lambda')\n"
+        "def handler(event, context):\n"
+        f"    lam.invoke(FunctionName={name!r})\n"
+    )
+    before = _snapshot(tmp_path)
+    code, _, err = run(project, "--write")
+    assert code in (0, 2), err
+    outside = {k: v for k, v in _snapshot(tmp_path).items() if not k.startswith("project/")}
+    assert outside == {k: v for k, v in before.items() if not k.startswith("project/")}
+    if code == 0:
+        text = (project / "template.yaml").read_text()
+        document = yaml.safe_load(
+            text.replace("!Sub", "").replace("!GetAtt", "").replace("!Ref", "")
+        )
+        assert len(document["Resources"]) == 2  # the machine and its log group, nothing injected
+
+
+def test_failure_mid_write_leaves_the_tree_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "article" / "order_chain" / "module_client", app)
+    before = _snapshot(app)
+    real_replace = os.replace
+    calls = []
+
+    def failing_replace(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("disk full (injected)")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    code, _, err = run(app, "--write")
+    assert code == 2 and "nothing was written" in err
+    assert _snapshot(app) == before
+    assert len(calls) == 2
+
+
+def test_handler_selection(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "article" / "order_chain" / "module_client", app)
+    code, diff, _ = run(app, "--handler", "no_such_handler")
+    assert code == 0 and diff == ""

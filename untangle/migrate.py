@@ -1,0 +1,441 @@
+"""The migrate recipe: planned workflows → the file changes that make them real.
+
+`compute_migration` is pure (it is given file contents, returns new contents); `check_migration`
+runs the validators; `apply_migration` is the only part that writes, all or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from untangle import sam
+from untangle.plan import PlannedWorkflow
+from untangle.templates import TemplateHandler
+from untangle.workflow.asl import placeholders
+from untangle.workflow.ir import Reason, Workflow
+
+ReadText = Callable[[str], str | None]  # absolute path → text, None when the file does not exist
+
+
+class MigrationError(Exception):
+    """A migration that must not be written (validation failed, a path escapes the root …)."""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str  # absolute
+    old: str | None  # None: a new file
+    new: str
+
+
+@dataclass
+class Migration:
+    root: str
+    changes: list[FileChange] = field(default_factory=list)
+    migrated: list[tuple[Workflow, str]] = field(default_factory=list)  # (workflow, how)
+    skipped: list[tuple[Workflow, tuple[Reason, ...]]] = field(default_factory=list)
+
+    def contents(self) -> dict[str, str]:
+        return {c.path: c.new for c in self.changes}
+
+
+@dataclass
+class _Edits:
+    """Files as they will be, while several workflows edit them in turn."""
+
+    read: ReadText
+    current: dict[str, str | None] = field(default_factory=dict)
+    original: dict[str, str | None] = field(default_factory=dict)
+
+    def get(self, path: str) -> str | None:
+        if path not in self.current:
+            text = self.read(path)
+            self.current[path] = text
+            self.original[path] = text
+        return self.current[path]
+
+    def set(self, path: str, text: str) -> None:
+        self.get(path)
+        self.current[path] = text
+
+    def changes(self) -> list[FileChange]:
+        return [
+            FileChange(path, self.original[path], text)
+            for path, text in sorted(self.current.items())
+            if text is not None and text != self.original[path]
+        ]
+
+
+def compute_migration(
+    planned: Iterable[PlannedWorkflow],
+    templates: list[TemplateHandler],
+    read: ReadText,
+    root: str,
+    recommendation: Callable[[dict[str, Any]], str] = lambda _: "Express",
+) -> Migration:
+    root = os.path.abspath(root)
+    migration = Migration(root)
+    edits = _Edits(read)
+    for item in planned:
+        workflow = item.workflow
+        if item.asl is None or workflow.graph is None:
+            migration.skipped.append((workflow, workflow.reasons))
+            continue
+        saved = dict(edits.current)
+        try:
+            how = _migrate_one(item, templates, edits, root, recommendation(item.asl))
+        except MigrationError as exc:
+            edits.current = saved  # a workflow is migrated whole or not at all
+            line = workflow.graph.states[0].span.line if workflow.graph.states else 1
+            migration.skipped.append((workflow, (Reason(workflow.path, line, str(exc)),)))
+            continue
+        migration.migrated.append((workflow, how))
+    migration.changes = edits.changes()
+    for change in migration.changes:
+        inside(change.path, root)
+    return migration
+
+
+def inside(path: str, root: str) -> str:
+    """`path`, resolved, when it lies under `root`; a MigrationError otherwise."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise MigrationError(f"refusing to write {path}: outside the project root {root}")
+    return real
+
+
+def _env_name(workflow: Workflow) -> str:
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", re.sub(r"[^0-9A-Za-z]", "", workflow.name))
+    return f"{snake.upper()}_STATE_MACHINE_ARN"
+
+
+def _migrate_one(
+    item: PlannedWorkflow,
+    templates: list[TemplateHandler],
+    edits: _Edits,
+    root: str,
+    machine_type: str,
+) -> str:
+    workflow = item.workflow
+    assert item.asl is not None
+    handler_path = os.path.abspath(workflow.path)
+    handler_name = workflow.handler.rsplit(".", 1)[-1]
+    declared = [t for t in templates if t.file == handler_path and t.function == handler_name]
+    template_path = (
+        os.path.abspath(declared[0].template) if declared else os.path.join(root, "template.yaml")
+    )
+    app_root = os.path.dirname(template_path)
+    inside(app_root, root)
+    machine = sam.logical_id(workflow.name, "StateMachine")
+    definition_path = os.path.join(
+        app_root, "statemachine", f"{sam.logical_id(workflow.name)}.asl.json"
+    )
+    inside(definition_path, root)
+    edits.set(definition_path, json.dumps(item.asl, indent=2) + "\n")
+
+    # the orchestrator becomes a thin starter; extracted computations become its neighbours
+    source = edits.get(handler_path)
+    if source is None:
+        raise MigrationError(f"cannot read {workflow.path}")
+    extra = _extracted_source(workflow)
+    mode = "sync" if machine_type == "Express" else "async"
+    env_var = _env_name(workflow)
+    edits.set(
+        handler_path,
+        rewrite_handler(source, handler_name, env_var, mode, workflow.name, extra),
+    )
+
+    # the template
+    text = edits.get(template_path)
+    template = sam.Template.parse(text) if text else None
+    existing = set(template.resource_ids()) if template else set()
+    orchestrator = declared[0].logical_id if declared else None
+    substitutions = _substitutions(item, template, orchestrator, existing, workflow)
+    resources = sam.render_state_machine(
+        name=machine,
+        machine_name=sam.logical_id(workflow.name),
+        machine_type="EXPRESS" if machine_type == "Express" else "STANDARD",
+        definition_uri=os.path.relpath(definition_path, app_root).replace(os.sep, "/"),
+        substitutions=substitutions,
+        policies=_invoke_policies(workflow, existing, template),
+    )
+    code_dir = os.path.dirname(handler_path)
+    module = os.path.splitext(os.path.basename(handler_path))[0]
+    for extracted in workflow.extracted:
+        resources += "\n" + sam.render_function(
+            name=sam.logical_id(extracted.function, "Function"),
+            code_uri=os.path.relpath(code_dir, app_root).replace(os.sep, "/") + "/",
+            handler=f"{module}.{extracted.function}",
+            runtime="python3.12",
+        )
+    if machine in existing:
+        raise MigrationError(f"{template_path} already declares {machine}")
+    if text is None:
+        edits.set(template_path, sam.new_template(resources))
+        how = (
+            f"{workflow.name}: new template.yaml with the state machine; declare the "
+            f"orchestrator there and give it {env_var} = the machine's ARN"
+        )
+    else:
+        text = sam.add_resources(text, resources)
+        if orchestrator is not None:
+            text = sam.add_environment(text, orchestrator, env_var, f"!Ref {machine}")
+            text = sam.add_policy(
+                text,
+                orchestrator,
+                [
+                    "- Statement:",
+                    "    - Effect: Allow",
+                    "      Action:",
+                    "        - states:StartExecution",
+                    "        - states:StartSyncExecution",
+                    f"      Resource: !Ref {machine}",
+                ],
+            )
+        edits.set(template_path, text)
+        how = (
+            f"{workflow.name}: {machine_type} state machine; the orchestrator "
+            f"({orchestrator or handler_name}) keeps its name and event sources and now "
+            + (
+                "runs the machine with StartSyncExecution, so synchronous callers still "
+                "get the answer"
+                if mode == "sync"
+                else "starts the machine with StartExecution (Standard: it may wait longer than "
+                "a Lambda can run) and answers with the execution ARN"
+            )
+        )
+    return how
+
+
+def _substitutions(
+    item: PlannedWorkflow,
+    template: sam.Template | None,
+    orchestrator: str | None,
+    existing: set[str],
+    workflow: Workflow,
+) -> list[tuple[str, str]]:
+    assert item.asl is not None
+    displays = {f.placeholder.strip("${}"): f.display for f in workflow.functions}
+    extracted = {sam.logical_id(e.function, "FunctionArn") for e in workflow.extracted}
+    environment: dict[str, str] = {}
+    if template is not None and orchestrator is not None:
+        props = template.properties(orchestrator)
+        env = template.get(props, "Environment") if props is not None else None
+        variables = template.get(env, "Variables") if env is not None else None
+        if variables is not None:
+            for key, value in getattr(variables, "value", []):
+                environment[key.value] = template.source(value).strip()
+    result = []
+    for name in placeholders(item.asl):
+        if (name.endswith("Arn") and name[:-3] in existing) or name in extracted:
+            result.append((name, f"!GetAtt {name[:-3]}.Arn"))
+        elif name in environment:
+            result.append((name, environment[name]))
+        elif name in dict(workflow.env_defaults):
+            result.append((name, sam.yaml_scalar(dict(workflow.env_defaults)[name])))
+        elif name in displays:
+            function = displays[name].replace("${", "${!")
+            result.append(
+                (
+                    name,
+                    "!Sub "
+                    + sam.yaml_scalar(
+                        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+                        + function
+                    ),
+                )
+            )
+        else:
+            raise MigrationError(
+                f"no value for the placeholder ${{{name}}}: set the environment variable or "
+                "declare the function in template.yaml"
+            )
+    return [
+        (sam.logical_id(k) if not re.fullmatch(r"[A-Za-z0-9_]+", k) else k, v) for k, v in result
+    ]
+
+
+def _invoke_policies(
+    workflow: Workflow, existing: set[str], template: sam.Template | None
+) -> list[str]:
+    policies = []
+    for function in workflow.functions:
+        logical = function.placeholder.strip("${}").removesuffix("Arn")
+        if logical in existing:
+            policies.append(f"!Ref {logical}")
+        else:
+            policies.append(sam.yaml_scalar(function.display))
+    for extracted in workflow.extracted:
+        policies.append(f"!Ref {sam.logical_id(extracted.function, 'Function')}")
+    return sorted(dict.fromkeys(policies))
+
+
+def _extracted_source(workflow: Workflow) -> str:
+    parts = []
+    for extracted in workflow.extracted:
+        lines = [
+            f"def {extracted.function}(event, context):",
+            f'    """One step of the {workflow.name} state machine (extracted by untangle from '
+            f'line {extracted.line})."""',
+        ]
+        for param in extracted.params:
+            lines.append(f"    {param} = event[{param!r}]")
+        lines.append(
+            f"    return {extracted.expression}"
+            if extracted.target
+            else f"    {extracted.expression}"
+        )
+        parts.append("\n\n" + "\n".join(lines) + "\n")
+    return "".join(parts)
+
+
+def rewrite_handler(
+    source: str, handler: str, env_var: str, mode: str, workflow: str, extra: str
+) -> str:
+    """Run the codemods: the starter, then libcst's unused-import removal."""
+    from libcst.codemod import CodemodContext, transform_module
+    from libcst.codemod import TransformFailure as Failure
+    from libcst.codemod.commands.remove_unused_imports import RemoveUnusedImportsCommand
+    from libcst.codemod.visitors import AddImportsVisitor
+
+    from codemods.starter import ReplaceHandlerWithStarter
+
+    context = CodemodContext()
+    command = ReplaceHandlerWithStarter(context, handler, env_var, mode, workflow, extra)
+    result = transform_module(command, source)
+    if isinstance(result, Failure):
+        raise MigrationError(f"cannot rewrite the handler: {result.error}")
+    code = getattr(result, "code", source)
+    del AddImportsVisitor
+    cleaned = transform_module(RemoveUnusedImportsCommand(CodemodContext()), code)
+    code = getattr(cleaned, "code", code)
+    compile(code, "<rewritten handler>", "exec")
+    return str(code)
+
+
+def unified_diff(migration: Migration) -> str:
+    """One `git diff`-like patch for every changed and new file, paths relative to the root."""
+    chunks: list[str] = []
+    for change in migration.changes:
+        relative = os.path.relpath(change.path, migration.root).replace(os.sep, "/")
+        old = change.old.splitlines(keepends=True) if change.old is not None else []
+        new = change.new.splitlines(keepends=True)
+        chunks.extend(
+            difflib.unified_diff(
+                old,
+                new,
+                fromfile="/dev/null" if change.old is None else f"a/{relative}",
+                tofile=f"b/{relative}",
+            )
+        )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+        for line in chunks
+    )
+
+
+def check_migration(migration: Migration) -> list[str]:
+    """Every validator on what would be written: Python compiles, templates pass the SAM
+    transform and cfn-lint, definitions pass asl-validator and cfn-lint E3601."""
+    from untangle.validate import asl_errors, cfn_lint_errors
+
+    problems: list[str] = []
+    contents = migration.contents()
+    definitions: list[tuple[str, dict[str, Any]]] = []
+    for path, text in contents.items():
+        relative = os.path.relpath(path, migration.root)
+        if path.endswith(".py"):
+            try:
+                compile(text, path, "exec")
+            except SyntaxError as exc:
+                problems.append(
+                    f"{relative}:{exc.lineno}: rewritten code does not compile: {exc.msg}"
+                )
+        elif path.endswith(".asl.json"):
+            definitions.append((relative, json.loads(text)))
+            problems += [f"{relative}: {e}" for e in cfn_lint_errors(json.loads(text))]
+    for (relative, _), errors in zip(definitions, asl_errors([d for _, d in definitions])):
+        problems += [f"{relative}: {e}" for e in errors]
+    for path, text in contents.items():
+        if os.path.basename(path) in ("template.yaml", "template.yml"):
+            relative = os.path.relpath(path, migration.root)
+            problems += [
+                f"{relative}: {e}" for e in sam.validate(text, os.path.dirname(path), contents)
+            ]
+    return problems
+
+
+def apply_migration(migration: Migration) -> None:
+    """Write every change or none: stage each file next to its target, then swap them in; on any
+    failure, the files already swapped get their old contents back."""
+    staged: list[tuple[str, str, FileChange]] = []
+    created_dirs: list[str] = []
+    try:
+        for change in migration.changes:
+            target = inside(change.path, migration.root)
+            on_disk = _read_or_none(target)
+            if on_disk != change.old:
+                raise MigrationError(f"{change.path} changed since the migration was computed")
+            directory = os.path.dirname(target)
+            missing = []
+            probe = directory
+            while not os.path.isdir(probe):
+                missing.append(probe)
+                probe = os.path.dirname(probe)
+            os.makedirs(directory, exist_ok=True)
+            created_dirs += reversed(missing)
+            temp = os.path.join(directory, f".{os.path.basename(target)}.untangle-tmp")
+            with open(temp, "w", encoding="utf-8", newline="") as handle:
+                handle.write(change.new)
+                handle.flush()
+                os.fsync(handle.fileno())
+            staged.append((target, temp, change))
+    except BaseException:
+        for _, temp, _ in staged:
+            _remove(temp)
+        for directory in reversed(created_dirs):
+            _rmdir(directory)
+        raise
+    done: list[tuple[str, FileChange]] = []
+    try:
+        for target, temp, change in staged:
+            os.replace(temp, target)
+            done.append((target, change))
+    except BaseException:
+        for target, change in reversed(done):
+            if change.old is None:
+                _remove(target)
+            else:
+                with open(target, "w", encoding="utf-8", newline="") as handle:
+                    handle.write(change.old)
+        for _, temp, _ in staged:
+            _remove(temp)
+        for directory in reversed(created_dirs):
+            _rmdir(directory)
+        raise
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def _rmdir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
