@@ -62,7 +62,7 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
         self.handler = handler
         self.env_var = env_var
         self.mode = mode
-        self.workflow = workflow or "state machine"
+        self.workflow = workflow
         # source of new single-purpose functions to append (extracted computations)
         self.extra_functions = extra_functions
         self.replaced = False
@@ -85,7 +85,7 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
             [
                 cst.Expr(
                     cst.SimpleString(
-                        f'"""Start the {self.workflow} state machine.\n\n'
+                        f'"""Start the {self.workflow or "this"} state machine.\n\n'
                         "    The steps this handler ran by hand are its states now "
                         '(migrated by untangle)."""'
                     )

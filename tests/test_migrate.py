@@ -170,3 +170,35 @@ def test_handler_selection(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "article" / "order_chain" / "module_client", app)
     code, diff, _ = run(app, "--handler", "no_such_handler")
     assert code == 0 and diff == ""
+
+
+def test_codemod_runs_from_libcst_tool(tmp_path: Path) -> None:
+    """The codemods ship with a libcst config, so `python -m libcst.tool codemod` runs them."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "app.py"
+    shutil.copy(
+        FIXTURES / "article" / "hello_world" / "module_client" / "orchestrator" / "app.py", target
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "libcst.tool",
+            "codemod",
+            "starter.ReplaceHandlerWithStarter",
+            str(target),
+            "--handler",
+            "lambda_handler",
+            "--env-var",
+            "HELLO_ARN",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    code = target.read_text()
+    assert 'os.environ["HELLO_ARN"]' in code and "lambda_client" not in code
+    compile(code, str(target), "exec")
