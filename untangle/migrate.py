@@ -345,8 +345,15 @@ def unified_diff(migration: Migration) -> str:
 def check_migration(migration: Migration) -> list[str]:
     """Every validator on what would be written: Python compiles, templates pass the SAM
     transform and cfn-lint, definitions pass asl-validator and cfn-lint E3601."""
-    from untangle.validate import asl_errors, cfn_lint_errors
+    from untangle.validate import ValidatorUnavailable, asl_errors, cfn_lint_errors
 
+    try:
+        return _check(migration, asl_errors, cfn_lint_errors)
+    except ValidatorUnavailable as exc:
+        return [f"a validator is missing: {exc}"]
+
+
+def _check(migration: Migration, asl_errors: Any, cfn_lint_errors: Any) -> list[str]:
     problems: list[str] = []
     contents = migration.contents()
     definitions: list[tuple[str, dict[str, Any]]] = []
