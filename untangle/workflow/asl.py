@@ -149,21 +149,29 @@ class _JSONata:
             self.item_alias = saved
         return {"StartAt": graph.start, "States": states}
 
-    def expr(self, expr: Expr) -> str:
-        if isinstance(expr, Input):
-            return "$states.context.Execution.Input" + _path(expr.path)
-        if isinstance(expr, Var):
-            if self.item_alias is not None and expr.name == self.item_alias[0]:
-                return self.item_alias[1] + _path(expr.path)
-            return f"${expr.name}" + _path(expr.path)
+    def expr(self, expr: Expr, strict: bool = True) -> str:
+        """JSONata for `expr`. Python's `d["k"]` raises when k is missing where JSONata would go on
+        with nothing: `strict` paths fail the state instead (not inside `in` / `.get` tests)."""
+        if isinstance(expr, (Input, Var)):
+            if isinstance(expr, Input):
+                base, path = "$states.context.Execution.Input", expr.path
+            elif self.item_alias is not None and expr.name == self.item_alias[0]:
+                base, path = self.item_alias[1], expr.path
+            else:
+                base, path = f"${expr.name}", expr.path
+            rendered = base + _path(path)
+            if not strict or not path:
+                return rendered
+            missing = json.dumps(f"KeyError: {path[-1]!r}")
+            return f"($exists({rendered}) ? {rendered} : $error({missing}))"
         if isinstance(expr, Lit):
             return json.dumps(expr.value)
         if isinstance(expr, Obj):
             return "{" + ", ".join(f"{json.dumps(k)}: {self.expr(v)}" for k, v in expr.items) + "}"
         if isinstance(expr, Arr):
             return "[" + ", ".join(self.expr(i) for i in expr.items) + "]"
-        args = [self.expr(a) for a in expr.args]
         op = expr.op
+        args = [self.expr(a, strict=op not in ("exists", "default")) for a in expr.args]
         if op in ("==", "!=", "<", "<=", ">", ">="):
             symbol = "=" if op == "==" else op
             return f"({args[0]} {symbol} {args[1]})"
