@@ -18,6 +18,7 @@ from typing import Any
 from untangle.workflow.ir import (
     Arr,
     Assign,
+    CatchRule,
     Choice,
     Expr,
     Fail,
@@ -194,7 +195,7 @@ class _JSONata:
             ]
             return "(" + " & ".join(parts) + ")" if parts else '""'
         if op == "json_string":
-            return f"$string({args[0]})"
+            return _PY_DUMPS.format(value=args[0])
         if op == "default":
             return f"($exists({args[0]}) ? {args[0]} : {args[1]})"
         if op == "count":
@@ -227,6 +228,15 @@ class _JSONata:
             return json.dumps(f"${{{name}}}")
         raise NotExpressible(f"operation {op}")
 
+    def catcher(self, catch: CatchRule) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"ErrorEquals": list(catch.errors), "Next": catch.next}
+        if catch.assign and catch.result:
+            # the function's error payload, as the original read it from the response
+            rendered["Assign"] = {catch.assign: "{% $eval($states.errorOutput.Cause) %}"}
+        elif catch.assign:
+            rendered["Assign"] = {catch.assign: "{% $states.errorOutput %}"}
+        return rendered
+
     def template(self, expr: Expr) -> Any:
         """A field value: JSON when the expression is a literal, else `{% … %}`."""
         if isinstance(expr, Lit) and expr.value is not None:
@@ -257,14 +267,7 @@ class _JSONata:
                     # the last state of a Parallel branch: its output is the branch's result
                     rendered["Output"] = "{% $states.result.Payload %}"
             if state.catch:
-                rendered["Catch"] = [
-                    {
-                        "ErrorEquals": list(c.errors),
-                        "Next": c.next,
-                        **({"Assign": {c.assign: "{% $states.errorOutput %}"}} if c.assign else {}),
-                    }
-                    for c in _ordered_catches(state)
-                ]
+                rendered["Catch"] = [self.catcher(c) for c in _ordered_catches(state)]
             return _ends(state, rendered)
         if isinstance(state, Choice):
             rendered = {
@@ -330,6 +333,19 @@ class _JSONata:
         return _ends(state, rendered)
 
 
+# json.dumps as Python writes it (", " and ": " separators), which JSONata's compact $string is not.
+# Remaining differences: non-ASCII characters (Python escapes them) and floats with no fraction
+# (Step Functions' JSON has no 3.0, only 3).
+_PY_DUMPS = (
+    "($dumps := function($v) {{ "
+    '$type($v) = "array" ? "[" & $join($map($v, function($x) {{ $dumps($x) }}), ", ") & "]" : '
+    '$type($v) = "object" ? "{{" & $join($map($keys($v), function($k) {{ '
+    '$substring($string([$k]), 1, $length($string([$k])) - 2) & ": " & $dumps($lookup($v, $k)) '
+    '}}), ", ") & "}}" : '
+    "$substring($string([$v]), 1, $length($string([$v])) - 2) }}; $dumps({value}))"
+)
+
+
 def _ordered_catches(state: Task) -> list[Any]:
     """`States.ALL` must be the last catcher."""
     return sorted(state.catch, key=lambda c: "States.ALL" in c.errors)
@@ -356,6 +372,8 @@ class _JSONPath:
     item_var: str | None = None
     # variables set by a Parallel state: read from its stored list of branch results
     aliases: dict[str, str] = field(default_factory=dict)
+    # states a state needs next to it (a Pass after a Catch), added to its graph
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def machine(self, graph: Graph) -> dict[str, Any]:
         for state in _all_states(graph):
@@ -378,7 +396,11 @@ class _JSONPath:
         return {"StartAt": init, "States": states}
 
     def graph(self, graph: Graph) -> dict[str, Any]:
-        return {"StartAt": graph.start, "States": {s.name: self.state(s) for s in ordered(graph)}}
+        saved, self.extra = self.extra, {}
+        states = {s.name: self.state(s) for s in ordered(graph)}
+        states.update(self.extra)
+        self.extra = saved
+        return {"StartAt": graph.start, "States": states}
 
     def path(self, expr: Expr) -> str | None:
         if isinstance(expr, Input):
@@ -475,6 +497,29 @@ class _JSONPath:
             return "Payload", self.parameters(expr)
         dynamic, rendered = self.value(expr)
         return ("Payload.$" if dynamic else "Payload"), rendered
+
+    def catcher(self, state: Task, catch: CatchRule) -> dict[str, Any]:
+        if catch.result and catch.assign:
+            # keep the failure, then a Pass parses its payload into the task's variable
+            keeper = f"{state.name}KeepFailure"
+            self.extra[keeper] = {
+                "Type": "Pass",
+                "Parameters": {
+                    "value.$": f"States.StringToJson($.vars.{catch.assign}_failure.Cause)"
+                },
+                "ResultPath": f"$.vars.{catch.assign}",
+                "Next": catch.next,
+            }
+            return {
+                "ErrorEquals": list(catch.errors),
+                "Next": keeper,
+                "ResultPath": f"$.vars.{catch.assign}_failure",
+            }
+        return {
+            "ErrorEquals": list(catch.errors),
+            "Next": catch.next,
+            "ResultPath": f"$.vars.{ERROR_VAR}" if catch.assign and not catch.result else None,
+        }
 
     def condition(self, expr: Expr) -> dict[str, Any]:
         if isinstance(expr, Op):
@@ -578,14 +623,7 @@ class _JSONPath:
             else:
                 rendered["ResultPath"] = None
             if state.catch:
-                rendered["Catch"] = [
-                    {
-                        "ErrorEquals": list(c.errors),
-                        "Next": c.next,
-                        "ResultPath": "$.vars.error" if c.assign else None,
-                    }
-                    for c in _ordered_catches(state)
-                ]
+                rendered["Catch"] = [self.catcher(state, c) for c in _ordered_catches(state)]
             return _ends(state, rendered)
         if isinstance(state, Choice):
             rendered = {

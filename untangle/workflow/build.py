@@ -218,6 +218,9 @@ class WorkflowBuilder:
         self.extracted: list[Extraction] = []
         # `os.environ.get(NAME, default)`: the value to substitute when no template sets NAME
         self.env_defaults: dict[str, str] = {}
+        # synchronous invokes whose FunctionError the code never checks
+        self._unchecked: set[str] = set()
+        self._task_paths: dict[str, str] = {}
         # exception classes the code raises when an invoked function failed
         self._function_errors: set[str] = set()
 
@@ -239,7 +242,7 @@ class WorkflowBuilder:
             end = self._add(Succeed(self._unique("Done"), Lit(None), _span(node)))
             self._connect(fragment.exits, end)
             start = fragment.start or end
-            graph = self._graph(start)
+            graph = self._carry_on(self._graph(start))
         except Unsupported as exc:
             self.reasons.append(Reason(module.path, exc.line, exc.message))
             graph = None
@@ -261,6 +264,37 @@ class WorkflowBuilder:
             tuple(self.extracted),
             tuple(sorted(self.env_defaults.items())),
         )
+
+    def _carry_on(self, graph: Graph) -> Graph:
+        """A synchronous invoke does not raise when the function fails: the original went on
+        with the error payload as the result. Each such task gets a Catch doing the same."""
+        states: list[State] = []
+        for state in graph.states:
+            if isinstance(state, Map):
+                state = replace(state, processor=self._carry_on(state.processor))
+            elif isinstance(state, Parallel):
+                state = replace(state, branches=tuple(self._carry_on(b) for b in state.branches))
+            elif isinstance(state, Task) and state.name in self._unchecked:
+                target = state.next
+                if target is None:
+                    target = self._unique(f"{state.name}Done")
+                    states.append(Assign(target, (), None, state.span))
+                rule = CatchRule(("States.TaskFailed",), target, state.assign, result=True)
+                state = replace(state, catch=(rule, *state.catch))
+                self.notes.append(
+                    Reason(
+                        self._path_of(state),
+                        state.span.line,
+                        f"{state.function.display}: the original never checked FunctionError, so "
+                        "it carried on when the function failed; so does the machine (a Catch of "
+                        "States.TaskFailed), with the error payload as the result",
+                    )
+                )
+            states.append(state)
+        return Graph(graph.start, tuple(states))
+
+    def _path_of(self, state: Task) -> str:
+        return self._task_paths.get(state.name, "")
 
     # --- state bookkeeping --------------------------------------------------------------------
 
@@ -790,6 +824,9 @@ class WorkflowBuilder:
         name = self._unique(_pascal(label))
         task = Task(name, function, payload, None, None, _span(call), asynchronous, scope.retry)
         self._add(task)
+        if not asynchronous:
+            self._unchecked.add(name)
+        self._task_paths[name] = scope.path
         for catch in scope.catches:
             catch.tasks.append(name)
         if target is not None:
@@ -1312,6 +1349,7 @@ class WorkflowBuilder:
         self.states[task_name] = replace(
             task, catch=(*task.catch, CatchRule(("States.TaskFailed",), fragment.start, "error"))
         )
+        self._unchecked.discard(task_name)
         self.notes.append(
             Reason(
                 scope.path,

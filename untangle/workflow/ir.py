@@ -127,6 +127,8 @@ class CatchRule:
     next: str
     # the error output ({"Error", "Cause"}) is stored in this variable, when the handler uses it
     assign: str | None = None
+    # the original ignored the function's failure: carry on with its error payload as the result
+    result: bool = False
 
 
 @dataclass(frozen=True)
