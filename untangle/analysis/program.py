@@ -502,14 +502,14 @@ class Program:
                 bindings.append(((qualname, params[0]), (SelfOf(func.cls), NO_ENV)))
                 params = params[1:]
             for index, param in enumerate(params):
-                arg = _argument_of_call(sym, index, param)
+                arg = _argument(sym, index, param)
                 if arg is not None:
                     bindings.append(((qualname, param), (arg, env)))
             return _union(self.values(r, tuple(bindings), depth + 4) for r in function.returns)
         return NOTHING
 
     def _client(self, sym: Call, env: Env_, depth: int) -> Values:
-        service = _argument_of_call(sym, 0, "service_name")
+        service = _argument(sym, 0, "service_name")
         if service is None:
             return frozenset({OtherClient(None)})
         result: set[Value] = set()
@@ -721,16 +721,8 @@ def _is_property(sym: Sym) -> bool:
     )
 
 
-def _argument(site: CallSite, index: int, name: str) -> Sym | None:
-    for key, value in site.kwargs:
-        if key == name:
-            return value
-    if 0 <= index < len(site.args):
-        return site.args[index]
-    return None
-
-
-def _argument_of_call(call: Call, index: int, name: str) -> Sym | None:
+def _argument(call: CallSite | Call, index: int, name: str) -> Sym | None:
+    """The argument bound to parameter `name` at position `index`, if the call passes one."""
     for key, value in call.kwargs:
         if key == name:
             return value

@@ -351,15 +351,18 @@ def _ordered_catches(state: Task) -> list[Any]:
     return sorted(state.catch, key=lambda c: "States.ALL" in c.errors)
 
 
-def _path(path: tuple[str | int, ...]) -> str:
+def _path(path: tuple[str | int, ...], jsonpath: bool = False) -> str:
+    """`.a[0].b` steps after a JSONata or JSONPath root; odd keys are quoted (`x y`, ['x y'])."""
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
         elif _IDENTIFIER.match(part):
             text += f".{part}"
+        elif ("'" if jsonpath else "`") in part:
+            raise NotExpressible(f"the key {part!r} in a path")
         else:
-            text += ".`" + part.replace("`", "") + "`"
+            text += f"['{part}']" if jsonpath else f".`{part}`"
     return text
 
 
@@ -404,17 +407,17 @@ class _JSONPath:
 
     def path(self, expr: Expr) -> str | None:
         if isinstance(expr, Input):
-            return "$.input" + _jsonpath(expr.path)
+            return "$.input" + _path(expr.path, jsonpath=True)
         if isinstance(expr, Var):
             if self.item_var is not None and expr.name == self.item_var:
-                return "$.item" + _jsonpath(expr.path)
+                return "$.item" + _path(expr.path, jsonpath=True)
             if expr.name in self.aliases:
-                return self.aliases[expr.name] + _jsonpath(expr.path)
+                return self.aliases[expr.name] + _path(expr.path, jsonpath=True)
             if expr.name == ERROR_VAR:
                 # a Catch stores the error output as it is: {"Error", "Cause"}
-                return f"$.vars.{ERROR_VAR}" + _jsonpath(expr.path)
+                return f"$.vars.{ERROR_VAR}" + _path(expr.path, jsonpath=True)
             # every other variable is stored as {"value": …} (Task results through ResultSelector)
-            return f"$.vars.{expr.name}.value" + _jsonpath(expr.path)
+            return f"$.vars.{expr.name}.value" + _path(expr.path, jsonpath=True)
         return None
 
     def value(self, expr: Expr) -> tuple[bool, Any]:
@@ -743,18 +746,6 @@ def _all_states(graph: Graph) -> list[State]:
             for branch in state.branches:
                 found += _all_states(branch)
     return found
-
-
-def _jsonpath(path: tuple[str | int, ...]) -> str:
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif _IDENTIFIER.match(part):
-            text += f".{part}"
-        else:
-            text += "['" + part.replace("'", "") + "']"
-    return text
 
 
 def _short(expr: Expr) -> str:
