@@ -176,7 +176,7 @@ class _Scope:
     env: dict[str, Value]
     path: str
     source_lines: list[str]
-    returns: list[tuple[list[Exit], Expr]] | None = None  # inlined helper: where returns go
+    returns: list[tuple[list[Exit], Value]] | None = None  # inlined helper: where returns go
     catches: list[_Catch] = field(default_factory=list)
     retry: tuple[RetryRule, ...] = ()
     # workflow variables of an inlined helper are prefixed, so two inlinings never share one
@@ -426,7 +426,7 @@ class WorkflowBuilder:
                     raise Unsupported(node.lineno, "an invoke result assigned to several targets")
                 for target in targets:
                     for name in _names(target):
-                        scope.env[name] = Opaque(node.lineno, "assigned by unpacking")
+                        scope.env[name] = Opaque(node.lineno, f"`{name}`, assigned by unpacking")
                 return Fragment(None, [])
             return self.effect(node.value, targets[0].id, scope)
         if isinstance(node, ast.AugAssign):
@@ -1027,7 +1027,7 @@ class WorkflowBuilder:
                     setter = self._add(
                         Assign(
                             self._unique(f"Set{_pascal(target)}"),
-                            ((scope.var(target), returned),),
+                            ((scope.var(target), _expr(returned, call.lineno)),),
                             None,
                             _span(call),
                         )
@@ -1160,22 +1160,21 @@ class WorkflowBuilder:
     def return_(self, node: ast.Return, scope: _Scope) -> Fragment:
         if node.value is not None and self._has_work(node.value, scope):
             before, rewritten = self.hoist(node.value, scope)
-            rest = self._finish_return(
-                node, _expr(self.value(rewritten, scope), node.lineno), scope
-            )
+            rest = self._finish_return(node, self.value(rewritten, scope), scope)
             return self._sequence(before, rest, self._connect)
-        output: Expr = Lit(None)
+        output: Value = Lit(None)
         if node.value is not None:
-            output = _expr(self.value(node.value, scope), node.lineno)
+            output = self.value(node.value, scope)
         return self._finish_return(node, output, scope)
 
-    def _finish_return(self, node: ast.Return, output: Expr, scope: _Scope) -> Fragment:
+    def _finish_return(self, node: ast.Return, output: Value, scope: _Scope) -> Fragment:
         if scope.returns is not None:
-            # inside an inlined helper: control goes back to the caller with this value
+            # inside an inlined helper: control goes back to the caller with this value (a raw
+            # invoke response included: the caller may still read its Payload)
             marker = self._add(Assign(self._unique("Return"), (), None, _span(node)))
             scope.returns.append(([(marker, "next")], output))
             return Fragment(marker, [])
-        name = self._add(Succeed(self._unique("Done"), output, _span(node)))
+        name = self._add(Succeed(self._unique("Done"), _expr(output, node.lineno), _span(node)))
         return Fragment(name, [])
 
     def raise_(self, node: ast.Raise, scope: _Scope) -> Fragment:
