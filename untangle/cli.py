@@ -490,6 +490,124 @@ def migrate(
     sys.exit(EXIT_FINDINGS if check else EXIT_CLEAN)
 
 
+@main.command()
+@click.argument("app", type=str)
+@click.option(
+    "--event",
+    "event_files",
+    multiple=True,
+    metavar="FILE",
+    help="A JSON event (repeatable; default: every APP/events/*.json).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--history", is_flag=True, help="Show the machine's history and the original's calls."
+)
+@click.option(
+    "--query-language",
+    type=click.Choice(["jsonata", "jsonpath"]),
+    default="jsonata",
+    show_default=True,
+)
+def verify(
+    app: str,
+    event_files: tuple[str, ...],
+    output_format: str,
+    history: bool,
+    query_language: str,
+) -> None:
+    """Run the original orchestrators of APP and the state machines `untangle migrate` would
+    write on the same events (in a child process, with moto), and compare them.
+
+    Runs the app's code. Needs the verify extra: pip install 'untangle[verify]'.
+    Exit codes: 0 every workflow equivalent on every event; 1 a mismatch (or a workflow that
+    could not be verified); 2 usage error (no events, APP missing, the extra not installed).
+    """
+    import json
+
+    from untangle.engine.machine import EngineUnavailable
+    from untangle.verify import VerifyFailed, load_events, verify_in_subprocess
+
+    if not os.path.isdir(app):
+        _fail(f"no such directory: {app}")
+    try:
+        events = load_events(app, event_files)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    if not events:
+        _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
+    try:
+        results = verify_in_subprocess(app, events, query_language)
+    except (ImportError, EngineUnavailable) as exc:  # the child lacks moto / jsonata-python
+        _fail(f"{exc} (the verify extra: pip install 'untangle[verify]')")
+    except VerifyFailed as exc:
+        _fail(f"verify failed: {exc}")
+    if output_format == "json":
+        documents = [
+            {
+                "workflow": r.workflow,
+                "event": r.event,
+                "equivalent": r.equivalent,
+                "original": r.original,
+                "machine": r.machine,
+                "history": r.history,
+                **({"skipped": r.skipped} if r.skipped else {}),
+            }
+            for r in results
+        ]
+        click.echo(json.dumps({"results": documents}, indent=2, default=str))
+    else:
+        for result in results:
+            click.echo(_verify_text(result, history))
+    if not results:
+        click.echo("no workflow to verify under this app", err=True)
+    sys.exit(EXIT_CLEAN if all(r.equivalent for r in results) else EXIT_FINDINGS)
+
+
+def _abbreviate(value: Any, width: int = 100) -> str:
+    import json
+
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _verify_text(result: Any, history: bool) -> str:
+    head = f"{result.workflow} {result.event}: "
+    if result.skipped:
+        return head + str(result.skipped)
+    waited = result.machine_waited_seconds
+    if result.equivalent:
+        lines = [
+            head + f"equivalent ({result.machine['status']}, waited {waited:g} s fast-forwarded)"
+        ]
+    else:
+        lines = [head + "MISMATCH"]
+        for side in ("original", "machine"):
+            values = getattr(result, side)
+            seconds = getattr(result, f"{side}_waited_seconds")
+            lines.append(
+                f"  {side + ':':<9} {values['status']} error={values['error']}"
+                f" output={_abbreviate(values['output'])} waited={seconds:g} s"
+            )
+    if history or not result.equivalent:
+        lines.append("  machine history:")
+        for event in result.history:
+            if event["type"].endswith("Entered"):
+                lines.append(f"    -> {event['state']} input={_abbreviate(event['input'], 80)}")
+            else:
+                lines.append(f"    <- {event['state']} output={_abbreviate(event['output'], 80)}")
+        lines.append("  original calls:")
+        for name, payload in result.calls:
+            lines.append(f"    {name} {_abbreviate(payload, 80)}")
+    return "\n".join(lines)
+
+
 @main.command("rules")
 def rules_command() -> None:
     """List the rules: id, name, summary."""

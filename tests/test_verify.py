@@ -1,0 +1,119 @@
+"""`untangle verify`: the original orchestrator and the migrated state machine, on the same
+events (fixtures/article/*/*/events/*.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from untangle.cli import main
+from untangle.engine.machine import Engine
+from untangle.verify import VerifyResult, compare, load_events, prepare, verify_app
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTICLE = os.path.join(ROOT, "fixtures", "article")
+APPS = ["order_chain/helper_module", "order_size_choice/module_client", "reminder/module_client"]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_fixture_apps_are_equivalent_on_their_events(app: str) -> None:
+    result = CliRunner().invoke(main, ["verify", os.path.join(ARTICLE, app)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines and all(": equivalent (" in line for line in lines), result.output
+
+
+def test_text_verdict_and_history() -> None:
+    app = os.path.join(ARTICLE, "reminder", "module_client")
+    result = CliRunner().invoke(main, ["verify", app, "--history"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        "OrderReminderWorkflow events/sent.json: equivalent (SUCCEEDED, waited 86400 s "
+        "fast-forwarded)"
+    )
+    assert "  machine history:" in lines
+    assert any(line.startswith("    -> WaitForSendReminder input=") for line in lines)
+    assert "  original calls:" in lines
+    assert any(line.startswith("    send-reminder ") for line in lines)
+
+
+def test_json_format_and_explicit_event(tmp_path: Any) -> None:
+    event = tmp_path / "medium.json"
+    event.write_text(json.dumps({"total": 500}))
+    app = os.path.join(ARTICLE, "order_size_choice", "module_client")
+    result = CliRunner().invoke(main, ["verify", app, "--event", str(event), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    [document] = json.loads(result.output)["results"]
+    assert set(document) == {"workflow", "event", "equivalent", "original", "machine", "history"}
+    assert (document["workflow"], document["event"], document["equivalent"]) == (
+        "OrderRouterWorkflow",
+        str(event),
+        True,
+    )
+    expected = {"route": "standard-processing", "status": "PROCESSING", "total": 500}
+    for side in ("original", "machine"):
+        assert document[side] == {"status": "SUCCEEDED", "output": expected, "error": None}
+    assert document["history"][0]["state"] == "CheckOrderTotal"
+
+
+def test_a_mismatch_exits_1() -> None:
+    # the known planner difference: json.dumps of create-order's total 3.0 inside `body`
+    app = os.path.join(ARTICLE, "order_chain", "module_client")
+    event = os.path.join(ARTICLE, "order_chain", "helper_module", "events", "valid.json")
+    result = CliRunner().invoke(main, ["verify", app, "--event", event])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[0].endswith(": MISMATCH")
+    assert "  machine history:" in result.output
+
+
+def test_usage_errors(tmp_path: Any) -> None:
+    runner = CliRunner()
+    no_events = runner.invoke(main, ["verify", os.path.join(ARTICLE, "order_chain", "aio")])
+    assert no_events.exit_code == 2
+    app = os.path.join(ARTICLE, "order_chain", "module_client")
+    no_events = runner.invoke(main, ["verify", app])
+    assert no_events.exit_code == 2
+    assert "no events" in no_events.output
+    missing = runner.invoke(main, ["verify", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert runner.invoke(main, ["verify", app, "--event", str(bad)]).exit_code == 2
+
+
+def test_a_broken_machine_is_caught() -> None:
+    app = os.path.join(ARTICLE, "order_size_choice", "module_client")
+    events = load_events(app)
+    [workflow] = prepare(app)
+    assert workflow.skipped is None and workflow.definition is not None
+    with Engine() as engine:
+        good = [compare(workflow, name, event, engine) for name, event in events]
+        assert all(r.equivalent for r in good), good
+        # swap the targets of the first two Choice rules
+        choice = next(s for s in workflow.definition["States"].values() if s["Type"] == "Choice")
+        first, second = choice["Choices"][0], choice["Choices"][1]
+        first["Next"], second["Next"] = second["Next"], first["Next"]
+        broken = {r.event: r for r in (compare(workflow, n, e, engine) for n, e in events)}
+    assert broken["events/large.json"].equivalent is False
+    assert broken["events/medium.json"].equivalent is False
+    assert broken["events/small.json"].equivalent is True  # the Default is untouched
+    large = broken["events/large.json"]
+    assert large.original["output"]["route"] == "manager-approval"
+    assert large.machine["output"]["route"] == "standard-processing"
+
+
+def test_verify_app_in_process_and_result_round_trip() -> None:
+    app = os.path.join(ARTICLE, "order_chain", "helper_module")
+    results = verify_app(app, load_events(app))
+    assert [(r.event, r.equivalent, r.original["error"]) for r in results] == [
+        ("events/invalid-payment.json", True, "PaymentValidationError"),
+        ("events/out-of-stock.json", True, "OutOfStockError"),
+        ("events/valid.json", True, None),
+    ]
+    assert results[0].calls[0] == ["validate-payment", {"orderId": "declined-1"}]
+    assert VerifyResult.from_json(json.loads(json.dumps(results[2].to_json()))) == results[2]

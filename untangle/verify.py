@@ -1,0 +1,290 @@
+"""The verify recipe: run the original orchestrator and the state machine `untangle migrate` would
+write on the same events, and compare what they answer.
+
+For an app directory: load the tree, plan it, compute the migration in memory (exactly what the
+dry run of `untangle migrate` prints), then for every migrated workflow and every event run
+
+- the original orchestrating handler (:func:`untangle.engine.original.run_original`), its Lambda
+  invokes served by the callees of the app's ``template.yaml``;
+- the migrated definition (``statemachine/<Name>.asl.json`` from the migration's changes) on
+  moto's Step Functions interpreter (:class:`untangle.engine.machine.Engine`) with the same
+  callees;
+
+and compare the status, the output and the error name.
+
+This runs user code: :func:`verify_in_subprocess` (what ``untangle verify`` uses) does it in a
+child process (``python -m untangle.verify``, a JSON request on stdin, JSON results on stdout),
+so the app's imports, module globals and ``sys.path`` changes never touch the CLI's process.
+
+Not verified (reported with ``skipped`` set, never as equivalent): workflows that are not
+migrated, workflows whose orchestrator no template declares (the callees come from the
+template), and workflows with extracted single-purpose functions (their code exists only in the
+rewritten handler module; loading it is a TODO).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from untangle.engine.machine import Engine, MachineRun
+    from untangle.engine.original import OriginalRun
+
+_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """One (workflow, event) comparison. ``original`` and ``machine`` hold ``status``, ``output``
+    and ``error``; ``history`` is the machine's (see ``MachineRun.history``), ``calls`` the
+    original's ``[function, payload]`` invokes. ``skipped`` says why nothing was run."""
+
+    workflow: str
+    event: str
+    equivalent: bool
+    original: dict[str, Any]
+    machine: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[list[Any]] = field(default_factory=list)
+    original_waited_seconds: float = 0.0
+    machine_waited_seconds: float = 0.0
+    skipped: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VerifyResult:
+        return cls(**data)
+
+
+@dataclass
+class PreparedWorkflow:
+    """A migrated workflow, ready to run: its definition, callees and substitutions."""
+
+    name: str
+    definition: dict[str, Any] | None = None
+    orchestrator: Any = None
+    functions: dict[str, Any] = field(default_factory=dict)
+    substitutions: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None
+
+
+def load_events(app_dir: str, files: Sequence[str] = ()) -> list[tuple[str, Any]]:
+    """``files`` (named as given), or every ``events/*.json`` under ``app_dir`` (named relative
+    to it). Raises OSError / ValueError for an unreadable or invalid file."""
+    if files:
+        paths = [(f, f) for f in files]
+    else:
+        folder = os.path.join(app_dir, "events")
+        names = (
+            sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+            if os.path.isdir(folder)
+            else []
+        )
+        paths = [(f"events/{n}", os.path.join(folder, n)) for n in names]
+    events = []
+    for name, path in paths:
+        with open(path, encoding="utf-8") as handle:
+            try:
+                events.append((name, json.load(handle)))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: not JSON ({exc})") from exc
+    return events
+
+
+def _read_source(path: str) -> str:
+    with open(path, "rb") as handle:
+        return handle.read().decode("utf-8-sig")
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkflow]:
+    """Plan and migrate ``app_dir`` in memory; the workflows with what running them needs."""
+    from untangle import sam
+    from untangle.engine.original import functions_from_template
+    from untangle.migrate import compute_migration
+    from untangle.plan import PlanOptions, plan
+    from untangle.scan import ScanOptions, load_tree
+
+    root = os.path.abspath(app_dir)
+    tree = load_tree([root], ScanOptions(cache_dir=None))
+    planned = plan(tree.program, tree.templates, _read_source, PlanOptions(query_language))
+    migration = compute_migration(planned, tree.templates, _read_text, root)
+    contents = migration.contents()
+    prepared: list[PreparedWorkflow] = []
+    for workflow, reasons in migration.skipped:
+        why = "; ".join(r.message for r in reasons) or "not converted"
+        prepared.append(PreparedWorkflow(workflow.name, skipped=f"not migrated: {why}"))
+    for workflow, _how in migration.migrated:
+        item = PreparedWorkflow(workflow.name)
+        prepared.append(item)
+        if workflow.extracted:
+            # TODO: load the extracted functions from the rewritten handler module text
+            item.skipped = "not verified: extracted functions"
+            continue
+        handler_path = os.path.abspath(workflow.path)
+        handler_name = workflow.handler.rsplit(".", 1)[-1]
+        declared = [
+            t for t in tree.templates if t.file == handler_path and t.function == handler_name
+        ]
+        if not declared:
+            item.skipped = "not verified: no template declares the orchestrator"
+            continue
+        template_path = os.path.abspath(declared[0].template)
+        definition_path = os.path.join(
+            os.path.dirname(template_path),
+            "statemachine",
+            f"{sam.logical_id(workflow.name)}.asl.json",
+        )
+        text = contents.get(definition_path)
+        if text is None:
+            item.skipped = f"not verified: the migration writes no {definition_path}"
+            continue
+        item.definition = json.loads(text)
+        item.functions = dict(functions_from_template(template_path))
+        orchestrator = item.functions.get(declared[0].logical_id)
+        if orchestrator is None:
+            item.skipped = f"not verified: {declared[0].logical_id} has no local code"
+            continue
+        item.orchestrator = orchestrator
+        defaults = dict(workflow.env_defaults)
+        environment = dict(getattr(orchestrator, "environment", {}))
+        item.substitutions = {
+            name: environment.get(name, defaults.get(name, ""))
+            for name in set(_PLACEHOLDER.findall(text))
+            if name in environment or name in defaults
+        }
+    return prepared
+
+
+def _side(run: OriginalRun | MachineRun) -> dict[str, Any]:
+    return {"status": run.status, "output": run.output, "error": run.error}
+
+
+def compare(
+    workflow: PreparedWorkflow, event_name: str, event: Any, engine: Engine
+) -> VerifyResult:
+    """Run the original and the machine of ``workflow`` on ``event``; compare them."""
+    from untangle.engine.original import run_original
+
+    empty = {"status": None, "output": None, "error": None}
+    if workflow.skipped is not None or workflow.definition is None:
+        return VerifyResult(
+            workflow.name, event_name, False, empty, empty, skipped=workflow.skipped
+        )
+    try:
+        workflow.orchestrator.load()
+    except Exception as exc:  # the app's own import fails (a missing dependency ...)
+        why = f"not verified: cannot import the orchestrator ({type(exc).__name__}: {exc})"
+        return VerifyResult(workflow.name, event_name, False, empty, empty, skipped=why)
+    original = run_original(workflow.orchestrator, workflow.functions, event)
+    machine = engine.run(
+        workflow.definition,
+        workflow.functions,
+        event,
+        name=workflow.name,
+        substitutions=workflow.substitutions,
+    )
+    left, right = _side(original), _side(machine)
+    return VerifyResult(
+        workflow=workflow.name,
+        event=event_name,
+        equivalent=left == right,
+        original=left,
+        machine=right,
+        history=machine.history,
+        calls=[[name, payload] for name, payload in original.calls],
+        original_waited_seconds=original.waited_seconds,
+        machine_waited_seconds=machine.waited_seconds,
+    )
+
+
+def verify_app(
+    app_dir: str, events: list[tuple[str, Any]], query_language: str = "jsonata"
+) -> list[VerifyResult]:
+    """Every migrated workflow of ``app_dir`` against every ``(name, event)``, in this process
+    (it runs the app's code: see :func:`verify_in_subprocess`)."""
+    from untangle.engine.machine import Engine
+
+    prepared = prepare(app_dir, query_language)
+    results: list[VerifyResult] = []
+    with Engine() as engine:
+        for workflow in prepared:
+            for name, event in events:
+                results.append(compare(workflow, name, event, engine))
+    return results
+
+
+class VerifyFailed(RuntimeError):
+    """The child process could not verify (its stderr is the message)."""
+
+
+def verify_in_subprocess(
+    app_dir: str, events: list[tuple[str, Any]], query_language: str = "jsonata"
+) -> list[VerifyResult]:
+    """:func:`verify_app` in a child process (``python -m untangle.verify``).
+
+    Raises :class:`untangle.engine.machine.EngineUnavailable` when the child lacks the verify
+    extra, :class:`VerifyFailed` for any other failure."""
+    from untangle.engine.machine import EngineUnavailable
+
+    request = {"app_dir": app_dir, "events": events, "query_language": query_language}
+    child = subprocess.run(
+        [sys.executable, "-m", "untangle.verify"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode == 3:
+        raise EngineUnavailable(child.stderr.strip())
+    if child.returncode != 0:
+        raise VerifyFailed(child.stderr.strip() or f"exit status {child.returncode}")
+    answer = json.loads(child.stdout)
+    return [VerifyResult.from_json(r) for r in answer["results"]]
+
+
+def _main() -> int:
+    """The child side: a request on stdin, ``{"results": [...]}`` on stdout; exit 3 when the
+    verify extra is missing, 1 on any other error (a message on stderr)."""
+    from untangle.engine.machine import EngineUnavailable
+
+    request = json.loads(sys.stdin.read())
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr  # whatever the app prints must not corrupt the answer
+    try:
+        results = verify_app(
+            request["app_dir"],
+            [(name, event) for name, event in request["events"]],
+            request.get("query_language", "jsonata"),
+        )
+    except EngineUnavailable as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+    except Exception as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = real_stdout
+    real_stdout.write(json.dumps({"results": [r.to_json() for r in results]}, default=str))
+    real_stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
