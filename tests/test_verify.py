@@ -117,3 +117,35 @@ def test_verify_app_in_process_and_result_round_trip() -> None:
     ]
     assert results[0].calls[0] == ["validate-payment", {"orderId": "declined-1"}]
     assert VerifyResult.from_json(json.loads(json.dumps(results[2].to_json()))) == results[2]
+
+
+def test_original_revision_after_write(tmp_path: Any) -> None:
+    """After `migrate --write`, `--original REV` runs the code as it was at REV against the
+    machines written to disk; a broken written machine is caught."""
+    import shutil
+    import subprocess
+
+    app = tmp_path / "app"
+    shutil.copytree(os.path.join(ARTICLE, "order_size_choice", "module_client"), app)
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "before migration"], check=True)
+    runner = CliRunner()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert runner.invoke(main, ["migrate", "app", "--write", "--no-cache"]).exit_code == 0
+        result = runner.invoke(main, ["verify", "app", "--original", "HEAD"])
+        assert result.exit_code == 0, result.output
+        assert result.output.count(": equivalent (") == 3
+        written = app / "statemachine" / "OrderRouterWorkflow.asl.json"
+        definition = json.loads(written.read_text())
+        choice = definition["States"]["CheckOrderTotal"]
+        first, second = choice["Choices"][0]["Next"], choice["Choices"][1]["Next"]
+        choice["Choices"][0]["Next"], choice["Choices"][1]["Next"] = second, first
+        written.write_text(json.dumps(definition))
+        broken = runner.invoke(main, ["verify", "app", "--original", "HEAD"])
+        assert broken.exit_code == 1 and "MISMATCH" in broken.output
+    finally:
+        os.chdir(cwd)

@@ -515,12 +515,18 @@ def migrate(
     default="jsonata",
     show_default=True,
 )
+@click.option(
+    "--original",
+    metavar="REV",
+    help="After migrate --write: compare the written machines with the code at this git revision.",
+)
 def verify(
     app: str,
     event_files: tuple[str, ...],
     output_format: str,
     history: bool,
     query_language: str,
+    original: str | None,
 ) -> None:
     """Run the original orchestrators of APP and the state machines `untangle migrate` would
     write on the same events (in a child process, with moto), and compare them.
@@ -543,7 +549,7 @@ def verify(
     if not events:
         _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
     try:
-        results = verify_in_subprocess(app, events, query_language)
+        results = verify_in_subprocess(app, events, query_language, original)
     except (ImportError, EngineUnavailable) as exc:  # the child lacks moto / jsonata-python
         _fail(f"{exc} (the verify extra: pip install 'untangle[verify]')")
     except VerifyFailed as exc:

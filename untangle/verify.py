@@ -24,11 +24,14 @@ rewritten handler module; loading it is a TODO).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -214,14 +217,65 @@ def compare(
     )
 
 
+def prepare_written(
+    app_dir: str, original: str, query_language: str = "jsonata"
+) -> list[PreparedWorkflow]:
+    """After `migrate --write`: the machines written under ``app_dir/statemachine`` against the
+    orchestrators as they were at git revision ``original`` (checked out into a temporary
+    folder, never over the working tree)."""
+    top = _git(app_dir, "rev-parse", "--show-toplevel").strip()
+    relative = os.path.relpath(os.path.abspath(app_dir), top)
+    checkout = tempfile.mkdtemp(prefix="untangle-original-")
+    archive = subprocess.run(
+        ["git", "-C", top, "archive", "--format=tar", original, "--", relative],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise ValueError(
+            f"git archive {original}: {archive.stderr.decode(errors='replace').strip()}"
+        )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(checkout, filter="data")
+    old_app = os.path.join(checkout, relative)
+    prepared = prepare(old_app, query_language)
+    for item in prepared:
+        if item.definition is None:
+            continue
+        written = os.path.join(app_dir, "statemachine", f"{item.name}.asl.json")
+        if not os.path.exists(written):
+            item.skipped = f"not verified: {written} was not written"
+            continue
+        with open(written, encoding="utf-8") as handle:
+            item.definition = json.load(handle)
+    return prepared
+
+
+def _git(directory: str, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", directory, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ValueError(f"git {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
 def verify_app(
-    app_dir: str, events: list[tuple[str, Any]], query_language: str = "jsonata"
+    app_dir: str,
+    events: list[tuple[str, Any]],
+    query_language: str = "jsonata",
+    original: str | None = None,
 ) -> list[VerifyResult]:
     """Every migrated workflow of ``app_dir`` against every ``(name, event)``, in this process
-    (it runs the app's code: see :func:`verify_in_subprocess`)."""
+    (it runs the app's code: see :func:`verify_in_subprocess`). With ``original``, the written
+    machines against the code at that git revision."""
     from untangle.engine.machine import Engine
 
-    prepared = prepare(app_dir, query_language)
+    prepared = (
+        prepare_written(app_dir, original, query_language)
+        if original
+        else prepare(app_dir, query_language)
+    )
     results: list[VerifyResult] = []
     with Engine() as engine:
         for workflow in prepared:
@@ -235,7 +289,10 @@ class VerifyFailed(RuntimeError):
 
 
 def verify_in_subprocess(
-    app_dir: str, events: list[tuple[str, Any]], query_language: str = "jsonata"
+    app_dir: str,
+    events: list[tuple[str, Any]],
+    query_language: str = "jsonata",
+    original: str | None = None,
 ) -> list[VerifyResult]:
     """:func:`verify_app` in a child process (``python -m untangle.verify``).
 
@@ -243,7 +300,12 @@ def verify_in_subprocess(
     extra, :class:`VerifyFailed` for any other failure."""
     from untangle.engine.machine import EngineUnavailable
 
-    request = {"app_dir": app_dir, "events": events, "query_language": query_language}
+    request = {
+        "app_dir": app_dir,
+        "events": events,
+        "query_language": query_language,
+        "original": original,
+    }
     child = subprocess.run(
         [sys.executable, "-m", "untangle.verify"],
         input=json.dumps(request),
@@ -272,6 +334,7 @@ def _main() -> int:
             request["app_dir"],
             [(name, event) for name, event in request["events"]],
             request.get("query_language", "jsonata"),
+            request.get("original"),
         )
     except EngineUnavailable as exc:
         print(str(exc), file=sys.stderr)
