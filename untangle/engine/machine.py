@@ -192,8 +192,10 @@ def substitute_placeholders(definition: Any, substitutions: Mapping[str, str] | 
         return str(values[name]) if name in values else fake_function_arn(name)
 
     if isinstance(definition, dict):
+        # a deployment substitutes the definition's text, keys included
         return {
-            key: substitute_placeholders(value, substitutions) for key, value in definition.items()
+            _PLACEHOLDER.sub(replace, key): substitute_placeholders(value, substitutions)
+            for key, value in definition.items()
         }
     if isinstance(definition, list):
         return [substitute_placeholders(value, substitutions) for value in definition]
