@@ -202,3 +202,41 @@ def test_codemod_runs_from_libcst_tool(tmp_path: Path) -> None:
     code = target.read_text()
     assert 'os.environ["HELLO_ARN"]' in code and "lambda_client" not in code
     compile(code, str(target), "exec")
+
+
+def test_inline_properties_are_reported_not_mangled(tmp_path: Path) -> None:
+    """A template written in flow style cannot be merged line by line: the workflow is listed
+    as not migrated, and nothing is written."""
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "article" / "hello_world" / "module_client", app)
+    template = app / "template.yaml"
+    text = template.read_text()
+    document = yaml.safe_load(text.replace("!Ref", "").replace("!GetAtt", ""))
+    caller = next(
+        name
+        for name, r in document["Resources"].items()
+        if r["Properties"].get("FunctionName") == "hello-caller"
+    )
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {caller}:"))
+    end = next(
+        (
+            i
+            for i in range(start + 1, len(lines))
+            if lines[i].startswith("  ") and not lines[i].startswith("   ")
+        ),
+        len(lines),
+    )
+    props = document["Resources"][caller]["Properties"]
+    inline = ", ".join(f"{k}: {v}" for k, v in props.items() if isinstance(v, (str, int)))
+    lines[start:end] = [
+        f"  {caller}:\n",
+        "    Type: AWS::Serverless::Function\n",
+        f"    Properties: {{{inline}}}\n",
+        "\n",
+    ]
+    template.write_text("".join(lines))
+    before = _snapshot(app)
+    code, _, err = run(app, "--write")
+    assert code == 0 and "not migrated" in err and "inline" in err
+    assert _snapshot(app) == before

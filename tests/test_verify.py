@@ -149,3 +149,57 @@ def test_original_revision_after_write(tmp_path: Any) -> None:
         assert broken.exit_code == 1 and "MISMATCH" in broken.output
     finally:
         os.chdir(cwd)
+
+
+EXTRACTING_APP = {
+    "template.yaml": (
+        'AWSTemplateFormatVersion: "2010-09-09"\n'
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  CheckoutFunction:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      FunctionName: checkout\n      CodeUri: orchestrator/\n"
+        "      Handler: app.lambda_handler\n      Runtime: python3.12\n"
+        "  PriceFunction:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      FunctionName: price-items\n      CodeUri: functions/price/\n"
+        "      Handler: app.lambda_handler\n      Runtime: python3.12\n"
+        "  NotifyFunction:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      FunctionName: notify\n      CodeUri: functions/notify/\n"
+        "      Handler: app.lambda_handler\n      Runtime: python3.12\n"
+    ),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    priced = json.loads(lam.invoke(FunctionName='price-items', "
+        "Payload=json.dumps(event))['Payload'].read())\n"
+        "    total = round(sum(x['price'] * x['qty'] for x in priced['lines']), 2)\n"
+        "    sent = json.loads(lam.invoke(FunctionName='notify', "
+        "Payload=json.dumps({'total': total}))['Payload'].read())\n"
+        "    return {'total': total, 'sent': sent}\n"
+    ),
+    "functions/price/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    return {'lines': [{'price': 1.25, 'qty': q} for q in event.get('quantities', [])]}\n"
+    ),
+    "functions/notify/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    return {'message': f\"total is {event['total']}\"}\n"
+    ),
+    "events/three.json": '{"quantities": [1, 2, 3]}\n',
+}
+
+
+def test_extracted_functions_run_from_the_migrated_module(tmp_path: Any) -> None:
+    """A computation ASL cannot express becomes a new function; verify runs it from the
+    rewritten module, as the deployed function would."""
+    for name, text in EXTRACTING_APP.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    [workflow] = prepare(str(tmp_path))
+    assert workflow.skipped is None and "ComputeTotalFunctionArn" in workflow.functions
+    [result] = verify_app(str(tmp_path), load_events(str(tmp_path)))
+    assert result.equivalent, result
+    assert result.machine["output"] == {"total": 7.5, "sent": {"message": "total is 7.5"}}

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from untangle import sam
 from untangle.plan import PlannedWorkflow
 from untangle.templates import TemplateHandler
@@ -91,7 +93,7 @@ def compute_migration(
         saved = dict(edits.current)
         try:
             how = _migrate_one(item, templates, edits, root, recommendation(item.asl))
-        except MigrationError as exc:
+        except (MigrationError, ValueError, yaml.YAMLError) as exc:
             edits.current = saved  # a workflow is migrated whole or not at all
             line = workflow.graph.states[0].span.line if workflow.graph.states else 1
             migration.skipped.append((workflow, (Reason(workflow.path, line, str(exc)),)))

@@ -133,6 +133,10 @@ class Template:
     def properties(self, logical: str) -> yaml.MappingNode | None:
         resource = self.get(self.resources(), logical)
         props = self.get(resource, "Properties") if resource is not None else None
+        if isinstance(props, yaml.MappingNode) and props.flow_style:
+            raise ValueError(
+                f"the Properties of {logical} are written inline ({{…}}): edit by hand"
+            )
         return props if isinstance(props, yaml.MappingNode) else None
 
     def source(self, node: yaml.Node) -> str:

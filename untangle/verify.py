@@ -136,10 +136,6 @@ def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkf
     for workflow, _how in migration.migrated:
         item = PreparedWorkflow(workflow.name)
         prepared.append(item)
-        if workflow.extracted:
-            # TODO: load the extracted functions from the rewritten handler module text
-            item.skipped = "not verified: extracted functions"
-            continue
         handler_path = os.path.abspath(workflow.path)
         handler_name = workflow.handler.rsplit(".", 1)[-1]
         declared = [
@@ -165,6 +161,10 @@ def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkf
             item.skipped = f"not verified: {declared[0].logical_id} has no local code"
             continue
         item.orchestrator = orchestrator
+        if workflow.extracted:
+            # the new single-purpose functions live in the rewritten handler module: load them
+            # from a copy of the code folder holding the migrated module
+            item.functions.update(_extracted_functions(workflow, handler_path, contents))
         defaults = dict(workflow.env_defaults)
         environment = dict(getattr(orchestrator, "environment", {}))
         item.substitutions = {
@@ -173,6 +173,28 @@ def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkf
             if name in environment or name in defaults
         }
     return prepared
+
+
+def _extracted_functions(
+    workflow: Any, handler_path: str, contents: Mapping[str, str]
+) -> dict[str, Any]:
+    import shutil
+
+    from untangle import sam
+    from untangle.engine.original import load_handler
+
+    code_dir = os.path.dirname(handler_path)
+    copy = os.path.join(tempfile.mkdtemp(prefix="untangle-extracted-"), "code")
+    shutil.copytree(code_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    module = os.path.splitext(os.path.basename(handler_path))[0]
+    with open(os.path.join(copy, f"{module}.py"), "w", encoding="utf-8") as handle:
+        handle.write(contents[handler_path])
+    return {
+        sam.logical_id(item.function, "FunctionArn"): load_handler(
+            copy, f"{module}.{item.function}"
+        )
+        for item in workflow.extracted
+    }
 
 
 def _side(run: OriginalRun | MachineRun) -> dict[str, Any]:
