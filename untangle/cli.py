@@ -10,16 +10,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from untangle import __version__
 from untangle.baseline import BaselineError, dumps, loads, new_findings
 from untangle.cache import default_cache_dir
-from untangle.config import ConfigError, find_config, load_config
+from untangle.config import Config, ConfigError, find_config, load_config
+from untangle.files import read_source, read_text
 from untangle.report import FORMATS
 from untangle.rules import ALL_RULES, resolve_rule
+
+if TYPE_CHECKING:
+    from untangle.scan import ScanOptions
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -81,14 +86,10 @@ def scan(
     color: bool | None,
 ) -> None:
     """Report Lambda-to-Lambda invokes, sleeps, retry loops and fan-out under PATHS."""
-    from untangle.scan import ScanOptions
     from untangle.scan import scan as run_scan
 
     paths = paths or (".",)
-    try:
-        config = load_config(config_path or find_config(paths[0]))
-    except ConfigError as exc:
-        _fail(str(exc))
+    config = _config(paths, config_path)
     selected = _split(select) or config.select
     ignored = _split(ignore) or config.ignore
     for name in (*selected, *ignored):
@@ -105,16 +106,11 @@ def scan(
             _fail(f"{baseline}: not a baseline file (not UTF-8 text)")
         except BaselineError as exc:
             _fail(str(exc))
-    options = ScanOptions(
-        include=config.include,
-        exclude=config.exclude,
+    options = replace(
+        _scan_options(config, no_cache, cache_dir),
         select=selected,
         ignore=ignored,
-        handler_patterns=config.handler_patterns,
-        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         jobs=jobs,
-        max_file_size=config.max_file_size,
-        base=config.base,
     )
     result = run_scan(paths, options, progress=_progress_bar())
     findings = result.findings
@@ -228,13 +224,10 @@ def plan(
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
     from untangle.render.cost import CostInputs, FunctionProfile, estimate, format_estimate
-    from untangle.scan import ScanOptions, load_tree
+    from untangle.scan import load_tree
 
     paths = paths or (".",)
-    try:
-        config = load_config(config_path or find_config(paths[0]))
-    except ConfigError as exc:
-        _fail(str(exc))
+    config = _config(paths, config_path)
     profiles: dict[str, FunctionProfile] = {}
     for option, values in (("--duration", duration), ("--memory", memory)):
         for item in values:
@@ -246,21 +239,7 @@ def plan(
                 profiles[name] = FunctionProfile(float(number), current.memory_mb)
             else:
                 profiles[name] = FunctionProfile(current.duration_ms, int(float(number)))
-    options = ScanOptions(
-        include=config.include,
-        exclude=config.exclude,
-        handler_patterns=config.handler_patterns,
-        cache_dir=None if no_cache else default_cache_dir(),
-        max_file_size=config.max_file_size,
-        base=config.base,
-    )
-    tree = load_tree(paths, options, progress=_progress_bar())
-
-    def read_source(path: str) -> str:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        return data.decode("utf-8-sig")
-
+    tree = load_tree(paths, _scan_options(config, no_cache), progress=_progress_bar())
     planned = run_plan(
         tree.program, tree.templates, read_source, PlanOptions(query_language, handlers)
     )
@@ -419,39 +398,16 @@ def migrate(
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
     from untangle.render.cost import estimate
-    from untangle.scan import ScanOptions, load_tree
+    from untangle.scan import load_tree
 
     paths = paths or (".",)
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         _fail(f"no such file or directory: {', '.join(missing)}")
-    try:
-        config = load_config(config_path or find_config(paths[0]))
-    except ConfigError as exc:
-        _fail(str(exc))
+    config = _config(paths, config_path)
     roots = [os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p) or ".") for p in paths]
     root = os.path.commonpath(roots)
-    options = ScanOptions(
-        include=config.include,
-        exclude=config.exclude,
-        handler_patterns=config.handler_patterns,
-        cache_dir=None if no_cache else default_cache_dir(),
-        max_file_size=config.max_file_size,
-        base=config.base,
-    )
-    tree = load_tree(paths, options, progress=_progress_bar())
-
-    def read_source(path: str) -> str:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8-sig")
-
-    def read_text(path: str) -> str | None:
-        try:
-            with open(path, encoding="utf-8", newline="") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return None
-
+    tree = load_tree(paths, _scan_options(config, no_cache), progress=_progress_bar())
     planned = run_plan(
         tree.program, tree.templates, read_source, PlanOptions(query_language, handlers)
     )
@@ -635,6 +591,27 @@ def explain(rule_name: str) -> None:
         for example in examples:
             click.echo(f"{title}:\n")
             click.echo("\n".join("    " + line for line in example.strip().splitlines()) + "\n")
+
+
+def _config(paths: tuple[str, ...], config_path: str | None) -> Config:
+    """The `[tool.untangle]` in force for PATHS (or --config); a bad one is a usage error."""
+    try:
+        return load_config(config_path or find_config(paths[0]))
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _scan_options(config: Config, no_cache: bool, cache_dir: str | None = None) -> ScanOptions:
+    from untangle.scan import ScanOptions
+
+    return ScanOptions(
+        include=config.include,
+        exclude=config.exclude,
+        handler_patterns=config.handler_patterns,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        max_file_size=config.max_file_size,
+        base=config.base,
+    )
 
 
 def _progress_bar() -> Callable[[int, int], None] | None:

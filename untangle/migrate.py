@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from untangle import sam
+from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
 from untangle.templates import TemplateHandler
 from untangle.workflow.asl import placeholders
@@ -390,7 +391,7 @@ def apply_migration(migration: Migration) -> None:
     try:
         for change in migration.changes:
             target = inside(change.path, migration.root)
-            on_disk = _read_or_none(target)
+            on_disk = read_text(target)
             if on_disk != change.old:
                 raise MigrationError(f"{change.path} changed since the migration was computed")
             directory = os.path.dirname(target)
@@ -430,14 +431,6 @@ def apply_migration(migration: Migration) -> None:
         for directory in reversed(created_dirs):
             _rmdir(directory)
         raise
-
-
-def _read_or_none(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def _remove(path: str) -> None:

@@ -36,6 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from untangle.files import read_source, read_text
+
 if TYPE_CHECKING:
     from untangle.engine.machine import Engine, MachineRun
     from untangle.engine.original import OriginalRun
@@ -103,19 +105,6 @@ def load_events(app_dir: str, files: Sequence[str] = ()) -> list[tuple[str, Any]
     return events
 
 
-def _read_source(path: str) -> str:
-    with open(path, "rb") as handle:
-        return handle.read().decode("utf-8-sig")
-
-
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkflow]:
     """Plan and migrate ``app_dir`` in memory; the workflows with what running them needs."""
     from untangle import sam
@@ -126,8 +115,8 @@ def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkf
 
     root = os.path.abspath(app_dir)
     tree = load_tree([root], ScanOptions(cache_dir=None))
-    planned = plan(tree.program, tree.templates, _read_source, PlanOptions(query_language))
-    migration = compute_migration(planned, tree.templates, _read_text, root)
+    planned = plan(tree.program, tree.templates, read_source, PlanOptions(query_language))
+    migration = compute_migration(planned, tree.templates, read_text, root)
     contents = migration.contents()
     prepared: list[PreparedWorkflow] = []
     for workflow, reasons in migration.skipped:
