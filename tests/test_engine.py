@@ -478,6 +478,54 @@ def test_run_original_serves_invokes_and_skips_sleeps(tmp_path: Any) -> None:
     assert (missing.status, missing.error) == ("FAILED", "ResourceNotFoundException")
 
 
+def test_run_original_serves_aio_invokes_and_sends_other_aio_calls_to_moto(tmp_path: Any) -> None:
+    (tmp_path / "app.py").write_text(
+        "import asyncio, json\n"
+        "import aioboto3\n"
+        "from aiobotocore.session import get_session\n"
+        "async def _run(event):\n"
+        "    async with aioboto3.Session().client('s3', region_name='eu-west-1') as s3:\n"
+        "        await s3.create_bucket(Bucket='orders',\n"
+        "            CreateBucketConfiguration={'LocationConstraint': 'eu-west-1'})\n"
+        "        await s3.put_object(Bucket='orders', Key='k', Body=b'hello')\n"
+        "        got = await s3.get_object(Bucket='orders', Key='k')\n"
+        "        async with got['Body'] as body:\n"
+        "            text = (await body.read()).decode()\n"
+        "        try:\n"
+        "            await s3.get_object(Bucket='orders', Key='gone')\n"
+        "        except s3.exceptions.NoSuchKey:\n"
+        "            text += ' (gone)'\n"
+        "    async with get_session().create_client('lambda') as client:\n"
+        "        ok = await client.invoke(FunctionName='double', Payload=json.dumps(event))\n"
+        "        await asyncio.sleep(7)\n"
+        "        bad = await client.invoke(FunctionName='fails', Payload=b'{}')\n"
+        "        try:\n"
+        "            await client.invoke(FunctionName='nowhere', Payload=b'{}')\n"
+        "        except client.exceptions.ResourceNotFoundException as exc:\n"
+        "            missing = exc.response['Error']['Code']\n"
+        "        return {'s3': text, 'ok': json.loads(await ok['Payload'].read()),\n"
+        "                'bad': bad.get('FunctionError'), 'missing': missing}\n"
+        "def handler(event, context):\n"
+        "    return asyncio.run(_run(event))\n"
+    )
+    handler = load_handler(str(tmp_path), "app.handler")
+
+    def fails(event: Any, context: Any) -> Any:
+        raise ZeroDivisionError("nope")
+
+    functions = {"double": lambda event, context: {"n": event["n"] * 2}, "fails": fails}
+    run = run_original(handler, functions, {"n": 4})
+    assert run.status == "SUCCEEDED", run
+    assert run.output == {
+        "s3": "hello (gone)",
+        "ok": {"n": 8},
+        "bad": "Unhandled",
+        "missing": "ResourceNotFoundException",
+    }
+    assert run.calls == [("double", {"n": 4}), ("fails", {})]
+    assert run.waited_seconds == 7
+
+
 def test_functions_from_template_keys_environment_and_layers() -> None:
     template = os.path.join(ARTICLE, "order_chain", "helper_module", "template.yaml")
     functions = functions_from_template(template)
@@ -648,15 +696,6 @@ APPS: dict[str, tuple[str, tuple[str, ...], list[Case]]] = {
                 {"orderId": "o-3", "email": "x@bounce.test"},
                 cause=True,
                 xfail=_xfail(
-                    "retrying_email/module_client, event with email x@bounce.test: both fail "
-                    "with EmailFailed after 5 attempts and 150 s of back-off, but the original's "
-                    "cause is send-email's errorMessage ('mailbox unavailable: x@bounce.test', "
-                    'raise EmailFailed(body.get("errorMessage"))) while the generated Fail '
-                    "state 'EmailFailed' has no Cause (the Catch assigns $error = "
-                    "$states.errorOutput and nothing uses it)",
-                    MODULE,
-                )
-                + _xfail(
                     "retrying_email/helper_module, event with email x@bounce.test: both fail "
                     "with LambdaInvokeError, but the original's cause ends with the error "
                     "payload as a Python dict repr (\"send-email failed: {'errorMessage': ...}\") "

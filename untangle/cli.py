@@ -519,6 +519,11 @@ def verify(
                 "original": r.original,
                 "machine": r.machine,
                 "history": r.history,
+                "waited_seconds": {
+                    "original": r.original_waited_seconds,
+                    "machine": r.machine_waited_seconds,
+                },
+                **({"notes": r.notes} if r.notes else {}),
                 **({"skipped": r.skipped} if r.skipped else {}),
             }
             for r in results
@@ -557,6 +562,7 @@ def _verify_text(result: Any, history: bool) -> str:
                 f"  {side + ':':<9} {values['status']} error={values['error']}"
                 f" output={_abbreviate(values['output'])} waited={seconds:g} s"
             )
+    lines.extend(f"  note: {note}" for note in result.notes)
     if history or not result.equivalent:
         lines.append("  machine history:")
         for event in result.history:

@@ -10,7 +10,10 @@ dry run of `untangle migrate` prints), then for every migrated workflow and ever
   moto's Step Functions interpreter (:class:`untangle.engine.machine.Engine`) with the same
   callees;
 
-and compare the status, the output and the error name.
+and compare the status, the output and the error name. Outputs are compared as JSON values: a
+string holding a JSON document (a ``body`` built with ``json.dumps``) is compared parsed, since the
+engine's JSON has one number type (``3.0`` prints as ``3``) and its own spacing; such a difference
+is reported in ``notes``, as is a difference in the seconds waited.
 
 This runs user code: :func:`verify_in_subprocess` (what ``untangle verify`` uses) does it in a
 child process (``python -m untangle.verify``, a JSON request on stdin, JSON results on stdout),
@@ -18,8 +21,8 @@ so the app's imports, module globals and ``sys.path`` changes never touch the CL
 
 Not verified (reported with ``skipped`` set, never as equivalent): workflows that are not
 migrated, workflows whose orchestrator no template declares (the callees come from the
-template), and workflows with extracted single-purpose functions (their code exists only in the
-rewritten handler module; loading it is a TODO).
+template), and orchestrators whose module cannot be imported (a dependency of the app missing).
+The new single-purpose functions a migration extracts are run from the rewritten handler module.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class VerifyResult:
     original_waited_seconds: float = 0.0
     machine_waited_seconds: float = 0.0
     skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,6 +194,47 @@ def _side(run: OriginalRun | MachineRun) -> dict[str, Any]:
     return {"status": run.status, "output": run.output, "error": run.error}
 
 
+def _as_json(value: Any) -> Any:
+    """``value`` with every string that holds a JSON object or array parsed (recursively)."""
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_json(item) for item in value]
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return _as_json(json.loads(value))
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _text_differences(left: Any, right: Any, where: str) -> list[str]:
+    """Where two outputs hold different JSON text for the same JSON value."""
+    if isinstance(left, dict) and isinstance(right, dict) and left.keys() == right.keys():
+        return [
+            note
+            for key in left
+            for note in _text_differences(left[key], right[key], f"{where}.{key}")
+        ]
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return [
+            note
+            for index, (a, b) in enumerate(zip(left, right))
+            for note in _text_differences(a, b, f"{where}[{index}]")
+        ]
+    if (
+        isinstance(left, str)
+        and isinstance(right, str)
+        and left != right
+        and _as_json(left) == _as_json(right) != left
+    ):
+        return [
+            f"{where}: the same JSON value written differently "
+            f"(original {left!r}, machine {right!r})"
+        ]
+    return []
+
+
 def compare(
     workflow: PreparedWorkflow, event_name: str, event: Any, engine: Engine
 ) -> VerifyResult:
@@ -215,10 +260,17 @@ def compare(
         substitutions=workflow.substitutions,
     )
     left, right = _side(original), _side(machine)
+    notes = _text_differences(left["output"], right["output"], "output")
+    if original.waited_seconds != machine.waited_seconds:
+        notes.append(
+            f"waited {original.waited_seconds:g} s in the original, "
+            f"{machine.waited_seconds:g} s in the machine"
+        )
     return VerifyResult(
         workflow=workflow.name,
         event=event_name,
-        equivalent=left == right,
+        equivalent=_as_json(left) == _as_json(right),
+        notes=notes,
         original=left,
         machine=right,
         history=machine.history,

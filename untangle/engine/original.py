@@ -10,8 +10,10 @@ the callee raises; ``InvocationType="Event"`` runs the callee and answers 202). 
 ``asyncio.sleep`` return at once; the seconds are recorded. Every other AWS call goes to moto's
 in-memory backends (``moto.mock_aws``) under fake credentials, so nothing reaches AWS.
 
-aiobotocore / aioboto3 clients are not patched (neither is installed here): an ``aio`` handler
-fails at import, or its calls would bypass the table.
+aiobotocore / aioboto3 clients (``AioBaseClient._make_api_call``, a coroutine) are patched the
+same way when aiobotocore is installed: Lambda invokes are served by the table with a payload whose
+``read()`` is awaited, and every other call is answered by a synchronous botocore client of the
+same service and region, that is by moto, its streaming bodies wrapped for ``await``.
 
 :func:`load_handler` imports ``module.function`` from a code directory the way the Lambda runtime
 does; :func:`functions_from_template` builds the ``functions`` table from a SAM template, usable by
@@ -514,6 +516,82 @@ class _Session:
         return response
 
 
+class _AsyncStreamingBody:
+    """What an aiobotocore response's ``Payload`` is to the handler: ``await body.read()``,
+    ``async with body as stream``, ``async for chunk in body.iter_chunks()``."""
+
+    def __init__(self, data: bytes) -> None:
+        self._stream = io.BytesIO(data)
+
+    async def read(self, amt: int | None = None) -> bytes:
+        return self._stream.read() if amt is None else self._stream.read(amt)
+
+    async def iter_chunks(self, chunk_size: int = 1024) -> Any:
+        while chunk := self._stream.read(chunk_size):
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+    async def __aenter__(self) -> _AsyncStreamingBody:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _async_bodies(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _async_bodies(item) for key, item in value.items()}
+    if hasattr(value, "read") and not isinstance(value, str | bytes):
+        return _AsyncStreamingBody(_payload_bytes(value))
+    return value
+
+
+def _aio_base_client() -> Any:
+    try:
+        return importlib.import_module("aiobotocore.client").AioBaseClient
+    except ImportError:
+        return None
+
+
+@contextlib.contextmanager
+def _patched_aio(session: _Session) -> Iterator[None]:
+    aio_client = _aio_base_client()
+    if aio_client is None:
+        yield
+        return
+    original_aio_call = aio_client._make_api_call
+    sync_clients: dict[tuple[str, str | None], Any] = {}
+
+    def sync_client(client: Any) -> Any:
+        # created inside the run, so moto's stubber (registered on import) answers it
+        key = (client.meta.service_model.service_name, client.meta.region_name)
+        if key not in sync_clients:
+            botocore_session = importlib.import_module("botocore.session").Session()
+            sync_clients[key] = botocore_session.create_client(key[0], region_name=key[1])
+        return sync_clients[key]
+
+    async def aio_make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
+        service = client.meta.service_model.service_name
+        if service == "lambda" and operation_name in ("Invoke", "InvokeAsync"):
+            return _async_bodies(session.invoke(client, operation_name, api_params))
+        client_error = importlib.import_module("botocore.exceptions").ClientError
+        try:
+            response = sync_client(client)._make_api_call(operation_name, api_params)
+        except client_error as exc:
+            # the aio client's own modeled class, so `except client.exceptions.X` matches
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            raise client.exceptions.from_code(code)(exc.response, operation_name) from None
+        return _async_bodies(response)
+
+    aio_client._make_api_call = aio_make_api_call
+    try:
+        yield
+    finally:
+        aio_client._make_api_call = original_aio_call
+
+
 @contextlib.contextmanager
 def _patched(session: _Session, handler: Callable[..., Any]) -> Iterator[None]:
     base_client: Any = importlib.import_module("botocore.client").BaseClient
@@ -604,7 +682,7 @@ def run_original(
         context = LambdaContext.for_function(str(name))
     with _RUN_LOCK, quiet_loggers(), fake_aws_environment(), environment(env or {}):
         target = _unwrap(handler)
-        with _mock_aws(), _patched(session, target):
+        with _mock_aws(), _patched(session, target), _patched_aio(session):
             try:
                 result = handler(event, context)
                 if asyncio.iscoroutine(result):

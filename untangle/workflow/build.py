@@ -73,6 +73,8 @@ _BOTO_ERRORS = (
     "Lambda.TooManyRequestsException",
 )
 _DEFAULT_CONCURRENCY = 10
+# what the tasks of a retry-decorated helper carry until its rule is known (never emitted)
+_PENDING_RETRY = RetryRule(("untangle.pending",), -1, 0, 1.0)
 _STRING_METHODS = {"upper": "upper", "lower": "lower", "strip": "trim"}
 _ARITHMETIC: dict[str, Callable[[float, float], object]] = {
     "<": operator.lt,
@@ -996,14 +998,18 @@ class WorkflowBuilder:
             if keyword.arg is None:
                 raise Unsupported(call.lineno, "helper arguments passed through **kwargs")
             inner.env[keyword.arg] = self.value(keyword.value, scope)
-        retry = self._retry_decorator(node, inner)
-        if retry:
-            inner.retry = retry
+        decorated = self._has_retry_decorator(node)
+        if decorated:
+            # the rule's error names depend on the body (its FunctionError checks): the tasks
+            # get a placeholder, replaced once the body is built
+            inner.retry = (_PENDING_RETRY,)
         self._inline_depth += 1
         try:
             body = self.block(node.body, inner)
         finally:
             self._inline_depth -= 1
+        if decorated:
+            self._settle_pending_retry(self._retry_decorator(node, inner))
         assert inner.returns is not None
         exits = list(body.exits)
         values = [v for _, v in inner.returns]
@@ -1072,6 +1078,19 @@ class WorkflowBuilder:
             return self.value(rewritten, scope)
         finally:
             del scope.env[marker]
+
+    @staticmethod
+    def _has_retry_decorator(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        return any(
+            _dotted(d.func if isinstance(d, ast.Call) else d).split(".")[-1]
+            in ("retry", "on_exception")
+            for d in node.decorator_list
+        )
+
+    def _settle_pending_retry(self, rules: tuple[RetryRule, ...]) -> None:
+        for name, state in list(self.states.items()):
+            if isinstance(state, Task) and state.retry == (_PENDING_RETRY,):
+                self.states[name] = replace(state, retry=rules)
 
     def _retry_decorator(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope
@@ -1333,8 +1352,10 @@ class WorkflowBuilder:
                 self._function_errors.add(error.rsplit(".", 1)[-1])
         handler_scope = replace(scope, env=dict(scope.env), catches=[])
         assert isinstance(response.payload, Var)
-        # in the failure branch the decoded payload is the function's error, carried in Cause
-        failure = Op("json_parse", (Var("error", ("Cause",)),))
+        # in the failure branch the decoded payload is the function's error payload (the Catch
+        # parses it out of the error's Cause into its own variable)
+        failure_var = f"{response.payload.name}_failure"
+        failure = Var(failure_var)
         for key, known in list(handler_scope.env.items()):
             if known == response.payload:
                 handler_scope.env[key] = failure
@@ -1346,7 +1367,11 @@ class WorkflowBuilder:
         if any(c.errors == ("States.TaskFailed",) for c in task.catch):
             return self.block(node.orelse, scope)
         self.states[task_name] = replace(
-            task, catch=(*task.catch, CatchRule(("States.TaskFailed",), fragment.start, "error"))
+            task,
+            catch=(
+                *task.catch,
+                CatchRule(("States.TaskFailed",), fragment.start, failure_var, result=True),
+            ),
         )
         self._unchecked.discard(task_name)
         self.notes.append(
