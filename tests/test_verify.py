@@ -222,3 +222,54 @@ def test_extracted_functions_run_from_the_migrated_module(tmp_path: Any) -> None
     [result] = verify_app(str(tmp_path), load_events(str(tmp_path)))
     assert result.equivalent, result
     assert result.machine["output"] == {"total": 7.5, "sent": {"message": "total is 7.5"}}
+
+
+NESTED_LOOPS_APP = {
+    "template.yaml": (
+        'AWSTemplateFormatVersion: "2010-09-09"\n'
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  RefreshAllFunction:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      FunctionName: refresh-all\n      CodeUri: orchestrator/\n"
+        "      Handler: app.lambda_handler\n      Runtime: python3.12\n"
+        "  RefreshFunction:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      FunctionName: refresh\n      CodeUri: functions/refresh/\n"
+        "      Handler: app.lambda_handler\n      Runtime: python3.12\n"
+    ),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    for tenant in event['tenants']:\n"
+        "        for region in tenant['regions']:\n"
+        "            lam.invoke(FunctionName='refresh', "
+        "Payload=json.dumps({'tenant': tenant['id'], 'region': region}))\n"
+        "    return {'tenants': len(event['tenants'])}\n"
+    ),
+    "functions/refresh/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    if not event['tenant'] or not event['region']:\n"
+        "        raise ValueError('no tenant or region')\n"
+        "    return {'refreshed': event['tenant'] + '/' + event['region']}\n"
+    ),
+    "events/two.json": (
+        '{"tenants": [{"id": "t1", "regions": ["eu", "us"]}, {"id": "t2", "regions": ["ap"]}]}\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_an_inner_loop_reads_the_outer_loops_item(tmp_path: Any, language: str) -> None:
+    for name, text in NESTED_LOOPS_APP.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    [result] = verify_app(str(tmp_path), load_events(str(tmp_path)), language)
+    assert result.equivalent, result
+    assert result.machine["output"] == {"tenants": 2}
+    assert sorted(json.dumps(payload) for _name, payload in result.calls) == [
+        '{"tenant": "t1", "region": "eu"}',
+        '{"tenant": "t1", "region": "us"}',
+        '{"tenant": "t2", "region": "ap"}',
+    ]

@@ -16,6 +16,7 @@ from untangle.templates import TemplateHandler
 from untangle.workflow.asl import NotExpressible, to_asl
 from untangle.workflow.build import WorkflowBuilder
 from untangle.workflow.ir import FunctionRef, Reason, Workflow
+from untangle.workflow.lower import lower_for_jsonpath
 from untangle.workflow.optimize import optimize
 
 
@@ -68,6 +69,8 @@ def plan(
         asl = None
         if workflow.graph is not None:
             workflow, optimizations = optimize(workflow)
+            if options.query_language == "jsonpath":
+                workflow = lower_for_jsonpath(workflow)
             try:
                 asl = to_asl(workflow, options.query_language)
             except NotExpressible as exc:

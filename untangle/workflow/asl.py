@@ -148,6 +148,18 @@ class _JSONata:
                 assign = states[state.name].setdefault("Assign", {})
                 assign[item_var] = "{% $states.input %}"
             self.item_alias = saved
+        start = graph.get(graph.start)
+        if item_var is not None and isinstance(start, (Map, Parallel)):
+            # a state's Assign happens after it: the states nested in this one could not read
+            # the item, so a Pass names it first
+            name = f"Take{item_var.title().replace('_', '')}"
+            while name in states:
+                name += "_"
+            del states[start.name]["Assign"][item_var]
+            if not states[start.name]["Assign"]:
+                del states[start.name]["Assign"]
+            take = {"Type": "Pass", "Assign": {item_var: "{% $states.input %}"}, "Next": start.name}
+            return {"StartAt": name, "States": {name: take, **states}}
         return {"StartAt": graph.start, "States": states}
 
     def expr(self, expr: Expr, strict: bool = True) -> str:
@@ -481,6 +493,9 @@ class _JSONPath:
                 return f"States.MathAdd({self.intrinsic(args[0])}, {self.intrinsic(args[1])})"
             if expr.op == "count":
                 return f"States.ArrayLength({self.intrinsic(args[0])})"
+            if expr.op == "number" and isinstance(args[0], Op) and args[0].op == "env":
+                # an environment value is a string: parsed as JSON, a numeric one is a number
+                return f"States.StringToJson({self.intrinsic(args[0])})"
             if expr.op == "env" and isinstance(args[0], Lit):
                 return f"'${{{args[0].value}}}'"
         raise NotExpressible(f"`{_short(expr)}` in JSONPath (use --query-language jsonata)")
@@ -660,6 +675,9 @@ class _JSONPath:
                 dynamic, result = self.value(value)
                 if dynamic:
                     rendered["Parameters"] = {"value.$": result}
+                elif isinstance(value, (Obj, Arr)):
+                    # Parameters, not Result: its `key.$` entries are evaluated
+                    rendered["Parameters"] = {"value": result}
                 else:
                     rendered["Result"] = {"value": result}
                 rendered["ResultPath"] = f"$.vars.{name}"
@@ -696,7 +714,18 @@ class _JSONPath:
                     rendered["CausePath"] = self.intrinsic(state.cause)
             return rendered
         if isinstance(state, Map):
-            inner = _JSONPath(in_branch=False, item_var=state.item_var)
+            # an iteration sees the input, the variables and its item; the items of enclosing
+            # loops are handed down as `outer_<name>`
+            selector = {"input.$": "$.input", "vars.$": "$.vars"}
+            aliases = {k: v for k, v in self.aliases.items() if not v.startswith("$.outer_")}
+            outer = {k: v for k, v in self.aliases.items() if v.startswith("$.outer_")}
+            if self.item_var is not None:
+                outer[self.item_var] = "$.item"
+            for name, path in outer.items():
+                selector[f"outer_{name}.$"] = path
+                aliases[name] = f"$.outer_{name}"
+            selector["item.$"] = "$$.Map.Item.Value"
+            inner = _JSONPath(in_branch=False, item_var=state.item_var, aliases=aliases)
             items = self.path(state.items)
             if items is None:
                 raise NotExpressible("a loop over a computed list in JSONPath")
@@ -704,11 +733,7 @@ class _JSONPath:
             rendered = {
                 "Type": "Map",
                 "ItemsPath": items,
-                "ItemSelector": {
-                    "input.$": "$.input",
-                    "vars.$": "$.vars",
-                    "item.$": "$$.Map.Item.Value",
-                },
+                "ItemSelector": selector,
                 "MaxConcurrency": state.max_concurrency,
                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **processor},
             }

@@ -1485,6 +1485,12 @@ class WorkflowBuilder:
             and len(last.value.args) == 1
         ):
             collector = last.value.func.value.id
+            if isinstance(scope.env.get(collector), Opaque):
+                raise Unsupported(
+                    last.lineno,
+                    f"`{collector}` is filled inside nested loops: each inner loop's results "
+                    "would not reach it",
+                )
             if scope.env.get(collector) != Arr(()):
                 raise Unsupported(last.lineno, f"`{collector}` is not a fresh list before the loop")
             collect = last.value.args[0]
@@ -1492,6 +1498,12 @@ class WorkflowBuilder:
         item = node.target.id
         saved = dict(self.states)
         processor_scope = replace(scope, env=dict(scope.env), catches=[], returns=None)
+        for key, known in scope.env.items():
+            if known == Arr(()):
+                # a list from before the loop changes across its iterations: not a fresh [] here
+                processor_scope.env[key] = Opaque(
+                    node.lineno, f"`{key}`, a list that changes across the loop's iterations"
+                )
         processor_scope.env[item] = Var(item)
         fragment = self.block(body, processor_scope)
         if fragment.start is not None and not fragment.exits:

@@ -1,6 +1,7 @@
-"""IR → IR lowering for JSONPath, which cannot compute `x if present else default` inside a
-path: each such value is chosen by a Choice and stored in a variable just before the state that
-needs it."""
+"""IR → IR lowering for JSONPath, which computes far less than JSONata: `x if present else
+default` becomes a Choice, and every other value JSONPath cannot compute is made just before the
+state that needs it, by a Pass state (intrinsic functions) or by a new single-purpose function
+(`lower_for_jsonpath`)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,32 @@ import functools
 from collections.abc import Callable
 from dataclasses import replace
 
+from untangle.facts.model import Span
 from untangle.workflow.ir import (
+    COMPARISONS,
     Arr,
     Assign,
     Choice,
     Expr,
+    Extraction,
     Fail,
+    FunctionRef,
     Graph,
+    Input,
+    Lit,
     Map,
     Obj,
     Op,
     Parallel,
+    Reason,
     State,
     Succeed,
     Task,
     Var,
     Wait,
+    Workflow,
     successors,
+    with_next,
 )
 
 
@@ -131,3 +141,355 @@ def _fresh(base: str, taken: set[str]) -> str:
         counter += 1
     taken.add(name)
     return name
+
+
+# --- computations JSONPath cannot express -------------------------------------------------------
+
+# operations a JSONPath intrinsic function computes (with the arguments it accepts)
+_PATH_ARGUMENT_OPS = ("json_string", "json_parse", "count")
+
+
+def _is_path(expr: Expr) -> bool:
+    return isinstance(expr, (Input, Var))
+
+
+def _is_scalar(expr: Expr) -> bool:
+    return isinstance(expr, Lit) and (
+        isinstance(expr.value, str)
+        or (isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool))
+    )
+
+
+def _intrinsic_ok(expr: Expr) -> bool:
+    """`expr` renders as a path or an intrinsic function call."""
+    if _is_path(expr) or _is_scalar(expr):
+        return True
+    if not isinstance(expr, Op):
+        return False
+    if expr.op in _PATH_ARGUMENT_OPS:
+        return _is_path(expr.args[0])
+    if expr.op == "concat":
+        return all(_intrinsic_ok(a) for a in expr.args)
+    if expr.op == "+":
+        return _intrinsic_ok(expr.args[0]) and _is_scalar(expr.args[1])
+    if expr.op == "env":
+        return True
+    if expr.op == "number":
+        return _is_env(expr.args[0])
+    return False
+
+
+def _is_env(expr: Expr) -> bool:
+    return isinstance(expr, Op) and expr.op == "env"
+
+
+def _value_ok(expr: Expr) -> bool:
+    """`expr` renders as a Parameters value (what a Pass state can compute)."""
+    if isinstance(expr, Lit):
+        return True
+    if isinstance(expr, Obj):
+        return all(_value_ok(v) for _, v in expr.items)
+    if isinstance(expr, Arr):
+        return all(isinstance(i, Lit) for i in expr.items) or all(
+            _intrinsic_ok(i) for i in expr.items
+        )
+    return _intrinsic_ok(expr)
+
+
+class _Computations:
+    """Rewrites each state so that every expression is one JSONPath can render: a value it
+    cannot compute is computed just before the state, into a new variable, by a Pass state
+    when intrinsic functions suffice, else by a Task calling a new single-purpose function
+    whose Python body is printed from the IR."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        self.extracted: list[Extraction] = []
+        self.functions: list[FunctionRef] = []
+        self.taken = _all_names(workflow.graph) if workflow.graph else set()
+        self.variables = _all_variables(workflow.graph) if workflow.graph else set()
+        self.function_names = {e.function for e in workflow.extracted}
+        self.before: list[State] = []
+        self.cache: dict[Expr, Var] = {}
+        self.span: Span | None = None
+        self.stem = "value"
+
+    def graph(self, graph: Graph) -> Graph:
+        states: dict[str, State] = {}
+        renames: dict[str, str] = {}
+        added: set[str] = set()
+        for state in graph.states:
+            if isinstance(state, Map):
+                state = replace(state, processor=self.graph(state.processor))
+            elif isinstance(state, Parallel):
+                state = replace(state, branches=tuple(self.graph(b) for b in state.branches))
+            self.before, self.cache, self.span = [], {}, state.span
+            state = self.state(state)
+            chain = [*self.before]
+            for index, computed in enumerate(chain):
+                following = chain[index + 1].name if index + 1 < len(chain) else state.name
+                states[computed.name] = with_next(computed, following)
+                added.add(computed.name)
+            if chain:
+                renames[state.name] = chain[0].name
+            states[state.name] = state
+        if not renames:
+            return Graph(graph.start, tuple(states.values()))
+        from untangle.workflow.optimize import redirect
+
+        lowered: dict[str, State] = {}
+        for name, state in states.items():
+            if name not in added:
+                for old, new in renames.items():
+                    if old in successors(state):
+                        state = redirect(state, old, new)
+            lowered[name] = state
+        return Graph(renames.get(graph.start, graph.start), tuple(lowered.values()))
+
+    # --- per state ---------------------------------------------------------------------------
+
+    def state(self, state: State) -> State:
+        if isinstance(state, Task):
+            dynamic = state.function.dynamic
+            if dynamic is not None and not _is_path(dynamic) and not _is_scalar(dynamic):
+                state = replace(
+                    state, function=replace(state.function, dynamic=self.hoist(dynamic))
+                )
+            return replace(state, payload=self.value(state.payload))
+        if isinstance(state, Choice):
+            return replace(state, rules=tuple((self.condition(c), n) for c, n in state.rules))
+        if isinstance(state, Wait):
+            if state.seconds is not None and not (
+                _is_path(state.seconds) or isinstance(state.seconds, Lit)
+            ):
+                return replace(state, seconds=self.hoist(state.seconds, whole_seconds=True))
+            if state.timestamp is not None and not _is_path(state.timestamp):
+                return replace(state, timestamp=self.hoist(state.timestamp))
+            return state
+        if isinstance(state, Assign):
+            if len(state.values) == 1 and not _value_ok(state.values[0][1]):
+                name, value = state.values[0]
+                fixed = self.value(value)
+                if not _value_ok(fixed):
+                    # the whole value is one computation: the Pass becomes its Task
+                    return self.task(state.name, name, value, state.next)
+                return replace(state, values=((name, fixed),))
+            return replace(state, values=tuple((k, self.value(v)) for k, v in state.values))
+        if isinstance(state, Succeed):
+            return replace(state, output=self.value(state.output))
+        if isinstance(state, Fail):
+            if state.cause is None or _intrinsic_ok(state.cause):
+                return state
+            if isinstance(state.cause, Op) and state.cause.op == "concat":
+                return replace(state, cause=self.intrinsic(state.cause))
+            return replace(state, cause=self.hoist(state.cause))
+        if isinstance(state, Map) and not _is_path(state.items):
+            return replace(state, items=self.hoist(state.items))
+        return state
+
+    # --- per position ------------------------------------------------------------------------
+
+    def value(self, expr: Expr) -> Expr:
+        """A Parameters value: paths, literals, objects, arrays, intrinsic functions."""
+        if isinstance(expr, Obj):
+            return Obj(tuple((k, self.value(v)) for k, v in expr.items))
+        if isinstance(expr, Arr):
+            if all(isinstance(i, Lit) for i in expr.items):
+                return expr
+            return Arr(tuple(self.intrinsic(i) for i in expr.items))
+        if isinstance(expr, Lit):
+            return expr
+        return self.intrinsic(expr)
+
+    def intrinsic(self, expr: Expr) -> Expr:
+        """A path or an intrinsic function call."""
+        if _intrinsic_ok(expr):
+            return expr
+        if isinstance(expr, Op):
+            if expr.op in _PATH_ARGUMENT_OPS:
+                return Op(expr.op, (self.hoist(expr.args[0]),))
+            if expr.op == "concat":
+                return Op(
+                    "concat",
+                    tuple(a if _is_scalar(a) else self.intrinsic(a) for a in expr.args),
+                )
+            if expr.op == "+" and _is_scalar(expr.args[1]):
+                return Op("+", (self.intrinsic(expr.args[0]), expr.args[1]))
+        return self.hoist(expr)
+
+    def condition(self, expr: Expr) -> Expr:
+        """A Choice rule: comparisons of a path with a path or a literal, presence tests."""
+        if isinstance(expr, Op):
+            if expr.op in ("and", "or", "not"):
+                return Op(expr.op, tuple(self.condition(a) for a in expr.args))
+            if expr.op in ("exists", "is_null", "truthy", "missing"):
+                if all(_is_path(a) for a in expr.args):
+                    return expr
+                if expr.op == "truthy":
+                    return Op("truthy", (self.hoist(expr.args[0]),))
+            if expr.op in COMPARISONS:
+                left, right = expr.args
+                if not (_is_path(left) or isinstance(left, Lit)):
+                    left = self.hoist(left)
+                if not (_is_path(right) or isinstance(right, Lit)):
+                    right = self.hoist(right)
+                return Op(expr.op, (left, right))
+        if isinstance(expr, Lit):
+            return expr
+        return Op("==", (self.hoist(Op("truthy", (expr,))), Lit(True)))
+
+    # --- computing a value before the state --------------------------------------------------
+
+    def hoist(self, expr: Expr, whole_seconds: bool = False) -> Var:
+        if expr in self.cache:
+            return self.cache[expr]
+        variable = self._fresh_variable(_stem(expr))
+        if _value_ok(expr) and not (whole_seconds and not _intrinsic_ok(expr)):
+            computed: State = Assign(
+                _fresh(f"Compute{_pascal(variable)}", self.taken),
+                ((variable, expr),),
+                None,
+                self._span(),
+            )
+        else:
+            computed = self.task(
+                _fresh(f"Compute{_pascal(variable)}", self.taken),
+                variable,
+                Op("int", (expr,)) if whole_seconds else expr,
+                None,
+            )
+        self.before.append(computed)
+        self.cache[expr] = Var(variable)
+        return Var(variable)
+
+    def task(self, state_name: str, variable: str, expr: Expr, following: str | None) -> Task:
+        from untangle.workflow.python import free_values, printed
+
+        function = _fresh_function(f"compute_{variable}", self.function_names)
+        params = dict(free_values(expr))
+        span = self._span()
+        ref = FunctionRef(f"${{{_pascal(function)}FunctionArn}}", function)
+        self.functions.append(ref)
+        self.extracted.append(
+            Extraction(
+                function,
+                tuple(params),
+                printed(expr),
+                self.workflow.path,
+                span.line,
+                variable,
+            )
+        )
+        payload = Obj(tuple(params.items()))
+        return Task(state_name, ref, payload, variable, following, span)
+
+    def _fresh_variable(self, stem: str) -> str:
+        stem = "".join(c if c.isalnum() else "_" for c in stem).strip("_") or "computed"
+        name, counter = stem, 2
+        while name in self.variables:
+            name = f"{stem}{counter}"
+            counter += 1
+        self.variables.add(name)
+        return name
+
+    def _span(self) -> Span:
+        assert self.span is not None
+        return self.span
+
+
+_OP_WORDS = {
+    "comprehension": "list",
+    "join": "text",
+    "concat": "text",
+    "number": "number",
+    "json_string": "json",
+    "json_parse": "parsed",
+    "count": "count",
+}
+
+
+def _stem(expr: Expr) -> str:
+    """A readable base for a new variable: what it is computed from, and how."""
+    if isinstance(expr, Var):
+        return expr.name
+    if isinstance(expr, Input):
+        return str(expr.path[-1]) if expr.path else "input"
+    if isinstance(expr, Op):
+        if expr.op == "env" and expr.args and isinstance(expr.args[0], Lit):
+            return str(expr.args[0].value).lower()
+        word = _OP_WORDS.get(expr.op, "computed")
+        for arg in expr.args:
+            if isinstance(arg, (Var, Input, Op)) and not (isinstance(arg, Input) and not arg.path):
+                return f"{_stem(arg)}_{word}"
+        return word
+    if isinstance(expr, Obj):
+        return "object"
+    return "computed"
+
+
+def _pascal(text: str) -> str:
+    return "".join(w[:1].upper() + w[1:] for w in text.replace("-", "_").split("_") if w)
+
+
+def _fresh_function(base: str, taken: set[str]) -> str:
+    base = "".join(c if c.isalnum() else "_" for c in base)
+    name, counter = base, 2
+    while name in taken:
+        name = f"{base}_{counter}"
+        counter += 1
+    taken.add(name)
+    return name
+
+
+def _all_variables(graph: Graph) -> set[str]:
+    names: set[str] = set()
+    for state in graph.states:
+        if isinstance(state, Task):
+            names.update(n for n in (state.assign, *(c.assign for c in state.catch)) if n)
+        elif isinstance(state, Assign):
+            names.update(n for n, _ in state.values)
+        elif isinstance(state, Map):
+            names.update(n for n in (state.assign, state.item_var) if n)
+            names |= _all_variables(state.processor)
+        elif isinstance(state, Parallel):
+            names.update(n for n in state.assign if n)
+            for branch in state.branches:
+                names |= _all_variables(branch)
+    return names
+
+
+def _all_names(graph: Graph) -> set[str]:
+    names: set[str] = set()
+    for state in graph.states:
+        names.add(state.name)
+        if isinstance(state, Map):
+            names |= _all_names(state.processor)
+        elif isinstance(state, Parallel):
+            for branch in state.branches:
+                names |= _all_names(branch)
+    return names
+
+
+def lower_for_jsonpath(workflow: Workflow) -> Workflow:
+    """The workflow as JSONPath can run it: defaults chosen by Choice states, then every
+    computation JSONPath cannot express made by a Pass state or a new single-purpose function
+    (added to `extracted`, with a note)."""
+    if workflow.graph is None:
+        return workflow
+    lowering = _Computations(workflow)
+    graph = lowering.graph(lower_defaults(workflow.graph))
+    notes = tuple(
+        Reason(
+            e.path,
+            e.line,
+            f"JSONPath cannot compute `{e.expression}`: new function {e.function}",
+        )
+        for e in lowering.extracted
+    )
+    return replace(
+        workflow,
+        graph=graph,
+        extracted=(*workflow.extracted, *lowering.extracted),
+        functions=(*workflow.functions, *lowering.functions),
+        notes=(*workflow.notes, *notes),
+    )
