@@ -179,6 +179,19 @@ def _intrinsic_ok(expr: Expr) -> bool:
     return False
 
 
+def _renders_at_top(expr: Expr) -> bool:
+    """JSONPath has a form for `expr` itself (its parts may still need computing)."""
+    if isinstance(expr, (Input, Var, Lit, Obj, Arr)):
+        return True
+    if isinstance(expr, Op):
+        if expr.op == "+":
+            return _is_scalar(expr.args[1])
+        if expr.op == "number":
+            return _is_env(expr.args[0])
+        return expr.op in (*_PATH_ARGUMENT_OPS, "concat", "env")
+    return False
+
+
 def _is_env(expr: Expr) -> bool:
     return isinstance(expr, Op) and expr.op == "env"
 
@@ -269,11 +282,10 @@ class _Computations:
         if isinstance(state, Assign):
             if len(state.values) == 1 and not _value_ok(state.values[0][1]):
                 name, value = state.values[0]
-                fixed = self.value(value)
-                if not _value_ok(fixed):
+                if not _renders_at_top(value):
                     # the whole value is one computation: the Pass becomes its Task
                     return self.task(state.name, name, value, state.next)
-                return replace(state, values=((name, fixed),))
+                return replace(state, values=((name, self.value(value)),))
             return replace(state, values=tuple((k, self.value(v)) for k, v in state.values))
         if isinstance(state, Succeed):
             return replace(state, output=self.value(state.output))
