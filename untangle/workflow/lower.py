@@ -181,15 +181,13 @@ def _intrinsic_ok(expr: Expr) -> bool:
 
 def _renders_at_top(expr: Expr) -> bool:
     """JSONPath has a form for `expr` itself (its parts may still need computing)."""
-    if isinstance(expr, (Input, Var, Lit, Obj, Arr)):
+    if not isinstance(expr, Op):
         return True
-    if isinstance(expr, Op):
-        if expr.op == "+":
-            return _is_scalar(expr.args[1])
-        if expr.op == "number":
-            return _is_env(expr.args[0])
-        return expr.op in (*_PATH_ARGUMENT_OPS, "concat", "env")
-    return False
+    if expr.op == "+":
+        return _is_scalar(expr.args[1])
+    if expr.op == "number":
+        return _is_env(expr.args[0])
+    return expr.op in (*_PATH_ARGUMENT_OPS, "concat", "env")
 
 
 def _is_env(expr: Expr) -> bool:
