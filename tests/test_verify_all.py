@@ -109,6 +109,8 @@ def test_original_and_machine_are_equivalent(
             f"{workflow.name} {event_name}: original {result.original} != machine "
             f"{result.machine}; history {result.history}"
         )
+        # the same sleeps and back-off (a retry that succeeds on a later attempt included)
+        assert result.original_waited_seconds == result.machine_waited_seconds, result.notes
 
 
 def test_a_removed_catch_is_caught(
