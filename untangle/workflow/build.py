@@ -61,6 +61,7 @@ from untangle.workflow.ir import (
     with_next,
     with_path,
 )
+from untangle.workflow.ir import pascal as _pascal
 
 SourceReader = Callable[[str], str]
 FunctionNamer = Callable[[str], FunctionRef]
@@ -2431,14 +2432,6 @@ def _full_source(node: ast.AST) -> str:
         return ast.unparse(node)
     except Exception:  # an odd node: the line number still locates it
         return ""
-
-
-def _pascal(text: str) -> str:
-    words = re.split(r"[^0-9A-Za-z]+", text)
-    result = "".join(w[:1].upper() + w[1:] for w in words if w)
-    if not result or result[0].isdigit():
-        result = "Step" + result
-    return result
 
 
 def _choice_name(test: ast.expr) -> str:

@@ -6,6 +6,7 @@ expressions. Frozen data between the stages: built from Python by `build`, rewri
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Union
@@ -61,6 +62,15 @@ class Op:
 Expr = Union[Input, Var, Lit, Obj, Arr, Op]
 
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def pascal(text: str) -> str:
+    """`send_email` → `SendEmail`: state names and `${…FunctionArn}` placeholders."""
+    words = re.split(r"[^0-9A-Za-z]+", text)
+    result = "".join(w[:1].upper() + w[1:] for w in words if w)
+    if not result or result[0].isdigit():
+        result = "Step" + result
+    return result
 
 
 def with_path(expr: Expr, part: PathPart) -> Expr | None:

@@ -33,6 +33,7 @@ from untangle.workflow.ir import (
     Var,
     Wait,
     Workflow,
+    pascal,
     successors,
     with_next,
 )
@@ -356,14 +357,14 @@ class _Computations:
         variable = self._fresh_variable(_stem(expr))
         if _value_ok(expr) and not (whole_seconds and not _intrinsic_ok(expr)):
             computed: State = Assign(
-                _fresh(f"Compute{_pascal(variable)}", self.taken),
+                _fresh(f"Compute{pascal(variable)}", self.taken),
                 ((variable, expr),),
                 None,
                 self._span(),
             )
         else:
             computed = self.task(
-                _fresh(f"Compute{_pascal(variable)}", self.taken),
+                _fresh(f"Compute{pascal(variable)}", self.taken),
                 variable,
                 Op("int", (expr,)) if whole_seconds else expr,
                 None,
@@ -378,7 +379,7 @@ class _Computations:
         function = _fresh_function(f"compute_{variable}", self.function_names)
         params = dict(free_values(expr))
         span = self._span()
-        ref = FunctionRef(f"${{{_pascal(function)}FunctionArn}}", function)
+        ref = FunctionRef(f"${{{pascal(function)}FunctionArn}}", function)
         self.functions.append(ref)
         self.extracted.append(
             Extraction(
@@ -435,10 +436,6 @@ def _stem(expr: Expr) -> str:
     if isinstance(expr, Obj):
         return "object"
     return "computed"
-
-
-def _pascal(text: str) -> str:
-    return "".join(w[:1].upper() + w[1:] for w in text.replace("-", "_").split("_") if w)
 
 
 def _fresh_function(base: str, taken: set[str]) -> str:
