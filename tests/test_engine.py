@@ -695,14 +695,6 @@ APPS: dict[str, tuple[str, tuple[str, ...], list[Case]]] = {
                 "bounces-cause",
                 {"orderId": "o-3", "email": "x@bounce.test"},
                 cause=True,
-                xfail=_xfail(
-                    "retrying_email/helper_module, event with email x@bounce.test: both fail "
-                    "with LambdaInvokeError, but the original's cause ends with the error "
-                    "payload as a Python dict repr (\"send-email failed: {'errorMessage': ...}\") "
-                    "and the generated Fail state 'LambdaInvokeError' renders it as JSON "
-                    "('send-email failed: {\"errorMessage\":...}')",
-                    HELPER,
-                ),
             ),
             Case(
                 "missing-email",
@@ -858,3 +850,20 @@ def test_order_chain_body_is_equal_once_parsed(engine: Engine) -> None:
     assert (original.status, machine.status) == ("SUCCEEDED", "SUCCEEDED")
     assert _unjson(machine.output) == _unjson(original.output)
     assert machine.output != original.output
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, False, None, "plain", 2.5, 7, ["a", 'b"c'], {"errorMessage": "it's", "n": [1, None]}],
+    ids=["true", "false", "none", "str", "float", "int", "list", "dict"],
+)
+def test_f_strings_spell_values_as_python_does(value: Any) -> None:
+    """f"{x}" is str(x): True, None, repr() inside lists and dicts (JSONata alone writes JSON)."""
+    from jsonata import Jsonata
+
+    from untangle.workflow.asl import _JSONata
+    from untangle.workflow.ir import Lit, Op, Var
+
+    text = _JSONata().expr(Op("concat", (Lit("got: "), Var("x"))))
+    # as moto hands variables to JSONata: their JSON in front of the expression
+    assert Jsonata(f"($x := {json.dumps(value)}; {text})").evaluate(None) == f"got: {value}"

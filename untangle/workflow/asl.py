@@ -201,11 +201,14 @@ class _JSONata:
         if op == "is_null":
             return f"({args[0]} = null)"
         if op == "concat":
-            parts = [
-                a if isinstance(e, Lit) and isinstance(e.value, str) else f"$string({a})"
-                for a, e in zip(args, expr.args)
-            ]
-            return "(" + " & ".join(parts) + ")" if parts else '""'
+            # f"{x}" is str(x): Python's spelling of booleans, None, lists and dicts
+            parts = [a if _is_text(e) else f"$pystr({a})" for a, e in zip(args, expr.args)]
+            if not parts:
+                return '""'
+            joined = " & ".join(parts)
+            if all(_is_text(e) for e in expr.args):
+                return f"({joined})"
+            return f"({_PY_STR} {joined})"
         if op == "json_string":
             return _PY_DUMPS.format(value=args[0])
         if op == "default":
@@ -356,6 +359,34 @@ _PY_DUMPS = (
     '}}), ", ") & "}}" : '
     "$substring($string([$v]), 1, $length($string([$v])) - 2) }}; $dumps({value}))"
 )
+
+
+# Python's str() of a JSON value: strings as they are; True/False/None; repr() inside lists and
+# dicts (a string quoted with ' unless it holds ' and no ", backslash and control characters
+# escaped). A float with no fraction is the exception: Step Functions' JSON has no 3.0.
+_PY_STR = (
+    r'$pyquote := function($s) { ($e := $replace($replace($replace($replace($s, "\\", "\\\\"), '
+    r'"\n", "\\n"), "\r", "\\r"), "\t", "\\t"); '
+    r"""($contains($s, "'") and $not($contains($s, "\""))) ? "\"" & $e & "\"" : """
+    r""""'" & $replace($e, "'", "\\'") & "'") }; """
+    "$pyrepr := function($v) { "
+    '$type($v) = "string" ? $pyquote($v) : '
+    '$type($v) = "boolean" ? ($v ? "True" : "False") : '
+    '$type($v) = "null" ? "None" : '
+    '$type($v) = "array" ? "[" & $join($map($v, function($x) { $pyrepr($x) }), ", ") & "]" : '
+    '$type($v) = "object" ? "{" & $join($map($keys($v), function($k) { '
+    '$pyquote($k) & ": " & $pyrepr($lookup($v, $k)) }), ", ") & "}" : '
+    "$string($v) }; "
+    '$pystr := function($v) { $type($v) = "string" ? $v : $pyrepr($v) };'
+)
+_TEXT_OPS = ("concat", "upper", "lower", "trim", "join", "json_string", "env")
+
+
+def _is_text(expr: Expr) -> bool:
+    """`expr` is a string whatever the data (a literal, an f-string, an environment value)."""
+    if isinstance(expr, Lit):
+        return isinstance(expr.value, str)
+    return isinstance(expr, Op) and expr.op in _TEXT_OPS
 
 
 def _ordered_catches(state: Task) -> list[Any]:
