@@ -273,3 +273,88 @@ def test_an_inner_loop_reads_the_outer_loops_item(tmp_path: Any, language: str) 
         '{"tenant": "t1", "region": "us"}',
         '{"tenant": "t2", "region": "ap"}',
     ]
+
+
+def _template(orchestrator: str, functions: dict[str, str]) -> str:
+    text = (
+        'AWSTemplateFormatVersion: "2010-09-09"\n'
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  OrchestratorFunction:\n"
+        "    Type: AWS::Serverless::Function\n"
+        f"    Properties:\n      FunctionName: {orchestrator}\n      CodeUri: orchestrator/\n"
+        "      Handler: app.lambda_handler\n      Runtime: python3.12\n"
+    )
+    for name, folder in functions.items():
+        logical = "".join(part.title() for part in name.split("-"))
+        text += (
+            f"  {logical}Function:\n"
+            "    Type: AWS::Serverless::Function\n"
+            f"    Properties:\n      FunctionName: {name}\n      CodeUri: functions/{folder}/\n"
+            "      Handler: app.lambda_handler\n      Runtime: python3.12\n"
+        )
+    return text
+
+
+PIPELINE_APP = {
+    "template.yaml": _template(
+        "etl-pipeline",
+        {"etl-extract": "extract", "etl-transform": "transform", "etl-load": "load"},
+    ),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n"
+        "PIPELINE = ('etl-extract', 'etl-transform', 'etl-load')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    state = event\n"
+        "    for function_name in PIPELINE:\n"
+        "        response = lam.invoke(FunctionName=function_name, Payload=json.dumps(state))\n"
+        "        state = json.loads(response['Payload'].read())\n"
+        "        if state.get('status') == 'FAILED':\n"
+        "            break\n"
+        "    return state\n"
+    ),
+    "functions/extract/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    return {'rows': event['rows'], 'steps': ['extract']}\n"
+    ),
+    "functions/transform/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    if any(r < 0 for r in event['rows']):\n"
+        "        return {'status': 'FAILED', 'steps': event['steps'] + ['transform']}\n"
+        "    return {'rows': [r * 2 for r in event['rows']], "
+        "'steps': event['steps'] + ['transform']}\n"
+    ),
+    "functions/load/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    return {'status': 'LOADED', 'loaded': sum(event['rows']), "
+        "'steps': event['steps'] + ['load']}\n"
+    ),
+    "events/good.json": '{"rows": [1, 2, 3]}\n',
+    "events/bad-row.json": '{"rows": [1, -2]}\n',
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_a_loop_over_fixed_steps_that_breaks_runs_them_in_order(
+    tmp_path: Any, language: str
+) -> None:
+    for name, text in PIPELINE_APP.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
+    assert all(r.equivalent for r in results.values()), results
+    assert results["events/good.json"].machine["output"] == {
+        "status": "LOADED",
+        "loaded": 12,
+        "steps": ["extract", "transform", "load"],
+    }
+    assert results["events/bad-row.json"].machine["output"] == {
+        "status": "FAILED",
+        "steps": ["extract", "transform"],
+    }
+    # the break skipped etl-load
+    assert [name for name, _ in results["events/bad-row.json"].calls] == [
+        "etl-extract",
+        "etl-transform",
+    ]

@@ -74,6 +74,7 @@ _BOTO_ERRORS = (
     "Lambda.TooManyRequestsException",
 )
 _DEFAULT_CONCURRENCY = 10
+_MAX_UNROLLED = 10
 # what the tasks of a retry-decorated helper carry until its rule is known (never emitted)
 _PENDING_RETRY = RetryRule(("untangle.pending",), -1, 0, 1.0)
 _STRING_METHODS = {"upper": "upper", "lower": "lower", "strip": "trim"}
@@ -184,6 +185,8 @@ class _Scope:
     retry: tuple[RetryRule, ...] = ()
     # workflow variables of an inlined helper are prefixed, so two inlinings never share one
     prefix: str = ""
+    # inside an unrolled loop: where each `break` goes on from, with the locals at that point
+    breaks: list[tuple[Exit, dict[str, Value]]] | None = None
 
     def var(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -471,6 +474,10 @@ class WorkflowBuilder:
             return self.block(node.body, scope)
         if isinstance(node, ast.Pass):
             return Fragment(None, [])
+        if isinstance(node, ast.Break) and scope.breaks is not None:
+            marker = self._add(Assign(self._unique("Break"), (), None, _span(node)))
+            scope.breaks.append(((marker, "next"), dict(scope.env)))
+            return Fragment(marker, [])
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal)):
             return Fragment(None, [])
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -1470,6 +1477,8 @@ class WorkflowBuilder:
         if isinstance(items, _NOT_DATA):
             raise Unsupported(node.lineno, f"a loop over {_describe(items)}")
         if isinstance(items, Arr) and all(_static(i) for i in items.items) and items.items:
+            if len(items.items) <= _MAX_UNROLLED and _sequential(node, scope):
+                return self._unroll_sequential(node, items, scope)
             unrolled = self._unroll(node, items, scope)
             if unrolled is not None:
                 return unrolled
@@ -1647,6 +1656,42 @@ class WorkflowBuilder:
         for variable in names:
             scope.env[variable] = Var(variable)
         return Fragment(name, [(name, "next")])
+
+    def _unroll_sequential(
+        self, node: ast.For | ast.AsyncFor, items: Arr, scope: _Scope
+    ) -> Fragment:
+        """A loop over a few fixed values whose steps depend on each other (a value carried from
+        one step to the next, a `break`): the steps one after another, a `break` going on
+        after the last."""
+        assert isinstance(node.target, ast.Name)
+        breaks: list[tuple[Exit, dict[str, Value]]] = []
+        inner = replace(scope, breaks=breaks)  # the same locals: the steps run in order
+        fragment = Fragment(None, [])
+        for element in items.items:
+            scope.env[node.target.id] = element
+            fragment = self._sequence(fragment, self.block(node.body, inner), self._connect)
+            if fragment.start is not None and not fragment.exits:
+                break  # every path returned, raised or broke out
+        exits = list(fragment.exits)
+        for exit_, env in breaks:
+            exits.append(exit_)
+            for key in set(env) | set(scope.env):
+                if env.get(key) != scope.env.get(key):
+                    # a local the loop leaves with different values depending on where it ended
+                    scope.env[key] = Opaque(
+                        node.lineno, f"`{key}`, which depends on where the loop stopped"
+                    )
+        if fragment.start is None:
+            return Fragment(None, [])
+        self.notes.append(
+            Reason(
+                scope.path,
+                node.lineno,
+                f"the loop over {len(items.items)} fixed values was unrolled: its steps run one "
+                "after another, as before",
+            )
+        )
+        return Fragment(fragment.start, exits)
 
     def _unroll(self, node: ast.For | ast.AsyncFor, items: Arr, scope: _Scope) -> Fragment | None:
         """A loop over a fixed list of values (function names, say) whose results go into a
@@ -2483,3 +2528,29 @@ def _copy(node: ast.expr) -> ast.expr:
 
 
 _ = (Extern, Func, Method)
+
+
+def _sequential(node: ast.For | ast.AsyncFor, scope: _Scope) -> bool:
+    """The loop's steps depend on each other: it breaks, or it reads and rebinds a local from
+    before the loop (`state = step(state)`)."""
+    inner_loops = {
+        id(sub)
+        for stmt in node.body
+        for sub in ast.walk(stmt)
+        if isinstance(sub, (ast.For, ast.AsyncFor, ast.While))
+    }
+    nested = {
+        id(inner)
+        for stmt in node.body
+        for loop in ast.walk(stmt)
+        if id(loop) in inner_loops
+        for inner in ast.walk(loop)
+    }
+    walked = [sub for stmt in node.body for sub in ast.walk(stmt)]
+    if any(isinstance(sub, ast.Break) and id(sub) not in nested for sub in walked):
+        return True
+    assigned = {
+        sub.id for sub in walked if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)
+    }
+    read = {sub.id for sub in walked if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
+    return bool(assigned & read & set(scope.env))
