@@ -311,7 +311,7 @@ PIPELINE_APP = {
         "        state = json.loads(response['Payload'].read())\n"
         "        if state.get('status') == 'FAILED':\n"
         "            break\n"
-        "    return state\n"
+        "    return {'result': state, 'last_step': function_name}\n"
     ),
     "functions/extract/app.py": (
         "def lambda_handler(event, context):\n"
@@ -345,13 +345,12 @@ def test_a_loop_over_fixed_steps_that_breaks_runs_them_in_order(
     results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
     assert all(r.equivalent for r in results.values()), results
     assert results["events/good.json"].machine["output"] == {
-        "status": "LOADED",
-        "loaded": 12,
-        "steps": ["extract", "transform", "load"],
+        "result": {"status": "LOADED", "loaded": 12, "steps": ["extract", "transform", "load"]},
+        "last_step": "etl-load",
     }
     assert results["events/bad-row.json"].machine["output"] == {
-        "status": "FAILED",
-        "steps": ["extract", "transform"],
+        "result": {"status": "FAILED", "steps": ["extract", "transform"]},
+        "last_step": "etl-transform",
     }
     # the break skipped etl-load
     assert [name for name, _ in results["events/bad-row.json"].calls] == [

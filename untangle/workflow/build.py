@@ -1515,9 +1515,11 @@ class WorkflowBuilder:
                     node.lineno, f"`{key}`, a list that changes across the loop's iterations"
                 )
         processor_scope.env[item] = Var(item)
+        initial = dict(processor_scope.env)
         fragment = self.block(body, processor_scope)
         if fragment.start is not None and not fragment.exits:
             raise Unsupported(node.lineno, "a loop that returns or raises from inside")
+        _forget_loop_locals(scope, initial, processor_scope.env, node.lineno)
         output: Expr = Lit(None)
         if collect is not None:
             if self._has_work(collect, processor_scope):
@@ -1672,17 +1674,39 @@ class WorkflowBuilder:
             fragment = self._sequence(fragment, self.block(node.body, inner), self._connect)
             if fragment.start is not None and not fragment.exits:
                 break  # every path returned, raised or broke out
-        exits = list(fragment.exits)
-        for exit_, env in breaks:
-            exits.append(exit_)
-            for key in set(env) | set(scope.env):
-                if env.get(key) != scope.env.get(key):
-                    # a local the loop leaves with different values depending on where it ended
-                    scope.env[key] = Opaque(
-                        node.lineno, f"`{key}`, which depends on where the loop stopped"
-                    )
         if fragment.start is None:
             return Fragment(None, [])
+        # the locals the loop leaves with different values depending on where it stopped: each
+        # way out stores its value in a variable (data), or they cannot be read (anything else)
+        ends = [(list(fragment.exits), dict(scope.env))] if fragment.exits else []
+        ends += [([exit_], env) for exit_, env in breaks]
+        keys = {key for _, env in ends for key in env}
+        differing = sorted(
+            key for key in keys if any(env.get(key) != ends[0][1].get(key) for _, env in ends)
+        )
+        stored = [
+            key
+            for key in differing
+            if all(
+                env.get(key) is not None and not isinstance(env[key], _NOT_DATA) for _, env in ends
+            )
+        ]
+        exits: list[Exit] = []
+        for end_exits, env in ends:
+            if stored:
+                values = tuple((scope.var(k), _expr(env[k], node.lineno)) for k in stored)
+                setter = self._add(
+                    Assign(self._unique(f"Set{_pascal(stored[0])}"), values, None, _span(node))
+                )
+                self._connect(end_exits, setter)
+                end_exits = [(setter, "next")]
+            exits += end_exits
+        for key in differing:
+            scope.env[key] = (
+                Var(scope.var(key))
+                if key in stored
+                else Opaque(node.lineno, f"`{key}`, which depends on where the loop stopped")
+            )
         self.notes.append(
             Reason(
                 scope.path,
@@ -1716,7 +1740,9 @@ class WorkflowBuilder:
             saved = set(self.states)
             inner = replace(scope, env=dict(scope.env), catches=[], returns=None)
             inner.env[node.target.id] = element
+            initial = dict(inner.env)
             fragment = self.block(body[:-1], inner)
+            _forget_loop_locals(scope, initial, inner.env, node.lineno)
             step = self.effect(last.value, "result", inner)
             fragment = self._sequence(fragment, step, self._connect)
             if fragment.start is not None and not fragment.exits:
@@ -2554,3 +2580,15 @@ def _sequential(node: ast.For | ast.AsyncFor, scope: _Scope) -> bool:
     }
     read = {sub.id for sub in walked if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
     return bool(assigned & read & set(scope.env))
+
+
+def _forget_loop_locals(
+    scope: _Scope, initial: dict[str, Value], after: dict[str, Value], line: int
+) -> None:
+    """Locals a loop body bound are, after a Map or Parallel, not what Python leaves in them (the
+    last iteration's): iterations share no variables. Reading them later is refused."""
+    for key, value in after.items():
+        if initial.get(key) != value:
+            scope.env[key] = Opaque(
+                line, f"`{key}`, set inside the loop at line {line} (its iterations run apart)"
+            )

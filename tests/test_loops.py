@@ -1,0 +1,134 @@
+"""Loops in handlers: what becomes a Map, a Parallel, unrolled steps, and what is refused because
+the state machine would silently compute something else. Each positive case has near misses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from untangle.plan import plan
+from untangle.scan import ScanOptions, load_tree
+
+HEADER = "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\ndef call(name, p):\n"
+HEADER += "    r = lam.invoke(FunctionName=name, Payload=json.dumps(p))\n"
+HEADER += "    return json.loads(r['Payload'].read())\n\n\n"
+
+
+def _plan(tmp_path: Path, body: str) -> tuple[str, str]:
+    """(status, reasons and notes as one text) of the handler `def handler(event, context):`."""
+    (tmp_path / "app.py").write_text(HEADER + "def handler(event, context):\n" + body)
+    tree = load_tree([str(tmp_path)], ScanOptions(cache_dir=None))
+    [planned] = plan(tree.program, tree.templates, lambda p: Path(p).read_text())
+    workflow = planned.workflow
+    said = [r.message for r in workflow.reasons] + [n.message for n in workflow.notes]
+    return workflow.status, "\n".join(said)
+
+
+CASES = [
+    pytest.param(
+        "    last = None\n"
+        "    for x in event['xs']:\n"
+        "        last = call('work', x)\n"
+        "    return last\n",
+        "not_converted",
+        "`last`, set inside the loop",
+        id="a-local-set-in-a-map-read-after-it",
+    ),
+    pytest.param(
+        "    last = None\n"
+        "    for x in event['xs']:\n"
+        "        last = call('work', x)\n"
+        "    return {'done': True}\n",
+        "converted",
+        "the Map runs up to 10 at once",
+        id="near-miss:set-in-the-map-never-read-after",
+    ),
+    pytest.param(
+        "    count = 0\n"
+        "    for x in event['xs']:\n"
+        "        call('work', x)\n"
+        "        count += 1\n"
+        "    return {'count': count}\n",
+        "not_converted",
+        "`count`",
+        id="a-counter-updated-in-a-map",
+    ),
+    pytest.param(
+        "    done = []\n"
+        "    for x in event['xs']:\n"
+        "        done.append(call('work', x))\n"
+        "    return {'count': len(done)}\n",
+        "converted",
+        "the Map runs up to 10 at once",
+        id="near-miss:results-appended-to-a-fresh-list",
+    ),
+    pytest.param(
+        "    done = []\n"
+        "    for t in event['tenants']:\n"
+        "        for r in t['regions']:\n"
+        "            done.append(call('work', {'t': t['id'], 'r': r}))\n"
+        "    return {'count': len(done)}\n",
+        "not_converted",
+        "`done` is filled inside nested loops",
+        id="a-list-filled-inside-nested-loops",
+    ),
+    pytest.param(
+        "    for t in event['tenants']:\n"
+        "        for r in t['regions']:\n"
+        "            call('work', {'t': t['id'], 'r': r})\n"
+        "    return {'ok': True}\n",
+        "converted",
+        "the Map runs up to 10 at once",
+        id="near-miss:nested-loops-for-their-effect",
+    ),
+    pytest.param(
+        "    state = event\n"
+        "    for name in ('extract', 'transform', 'load'):\n"
+        "        state = call(name, state)\n"
+        "        if state.get('status') == 'FAILED':\n"
+        "            break\n"
+        "    return state\n",
+        "converted",
+        "unrolled: its steps run one after another",
+        id="fixed-steps-feeding-each-other",
+    ),
+    pytest.param(
+        "    results = {}\n"
+        "    for name in ('email', 'sms'):\n"
+        "        results[name] = call(name, event)\n"
+        "    return results\n",
+        "converted",
+        "became a Parallel state",
+        id="near-miss:fixed-steps-independent-of-each-other",
+    ),
+    pytest.param(
+        "    state = event\n"
+        "    for name in ('extract', 'transform'):\n"
+        "        state = call(name, state)\n"
+        "        if state.get('status') == 'FAILED':\n"
+        "            stopped_at = name\n"
+        "            break\n"
+        "    return {'state': state, 'stopped': name}\n",
+        "converted",
+        "unrolled: its steps run one after another",
+        id="a-local-that-depends-on-where-the-loop-broke",
+    ),
+    pytest.param(
+        "    for name in ('extract', 'transform'):\n"
+        "        raw = lam.invoke(FunctionName=name, Payload=json.dumps(event))\n"
+        "        if event.get('stop') == name:\n"
+        "            break\n"
+        "    return json.loads(raw['Payload'].read())\n",
+        "converted",
+        "unrolled: its steps run one after another",
+        id="each-step-stores-its-response-in-the-same-variable",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "said"), CASES)
+def test_loops(tmp_path: Path, body: str, status: str, said: str) -> None:
+    got_status, got_said = _plan(tmp_path, body)
+    assert got_status == status, got_said
+    assert said in got_said
