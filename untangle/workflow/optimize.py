@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 from untangle.workflow.ir import (
     Assign,
     Choice,
+    Fail,
     Graph,
     Map,
     Parallel,
     Reason,
     State,
+    Succeed,
     Task,
+    Wait,
     Workflow,
     next_of,
     successors,
@@ -25,7 +29,7 @@ from untangle.workflow.ir import (
 def optimize(workflow: Workflow) -> tuple[Workflow, tuple[Reason, ...]]:
     if workflow.graph is None:
         return workflow, ()
-    graph = _drop_empty(workflow.graph)
+    graph = _drop_empty(_drop_dead_stores(workflow.graph))
     graph, found = _parallelize(graph, workflow.path)
     return replace(workflow, graph=graph), tuple(found)
 
@@ -59,6 +63,54 @@ def _drop_empty(graph: Graph) -> Graph:
                 changed = True
                 break
     return Graph(start, tuple(states.values()))
+
+
+def _drop_dead_stores(graph: Graph) -> Graph:
+    """Pass states setting variables nothing reads (the values a loop leaves, say) set fewer."""
+    read = set(_reads(graph))
+
+    def rewrite(graph: Graph) -> Graph:
+        states = []
+        for state in graph.states:
+            state = _recurse(state, rewrite)
+            if isinstance(state, Assign):
+                state = replace(state, values=tuple(v for v in state.values if v[0] in read))
+            states.append(state)
+        return Graph(graph.start, tuple(states))
+
+    return rewrite(graph)
+
+
+def _reads(graph: Graph) -> Iterator[str]:
+    yield "error"  # a Fail without an error name reads $error
+    for state in graph.states:
+        if isinstance(state, Task):
+            yield from variables(state.payload)
+            if state.function.dynamic is not None:
+                yield from variables(state.function.dynamic)
+        elif isinstance(state, Choice):
+            for condition, _ in state.rules:
+                yield from variables(condition)
+        elif isinstance(state, Wait):
+            for expr in (state.seconds, state.timestamp):
+                if expr is not None:
+                    yield from variables(expr)
+        elif isinstance(state, Assign):
+            for _, value in state.values:
+                yield from variables(value)
+        elif isinstance(state, Succeed):
+            yield from variables(state.output)
+        elif isinstance(state, Fail):
+            if state.cause is not None:
+                yield from variables(state.cause)
+        elif isinstance(state, Map):
+            yield from variables(state.items)
+            if state.collect is not None:
+                yield from variables(state.collect)
+            yield from _reads(state.processor)
+        elif isinstance(state, Parallel):
+            for branch in state.branches:
+                yield from _reads(branch)
 
 
 def _recurse(state: State, rewrite: object) -> State:
