@@ -10,7 +10,8 @@ import pytest
 from untangle.plan import plan
 from untangle.scan import ScanOptions, load_tree
 
-HEADER = "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\ndef call(name, p):\n"
+HEADER = "import json\nimport time\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+HEADER += "def call(name, p):\n"
 HEADER += "    r = lam.invoke(FunctionName=name, Payload=json.dumps(p))\n"
 HEADER += "    return json.loads(r['Payload'].read())\n\n\n"
 
@@ -123,6 +124,43 @@ CASES = [
         "converted",
         "unrolled: its steps run one after another",
         id="each-step-stores-its-response-in-the-same-variable",
+    ),
+]
+
+
+CASES += [
+    pytest.param(
+        "    status = call('status', event)\n"
+        "    while status['state'] == 'RUNNING':\n"
+        "        time.sleep(10)\n"
+        "        status = call('status', event)\n"
+        "    return status\n",
+        "converted",
+        "the while loop became a Choice that loops back",
+        id="polling-while-loop",
+    ),
+    pytest.param(
+        "    n = 0\n    while n < 3:\n        n += 1\n    return call('status', {'n': n})\n",
+        "not_converted",
+        "a loop of local computation",
+        id="near-miss:a-while-loop-without-invokes",
+    ),
+    pytest.param(
+        "    while call('status', event)['state'] == 'RUNNING':\n"
+        "        time.sleep(10)\n"
+        "    return {'done': True}\n",
+        "not_converted",
+        "an invoke in a while condition",
+        id="an-invoke-in-the-while-condition",
+    ),
+    pytest.param(
+        "    seen = []\n"
+        "    while len(seen) < 3:\n"
+        "        seen = seen + [call('status', event)]\n"
+        "    return {'n': len(seen)}\n",
+        "converted",
+        "the while loop became a Choice that loops back",
+        id="a-list-rebuilt-each-round",
     ),
 ]
 

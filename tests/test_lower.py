@@ -246,7 +246,8 @@ def test_a_computed_wait_is_whole_seconds() -> None:
         Wait("Sleep", seconds, None, "Done", SPAN), Succeed("Done", Lit(None), SPAN)
     )
     [extracted] = workflow.extracted
-    assert extracted.expression == "int((execution_input['days'] * 86400))"
+    # Wait takes whole seconds: a fraction waits the next one, as in JSONata ($ceil)
+    assert extracted.expression == "int(-(-((execution_input['days'] * 86400)) // 1))"
     assert states["Sleep"]["SecondsPath"] == "$.vars.days_computed.value"
 
 

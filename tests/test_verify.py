@@ -357,3 +357,65 @@ def test_a_loop_over_fixed_steps_that_breaks_runs_them_in_order(
         "etl-extract",
         "etl-transform",
     ]
+
+
+POLLING_APP = {
+    "template.yaml": _template("run-report", {"start-job": "start", "job-status": "status"}),
+    "orchestrator/app.py": (
+        "import json\nimport time\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "class JobFailed(Exception):\n    pass\n\n\n"
+        "def call(name, payload):\n"
+        "    response = lam.invoke(FunctionName=name, Payload=json.dumps(payload))\n"
+        "    return json.loads(response['Payload'].read())\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    job = call('start-job', event)\n"
+        "    status = call('job-status', {'jobId': job['jobId']})\n"
+        "    polls = 1\n"
+        "    while status['state'] == 'RUNNING':\n"
+        "        time.sleep(5)\n"
+        "        status = call('job-status', {'jobId': job['jobId']})\n"
+        "        polls += 1\n"
+        "    if status['state'] == 'FAILED':\n"
+        "        raise JobFailed(status['reason'])\n"
+        "    return {'jobId': job['jobId'], 'rows': status['rows'], 'polls': polls}\n"
+    ),
+    "functions/start/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    return {'jobId': f\"{event['report']}-{event['rounds']}\"}\n"
+    ),
+    # RUNNING for `rounds` polls of a job, then DONE (or FAILED for a report named 'broken');
+    # the count starts again after, so the original and the machine see the same answers
+    "functions/status/app.py": (
+        "import collections\n\n_POLLS = collections.Counter()\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    report, rounds = event['jobId'].rsplit('-', 1)\n"
+        "    _POLLS[event['jobId']] += 1\n"
+        "    if _POLLS[event['jobId']] <= int(rounds):\n"
+        "        return {'state': 'RUNNING'}\n"
+        "    del _POLLS[event['jobId']]\n"
+        "    if report == 'broken':\n"
+        "        return {'state': 'FAILED', 'reason': 'no data for ' + report}\n"
+        "    return {'state': 'DONE', 'rows': 10 * int(rounds)}\n"
+    ),
+    "events/ready.json": '{"report": "sales", "rounds": 0}\n',
+    "events/slow.json": '{"report": "stock", "rounds": 3}\n',
+    "events/broken.json": '{"report": "broken", "rounds": 1}\n',
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_a_polling_while_loop_becomes_a_wait_choice_loop(tmp_path: Any, language: str) -> None:
+    for name, text in POLLING_APP.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
+    assert all(r.equivalent and not r.skipped for r in results.values()), results
+    slow = results["events/slow.json"]
+    assert slow.machine["output"] == {"jobId": "stock-3", "rows": 30, "polls": 4}
+    assert slow.machine_waited_seconds == slow.original_waited_seconds == 15
+    assert results["events/ready.json"].machine["output"]["polls"] == 1
+    broken = results["events/broken.json"]
+    assert (broken.machine["status"], broken.machine["error"]) == ("FAILED", "JobFailed")
+    entered = [e["state"] for e in slow.history if e["type"].endswith("Entered")]
+    assert entered.count("Wait") == 3

@@ -296,8 +296,11 @@ class _JSONata:
             return rendered
         if isinstance(state, Wait):
             rendered = {"Type": "Wait"}
-            if state.seconds is not None:
+            if isinstance(state.seconds, Lit):
                 rendered["Seconds"] = self.template(state.seconds)
+            elif state.seconds is not None:
+                # Wait takes whole seconds: a fraction waits the next whole second
+                rendered["Seconds"] = "{% $ceil(" + self.expr(state.seconds) + ") %}"
             elif state.timestamp is not None:
                 rendered["Timestamp"] = self.template(state.timestamp)
             return _ends(state, rendered)

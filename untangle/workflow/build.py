@@ -438,6 +438,10 @@ class WorkflowBuilder:
         if isinstance(node, ast.AugAssign):
             if self._has_work(node.value, scope):
                 raise Unsupported(node.lineno, "an invoke inside an augmented assignment")
+            counted = self._counter_step(node, scope)
+            if counted is not None:
+                scope.env[counted[0]] = counted[1]
+                return Fragment(None, [])
             for name in _names(node.target):
                 scope.env[name] = Opaque(
                     node.lineno, "updated in place (+=, …): state shared across steps"
@@ -457,10 +461,7 @@ class WorkflowBuilder:
             retry = self._retry_while(node, scope)
             if retry is not None:
                 return retry
-            raise Unsupported(
-                node.lineno,
-                "a while loop (polling or an unbounded retry): convert by hand to Wait + Choice",
-            )
+            return self.while_(node, scope)
         if isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if item.optional_vars is not None:
@@ -1659,6 +1660,122 @@ class WorkflowBuilder:
             scope.env[variable] = Var(variable)
         return Fragment(name, [(name, "next")])
 
+    def _counter_step(self, node: ast.AugAssign, scope: _Scope) -> tuple[str, Expr] | None:
+        """`n += 1` on a number: the new value as data."""
+        ops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
+        op = ops.get(type(node.op))
+        if op is None or not isinstance(node.target, ast.Name):
+            return None
+        current = scope.env.get(node.target.id)
+        step = self.value(node.value, scope)
+        if (
+            current is None
+            or isinstance(current, (*_NOT_DATA, Obj, Arr))
+            or (isinstance(current, Lit) and not _is_number(current.value))
+            or not (isinstance(step, Lit) and _is_number(step.value))
+        ):
+            return None
+        return node.target.id, Op(op, (_expr(current, node.lineno), step))
+
+    def while_(self, node: ast.While, scope: _Scope) -> Fragment:
+        """`while cond: …` → a Choice on `cond` whose rule runs the body and comes back to it (a
+        polling loop: Wait, Task, Choice). Locals the body rebinds live in workflow variables,
+        set before the loop and at the end of each round."""
+        if node.orelse:
+            raise Unsupported(node.lineno, "while/else")
+        if not self._has_work_in(node.body, scope):
+            raise Unsupported(
+                node.lineno, "a loop of local computation would need its own function"
+            )
+        if self._has_work(node.test, scope):
+            raise Unsupported(node.lineno, "an invoke in a while condition")
+        rebound = _rebound(node.body)
+        carried = sorted(name for name in rebound if name in scope.env)
+        for name in carried:
+            if isinstance(scope.env[name], _NOT_DATA):
+                raise Unsupported(
+                    node.lineno,
+                    f"`{name}` changes from one round of the loop to the next and is not data",
+                )
+        before: Fragment = Fragment(None, [])
+        initial = tuple(
+            (scope.var(n), _expr(scope.env[n], node.lineno))
+            for n in carried
+            if scope.env[n] != Var(scope.var(n))
+        )
+        loop_name = _choice_name(node.test).replace("Check", "While", 1)
+        if initial:
+            name = self._unique(f"Before{loop_name}")
+            self._add(Assign(name, initial, None, _span(node)))
+            before = Fragment(name, [(name, "next")])
+        for name in carried:
+            scope.env[name] = Var(scope.var(name))
+        condition = self.value(node.test, scope)
+        if isinstance(condition, _NOT_DATA):
+            raise Unsupported(node.lineno, f"a loop condition on {_describe(condition)}")
+        constant = _constant_truth(condition)
+        if constant is False:
+            return before
+        head: str | None = None
+        if constant is None:
+            head = self._unique(loop_name)
+            self._add(Choice(head, ((_truthy(condition), ""),), None, _span(node)))
+        breaks: list[tuple[Exit, dict[str, Value]]] = []
+        body = self.block(node.body, replace(scope, breaks=breaks))
+        assert body.start is not None
+        # the end of a round stores what the next one reads, then goes back to the test
+        exits = list(body.exits)
+        store = tuple(
+            (scope.var(n), _expr(scope.env[n], node.lineno))
+            for n in carried
+            if scope.env.get(n) != Var(scope.var(n))
+        )
+        for n in carried:
+            if isinstance(scope.env.get(n), _NOT_DATA):
+                raise Unsupported(
+                    node.lineno, f"`{n}` becomes {_describe(scope.env[n])} in the loop"
+                )
+        if store and exits:
+            setter = self._unique(f"Repeat{loop_name}")
+            self._add(Assign(setter, store, None, _span(node)))
+            self._connect(exits, setter)
+            exits = [(setter, "next")]
+        self._connect(exits, head or body.start)
+        if head is not None:
+            self._connect([(head, ("rule", 0))], body.start)
+        for name in rebound:
+            scope.env[name] = (
+                Var(scope.var(name))
+                if name in carried
+                else Opaque(
+                    node.lineno, f"`{name}`, set inside the while loop at line {node.lineno}"
+                )
+            )
+        leaving: list[Exit] = [(head, "default")] if head is not None else []
+        for exit_, env in breaks:
+            differing = tuple(
+                (scope.var(n), _expr(env[n], node.lineno))
+                for n in carried
+                if env.get(n) != Var(scope.var(n)) and not isinstance(env.get(n), _NOT_DATA)
+            )
+            if differing:
+                setter = self._add(
+                    Assign(self._unique(f"Leave{loop_name}"), differing, None, _span(node))
+                )
+                self._connect([exit_], setter)
+                exit_ = (setter, "next")
+            leaving.append(exit_)
+        self.notes.append(
+            Reason(
+                scope.path,
+                node.lineno,
+                "the while loop became a Choice that loops back"
+                + (" (every round is state transitions: Standard bills each)" if head else ""),
+            )
+        )
+        loop = Fragment(head or body.start, leaving)
+        return self._sequence(before, loop, self._connect)
+
     def _unroll_sequential(
         self, node: ast.For | ast.AsyncFor, items: Arr, scope: _Scope
     ) -> Fragment:
@@ -1960,17 +2077,33 @@ class WorkflowBuilder:
             for k, v in zip(node.keys, node.values):
                 if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
                     return Opaque(node.lineno, "a dict with computed keys")
-                items.append((k.value, _expr(self.value(v, scope), v.lineno)))
+                items.append(
+                    (k.value, _expr(self.value(v, scope), getattr(v, "lineno", node.lineno)))
+                )
             return Obj(tuple(items))
         if isinstance(node, (ast.List, ast.Tuple)):
-            return Arr(tuple(_expr(self.value(e, scope), e.lineno) for e in node.elts))
+            return Arr(
+                tuple(
+                    _expr(self.value(e, scope), getattr(e, "lineno", node.lineno))
+                    for e in node.elts
+                )
+            )
         if isinstance(node, ast.Compare):
             return self._compare(node, scope)
         if isinstance(node, ast.BoolOp):
             op = "and" if isinstance(node.op, ast.And) else "or"
-            return Op(
-                op, tuple(_truthy(_expr(self.value(v, scope), v.lineno)) for v in node.values)
-            )
+            operands = [
+                _truthy(_expr(self.value(v, scope), getattr(v, "lineno", node.lineno)))
+                for v in node.values
+            ]
+            # constants decide or drop out (a StatusCode check that is always true, say)
+            absorbing, neutral = (Lit(False), Lit(True)) if op == "and" else (Lit(True), Lit(False))
+            if absorbing in operands:
+                return absorbing
+            operands = [o for o in operands if o != neutral]
+            if not operands:
+                return neutral
+            return operands[0] if len(operands) == 1 else Op(op, tuple(operands))
         if isinstance(node, ast.UnaryOp):
             operand = _expr(self.value(node.operand, scope), node.lineno)
             if isinstance(node.op, ast.Not):
@@ -2592,3 +2725,17 @@ def _forget_loop_locals(
             scope.env[key] = Opaque(
                 line, f"`{key}`, set inside the loop at line {line} (its iterations run apart)"
             )
+
+
+def _rebound(body: list[ast.stmt]) -> set[str]:
+    """Names a loop body assigns (not inside nested functions)."""
+    found: set[str] = set()
+    for stmt in body:
+        for sub in ast.walk(stmt):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                found.add(sub.id)
+    return found
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -279,6 +279,15 @@ class _Computations:
                 return replace(state, timestamp=self.hoist(state.timestamp))
             return state
         if isinstance(state, Assign):
+            if len(state.values) > 1 and _sequential_ok(state.values):
+                # a Pass sets one variable in JSONPath: one Pass per variable, in order
+                *first, last = state.values
+                for name, value in first:
+                    step = Assign(
+                        _fresh(f"{state.name}Set", self.taken), ((name, value),), None, state.span
+                    )
+                    self.before.append(self.state(step))
+                state = replace(state, values=(last,))
             if len(state.values) == 1 and not _value_ok(state.values[0][1]):
                 name, value = state.values[0]
                 if not _renders_at_top(value):
@@ -366,7 +375,7 @@ class _Computations:
             computed = self.task(
                 _fresh(f"Compute{pascal(variable)}", self.taken),
                 variable,
-                Op("int", (expr,)) if whole_seconds else expr,
+                Op("ceil", (expr,)) if whole_seconds else expr,
                 None,
             )
         self.before.append(computed)
@@ -417,6 +426,19 @@ _OP_WORDS = {
     "json_parse": "parsed",
     "count": "count",
 }
+
+
+def _sequential_ok(values: tuple[tuple[str, Expr], ...]) -> bool:
+    """Setting the variables one after another gives what setting them at once does: no value
+    reads a variable set before it."""
+    from untangle.workflow.ir import variables
+
+    set_before: set[str] = set()
+    for name, value in values:
+        if set(variables(value)) & set_before:
+            return False
+        set_before.add(name)
+    return True
 
 
 def _stem(expr: Expr) -> str:

@@ -76,6 +76,7 @@ def _operation(expr: Op) -> str:
         "count": "len({0})",
         "number": "float({0})",
         "int": "int({0})",
+        "ceil": "int(-(-({0}) // 1))",
         "json_string": "json.dumps({0})",
         "json_parse": "json.loads({0})",
         "upper": "{0}.upper()",
