@@ -10,7 +10,9 @@ import pytest
 from untangle.plan import plan
 from untangle.scan import ScanOptions, load_tree
 
-HEADER = "import json\nimport time\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+HEADER = "import json\nimport time\n"
+HEADER += "from concurrent.futures import ThreadPoolExecutor, as_completed\n"
+HEADER += "import boto3\n\nlam = boto3.client('lambda')\n\n\n"
 HEADER += "def call(name, p):\n"
 HEADER += "    r = lam.invoke(FunctionName=name, Payload=json.dumps(p))\n"
 HEADER += "    return json.loads(r['Payload'].read())\n\n\n"
@@ -161,6 +163,51 @@ CASES += [
         "converted",
         "the while loop became a Choice that loops back",
         id="a-list-rebuilt-each-round",
+    ),
+]
+
+
+CASES += [
+    pytest.param(
+        "    with ThreadPoolExecutor(max_workers=4) as pool:\n"
+        "        futures = [pool.submit(call, 'work', x) for x in event['xs']]\n"
+        "        results = [f.result() for f in futures]\n"
+        "    return {'results': results}\n",
+        "converted",
+        "",
+        id="thread-pool-submit-then-result",
+    ),
+    pytest.param(
+        "    with ThreadPoolExecutor(max_workers=4) as pool:\n"
+        "        futures = [pool.submit(call, 'work', x) for x in event['xs']]\n"
+        "        done = []\n"
+        "        for f in as_completed(futures):\n"
+        "            done.append(f.result())\n"
+        "    return {'n': len(done)}\n",
+        "converted",
+        "not the order they finished in",
+        id="thread-pool-submit-as-completed",
+    ),
+    pytest.param(
+        "    out = call('list', event)\n"
+        "    names = []\n"
+        "    for item in out['items']:\n"
+        "        if item['active']:\n"
+        "            names.append(item['name'])\n"
+        "    return {'names': names}\n",
+        "converted",
+        "",
+        id="a-loop-of-local-computation-into-a-fresh-list",
+    ),
+    pytest.param(
+        "    out = call('list', event)\n"
+        "    names = ['first']\n"
+        "    for item in out['items']:\n"
+        "        names.append(item['name'])\n"
+        "    return {'names': names}\n",
+        "not_converted",
+        "a loop of local computation",
+        id="near-miss:appending-to-a-list-that-is-not-fresh",
     ),
 ]
 

@@ -419,3 +419,45 @@ def test_a_polling_while_loop_becomes_a_wait_choice_loop(tmp_path: Any, language
     assert (broken.machine["status"], broken.machine["error"]) == ("FAILED", "JobFailed")
     entered = [e["state"] for e in slow.history if e["type"].endswith("Entered")]
     assert entered.count("Wait") == 3
+
+
+THREAD_POOL_APP = {
+    "template.yaml": _template("reindex-all", {"reindex-shard": "reindex"}),
+    "orchestrator/app.py": (
+        "import json\nfrom concurrent.futures import ThreadPoolExecutor, as_completed\n"
+        "import boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def reindex(shard):\n"
+        "    response = lam.invoke(FunctionName='reindex-shard', "
+        "Payload=json.dumps({'shard': shard}))\n"
+        "    return json.loads(response['Payload'].read())\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    with ThreadPoolExecutor(max_workers=4) as pool:\n"
+        "        futures = [pool.submit(reindex, shard) for shard in event['shards']]\n"
+        "        done = []\n"
+        "        for future in as_completed(futures):\n"
+        "            done.append(future.result())\n"
+        # as_completed's order varies from run to run: only what does not depend on it
+        "    failed = [d['shard'] for d in done if not d['ok']]\n"
+        "    return {'failed': len(failed), 'documents': len(done)}\n"
+    ),
+    "functions/reindex/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    return {'shard': event['shard'], 'ok': event['shard'] != 'bad'}\n"
+    ),
+    "events/three.json": '{"shards": ["a", "b", "c"]}\n',
+    "events/one-bad.json": '{"shards": ["a", "bad"]}\n',
+}
+
+
+def test_thread_pool_submit_and_as_completed_become_a_map(tmp_path: Any) -> None:
+    for name, text in THREAD_POOL_APP.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    [workflow] = prepare(str(tmp_path))
+    assert workflow.skipped is None, workflow.skipped
+    results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)))}
+    assert all(r.equivalent for r in results.values()), results
+    assert results["events/one-bad.json"].machine["output"] == {"failed": 1, "documents": 2}
+    assert results["events/three.json"].machine["output"] == {"failed": 0, "documents": 3}
+    assert any(e["type"] == "MapStateEntered" for e in results["events/three.json"].history)

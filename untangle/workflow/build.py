@@ -982,6 +982,17 @@ class WorkflowBuilder:
         callee, call = info
         if self._inline_depth > 8:
             raise Unsupported(call.lineno, "helpers nested too deeply (recursion?)")
+        if _attr_name(call.func) == "submit" and call.args and self._handed(call, scope):
+            # pool.submit(fn, x): the future is modelled by its result, fn(x)
+            call = ast.Call(
+                func=call.args[0],
+                args=call.args[1:],
+                keywords=call.keywords,
+                lineno=call.lineno,
+                col_offset=call.col_offset,
+                end_lineno=call.end_lineno,
+                end_col_offset=call.end_col_offset,
+            )
         facts = self.program.functions[callee]
         module = self.program.module_of(callee)
         node, lines = self._function_node(module.path, facts.name, facts.span.line)
@@ -1467,6 +1478,9 @@ class WorkflowBuilder:
         if retry is not None:
             return retry
         if not self._has_work_in(node.body, scope):
+            collected = self._collecting_loop(node, scope)
+            if collected is not None:
+                return collected
             raise Unsupported(
                 node.lineno, "a loop of local computation would need its own function"
             )
@@ -1659,6 +1673,43 @@ class WorkflowBuilder:
         for variable in names:
             scope.env[variable] = Var(variable)
         return Fragment(name, [(name, "next")])
+
+    def _collecting_loop(self, node: ast.For | ast.AsyncFor, scope: _Scope) -> Fragment | None:
+        """`for x in xs: out.append(f(x))` (or under one `if`) into a fresh list, no work: the
+        comprehension `[f(x) for x in xs if …]`, as data."""
+        if node.orelse or not isinstance(node.target, ast.Name) or len(node.body) != 1:
+            return None
+        stmt, condition = node.body[0], None
+        if isinstance(stmt, ast.If) and len(stmt.body) == 1 and not stmt.orelse:
+            condition, stmt = stmt.test, stmt.body[0]
+        if not (
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Call)
+            and _attr_name(stmt.value.func) == "append"
+            and isinstance(stmt.value.func, ast.Attribute)
+            and isinstance(stmt.value.func.value, ast.Name)
+            and len(stmt.value.args) == 1
+            and scope.env.get(stmt.value.func.value.id) == Arr(())
+        ):
+            return None
+        items = self.value(node.iter, scope)
+        if isinstance(items, _NOT_DATA):
+            return None
+        variable = node.target.id
+        inner = replace(scope, env={**scope.env, variable: Var(variable)})
+        element = self.value(stmt.value.args[0], inner)
+        test: Value = Lit(True) if condition is None else self.value(condition, inner)
+        if isinstance(element, _NOT_DATA) or isinstance(test, _NOT_DATA):
+            return None
+        collector = stmt.value.func.value.id
+        if condition is None and element == Var(variable):
+            scope.env[collector] = items  # `for f in futures: out.append(f.result())`
+        else:
+            scope.env[collector] = Op(
+                "comprehension",
+                (_expr(items, node.lineno), Lit(variable), element, _truthy(test)),
+            )
+        return Fragment(None, [])
 
     def _counter_step(self, node: ast.AugAssign, scope: _Scope) -> tuple[str, Expr] | None:
         """`n += 1` on a number: the new value as data."""
@@ -2309,6 +2360,9 @@ class WorkflowBuilder:
             receiver = self.value(node.func.value, scope)
             if name in ("read", "decode", "encode") and isinstance(receiver, (Stream, Op)):
                 return receiver
+            if name == "result" and not node.args and not isinstance(receiver, _NOT_DATA):
+                # a future of pool.submit is modelled by its result: JSON data has no .result()
+                return receiver
             if name == "get" and not isinstance(receiver, _NOT_DATA) and node.args:
                 key = self.value(node.args[0], scope)
                 if isinstance(key, Lit) and isinstance(key.value, str):
@@ -2342,6 +2396,18 @@ class WorkflowBuilder:
             return Op("concat", (_expr(self.value(node.args[0], scope), node.lineno),))
         if dotted in ("len",) and len(node.args) == 1:
             return Op("count", (_expr(self.value(node.args[0], scope), node.lineno),))
+        if dotted.rsplit(".", 1)[-1] == "as_completed" and len(node.args) == 1:
+            futures = self.value(node.args[0], scope)
+            if not isinstance(futures, _NOT_DATA):
+                self.notes.append(
+                    Reason(
+                        scope.path,
+                        node.lineno,
+                        "as_completed: the Map gives the results in the order of the items, "
+                        "not the order they finished in",
+                    )
+                )
+                return futures
         if dotted in ("asyncio.run", "loop.run_until_complete") and len(node.args) == 1:
             return self.value(node.args[0], scope)
         if dotted in ("float", "int") and len(node.args) == 1:
