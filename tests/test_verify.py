@@ -461,3 +461,45 @@ def test_thread_pool_submit_and_as_completed_become_a_map(tmp_path: Any) -> None
     assert results["events/one-bad.json"].machine["output"] == {"failed": 1, "documents": 2}
     assert results["events/three.json"].machine["output"] == {"failed": 0, "documents": 3}
     assert any(e["type"] == "MapStateEntered" for e in results["events/three.json"].history)
+
+
+DISPATCH_APP = {
+    "template.yaml": _template("score", {"audit-trail": "audit", "score-customer": "score"}),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlambda_client = boto3.client('lambda')\n\n\n"
+        "def dispatch(function_name, payload, fire_and_forget=False):\n"
+        "    response = lambda_client.invoke(\n"
+        "        FunctionName=function_name,\n"
+        "        InvocationType='Event' if fire_and_forget else 'RequestResponse',\n"
+        "        Payload=json.dumps(payload),\n"
+        "    )\n"
+        "    if fire_and_forget:\n"
+        "        return None\n"
+        "    return json.loads(response['Payload'].read())\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    dispatch('audit-trail', event, fire_and_forget=True)\n"
+        "    return dispatch('score-customer', event)\n"
+    ),
+    "functions/audit/app.py": (
+        "def lambda_handler(event, context):\n    raise RuntimeError('audit is down')\n"
+    ),
+    "functions/score/app.py": (
+        "def lambda_handler(event, context):\n    return {'score': len(event['name']) * 10}\n"
+    ),
+    "events/ann.json": '{"name": "ann"}\n',
+}
+
+
+def test_a_helper_flag_decides_the_invocation_type(tmp_path: Any) -> None:
+    """dispatch(..., fire_and_forget=True) is an Event invoke: audit-trail failing does not
+    stop the original, nor the machine."""
+    for name, text in DISPATCH_APP.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    [workflow] = prepare(str(tmp_path))
+    assert workflow.definition is not None
+    assert workflow.definition["States"]["AuditTrail"]["Arguments"]["InvocationType"] == "Event"
+    [result] = verify_app(str(tmp_path), load_events(str(tmp_path)))
+    assert result.equivalent, result
+    assert result.machine == {"status": "SUCCEEDED", "output": {"score": 30}, "error": None}

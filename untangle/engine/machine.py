@@ -33,7 +33,10 @@ Known differences from AWS (moto's interpreter, and fast-forwarded time):
   ``States.NoChoiceMatched``); ``$uuid()`` / ``$hash()`` are not supported;
   ``ToleratedFailurePercentage`` is rejected;
 - handler timeouts and memory are not enforced; handlers run in the interpreter's worker threads,
-  concurrently under Map and Parallel.
+  concurrently under Map and Parallel;
+- moto's Lambda task drops ``InvocationType``: the engine marks ``Event`` invokes (a qualifier on
+  a literal ``FunctionName``) and answers them as Lambda does, errors unseen; an ``Event`` invoke
+  whose function name is computed runs as a synchronous one.
 """
 
 from __future__ import annotations
@@ -329,6 +332,42 @@ def quiet_loggers(names: tuple[str, ...] = _QUIET_LOGGERS) -> Iterator[None]:
             logger.setLevel(level)
 
 
+# moto's Lambda task drops `InvocationType`: an `Event` invoke is marked by this qualifier on its
+# function name instead, so the engine can answer it as Lambda would (202, errors never seen)
+_EVENT_QUALIFIER = ":untangle-event"
+
+
+def _mark_event_invokes(definition: Any) -> Any:
+    if isinstance(definition, list):
+        return [_mark_event_invokes(item) for item in definition]
+    if not isinstance(definition, dict):
+        return definition
+    marked = {key: _mark_event_invokes(value) for key, value in definition.items()}
+    if marked.get("Type") == "Task" and "lambda:invoke" in str(marked.get("Resource", "")):
+        for key in ("Arguments", "Parameters"):
+            arguments = marked.get(key)
+            if (
+                isinstance(arguments, dict)
+                and arguments.get("InvocationType") == "Event"
+                and isinstance(arguments.get("FunctionName"), str)
+                and not arguments["FunctionName"].startswith("{%")
+            ):
+                marked[key] = {
+                    **arguments,
+                    "FunctionName": arguments["FunctionName"] + _EVENT_QUALIFIER,
+                }
+    return marked
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not hasattr(headers, "get"):
+        return None
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if str(k).lower() == name.lower()), None)
+    return None if value is None else str(value)
+
+
 def _integral_floats_to_int(value: Any) -> Any:
     # JSONata numbers are JavaScript doubles: AWS prints 2.0 as 2.
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
@@ -382,6 +421,14 @@ class _Recorder:
                 f"(no handler for {name!r}; known: {sorted(self.functions)})",
             }
             return json.dumps(error).encode()
+        if function_name.endswith(_EVENT_QUALIFIER) or (
+            _header(headers, "X-Amz-Invocation-Type") == "Event"
+        ):
+            # Lambda answers 202 at once and runs the function later: its errors never reach
+            # the state machine
+            with contextlib.suppress(Exception):
+                handler(payload, LambdaContext.for_function(name))
+            return b""
         try:
             result = handler(payload, LambdaContext.for_function(name))
         except Exception as exc:
@@ -498,7 +545,10 @@ class Engine:
     def _machine_arn(
         self, definition: Mapping[str, Any], name: str, substitutions: Mapping[str, str] | None
     ) -> str:
-        text = json.dumps(substitute_placeholders(definition, substitutions), sort_keys=True)
+        text = json.dumps(
+            _mark_event_invokes(substitute_placeholders(definition, substitutions)),
+            sort_keys=True,
+        )
         key = f"{name}\0{text}"
         arn = self._machines.get(key)
         if arn is None:

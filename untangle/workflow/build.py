@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
+from untangle.analysis.patterns import invocation
 from untangle.analysis.program import InvokeSite, Program, SleepSite
 from untangle.analysis.values import (
     Bound,
@@ -821,6 +822,13 @@ class WorkflowBuilder:
             asynchronous = False
             if kind is not None:
                 mode = self.value(kind, scope)
+                known = invocation(site)
+                if mode not in (Lit("Event"), Lit("RequestResponse")) and known.detail in (
+                    "InvocationType=Event",
+                    "InvocationType=RequestResponse",
+                ):
+                    # resolved by the analysis (an Enum member's value, a constant elsewhere)
+                    mode = Lit(known.detail.split("=", 1)[1])
                 if mode == Lit("Event"):
                     asynchronous = True
                 elif mode != Lit("RequestResponse"):
@@ -2184,6 +2192,11 @@ class WorkflowBuilder:
             return Op("concat", tuple(parts))
         if isinstance(node, ast.IfExp):
             test = self.value(node.test, scope)
+            decided = (
+                None if isinstance(test, _NOT_DATA) else _constant_truth(_expr(test, node.lineno))
+            )
+            if decided is not None:  # a helper's flag argument, say
+                return self.value(node.body if decided else node.orelse, scope)
             body = self.value(node.body, scope)
             orelse = self.value(node.orelse, scope)
             if any(isinstance(v, _NOT_DATA) for v in (test, body, orelse)):
