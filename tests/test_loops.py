@@ -72,9 +72,21 @@ CASES = [
         "        for r in t['regions']:\n"
         "            done.append(call('work', {'t': t['id'], 'r': r}))\n"
         "    return {'count': len(done)}\n",
-        "not_converted",
-        "`done` is filled inside nested loops",
+        "converted",
+        "the Map runs up to 10 at once",
         id="a-list-filled-inside-nested-loops",
+    ),
+    pytest.param(
+        "    done = []\n"
+        "    for t in event['tenants']:\n"
+        "        if len(done) > 5:\n"
+        "            call('alert', {'n': len(done)})\n"
+        "        for r in t['regions']:\n"
+        "            done.append(call('work', {'t': t['id'], 'r': r}))\n"
+        "    return {'count': len(done)}\n",
+        "not_converted",
+        "a list that changes across the loop's iterations",
+        id="near-miss:the-outer-loop-reads-the-list-its-inner-loop-fills",
     ),
     pytest.param(
         "    for t in event['tenants']:\n"

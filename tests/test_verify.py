@@ -503,3 +503,29 @@ def test_a_helper_flag_decides_the_invocation_type(tmp_path: Any) -> None:
     [result] = verify_app(str(tmp_path), load_events(str(tmp_path)))
     assert result.equivalent, result
     assert result.machine == {"status": "SUCCEEDED", "output": {"score": 30}, "error": None}
+
+
+def test_nested_loops_filling_one_list_are_joined(tmp_path: Any) -> None:
+    app = dict(NESTED_LOOPS_APP)
+    app["orchestrator/app.py"] = (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    refreshed = []\n"
+        "    for tenant in event['tenants']:\n"
+        "        for region in tenant['regions']:\n"
+        "            response = lam.invoke(FunctionName='refresh', "
+        "Payload=json.dumps({'tenant': tenant['id'], 'region': region}))\n"
+        "            refreshed.append(json.loads(response['Payload'].read())['refreshed'])\n"
+        "    return {'count': len(refreshed), 'refreshed': refreshed}\n"
+    )
+    for name, text in app.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for language in ("jsonata", "jsonpath"):
+        [result] = verify_app(str(tmp_path), load_events(str(tmp_path)), language)
+        assert result.equivalent, (language, result)
+        assert result.machine["output"] == {
+            "count": 3,
+            "refreshed": ["t1/eu", "t1/us", "t2/ap"],
+        }

@@ -232,6 +232,8 @@ class _JSONata:
             )
         if op == "json_parse":
             return f"$eval({args[0]})"
+        if op == "flatten":
+            return f"$reduce({args[0]}, function($all, $part) {{ $append($all, $part) }}, [])"
         if op == "join":
             return f"$join({args[0]}, {args[1]})"
         if op in ("upper", "lower"):

@@ -14,6 +14,7 @@ import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from untangle.analysis.patterns import invocation
 from untangle.analysis.program import InvokeSite, Program, SleepSite
@@ -1485,6 +1486,15 @@ class WorkflowBuilder:
         retry = self._retry_loop(node, scope)
         if retry is not None:
             return retry
+        nested = _nested_append(node, scope)
+        if nested is not None:
+            # each outer iteration collects its inner loop's list; the lists are joined after
+            rewritten, joined = nested
+            loops = self.for_(rewritten, scope)
+            parts = scope.env.get(joined)
+            if parts is not None and not isinstance(parts, _NOT_DATA):
+                scope.env[joined] = Op("flatten", (_expr(parts, node.lineno),))
+            return loops
         if not self._has_work_in(node.body, scope):
             collected = self._collecting_loop(node, scope)
             if collected is not None:
@@ -2818,3 +2828,111 @@ def _rebound(body: list[ast.stmt]) -> set[str]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_Node = TypeVar("_Node", bound=ast.AST)
+
+
+def _nested_append(node: ast.For | ast.AsyncFor, scope: _Scope) -> tuple[ast.For, str] | None:
+    """`for a in xs: …; for b in ys: …; out.append(v)` with `out` a fresh list from before both
+    loops: the same loops with the inner one filling a list of its own, which the outer one
+    appends (then `out` is those lists joined)."""
+    if not node.body or not isinstance(node.body[-1], ast.For) or node.orelse:
+        return None
+    inner = node.body[-1]
+    last = inner.body[-1] if inner.body else None
+    if not (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and _attr_name(last.value.func) == "append"
+        and isinstance(last.value.func, ast.Attribute)
+        and isinstance(last.value.func.value, ast.Name)
+        and len(last.value.args) == 1
+        and not inner.orelse
+    ):
+        return None
+    collector = last.value.func.value.id
+    if scope.env.get(collector) != Arr(()):
+        return None
+    uses = [
+        n
+        for stmt in node.body
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Name) and n.id == collector
+    ]
+    if len(uses) != 1:  # only the inner append reads or writes it
+        return None
+    part = f"{collector}_part"
+
+    def at(new: _Node, old: ast.AST) -> _Node:
+        return ast.copy_location(new, old)
+
+    inner_append = at(
+        ast.Expr(
+            at(
+                ast.Call(
+                    func=at(
+                        ast.Attribute(
+                            value=at(ast.Name(part, ast.Load()), last),
+                            attr="append",
+                            ctx=ast.Load(),
+                        ),
+                        last,
+                    ),
+                    args=list(last.value.args),
+                    keywords=[],
+                ),
+                last,
+            )
+        ),
+        last,
+    )
+    new_inner = at(
+        ast.For(
+            target=inner.target,
+            iter=inner.iter,
+            body=[*inner.body[:-1], inner_append],
+            orelse=[],
+            type_comment=None,
+        ),
+        inner,
+    )
+    start = at(
+        ast.Assign(
+            targets=[at(ast.Name(part, ast.Store()), inner)],
+            value=at(ast.List([], ast.Load()), inner),
+        ),
+        inner,
+    )
+    outer_append = at(
+        ast.Expr(
+            at(
+                ast.Call(
+                    func=at(
+                        ast.Attribute(
+                            value=at(ast.Name(collector, ast.Load()), inner),
+                            attr="append",
+                            ctx=ast.Load(),
+                        ),
+                        inner,
+                    ),
+                    args=[at(ast.Name(part, ast.Load()), inner)],
+                    keywords=[],
+                ),
+                inner,
+            )
+        ),
+        inner,
+    )
+    rewritten = at(
+        ast.For(
+            target=node.target,
+            iter=node.iter,
+            body=[*node.body[:-1], start, new_inner, outer_append],
+            orelse=[],
+            type_comment=None,
+        ),
+        node,
+    )
+    ast.fix_missing_locations(rewritten)
+    return rewritten, collector

@@ -77,6 +77,7 @@ def _operation(expr: Op) -> str:
         "number": "float({0})",
         "int": "int({0})",
         "ceil": "int(-(-({0}) // 1))",
+        "flatten": "[item for part in {0} for item in part]",
         "json_string": "json.dumps({0})",
         "json_parse": "json.loads({0})",
         "upper": "{0}.upper()",
