@@ -154,6 +154,16 @@ CASES += [
         id="polling-while-loop",
     ),
     pytest.param(
+        "    while True:\n"
+        "        status = call('status', event)\n"
+        "        if status['done']:\n"
+        "            return status\n"
+        "        time.sleep(5)\n",
+        "converted",
+        "the `while True` loop became states that loop back",
+        id="polling-until-a-return",
+    ),
+    pytest.param(
         "    n = 0\n    while n < 3:\n        n += 1\n    return call('status', {'n': n})\n",
         "not_converted",
         "a loop of local computation",

@@ -529,3 +529,32 @@ def test_nested_loops_filling_one_list_are_joined(tmp_path: Any) -> None:
             "count": 3,
             "refreshed": ["t1/eu", "t1/us", "t2/ap"],
         }
+
+
+def test_a_while_true_poll_that_returns_is_a_loop_of_states(tmp_path: Any) -> None:
+    app = dict(POLLING_APP)
+    app["orchestrator/app.py"] = (
+        "import json\nimport time\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def call(name, payload):\n"
+        "    response = lam.invoke(FunctionName=name, Payload=json.dumps(payload))\n"
+        "    return json.loads(response['Payload'].read())\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    job = call('start-job', event)\n"
+        "    while True:\n"
+        "        status = call('job-status', {'jobId': job['jobId']})\n"
+        "        if status['state'] != 'RUNNING':\n"
+        "            return status\n"
+        "        time.sleep(7)\n"
+    )
+    for name, text in app.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for language in ("jsonata", "jsonpath"):
+        results = {
+            r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)
+        }
+        assert all(r.equivalent for r in results.values()), (language, results)
+        slow = results["events/slow.json"]
+        assert slow.machine["output"] == {"state": "DONE", "rows": 30}
+        assert slow.machine_waited_seconds == slow.original_waited_seconds == 21

@@ -1838,8 +1838,12 @@ class WorkflowBuilder:
             Reason(
                 scope.path,
                 node.lineno,
-                "the while loop became a Choice that loops back"
-                + (" (every round is state transitions: Standard bills each)" if head else ""),
+                (
+                    "the while loop became a Choice that loops back"
+                    if head
+                    else "the `while True` loop became states that loop back"
+                )
+                + " (each round is state transitions: Standard bills each)",
             )
         )
         loop = Fragment(head or body.start, leaving)
