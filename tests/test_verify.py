@@ -170,6 +170,13 @@ def test_original_revision_after_write(tmp_path: Any) -> None:
         os.chdir(cwd)
 
 
+def _write_app(root: Any, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
 EXTRACTING_APP = {
     "template.yaml": (
         'AWSTemplateFormatVersion: "2010-09-09"\n'
@@ -213,10 +220,7 @@ EXTRACTING_APP = {
 def test_extracted_functions_run_from_the_migrated_module(tmp_path: Any) -> None:
     """A computation ASL cannot express becomes a new function; verify runs it from the
     rewritten module, as the deployed function would."""
-    for name, text in EXTRACTING_APP.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_app(tmp_path, EXTRACTING_APP)
     [workflow] = prepare(str(tmp_path))
     assert workflow.skipped is None and "ComputeTotalFunctionArn" in workflow.functions
     [result] = verify_app(str(tmp_path), load_events(str(tmp_path)))
@@ -261,10 +265,7 @@ NESTED_LOOPS_APP = {
 
 @pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
 def test_an_inner_loop_reads_the_outer_loops_item(tmp_path: Any, language: str) -> None:
-    for name, text in NESTED_LOOPS_APP.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_app(tmp_path, NESTED_LOOPS_APP)
     [result] = verify_app(str(tmp_path), load_events(str(tmp_path)), language)
     assert result.equivalent, result
     assert result.machine["output"] == {"tenants": 2}
@@ -338,10 +339,7 @@ PIPELINE_APP = {
 def test_a_loop_over_fixed_steps_that_breaks_runs_them_in_order(
     tmp_path: Any, language: str
 ) -> None:
-    for name, text in PIPELINE_APP.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_app(tmp_path, PIPELINE_APP)
     results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
     assert all(r.equivalent for r in results.values()), results
     assert results["events/good.json"].machine["output"] == {
@@ -405,10 +403,7 @@ POLLING_APP = {
 
 @pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
 def test_a_polling_while_loop_becomes_a_wait_choice_loop(tmp_path: Any, language: str) -> None:
-    for name, text in POLLING_APP.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_app(tmp_path, POLLING_APP)
     results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
     assert all(r.equivalent and not r.skipped for r in results.values()), results
     slow = results["events/slow.json"]
@@ -450,10 +445,7 @@ THREAD_POOL_APP = {
 
 
 def test_thread_pool_submit_and_as_completed_become_a_map(tmp_path: Any) -> None:
-    for name, text in THREAD_POOL_APP.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_app(tmp_path, THREAD_POOL_APP)
     [workflow] = prepare(str(tmp_path))
     assert workflow.skipped is None, workflow.skipped
     results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)))}
@@ -493,10 +485,7 @@ DISPATCH_APP = {
 def test_a_helper_flag_decides_the_invocation_type(tmp_path: Any) -> None:
     """dispatch(..., fire_and_forget=True) is an Event invoke: audit-trail failing does not
     stop the original, nor the machine."""
-    for name, text in DISPATCH_APP.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_app(tmp_path, DISPATCH_APP)
     [workflow] = prepare(str(tmp_path))
     assert workflow.definition is not None
     assert workflow.definition["States"]["AuditTrail"]["Arguments"]["InvocationType"] == "Event"
@@ -518,10 +507,7 @@ def test_nested_loops_filling_one_list_are_joined(tmp_path: Any) -> None:
         "            refreshed.append(json.loads(response['Payload'].read())['refreshed'])\n"
         "    return {'count': len(refreshed), 'refreshed': refreshed}\n"
     )
-    for name, text in app.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_app(tmp_path, app)
     for language in ("jsonata", "jsonpath"):
         [result] = verify_app(str(tmp_path), load_events(str(tmp_path)), language)
         assert result.equivalent, (language, result)
@@ -546,10 +532,7 @@ def test_a_while_true_poll_that_returns_is_a_loop_of_states(tmp_path: Any) -> No
         "            return status\n"
         "        time.sleep(7)\n"
     )
-    for name, text in app.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_app(tmp_path, app)
     for language in ("jsonata", "jsonpath"):
         results = {
             r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)

@@ -359,15 +359,6 @@ def _mark_event_invokes(definition: Any) -> Any:
     return marked
 
 
-def _header(headers: Any, name: str) -> str | None:
-    if not hasattr(headers, "get"):
-        return None
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if str(k).lower() == name.lower()), None)
-    return None if value is None else str(value)
-
-
 def _integral_floats_to_int(value: Any) -> Any:
     # JSONata numbers are JavaScript doubles: AWS prints 2.0 as 2.
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
@@ -421,9 +412,7 @@ class _Recorder:
                 f"(no handler for {name!r}; known: {sorted(self.functions)})",
             }
             return json.dumps(error).encode()
-        if function_name.endswith(_EVENT_QUALIFIER) or (
-            _header(headers, "X-Amz-Invocation-Type") == "Event"
-        ):
+        if function_name.endswith(_EVENT_QUALIFIER):
             # Lambda answers 202 at once and runs the function later: its errors never reach
             # the state machine
             with contextlib.suppress(Exception):

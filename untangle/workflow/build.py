@@ -1793,22 +1793,14 @@ class WorkflowBuilder:
         body = self.block(node.body, replace(scope, breaks=breaks))
         assert body.start is not None
         # the end of a round stores what the next one reads, then goes back to the test
-        exits = list(body.exits)
-        store = tuple(
-            (scope.var(n), _expr(scope.env[n], node.lineno))
-            for n in carried
-            if scope.env.get(n) != Var(scope.var(n))
-        )
         for n in carried:
             if isinstance(scope.env.get(n), _NOT_DATA):
                 raise Unsupported(
                     node.lineno, f"`{n}` becomes {_describe(scope.env[n])} in the loop"
                 )
-        if store and exits:
-            setter = self._unique(f"Repeat{loop_name}")
-            self._add(Assign(setter, store, None, _span(node)))
-            self._connect(exits, setter)
-            exits = [(setter, "next")]
+        exits = self._store_locals(
+            [(list(body.exits), scope.env)], carried, scope, node, f"Repeat{loop_name}"
+        )
         self._connect(exits, head or body.start)
         if head is not None:
             self._connect([(head, ("rule", 0))], body.start)
@@ -1820,20 +1812,16 @@ class WorkflowBuilder:
                     node.lineno, f"`{name}`, set inside the while loop at line {node.lineno}"
                 )
             )
+        for _, env in breaks:
+            for n in carried:
+                if isinstance(env.get(n), _NOT_DATA):
+                    raise Unsupported(
+                        node.lineno, f"`{n}` is {_describe(env[n])} where the loop breaks"
+                    )
         leaving: list[Exit] = [(head, "default")] if head is not None else []
-        for exit_, env in breaks:
-            differing = tuple(
-                (scope.var(n), _expr(env[n], node.lineno))
-                for n in carried
-                if env.get(n) != Var(scope.var(n)) and not isinstance(env.get(n), _NOT_DATA)
-            )
-            if differing:
-                setter = self._add(
-                    Assign(self._unique(f"Leave{loop_name}"), differing, None, _span(node))
-                )
-                self._connect([exit_], setter)
-                exit_ = (setter, "next")
-            leaving.append(exit_)
+        leaving += self._store_locals(
+            [([exit_], env) for exit_, env in breaks], carried, scope, node, f"Leave{loop_name}"
+        )
         self.notes.append(
             Reason(
                 scope.path,
@@ -1848,6 +1836,30 @@ class WorkflowBuilder:
         )
         loop = Fragment(head or body.start, leaving)
         return self._sequence(before, loop, self._connect)
+
+    def _store_locals(
+        self,
+        ends: list[tuple[list[Exit], dict[str, Value]]],
+        names: list[str],
+        scope: _Scope,
+        node: ast.stmt,
+        label: str,
+    ) -> list[Exit]:
+        """The exits of `ends`, each through a Pass storing the locals `names` it holds in
+        other values than their variables (nothing to store: the exits as they are)."""
+        exits: list[Exit] = []
+        for end_exits, env in ends:
+            values = tuple(
+                (scope.var(n), _expr(env[n], node.lineno))
+                for n in names
+                if env.get(n) != Var(scope.var(n))
+            )
+            if values and end_exits:
+                setter = self._add(Assign(self._unique(label), values, None, _span(node)))
+                self._connect(end_exits, setter)
+                end_exits = [(setter, "next")]
+            exits += end_exits
+        return exits
 
     def _unroll_sequential(
         self, node: ast.For | ast.AsyncFor, items: Arr, scope: _Scope
@@ -1881,16 +1893,9 @@ class WorkflowBuilder:
                 env.get(key) is not None and not isinstance(env[key], _NOT_DATA) for _, env in ends
             )
         ]
-        exits: list[Exit] = []
-        for end_exits, env in ends:
-            if stored:
-                values = tuple((scope.var(k), _expr(env[k], node.lineno)) for k in stored)
-                setter = self._add(
-                    Assign(self._unique(f"Set{_pascal(stored[0])}"), values, None, _span(node))
-                )
-                self._connect(end_exits, setter)
-                end_exits = [(setter, "next")]
-            exits += end_exits
+        exits = self._store_locals(
+            ends, stored, scope, node, f"Set{_pascal(stored[0])}" if stored else ""
+        )
         for key in differing:
             scope.env[key] = (
                 Var(scope.var(key))
@@ -2801,9 +2806,7 @@ def _sequential(node: ast.For | ast.AsyncFor, scope: _Scope) -> bool:
     walked = [sub for stmt in node.body for sub in ast.walk(stmt)]
     if any(isinstance(sub, ast.Break) and id(sub) not in nested for sub in walked):
         return True
-    assigned = {
-        sub.id for sub in walked if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)
-    }
+    assigned = _rebound(node.body)
     read = {sub.id for sub in walked if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
     return bool(assigned & read & set(scope.env))
 
@@ -2867,76 +2870,33 @@ def _nested_append(node: ast.For | ast.AsyncFor, scope: _Scope) -> tuple[ast.For
     if len(uses) != 1:  # only the inner append reads or writes it
         return None
     part = f"{collector}_part"
+    fresh = ast.Assign(targets=[ast.Name(part, ast.Store())], value=ast.List([], ast.Load()))
+    new_inner = ast.For(
+        target=inner.target,
+        iter=inner.iter,
+        body=[*inner.body[:-1], _append_stmt(part, last.value.args[0], last)],
+        orelse=[],
+    )
+    rewritten = ast.For(
+        target=node.target,
+        iter=node.iter,
+        body=[
+            *node.body[:-1],
+            _located(fresh, inner),
+            _located(new_inner, inner),
+            _append_stmt(collector, ast.Name(part, ast.Load()), inner),
+        ],
+        orelse=[],
+    )
+    return _located(rewritten, node), collector
 
-    def at(new: _Node, old: ast.AST) -> _Node:
-        return ast.copy_location(new, old)
 
-    inner_append = at(
-        ast.Expr(
-            at(
-                ast.Call(
-                    func=at(
-                        ast.Attribute(
-                            value=at(ast.Name(part, ast.Load()), last),
-                            attr="append",
-                            ctx=ast.Load(),
-                        ),
-                        last,
-                    ),
-                    args=list(last.value.args),
-                    keywords=[],
-                ),
-                last,
-            )
-        ),
-        last,
-    )
-    new_inner = at(
-        ast.For(
-            target=inner.target,
-            iter=inner.iter,
-            body=[*inner.body[:-1], inner_append],
-            orelse=[],
-            type_comment=None,
-        ),
-        inner,
-    )
-    start = at(
-        ast.Assign(
-            targets=[at(ast.Name(part, ast.Store()), inner)],
-            value=at(ast.List([], ast.Load()), inner),
-        ),
-        inner,
-    )
-    outer_append = at(
-        ast.Expr(
-            at(
-                ast.Call(
-                    func=at(
-                        ast.Attribute(
-                            value=at(ast.Name(collector, ast.Load()), inner),
-                            attr="append",
-                            ctx=ast.Load(),
-                        ),
-                        inner,
-                    ),
-                    args=[at(ast.Name(part, ast.Load()), inner)],
-                    keywords=[],
-                ),
-                inner,
-            )
-        ),
-        inner,
-    )
-    rewritten = at(
-        ast.For(
-            target=node.target,
-            iter=node.iter,
-            body=[*node.body[:-1], start, new_inner, outer_append],
-            orelse=[],
-            type_comment=None,
-        ),
-        node,
-    )
-    ast.fix_missing_locations(rewritten)
-    return rewritten, collector
+def _append_stmt(collector: str, value: ast.expr, where: ast.AST) -> ast.stmt:
+    """`collector.append(value)`, placed at `where`."""
+    method = ast.Attribute(ast.Name(collector, ast.Load()), "append", ast.Load())
+    return _located(ast.Expr(ast.Call(method, [value], [])), where)
+
+
+def _located(new: _Node, where: ast.AST) -> _Node:
+    """`new` (and its parts without a position) placed at `where`."""
+    return ast.fix_missing_locations(ast.copy_location(new, where))

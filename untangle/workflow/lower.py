@@ -385,7 +385,7 @@ class _Computations:
     def task(self, state_name: str, variable: str, expr: Expr, following: str | None) -> Task:
         from untangle.workflow.python import free_values, printed
 
-        function = _fresh_function(f"compute_{variable}", self.function_names)
+        function = _fresh(f"compute_{variable}", self.function_names)
         params = dict(free_values(expr))
         span = self._span()
         ref = FunctionRef(f"${{{pascal(function)}FunctionArn}}", function)
@@ -458,16 +458,6 @@ def _stem(expr: Expr) -> str:
     if isinstance(expr, Obj):
         return "object"
     return "computed"
-
-
-def _fresh_function(base: str, taken: set[str]) -> str:
-    base = "".join(c if c.isalnum() else "_" for c in base)
-    name, counter = base, 2
-    while name in taken:
-        name = f"{base}_{counter}"
-        counter += 1
-    taken.add(name)
-    return name
 
 
 def _all_variables(graph: Graph) -> set[str]:
