@@ -1,0 +1,305 @@
+"""The builder: the state of compiling one handler (states made so far, reasons, notes,
+names in use) and the entry points the construct modules call back into."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from untangle.analysis.program import Program
+from untangle.workflow.build import helpers, statement, visitor
+from untangle.workflow.build.ast_helpers import span_of, workflow_name
+from untangle.workflow.build.scope import Exit, Fragment, Opaque, Scope, Unsupported, Value
+from untangle.workflow.ir import (
+    Assign,
+    CatchRule,
+    Choice,
+    Extraction,
+    FunctionRef,
+    Graph,
+    Input,
+    Lit,
+    Map,
+    Parallel,
+    Reason,
+    State,
+    Succeed,
+    Task,
+    Workflow,
+    with_next,
+)
+
+SourceReader = Callable[[str], str]
+FunctionNamer = Callable[[str], FunctionRef]
+
+
+class WorkflowBuilder:
+    """Compiles one handler; the construct modules (`statement`, `conditional`, `for_loop`, …)
+    do the work and call back into `block`, `stmt`, `value`, `effect`, `hoist` and `inline`."""
+
+    def __init__(
+        self,
+        program: Program,
+        handler: str,
+        read_source: SourceReader,
+        name_function: FunctionNamer,
+    ) -> None:
+        self.program = program
+        self.handler = handler
+        self.read_source = read_source
+        self.name_function = name_function
+        self.states: dict[str, State] = {}
+        self.reasons: list[Reason] = []
+        self.notes: list[Reason] = []
+        self.functions: dict[str, FunctionRef] = {}
+        self.invokes = {
+            (self.program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
+            for s in program.invokes
+        }
+        self.sleeps = {
+            (self.program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
+            for s in program.sleeps
+        }
+        self._trees: dict[str, tuple[ast.Module, list[str]]] = {}
+        self._inline_depth = 0
+        self._temps: set[str] = set()
+        self._used_names: set[str] = set()
+        self._prefixes: set[str] = set()
+        self.extracted: list[Extraction] = []
+        # `os.environ.get(NAME, default)`: the value to substitute when no template sets NAME
+        self.env_defaults: dict[str, str] = {}
+        # synchronous invokes whose FunctionError the code never checks
+        self._unchecked: set[str] = set()
+        self._task_paths: dict[str, str] = {}
+        # exception classes the code raises when an invoked function failed
+        self._function_errors: set[str] = set()
+
+    def build(self) -> Workflow:
+        facts = self.program.functions[self.handler]
+        module = self.program.module_of(self.handler)
+        name = workflow_name(self.handler)
+        try:
+            node, lines = self.function_node(module.path, facts.name, facts.span.line)
+            scope = Scope({}, module.path, lines)
+            params = [a.arg for a in node.args.args]
+            if params:
+                scope.env[params[0]] = Input(())
+            if len(params) > 1:
+                scope.env[params[1]] = Opaque(node.lineno, "the Lambda context object")
+            fragment = self.block(node.body, scope)
+            end = self.add(Succeed(self.unique("Done"), Lit(None), span_of(node)))
+            self.connect(fragment.exits, end)
+            start = fragment.start or end
+            graph = self._carry_on(self.graph(start))
+        except Unsupported as exc:
+            self.reasons.append(Reason(module.path, exc.line, exc.message))
+            graph = None
+        except (RecursionError, SyntaxError, OSError, UnicodeDecodeError) as exc:
+            self.reasons.append(
+                Reason(module.path, facts.span.line, f"cannot analyse this handler: {exc}")
+            )
+            graph = None
+        status = "converted" if graph is not None and not self.reasons else "not_converted"
+        return Workflow(
+            name,
+            self.handler,
+            module.path,
+            graph if status == "converted" else None,
+            status,
+            tuple(dict.fromkeys(self.reasons)),
+            tuple(dict.fromkeys(self.notes)),
+            tuple(self.functions.values()),
+            tuple(self.extracted),
+            tuple(sorted(self.env_defaults.items())),
+        )
+
+    def _carry_on(self, graph: Graph) -> Graph:
+        """A synchronous invoke does not raise when the function fails: the original went on
+        with the error payload as the result. Each such task gets a Catch doing the same."""
+        states: list[State] = []
+        for state in graph.states:
+            if isinstance(state, Map):
+                state = replace(state, processor=self._carry_on(state.processor))
+            elif isinstance(state, Parallel):
+                state = replace(state, branches=tuple(self._carry_on(b) for b in state.branches))
+            elif isinstance(state, Task) and state.name in self._unchecked:
+                target = state.next
+                if target is None:
+                    target = self.unique(f"{state.name}Done")
+                    states.append(Assign(target, (), None, state.span))
+                rule = CatchRule(("States.TaskFailed",), target, state.assign, result=True)
+                state = replace(state, catch=(rule, *state.catch))
+                self.notes.append(
+                    Reason(
+                        self._path_of(state),
+                        state.span.line,
+                        f"{state.function.display}: the original never checked FunctionError, so "
+                        "it carried on when the function failed; so does the machine (a Catch of "
+                        "States.TaskFailed), with the error payload as the result",
+                    )
+                )
+            states.append(state)
+        return Graph(graph.start, tuple(states))
+
+    def _path_of(self, state: Task) -> str:
+        return self._task_paths.get(state.name, "")
+
+    def unique(self, base: str) -> str:
+        # state names are unique in the whole machine, nested Map and Parallel states included
+        name = base[:80] or "State"
+        counter = 2
+        while name in self._used_names:
+            name = f"{base[:76]}{counter}"
+            counter += 1
+        self._used_names.add(name)
+        return name
+
+    def add(self, state: State) -> str:
+        self.states[state.name] = state
+        return state.name
+
+    def connect(self, exits: list[Exit], target: str) -> None:
+        for name, slot in exits:
+            state = self.states[name]
+            if slot == "next":
+                self.states[name] = with_next(state, target)
+            elif slot == "default":
+                assert isinstance(state, Choice)
+                self.states[name] = replace(state, default=target)
+            elif isinstance(slot, tuple) and slot[0] == "rule":
+                assert isinstance(state, Choice)
+                rules = list(state.rules)
+                rules[slot[1]] = (rules[slot[1]][0], target)
+                self.states[name] = replace(state, rules=tuple(rules))
+            elif isinstance(slot, tuple) and slot[0] == "catch":
+                assert isinstance(state, Task)
+                catches = list(state.catch)
+                catches[slot[1]] = replace(catches[slot[1]], next=target)
+                self.states[name] = replace(state, catch=tuple(catches))
+
+    def graph(self, start: str) -> Graph:
+        """The states reachable from `start`, taken out of the builder."""
+        reachable: list[State] = []
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            name = stack.pop()
+            if name in seen or name == "":
+                continue
+            seen.add(name)
+            state = self.states[name]
+            reachable.append(state)
+            stack.extend(_targets(state))
+        return Graph(start, tuple(reachable))
+
+    def sequence(self, first: Fragment, second: Fragment) -> Fragment:
+        """`first` then `second`."""
+        if first.start is None:
+            return Fragment(second.start, second.exits) if second.start else first
+        if second.start is None:
+            return first
+        self.connect(first.exits, second.start)
+        return Fragment(first.start, second.exits)
+
+    def function_node(
+        self, path: str, name: str, line: int
+    ) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, list[str]]:
+        if path not in self._trees:
+            text = self.read_source(path)
+            self._trees[path] = (ast.parse(text), text.splitlines())
+        tree, lines = self._trees[path]
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.name == name
+                and (
+                    node.lineno == line
+                    or any(getattr(d, "lineno", 0) == line for d in node.decorator_list)
+                )
+            ):
+                return node, lines
+        raise Unsupported(line, f"cannot find the definition of {name}")
+
+    # --- entry points of the construct modules ---------------------------------------------
+
+    def block(self, body: list[ast.stmt], scope: Scope) -> Fragment:
+        fragment = Fragment(None, [])
+        for stmt in body:
+            if fragment.start is not None and not fragment.exits:
+                break  # everything after a return/raise is unreachable
+            fragment = self.sequence(fragment, self.stmt(stmt, scope))
+        return fragment
+
+    def stmt(self, node: ast.stmt, scope: Scope) -> Fragment:
+        return visitor.transform_stmt(self, node, scope)
+
+    def value(self, node: ast.expr, scope: Scope) -> Value:
+        try:
+            return visitor.transform_expr(self, node, scope)
+        except RecursionError:
+            raise Unsupported(node.lineno, "an expression too deep to translate") from None
+
+    def effect(self, value: ast.expr, target: str | None, scope: Scope) -> Fragment:
+        """`target = value` (or just `value`): a Task, a Wait or an inlined helper when the
+        expression does work, else a data expression bound to `target`."""
+        return statement.transform_effect(self, value, target, scope)
+
+    def hoist(self, node: ast.expr, scope: Scope) -> tuple[Fragment, ast.expr]:
+        """The work inside `node` emitted first, each result into a variable; `node` with those
+        calls replaced by the variables."""
+        return statement.hoist(self, node, scope)
+
+    def inline(
+        self, info: tuple[str, ast.Call], value: ast.expr, target: str | None, scope: Scope
+    ) -> Fragment:
+        """The helper `info` called in `value`, compiled in place."""
+        return helpers.inline(self, info, value, target, scope)
+
+    # --- what the tree holds ----------------------------------------------------------------
+
+    def function_at(self, path: str, line: int) -> str | None:
+        best: str | None = None
+        best_line = -1
+        for qualname, facts in self.program.functions.items():
+            if self.program.module_of(qualname).path != path:
+                continue
+            if facts.span.line <= line <= facts.span.end_line and facts.span.line > best_line:
+                best, best_line = qualname, facts.span.line
+        return best
+
+    def remember(self, ref: FunctionRef) -> FunctionRef:
+        if ref.placeholder:
+            self.functions.setdefault(ref.placeholder, ref)
+        return ref
+
+    def module_assignment(self, path: str, name: str) -> ast.expr | None:
+        """The value of the one top-level `name = …` of a module, if there is exactly one."""
+        if path not in self._trees:
+            text = self.read_source(path)
+            self._trees[path] = (ast.parse(text), text.splitlines())
+        tree, _ = self._trees[path]
+        values = [
+            stmt.value
+            for stmt in tree.body
+            if isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == name
+        ]
+        return values[0] if len(values) == 1 else None
+
+
+def _targets(state: State) -> Iterator[str]:
+    if isinstance(state, Choice):
+        for _, target in state.rules:
+            yield target
+        if state.default:
+            yield state.default
+        return
+    nxt = getattr(state, "next", None)
+    if nxt:
+        yield nxt
+    if isinstance(state, Task):
+        for catch in state.catch:
+            yield catch.next

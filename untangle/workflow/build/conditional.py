@@ -1,0 +1,216 @@
+"""if/elif/else → Choice; a FunctionError check → a Catch of States.TaskFailed."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from untangle.workflow.build.ast_helpers import choice_name, dotted_name, source_text, span_of
+from untangle.workflow.build.constant_fold import constant_truth, truthy
+from untangle.workflow.build.locals import merge_envs
+from untangle.workflow.build.scope import (
+    NOT_DATA,
+    Exit,
+    Fragment,
+    Response,
+    Scope,
+    Unsupported,
+    Value,
+    describe,
+    to_expr,
+)
+from untangle.workflow.build.work import has_work
+from untangle.workflow.ir import (
+    Assign,
+    CatchRule,
+    Choice,
+    Expr,
+    Reason,
+    Task,
+    Var,
+    pascal,
+)
+
+if TYPE_CHECKING:
+    from untangle.workflow.build.builder import WorkflowBuilder
+
+
+def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragment:
+    if has_work(builder, node.test, scope):
+        before, test = builder.hoist(node.test, scope)
+        rest = transform_if(
+            builder,
+            ast.If(
+                test,
+                node.body,
+                node.orelse,
+                lineno=node.lineno,
+                col_offset=node.col_offset,
+                end_lineno=node.end_lineno,
+                end_col_offset=node.end_col_offset,
+            ),
+            scope,
+        )
+        return builder.sequence(before, rest)
+    function_error = function_error_check(builder, node.test, scope)
+    if function_error is not None:
+        return function_error_branch(builder, node, function_error, scope)
+    condition = builder.value(node.test, scope)
+    if isinstance(condition, NOT_DATA):
+        raise Unsupported(node.lineno, f"a condition on {describe(condition)}")
+    constant = constant_truth(condition)
+    if constant is not None:
+        builder.notes.append(
+            Reason(
+                scope.path,
+                node.lineno,
+                f"condition `{source_text(node.test, scope)}` is always {constant} "
+                "under Step Functions",
+            )
+        )
+        return builder.block(node.body if constant else node.orelse, scope)
+    rules: list[tuple[Expr, ast.If]] = []
+    branch: ast.If = node
+    orelse: list[ast.stmt] = []
+    while True:
+        if branch is not node and has_work(builder, branch.test, scope):
+            raise Unsupported(branch.lineno, "an invoke inside an elif condition")
+        tested = builder.value(branch.test, scope)
+        if isinstance(tested, NOT_DATA):
+            raise Unsupported(branch.lineno, f"a condition on {describe(tested)}")
+        rules.append((truthy(tested), branch))
+        if len(branch.orelse) == 1 and isinstance(branch.orelse[0], ast.If):
+            branch = branch.orelse[0]
+            continue
+        orelse = branch.orelse
+        break
+    name = builder.unique(choice_name(node.test))
+    choice = Choice(name, tuple((c, "") for c, _ in rules), None, span_of(node))
+    builder.add(choice)
+    exits: list[Exit] = []
+    envs: list[dict[str, Value]] = []
+    fragments: list[tuple[Fragment, object]] = []
+    for index, (_, branch_node) in enumerate(rules):
+        branch_scope = replace(scope, env=dict(scope.env))
+        fragment = builder.block(branch_node.body, branch_scope)
+        fragments.append((fragment, ("rule", index)))
+        envs.append(branch_scope.env)
+    else_scope = replace(scope, env=dict(scope.env))
+    fragment = builder.block(orelse, else_scope)
+    fragments.append((fragment, "default"))
+    envs.append(else_scope.env)
+    live = [
+        env
+        for (fragment, _), env in zip(fragments, envs)
+        if fragment.start is None or fragment.exits
+    ]
+    # locals the branches set to different data: each branch stores its value in a variable
+    differing = sorted(
+        key
+        for key in set().union(*live)
+        if live
+        for values in [[env.get(key) for env in live]]
+        if any(v != values[0] for v in values)
+        and all(v is not None and not isinstance(v, NOT_DATA) for v in values)
+    )
+    for (fragment, slot), env in zip(fragments, envs):
+        branch_exits: list[Exit] = [(name, slot)] if fragment.start is None else []
+        if fragment.start is not None:
+            builder.connect([(name, slot)], fragment.start)
+            branch_exits = list(fragment.exits)
+        if differing and branch_exits:
+            values = tuple((scope.var(k), to_expr(env[k], node.lineno)) for k in differing)
+            setter = builder.add(
+                Assign(builder.unique(f"Set{pascal(differing[0])}"), values, None, span_of(node))
+            )
+            builder.connect(branch_exits, setter)
+            branch_exits = [(setter, "next")]
+        exits += branch_exits
+    merged = merge_envs(live, node.lineno)
+    for key in differing:
+        merged[key] = Var(scope.var(key))
+    scope.env.update(merged)
+    return Fragment(name, exits)
+
+
+def function_error_check(builder: WorkflowBuilder, test: ast.expr, scope: Scope) -> Response | None:
+    """`"FunctionError" in response` / `response.get("FunctionError")`."""
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.In)
+        and isinstance(test.left, ast.Constant)
+        and test.left.value == "FunctionError"
+    ):
+        value = builder.value(test.comparators[0], scope)
+        if isinstance(value, Response):
+            return value
+    if (
+        isinstance(test, ast.Call)
+        and isinstance(test.func, ast.Attribute)
+        and test.func.attr == "get"
+        and test.args
+        and isinstance(test.args[0], ast.Constant)
+        and test.args[0].value == "FunctionError"
+    ):
+        value = builder.value(test.func.value, scope)
+        if isinstance(value, Response):
+            return value
+    return None
+
+
+def function_error_branch(
+    builder: WorkflowBuilder, node: ast.If, response: Response, scope: Scope
+) -> Fragment:
+    """Step Functions fails the Task itself when the function raises: the branch becomes a
+    Catch of `States.TaskFailed` on the task that produced `response`."""
+    task_name = task_assigning(builder, response)
+    if task_name is None:
+        raise Unsupported(node.lineno, "a FunctionError check far from its invoke")
+    for stmt in node.body:
+        if isinstance(stmt, ast.Raise) and stmt.exc is not None:
+            error = dotted_name(stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc)
+            builder._function_errors.add(error.rsplit(".", 1)[-1])
+    handler_scope = replace(scope, env=dict(scope.env), catches=[])
+    assert isinstance(response.payload, Var)
+    # in the failure branch the decoded payload is the function's error payload (the Catch
+    # parses it out of the error's Cause into its own variable)
+    failure_var = f"{response.payload.name}_failure"
+    failure = Var(failure_var)
+    for key, known in list(handler_scope.env.items()):
+        if known == response.payload:
+            handler_scope.env[key] = failure
+    fragment = builder.block(node.body, handler_scope)
+    if fragment.start is None or fragment.exits:
+        raise Unsupported(node.lineno, "a FunctionError check that does not raise")
+    task = builder.states[task_name]
+    assert isinstance(task, Task)
+    if any(c.errors == ("States.TaskFailed",) for c in task.catch):
+        return builder.block(node.orelse, scope)
+    builder.states[task_name] = replace(
+        task,
+        catch=(
+            *task.catch,
+            CatchRule(("States.TaskFailed",), fragment.start, failure_var, result=True),
+        ),
+    )
+    builder._unchecked.discard(task_name)
+    builder.notes.append(
+        Reason(
+            scope.path,
+            node.lineno,
+            "the FunctionError check became a Catch of States.TaskFailed",
+        )
+    )
+    return builder.block(node.orelse, scope)
+
+
+def task_assigning(builder: WorkflowBuilder, response: Response) -> str | None:
+    if not isinstance(response.payload, Var):
+        return None
+    for name in reversed(list(builder.states)):
+        state = builder.states[name]
+        if isinstance(state, Task) and state.assign == response.payload.name:
+            return name
+    return None

@@ -1,0 +1,105 @@
+"""Constant folding and truth of data expressions (Python semantics on literals)."""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from untangle.analysis.values import (
+    ConstV,
+    Env,
+)
+from untangle.workflow.build.ast_helpers import source_text
+from untangle.workflow.build.scope import Opaque, Scope, Value
+from untangle.workflow.ir import (
+    Expr,
+    Lit,
+    Op,
+)
+
+if TYPE_CHECKING:
+    pass
+
+ARITHMETIC: dict[str, Callable[[float, float], object]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "**": operator.pow,
+}
+
+
+def constant_of(values: frozenset[object], node: ast.expr, scope: Scope) -> Value:
+    if len(values) == 1:
+        only = next(iter(values))
+        if isinstance(only, ConstV):
+            return Lit(only.value)
+        if isinstance(only, Env):
+            return Op("env", (Lit(only.name),))
+    return Opaque(node.lineno, f"`{source_text(node, scope)}` (not a constant)")
+
+
+def is_static(expr: Expr) -> bool:
+    """A literal, or an environment variable (a deploy-time substitution)."""
+    if isinstance(expr, Lit):
+        return isinstance(expr.value, (str, int, float, bool))
+    return isinstance(expr, Op) and expr.op == "env" and isinstance(expr.args[0], Lit)
+
+
+def truthy(expr: Expr) -> Expr:
+    if isinstance(expr, Op) and expr.op in (
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "and",
+        "or",
+        "not",
+        "exists",
+        "is_null",
+        "truthy",
+    ):
+        return expr
+    if isinstance(expr, Lit):
+        return Lit(bool(expr.value))
+    return Op("truthy", (expr,))
+
+
+def constant_truth(expr: Expr) -> bool | None:
+    folded = fold(expr) if isinstance(expr, Op) else expr
+    if isinstance(folded, Lit):
+        return bool(folded.value)
+    return None
+
+
+def fold(expr: Expr) -> Expr:
+    if not isinstance(expr, Op) or not all(isinstance(a, Lit) for a in expr.args):
+        return expr
+    values = [a.value for a in expr.args if isinstance(a, Lit)]
+    try:
+        if expr.op == "==":
+            return Lit(values[0] == values[1])
+        if expr.op == "!=":
+            return Lit(values[0] != values[1])
+        if expr.op in ("<", "<=", ">", ">=", "+", "-", "*", "/", "**"):
+            a, b = values
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                result = ARITHMETIC[expr.op](a, b)
+                return Lit(result)
+            if isinstance(a, str) and isinstance(b, str) and expr.op == "+":
+                return Lit(a + b)
+    except (ZeroDivisionError, OverflowError, TypeError):
+        return expr
+    return expr
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,123 @@
+"""try/except → Catch, raise → Fail."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from untangle.workflow.build.ast_helpers import dotted_name, span_of
+from untangle.workflow.build.retry import error_names
+from untangle.workflow.build.scope import NOT_DATA, Fragment, PendingCatch, Scope, Unsupported
+from untangle.workflow.ir import (
+    CatchRule,
+    Expr,
+    Fail,
+    Reason,
+    Task,
+    Var,
+)
+
+if TYPE_CHECKING:
+    from untangle.workflow.build.builder import WorkflowBuilder
+
+
+def transform_raise(builder: WorkflowBuilder, node: ast.Raise, scope: Scope) -> Fragment:
+    if node.exc is None:
+        raise Unsupported(
+            node.lineno, "a bare `raise` outside an except block this planner understands"
+        )
+    exc = node.exc
+    error = (
+        dotted_name(exc.func if isinstance(exc, ast.Call) else exc).rsplit(".", 1)[-1] or "Error"
+    )
+    cause: Expr | None = None
+    if isinstance(exc, ast.Call) and exc.args:
+        value = builder.value(exc.args[0], scope)
+        cause = value if not isinstance(value, NOT_DATA) else None
+    for catch in reversed(scope.catches):
+        if "States.ALL" in catch.errors or error in catch.errors:
+            raise Unsupported(
+                node.lineno,
+                f"`raise {error}` is caught in the same function: control flow through exceptions",
+            )
+    name = builder.add(Fail(builder.unique(error), error, cause, span_of(node)))
+    return Fragment(name, [])
+
+
+def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fragment:
+    if node.finalbody:
+        raise Unsupported(node.lineno, "try/finally")
+    if node.orelse:
+        raise Unsupported(node.lineno, "try/else")
+    handlers = []
+    for handler in node.handlers:
+        if transparent(handler):
+            builder.notes.append(
+                Reason(
+                    scope.path,
+                    handler.lineno,
+                    "an except block that only logs and re-raises: the error propagates as before",
+                )
+            )
+            continue
+        errors = (
+            error_names(builder, handler.type, scope)
+            if handler.type is not None
+            else ("States.ALL",)
+        )
+        handlers.append(PendingCatch(errors, handler))
+    if not handlers:
+        return builder.block(node.body, scope)
+    inner = replace(scope, catches=[*scope.catches, *handlers])
+    body = builder.block(node.body, inner)
+    exits = list(body.exits)
+    for catch in handlers:
+        if not catch.tasks:
+            continue
+        handler_scope = replace(scope, env=dict(scope.env))
+        if catch.handler.name:
+            handler_scope.env[catch.handler.name] = Var("error")
+        handler_fragment = builder.block(
+            [s for s in catch.handler.body if not is_reraise(s)]
+            + [s for s in catch.handler.body if is_reraise(s)][:0],
+            handler_scope,
+        )
+        reraise = any(is_reraise(s) for s in catch.handler.body)
+        start = handler_fragment.start
+        if reraise:
+            fail = builder.add(
+                Fail(builder.unique("Failed"), "", Var("error", ("Cause",)), span_of(catch.handler))
+            )
+            if start is None:
+                start = fail
+            else:
+                builder.connect(handler_fragment.exits, fail)
+        else:
+            exits += handler_fragment.exits
+        if start is None:
+            raise Unsupported(catch.handler.lineno, "an except block that swallows the error")
+        for task_name in catch.tasks:
+            task = builder.states[task_name]
+            assert isinstance(task, Task)
+            builder.states[task_name] = replace(
+                task, catch=(*task.catch, CatchRule(catch.errors, start, "error"))
+            )
+    return Fragment(body.start, exits)
+
+
+def transparent(handler: ast.ExceptHandler) -> bool:
+    """`except Exception: log(...); raise`: the error propagates unchanged."""
+    if not handler.body or not is_reraise(handler.body[-1]):
+        return False
+    for stmt in handler.body[:-1]:
+        if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+            return False
+        head = dotted_name(stmt.value.func).split(".")[0]
+        if head not in ("logger", "log", "logging", "LOGGER", "LOG", "print"):
+            return False
+    return True
+
+
+def is_reraise(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Raise) and stmt.exc is None

@@ -1,0 +1,248 @@
+"""for loops → a Map state (or data, for a loop that only collects values)."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from untangle.workflow.build.ast_helpers import attr_name, located, span_of
+from untangle.workflow.build.constant_fold import is_static, truthy
+from untangle.workflow.build.locals import forget_loop_locals
+from untangle.workflow.build.retry import retry_for
+from untangle.workflow.build.scope import (
+    DEFAULT_CONCURRENCY,
+    NOT_DATA,
+    Fragment,
+    Opaque,
+    Scope,
+    Unsupported,
+    Value,
+    describe,
+    to_expr,
+)
+from untangle.workflow.build.unroll import (
+    MAX_UNROLLED,
+    is_sequential,
+    unroll_parallel,
+    unroll_sequential,
+)
+from untangle.workflow.build.work import has_work, has_work_in
+from untangle.workflow.ir import (
+    Arr,
+    Expr,
+    Lit,
+    Map,
+    Op,
+    Reason,
+    Succeed,
+    Var,
+    pascal,
+)
+
+if TYPE_CHECKING:
+    from untangle.workflow.build.builder import WorkflowBuilder
+
+
+def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope: Scope) -> Fragment:
+    retry = retry_for(builder, node, scope)
+    if retry is not None:
+        return retry
+    nested = nested_append(node, scope)
+    if nested is not None:
+        # each outer iteration collects its inner loop's list; the lists are joined after
+        rewritten, joined = nested
+        loops = transform_for(builder, rewritten, scope)
+        parts = scope.env.get(joined)
+        if parts is not None and not isinstance(parts, NOT_DATA):
+            scope.env[joined] = Op("flatten", (to_expr(parts, node.lineno),))
+        return loops
+    if not has_work_in(builder, node.body, scope):
+        collected = collecting_loop(builder, node, scope)
+        if collected is not None:
+            return collected
+        raise Unsupported(node.lineno, "a loop of local computation would need its own function")
+    if node.orelse:
+        raise Unsupported(node.lineno, "for/else")
+    if not isinstance(node.target, ast.Name):
+        raise Unsupported(node.lineno, "a loop target that unpacks")
+    items = builder.value(node.iter, scope)
+    if isinstance(items, NOT_DATA):
+        raise Unsupported(node.lineno, f"a loop over {describe(items)}")
+    if isinstance(items, Arr) and all(is_static(i) for i in items.items) and items.items:
+        if len(items.items) <= MAX_UNROLLED and is_sequential(node, scope):
+            return unroll_sequential(builder, node, items, scope)
+        unrolled = unroll_parallel(builder, node, items, scope)
+        if unrolled is not None:
+            return unrolled
+    body = list(node.body)
+    collect: ast.expr | None = None
+    collector: str | None = None
+    last = body[-1] if body else None
+    if (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and attr_name(last.value.func) == "append"
+        and isinstance(last.value.func, ast.Attribute)
+        and isinstance(last.value.func.value, ast.Name)
+        and len(last.value.args) == 1
+    ):
+        collector = last.value.func.value.id
+        if isinstance(scope.env.get(collector), Opaque):
+            raise Unsupported(
+                last.lineno,
+                f"`{collector}` is filled inside nested loops: each inner loop's results "
+                "would not reach it",
+            )
+        if scope.env.get(collector) != Arr(()):
+            raise Unsupported(last.lineno, f"`{collector}` is not a fresh list before the loop")
+        collect = last.value.args[0]
+        body = body[:-1]
+    item = node.target.id
+    saved = dict(builder.states)
+    processor_scope = replace(scope, env=dict(scope.env), catches=[], returns=None)
+    for key, known in scope.env.items():
+        if known == Arr(()):
+            # a list from before the loop changes across its iterations: not a fresh [] here
+            processor_scope.env[key] = Opaque(
+                node.lineno, f"`{key}`, a list that changes across the loop's iterations"
+            )
+    processor_scope.env[item] = Var(item)
+    initial = dict(processor_scope.env)
+    fragment = builder.block(body, processor_scope)
+    if fragment.start is not None and not fragment.exits:
+        raise Unsupported(node.lineno, "a loop that returns or raises from inside")
+    forget_loop_locals(scope, initial, processor_scope.env, node.lineno)
+    output: Expr = Lit(None)
+    if collect is not None:
+        if has_work(builder, collect, processor_scope):
+            before, collect = builder.hoist(collect, processor_scope)
+            fragment = builder.sequence(fragment, before)
+        output = to_expr(builder.value(collect, processor_scope), node.lineno)
+    done = builder.add(Succeed(builder.unique(f"{pascal(item)}Done"), output, span_of(node)))
+    builder.connect(fragment.exits, done)
+    processor = builder.graph(fragment.start or done)
+    for state in processor.states:
+        if saved.get(state.name) is None:
+            del builder.states[state.name]
+    name = builder.unique(f"ProcessEach{pascal(item)}")
+    map_state = Map(
+        name,
+        to_expr(items, node.lineno),
+        item,
+        processor,
+        output if collect is not None else None,
+        collector,
+        DEFAULT_CONCURRENCY,
+        None,
+        span_of(node),
+    )
+    builder.add(map_state)
+    builder.notes.append(
+        Reason(
+            scope.path,
+            node.lineno,
+            f"the loop ran one item at a time; the Map runs up to {DEFAULT_CONCURRENCY} "
+            "at once (set MaxConcurrency to 1 to keep the order of side effects)",
+        )
+    )
+    if collector is not None:
+        scope.env[collector] = Var(scope.var(collector))
+    return Fragment(name, [(name, "next")])
+
+
+def collecting_loop(
+    builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope: Scope
+) -> Fragment | None:
+    """`for x in xs: out.append(f(x))` (or under one `if`) into a fresh list, no work: the
+    comprehension `[f(x) for x in xs if …]`, as data."""
+    if node.orelse or not isinstance(node.target, ast.Name) or len(node.body) != 1:
+        return None
+    stmt, condition = node.body[0], None
+    if isinstance(stmt, ast.If) and len(stmt.body) == 1 and not stmt.orelse:
+        condition, stmt = stmt.test, stmt.body[0]
+    if not (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and attr_name(stmt.value.func) == "append"
+        and isinstance(stmt.value.func, ast.Attribute)
+        and isinstance(stmt.value.func.value, ast.Name)
+        and len(stmt.value.args) == 1
+        and scope.env.get(stmt.value.func.value.id) == Arr(())
+    ):
+        return None
+    items = builder.value(node.iter, scope)
+    if isinstance(items, NOT_DATA):
+        return None
+    variable = node.target.id
+    inner = replace(scope, env={**scope.env, variable: Var(variable)})
+    element = builder.value(stmt.value.args[0], inner)
+    test: Value = Lit(True) if condition is None else builder.value(condition, inner)
+    if isinstance(element, NOT_DATA) or isinstance(test, NOT_DATA):
+        return None
+    collector = stmt.value.func.value.id
+    if condition is None and element == Var(variable):
+        scope.env[collector] = items  # `for f in futures: out.append(f.result())`
+    else:
+        scope.env[collector] = Op(
+            "comprehension",
+            (to_expr(items, node.lineno), Lit(variable), element, truthy(test)),
+        )
+    return Fragment(None, [])
+
+
+def nested_append(node: ast.For | ast.AsyncFor, scope: Scope) -> tuple[ast.For, str] | None:
+    """`for a in xs: …; for b in ys: …; out.append(v)` with `out` a fresh list from before both
+    loops: the same loops with the inner one filling a list of its own, which the outer one
+    appends (then `out` is those lists joined)."""
+    if not node.body or not isinstance(node.body[-1], ast.For) or node.orelse:
+        return None
+    inner = node.body[-1]
+    last = inner.body[-1] if inner.body else None
+    if not (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and attr_name(last.value.func) == "append"
+        and isinstance(last.value.func, ast.Attribute)
+        and isinstance(last.value.func.value, ast.Name)
+        and len(last.value.args) == 1
+        and not inner.orelse
+    ):
+        return None
+    collector = last.value.func.value.id
+    if scope.env.get(collector) != Arr(()):
+        return None
+    uses = [
+        n
+        for stmt in node.body
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Name) and n.id == collector
+    ]
+    if len(uses) != 1:  # only the inner append reads or writes it
+        return None
+    part = f"{collector}_part"
+    fresh = ast.Assign(targets=[ast.Name(part, ast.Store())], value=ast.List([], ast.Load()))
+    new_inner = ast.For(
+        target=inner.target,
+        iter=inner.iter,
+        body=[*inner.body[:-1], append_stmt(part, last.value.args[0], last)],
+        orelse=[],
+    )
+    rewritten = ast.For(
+        target=node.target,
+        iter=node.iter,
+        body=[
+            *node.body[:-1],
+            located(fresh, inner),
+            located(new_inner, inner),
+            append_stmt(collector, ast.Name(part, ast.Load()), inner),
+        ],
+        orelse=[],
+    )
+    return located(rewritten, node), collector
+
+
+def append_stmt(collector: str, value: ast.expr, where: ast.AST) -> ast.stmt:
+    """`collector.append(value)`, placed at `where`."""
+    method = ast.Attribute(ast.Name(collector, ast.Load()), "append", ast.Load())
+    return located(ast.Expr(ast.Call(method, [value], [])), where)

@@ -1,0 +1,270 @@
+"""Helper inlining: a function or method of the tree that invokes is compiled in place;
+a pure one is substituted as an expression; objects made in the handler are tracked."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import TYPE_CHECKING
+
+from untangle.workflow.build.ast_helpers import Replace, attr_name, column_of, copy_node, span_of
+from untangle.workflow.build.retry import (
+    PENDING_RETRY,
+    has_retry_decorator,
+    retry_decorator,
+    settle_pending_retry,
+)
+from untangle.workflow.build.scope import (
+    Fragment,
+    ObjectRef,
+    Scope,
+    SelfRef,
+    Unsupported,
+    Value,
+    to_expr,
+)
+from untangle.workflow.build.work import handed, has_work
+from untangle.workflow.ir import (
+    Assign,
+    Lit,
+    Var,
+    pascal,
+)
+
+if TYPE_CHECKING:
+    from untangle.workflow.build.builder import WorkflowBuilder
+
+
+def construct(builder: WorkflowBuilder, call: ast.Call, scope: Scope) -> ObjectRef | None:
+    """`Cls(args)` for a class of the tree whose `__init__` only stores values on builder."""
+    caller = builder.function_at(scope.path, call.lineno)
+    init = None
+    for edge in builder.program.edges_from(caller) if caller else ():
+        if (
+            edge.site.span.line == call.lineno
+            and edge.site.span.column == column_of(call, scope)
+            and edge.callee.endswith(".__init__")
+        ):
+            init = edge.callee
+    if init is None:
+        return None
+    facts = builder.program.functions[init]
+    module = builder.program.module_of(init)
+    node, lines = builder.function_node(module.path, facts.name, facts.span.line)
+    params = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
+    if not params:
+        return None
+    inner = Scope({}, module.path, lines)
+    defaults = node.args.defaults
+    for param, default in zip(params[len(params) - len(defaults) :], defaults):
+        inner.env[param] = builder.value(default, inner)
+    for param, arg in zip(params[1:], call.args):
+        inner.env[param] = builder.value(arg, scope)
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            return None
+        inner.env[keyword.arg] = builder.value(keyword.value, scope)
+    attrs: dict[str, object] = {}
+    for stmt in node.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Attribute)
+            and isinstance(stmt.targets[0].value, ast.Name)
+            and stmt.targets[0].value.id == params[0]
+        ):
+            if has_work(builder, stmt.value, inner):
+                return None
+            attrs[stmt.targets[0].attr] = builder.value(stmt.value, inner)
+        elif not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+            return None
+    return ObjectRef(init.rsplit(".", 1)[0], tuple(attrs.items()))
+
+
+def inline(
+    builder: WorkflowBuilder,
+    info: tuple[str, ast.Call],
+    value: ast.expr,
+    target: str | None,
+    scope: Scope,
+) -> Fragment:
+    callee, call = info
+    if builder._inline_depth > 8:
+        raise Unsupported(call.lineno, "helpers nested too deeply (recursion?)")
+    if attr_name(call.func) == "submit" and call.args and handed(builder, call, scope):
+        # pool.submit(fn, x): the future is modelled by its result, fn(x)
+        call = ast.Call(
+            func=call.args[0],
+            args=call.args[1:],
+            keywords=call.keywords,
+            lineno=call.lineno,
+            col_offset=call.col_offset,
+            end_lineno=call.end_lineno,
+            end_col_offset=call.end_col_offset,
+        )
+    facts = builder.program.functions[callee]
+    module = builder.program.module_of(callee)
+    node, lines = builder.function_node(module.path, facts.name, facts.span.line)
+    params = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
+    inner = Scope(
+        {},
+        module.path,
+        lines,
+        returns=[],
+        catches=scope.catches,
+        retry=scope.retry,
+        prefix=prefix(builder, target or facts.name),
+    )
+    if facts.is_method and params:
+        inner.env[params[0]] = receiver_of(builder, call, callee, scope)
+        params = params[1:]
+    defaults = node.args.defaults
+    for param, default in zip(params[len(params) - len(defaults) :], defaults):
+        inner.env[param] = builder.value(default, inner)
+    for param, arg in zip(params, call.args):
+        inner.env[param] = builder.value(arg, scope)
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            raise Unsupported(call.lineno, "helper arguments passed through **kwargs")
+        inner.env[keyword.arg] = builder.value(keyword.value, scope)
+    decorated = has_retry_decorator(node)
+    if decorated:
+        # the rule's error names depend on the body (its FunctionError checks): the tasks
+        # get a placeholder, replaced once the body is built
+        inner.retry = (PENDING_RETRY,)
+    builder._inline_depth += 1
+    try:
+        body = builder.block(node.body, inner)
+    finally:
+        builder._inline_depth -= 1
+    if decorated:
+        settle_pending_retry(builder, retry_decorator(builder, node, inner))
+    assert inner.returns is not None
+    exits = list(body.exits)
+    values = [v for _, v in inner.returns]
+    for returned_exits, _ in inner.returns:
+        exits += returned_exits
+    result: Value = Lit(None)
+    if (
+        values
+        and all(v == values[0] for v in values)
+        and len(inner.returns) >= 1
+        and not body.exits
+    ):
+        result = values[0]
+    elif values:
+        if target is None:
+            result = Lit(None)
+        else:
+            # several returns with different values: each path sets the variable
+            exits = list(body.exits)
+            for returned_exits, returned in inner.returns:
+                setter = builder.add(
+                    Assign(
+                        builder.unique(f"Set{pascal(target)}"),
+                        ((scope.var(target), to_expr(returned, call.lineno)),),
+                        None,
+                        span_of(call),
+                    )
+                )
+                builder.connect(returned_exits, setter)
+                exits.append((setter, "next"))
+            result = Var(scope.var(target))
+    start = body.start
+    if start is None:
+        # the helper did no work after all: just bind its value
+        if target is not None:
+            scope.env[target] = result
+        return Fragment(None, [])
+    if target is not None:
+        outer_value = bind_inline(builder, value, call, result, scope)
+        scope.env[target] = outer_value
+    return Fragment(start, exits)
+
+
+def receiver_of(builder: WorkflowBuilder, call: ast.Call, method: str, scope: Scope) -> Value:
+    """What `builder` is in `method` when called as `call`: the object made in the handler when
+    there is one, else the class."""
+    if isinstance(call.func, ast.Attribute):
+        receiver = builder.value(call.func.value, scope)
+        if isinstance(receiver, (ObjectRef, SelfRef)):
+            return receiver
+    return SelfRef(method.rsplit(".", 1)[0])
+
+
+def prefix(builder: WorkflowBuilder, base: str) -> str:
+    stem = re.sub(r"[^0-9A-Za-z]+", "_", base).strip("_") or "helper"
+    prefix, counter = f"{stem}_", 2
+    while prefix in builder._prefixes:
+        prefix = f"{stem}{counter}_"
+        counter += 1
+    builder._prefixes.add(prefix)
+    return prefix
+
+
+def bind_inline(
+    builder: WorkflowBuilder, value: ast.expr, call: ast.Call, result: Value, scope: Scope
+) -> Value:
+    marker = "__untangle_inline__"
+    scope.env[marker] = result
+    try:
+        rewritten = Replace(call, ast.Name(marker, ast.Load())).visit(copy_node(value))
+        return builder.value(rewritten, scope)
+    finally:
+        del scope.env[marker]
+
+
+def pure_inline(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    """A call to a small function of the tree that does no work (`_payload(resp)`): its
+    `return` expression with the arguments substituted."""
+    caller = builder.function_at(scope.path, node.lineno)
+    if caller is None or builder._inline_depth > 8:
+        return None
+    for edge in builder.program.edges_from(caller):
+        if edge.site.span.line != node.lineno or edge.site.span.column != column_of(node, scope):
+            continue
+        facts = builder.program.functions.get(edge.callee)
+        if facts is None:
+            continue
+        module = builder.program.module_of(edge.callee)
+        try:
+            definition, lines = builder.function_node(module.path, facts.name, facts.span.line)
+        except Unsupported:
+            return None
+        body = [
+            s
+            for s in definition.body
+            if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+        ]
+        if definition.decorator_list or not body or not isinstance(body[-1], ast.Return):
+            return None
+        if not all(
+            isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+            for s in body[:-1]
+        ):
+            return None
+        params = [a.arg for a in (*definition.args.posonlyargs, *definition.args.args)]
+        inner = Scope({}, module.path, lines)
+        if facts.is_method and params:
+            inner.env[params[0]] = receiver_of(builder, node, edge.callee, scope)
+            params = params[1:]
+        if len(node.args) > len(params) or any(k.arg is None for k in node.keywords):
+            return None
+        for param, arg in zip(params, node.args):
+            inner.env[param] = builder.value(arg, scope)
+        for keyword in node.keywords:
+            assert keyword.arg is not None
+            inner.env[keyword.arg] = builder.value(keyword.value, scope)
+        builder._inline_depth += 1
+        try:
+            for stmt in body[:-1]:
+                assert isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+                inner.env[stmt.targets[0].id] = builder.value(stmt.value, inner)
+            returned = body[-1]
+            assert isinstance(returned, ast.Return)
+            if returned.value is None:
+                return Lit(None)
+            return builder.value(returned.value, inner)
+        finally:
+            builder._inline_depth -= 1
+    return None

@@ -1,0 +1,225 @@
+"""Invokes and sleeps: a Lambda invoke → a Task, `time.sleep` → a Wait."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from untangle.analysis.patterns import invocation
+from untangle.analysis.program import InvokeSite, SleepSite
+from untangle.analysis.values import (
+    ConstV,
+    Env,
+    OwnName,
+)
+from untangle.rules.base import function_name_from_arn
+from untangle.workflow.build.ast_helpers import Replace, copy_node, find_call, span_of
+from untangle.workflow.build.scope import (
+    NOT_DATA,
+    Fragment,
+    Opaque,
+    Response,
+    Scope,
+    Stream,
+    Unsupported,
+    Value,
+    to_expr,
+)
+from untangle.workflow.ir import (
+    Assign,
+    Expr,
+    FunctionRef,
+    Lit,
+    Op,
+    Task,
+    Var,
+    Wait,
+    pascal,
+)
+
+if TYPE_CHECKING:
+    from untangle.workflow.build.builder import WorkflowBuilder
+
+
+def transform_invoke(
+    builder: WorkflowBuilder, site: InvokeSite, value: ast.expr, target: str | None, scope: Scope
+) -> Fragment:
+    call = find_call(value, site.site.span.line)
+    if call is None:
+        raise Unsupported(site.site.span.line, "an invoke this planner cannot locate")
+    kwargs = {k.arg: k.value for k in call.keywords if k.arg}
+    if any(k.arg is None for k in call.keywords):
+        raise Unsupported(call.lineno, "invoke arguments passed through **kwargs")
+    if site.method == "invoke_async":
+        payload_node = kwargs.get("InvokeArgs")
+        asynchronous = True
+    else:
+        payload_node = kwargs.get("Payload")
+        kind = kwargs.get("InvocationType")
+        asynchronous = False
+        if kind is not None:
+            mode = builder.value(kind, scope)
+            known = invocation(site)
+            if mode not in (Lit("Event"), Lit("RequestResponse")) and known.detail in (
+                "InvocationType=Event",
+                "InvocationType=RequestResponse",
+            ):
+                # resolved by the analysis (an Enum member's value, a constant elsewhere)
+                mode = Lit(known.detail.split("=", 1)[1])
+            if mode == Lit("Event"):
+                asynchronous = True
+            elif mode != Lit("RequestResponse"):
+                raise Unsupported(call.lineno, "InvocationType is not a constant")
+    function = function_ref(builder, site, kwargs.get("FunctionName"), scope, call.lineno)
+    payload: Expr = Lit({})
+    if payload_node is not None:
+        payload = payload_of(builder, payload_node, scope)
+    label = function.display
+    if function.dynamic is not None and isinstance(function.dynamic, Var):
+        label = f"invoke_{function.dynamic.name.removeprefix('invoke_lambda_')}"
+    name = builder.unique(pascal(label))
+    task = Task(name, function, payload, None, None, span_of(call), asynchronous, scope.retry)
+    builder.add(task)
+    if not asynchronous:
+        builder._unchecked.add(name)
+    builder._task_paths[name] = scope.path
+    for catch in scope.catches:
+        catch.tasks.append(name)
+    if target is not None:
+        variable = scope.var(target)
+        builder.states[name] = replace(task, assign=variable)
+        scope.env[target] = bind_result(builder, value, call, Var(variable), scope)
+    return Fragment(name, [(name, "next")])
+
+
+def bind_result(
+    builder: WorkflowBuilder, value: ast.expr, call: ast.Call, result: Var, scope: Scope
+) -> Value:
+    """What `value` is when the invoke `call` inside it answers into variable `result`."""
+    marker = "__untangle_response__"
+    scope.env[marker] = Response(result)
+    try:
+        rewritten = Replace(call, ast.Name(marker, ast.Load())).visit(copy_node(value))
+        return builder.value(rewritten, scope)
+    finally:
+        del scope.env[marker]
+
+
+def payload_of(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> Expr:
+    value = builder.value(node, scope)
+    if isinstance(value, Op) and value.op == "json_string":
+        return value.args[0]
+    if isinstance(value, (Response, Stream)):
+        return value.payload
+    if isinstance(value, Opaque):
+        raise Unsupported(node.lineno, f"payload depends on {value.message}")
+    return to_expr(value, node.lineno)
+
+
+def function_ref(
+    builder: WorkflowBuilder, site: InvokeSite, node: ast.expr | None, scope: Scope, line: int
+) -> FunctionRef:
+    if node is not None:
+        value = builder.value(node, scope)
+        if isinstance(value, Lit) and isinstance(value.value, str):
+            return builder.remember(builder.name_function(function_name_from_arn(value.value)))
+        if isinstance(value, Op) and value.op == "env" and isinstance(value.args[0], Lit):
+            return builder.remember(builder.name_function(f"${value.args[0].value}"))
+    names = site.kwargs.get("FunctionName", frozenset())
+    if (
+        node is not None
+        and isinstance(value, Var)
+        and not any(isinstance(v, OwnName) for v in names)
+    ):
+        return dynamic_function(builder, value, names, line)
+    if any(isinstance(v, OwnName) for v in names):
+        raise Unsupported(line, "the handler invokes itself: loop in the state machine instead")
+    known = [v for v in names if isinstance(v, (ConstV, Env))]
+    if len(known) == 1 and len(names) == 1:
+        only = known[0]
+        if isinstance(only, ConstV) and isinstance(only.value, str):
+            return builder.remember(builder.name_function(function_name_from_arn(only.value)))
+        if isinstance(only, Env):
+            return builder.remember(builder.name_function(f"${only.name}"))
+    raise Unsupported(
+        line, "the invoked function's name is not known statically (dynamic dispatch)"
+    )
+
+
+def dynamic_function(
+    builder: WorkflowBuilder, value: Var, names: frozenset[object], line: int
+) -> FunctionRef:
+    """A function chosen at run time from a known set (a variable the branches set): the
+    Assign states that set it get the functions' placeholders."""
+    candidates: dict[str, FunctionRef] = {}
+    for state_name, state in list(builder.states.items()):
+        if not isinstance(state, Assign):
+            continue
+        values = []
+        for key, expr in state.values:
+            if key == value.name and not value.path:
+                ref = name_of(builder, expr)
+                if ref is None:
+                    raise Unsupported(line, "the invoked function is chosen from data")
+                candidates[ref.placeholder] = builder.remember(ref)
+                expr = Lit(ref.placeholder)
+            values.append((key, expr))
+        builder.states[state_name] = replace(state, values=tuple(values))
+    if not candidates:
+        raise Unsupported(
+            line, "the invoked function's name is not known statically (dynamic dispatch)"
+        )
+    display = " | ".join(sorted(r.display for r in candidates.values()))
+    return FunctionRef("", display, value)
+
+
+def name_of(builder: WorkflowBuilder, expr: Expr) -> FunctionRef | None:
+    if isinstance(expr, Lit) and isinstance(expr.value, str):
+        return builder.name_function(function_name_from_arn(expr.value))
+    if isinstance(expr, Op) and expr.op == "env" and isinstance(expr.args[0], Lit):
+        return builder.name_function(f"${expr.args[0].value}")
+    return None
+
+
+def transform_sleep(
+    builder: WorkflowBuilder, site: SleepSite, value: ast.expr, scope: Scope, target: str | None
+) -> Fragment:
+    call = find_call(value, site.site.span.line)
+    if call is None or not call.args:
+        raise Unsupported(site.site.span.line, "a sleep without a duration")
+    seconds = builder.value(call.args[0], scope)
+    if isinstance(seconds, NOT_DATA):
+        raise Unsupported(call.lineno, "a sleep whose duration the workflow cannot compute")
+    if isinstance(seconds, Lit) and isinstance(seconds.value, (int, float)):
+        if seconds.value != int(seconds.value) or seconds.value < 0:
+            raise Unsupported(call.lineno, "a sleep of a fraction of a second")
+        seconds = Lit(int(seconds.value))
+    following = next_invoke_name(builder, call, scope.path)
+    name = builder.unique(f"WaitFor{following}" if following else "Wait")
+    builder.add(Wait(name, seconds, None, None, span_of(call)))
+    return Fragment(name, [(name, "next")])
+
+
+def next_invoke_name(builder: WorkflowBuilder, call: ast.Call, path: str) -> str | None:
+    after = sorted(
+        (
+            (key, site)
+            for key, site in builder.invokes.items()
+            if key[0] == path and key[1] > call.lineno
+        ),
+        key=lambda pair: pair[0],
+    )
+    if not after:
+        return None
+    target = static_target(after[0][1])
+    return pascal(target) if target else None
+
+
+def static_target(site: InvokeSite) -> str | None:
+    for v in site.kwargs.get("FunctionName", frozenset()):
+        if isinstance(v, ConstV) and isinstance(v.value, str):
+            return function_name_from_arn(v.value)
+        if isinstance(v, Env):
+            return v.name.lower().removesuffix("_function").removesuffix("_fn")
+    return None

@@ -1,0 +1,137 @@
+"""What the builder works with while compiling one body: the values Python locals hold
+(data expressions or things that are not data), fragments of the state graph, the scope of a
+body, and the error a construct with no faithful translation raises."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from untangle.workflow.ir import (
+    Expr,
+    RetryRule,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+# a Map's MaxConcurrency when the code does not say (a pool's max_workers does)
+DEFAULT_CONCURRENCY = 10
+
+
+class Unsupported(Exception):
+    """A construct with no faithful translation; carries the line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Response:
+    """An invoke's raw response; `["Payload"].read()` and `json.loads` lead to `payload`."""
+
+    payload: Expr
+
+
+@dataclass(frozen=True)
+class Stream:
+    payload: Expr
+
+
+@dataclass(frozen=True)
+class SelfRef:
+    """`self` inside an inlined method of class `cls`."""
+
+    cls: str
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An object of a class of the tree made in the handler (`p = Pipeline(event["bucket"])`):
+    what its `__init__` stored on `self`."""
+
+    cls: str
+    attrs: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A thread pool (`ThreadPoolExecutor(max_workers=n)`)."""
+
+    workers: int
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A value the workflow cannot carry; an error only if something uses it, unless it can be
+    computed by a new single-purpose function (`extract`)."""
+
+    line: int
+    message: str
+    extract: Callable[[], Expr] | None = field(default=None, compare=False, hash=False)
+
+
+Value = Expr | Response | Stream | Opaque | SelfRef | Pool | ObjectRef
+NOT_DATA = (Response, Stream, Opaque, SelfRef, Pool, ObjectRef)
+
+
+# --- fragments --------------------------------------------------------------------------------
+
+# an unconnected transition: (state name, slot) where slot is "next", "default", ("rule", i)
+Exit = tuple[str, object]
+
+
+@dataclass
+class Fragment:
+    start: str | None  # None: nothing was emitted; control falls through
+    exits: list[Exit]
+
+
+@dataclass
+class PendingCatch:
+    errors: tuple[str, ...]
+    handler: ast.ExceptHandler
+    tasks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Scope:
+    """What a compiled body is inside of: the function being compiled (inlined helpers get
+    their own scope) and the try blocks around it."""
+
+    env: dict[str, Value]
+    path: str
+    source_lines: list[str]
+    returns: list[tuple[list[Exit], Value]] | None = None  # inlined helper: where returns go
+    catches: list[PendingCatch] = field(default_factory=list)
+    retry: tuple[RetryRule, ...] = ()
+    # workflow variables of an inlined helper are prefixed, so two inlinings never share one
+    prefix: str = ""
+    # inside an unrolled loop: where each `break` goes on from, with the locals at that point
+    breaks: list[tuple[Exit, dict[str, Value]]] | None = None
+
+    def var(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+
+def to_expr(value: Value, line: int) -> Expr:
+    if isinstance(value, Opaque) and value.extract is not None:
+        return value.extract()
+    if isinstance(value, (SelfRef, Pool, ObjectRef)):
+        raise Unsupported(line, "the workflow would need an object, not data")
+    if isinstance(value, Opaque):
+        raise Unsupported(value.line, f"the workflow would need {value.message}")
+    if isinstance(value, (Response, Stream)):
+        return value.payload
+    return value
+
+
+def describe(value: Value) -> str:
+    if isinstance(value, Opaque):
+        return value.message
+    return "the raw invoke response"

@@ -1,0 +1,246 @@
+"""Calls the planner knows (`json.loads`, `len`, `os.environ.get`, …): each translated
+by a small function of its own, registered by name."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from untangle.workflow.build.ast_helpers import dotted_name, source_text
+from untangle.workflow.build.constant_fold import truthy
+from untangle.workflow.build.helpers import pure_inline
+from untangle.workflow.build.scope import NOT_DATA, Opaque, Response, Scope, Stream, Value, to_expr
+from untangle.workflow.ir import (
+    Expr,
+    Lit,
+    Op,
+    Reason,
+    with_path,
+)
+
+if TYPE_CHECKING:
+    from untangle.workflow.build.builder import WorkflowBuilder
+
+Specializer = Callable[["WorkflowBuilder", ast.Call, Scope], "Value | None"]
+
+
+@dataclass(frozen=True)
+class _Registered:
+    functions: tuple[str, ...]  # dotted names as written: `json.loads`, `len`
+    methods: tuple[str, ...]  # `x.<method>(…)` on any receiver
+    suffixes: tuple[str, ...]  # the last part of a dotted name: `as_completed`
+    transform: Specializer
+
+    def matches(self, dotted: str, method: str) -> bool:
+        return (
+            dotted in self.functions
+            or method in self.methods
+            or (bool(dotted) and dotted.rsplit(".", 1)[-1] in self.suffixes)
+        )
+
+
+# in the order they are tried; a specializer answers None to pass the call on
+_REGISTRY: list[_Registered] = []
+
+
+def specialize(
+    *,
+    functions: tuple[str, ...] = (),
+    methods: tuple[str, ...] = (),
+    suffixes: tuple[str, ...] = (),
+) -> Callable[[Specializer], Specializer]:
+    def register(transform: Specializer) -> Specializer:
+        _REGISTRY.append(_Registered(functions, methods, suffixes, transform))
+        return transform
+
+    return register
+
+
+def transform_call(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value:
+    dotted = dotted_name(node.func)
+    method = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+    for registered in _REGISTRY:
+        if registered.matches(dotted, method):
+            found = registered.transform(builder, node, scope)
+            if found is not None:
+                return found
+    pure = pure_inline(builder, node, scope)
+    if pure is not None:
+        return pure
+    return Opaque(node.lineno, f"`{source_text(node, scope)}` (local computation)")
+
+
+def _argument(builder: WorkflowBuilder, node: ast.Call, scope: Scope, index: int = 0) -> Expr:
+    return to_expr(builder.value(node.args[index], scope), node.lineno)
+
+
+@specialize(functions=("json.loads", "json.load"))
+def json_loads(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if len(node.args) != 1:
+        return None
+    argument = node.args[0]
+    if (
+        isinstance(argument, ast.BoolOp)
+        and isinstance(argument.op, ast.Or)
+        and len(argument.values) == 2
+        and isinstance(argument.values[1], ast.Constant)
+    ):
+        argument = argument.values[0]  # `… or "null"`: an empty payload reads as null
+    inner = builder.value(argument, scope)
+    if isinstance(inner, (Stream, Response)):
+        return inner.payload
+    if isinstance(inner, Op) and inner.op == "json_string":
+        return inner.args[0]
+    if not isinstance(inner, NOT_DATA):
+        return Op("json_parse", (inner,))
+    return Opaque(node.lineno, f"`{source_text(node, scope)}`")
+
+
+@specialize(functions=("json.dumps",))
+def json_dumps(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if not node.args:
+        return None
+    return Op("json_string", (_argument(builder, node, scope),))
+
+
+@specialize(methods=("join",))
+def str_join(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    """`", ".join(items)`"""
+    assert isinstance(node.func, ast.Attribute)
+    separator = node.func.value
+    if not (
+        isinstance(separator, ast.Constant)
+        and isinstance(separator.value, str)
+        and len(node.args) == 1
+    ):
+        return None
+    return Op("join", (_argument(builder, node, scope), Lit(separator.value)))
+
+
+STRING_METHODS = {"upper": "upper", "lower": "lower", "strip": "trim"}
+
+
+@specialize(methods=tuple(STRING_METHODS))
+def str_method(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    """`text.upper()`, `.lower()`, `.strip()`"""
+    assert isinstance(node.func, ast.Attribute)
+    if node.args:
+        return None
+    text = builder.value(node.func.value, scope)
+    if isinstance(text, NOT_DATA):
+        return None
+    return Op(STRING_METHODS[node.func.attr], (text,))
+
+
+@specialize(methods=("read", "decode", "encode"))
+def payload_read(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    """`response["Payload"].read().decode()`: the payload itself."""
+    assert isinstance(node.func, ast.Attribute)
+    receiver = builder.value(node.func.value, scope)
+    return receiver if isinstance(receiver, (Stream, Op)) else None
+
+
+@specialize(methods=("result",))
+def future_result(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    """A future of pool.submit is modelled by its result: JSON data has no .result()."""
+    assert isinstance(node.func, ast.Attribute)
+    receiver = builder.value(node.func.value, scope)
+    if node.args or isinstance(receiver, NOT_DATA):
+        return None
+    return receiver
+
+
+@specialize(methods=("get",))
+def dict_get(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    """`data.get("key", default)`"""
+    assert isinstance(node.func, ast.Attribute)
+    receiver = builder.value(node.func.value, scope)
+    if isinstance(receiver, Response):
+        return Opaque(node.lineno, "a field of the raw invoke response")
+    if isinstance(receiver, NOT_DATA) or not node.args:
+        return None
+    key = builder.value(node.args[0], scope)
+    if not (isinstance(key, Lit) and isinstance(key.value, str)):
+        return None
+    found = with_path(receiver, key.value)
+    if found is None:
+        return None
+    default = _argument(builder, node, scope, 1) if len(node.args) > 1 else Lit(None)
+    return Op("default", (found, default))
+
+
+@specialize(functions=("os.getenv", "os.environ.get"))
+def environment(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if not node.args:
+        return None
+    key = builder.value(node.args[0], scope)
+    if not isinstance(key, Lit):
+        return None
+    fallback = builder.value(node.args[1], scope) if len(node.args) > 1 else None
+    if isinstance(fallback, Lit) and fallback.value is not None:
+        builder.env_defaults.setdefault(str(key.value), str(fallback.value))
+    if len(node.args) > 1:
+        builder.notes.append(
+            Reason(
+                scope.path,
+                node.lineno,
+                f"the default of environment variable {key.value} is dropped: "
+                "the template must set it",
+            )
+        )
+    return Op("env", (key,))
+
+
+@specialize(functions=("str",))
+def builtin_str(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if len(node.args) != 1:
+        return None
+    return Op("concat", (_argument(builder, node, scope),))
+
+
+@specialize(functions=("len",))
+def builtin_len(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if len(node.args) != 1:
+        return None
+    return Op("count", (_argument(builder, node, scope),))
+
+
+@specialize(suffixes=("as_completed",))
+def as_completed(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if len(node.args) != 1:
+        return None
+    futures = builder.value(node.args[0], scope)
+    if isinstance(futures, NOT_DATA):
+        return None
+    builder.notes.append(
+        Reason(
+            scope.path,
+            node.lineno,
+            "as_completed: the Map gives the results in the order of the items, "
+            "not the order they finished in",
+        )
+    )
+    return futures
+
+
+@specialize(functions=("asyncio.run", "loop.run_until_complete"))
+def run_coroutine(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if len(node.args) != 1:
+        return None
+    return builder.value(node.args[0], scope)
+
+
+@specialize(functions=("float", "int"))
+def builtin_number(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if len(node.args) != 1:
+        return None
+    return Op("number", (_argument(builder, node, scope),))
+
+
+@specialize(functions=("bool",))
+def builtin_bool(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    if len(node.args) != 1:
+        return None
+    return truthy(_argument(builder, node, scope))

@@ -1,0 +1,300 @@
+"""Simple statements (assignments, expression statements, return, with, …) and the
+common step of every statement that does work: `target = <work>`."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import TYPE_CHECKING
+
+from untangle.analysis.program import InvokeSite, SleepSite
+from untangle.workflow.build.ast_helpers import (
+    Replace,
+    attr_name,
+    copy_node,
+    find_call,
+    source_text,
+    span_of,
+    target_names,
+)
+from untangle.workflow.build.concurrency import pool_size, transform_gather, transform_map
+from untangle.workflow.build.constant_fold import is_number
+from untangle.workflow.build.extraction import (
+    droppable,
+    extract_later,
+    extract_task,
+    extractable,
+    infrastructure,
+)
+from untangle.workflow.build.helpers import construct
+from untangle.workflow.build.invoke import static_target, transform_invoke, transform_sleep
+from untangle.workflow.build.scope import (
+    NOT_DATA,
+    Fragment,
+    Opaque,
+    Pool,
+    Scope,
+    Unsupported,
+    Value,
+    to_expr,
+)
+from untangle.workflow.build.work import has_work, work_call
+from untangle.workflow.ir import (
+    Arr,
+    Assign,
+    Expr,
+    Lit,
+    Obj,
+    Op,
+    Reason,
+    Succeed,
+)
+
+if TYPE_CHECKING:
+    from untangle.workflow.build.builder import WorkflowBuilder
+
+
+def nothing() -> Fragment:
+    """No state: control falls through to the next statement."""
+    return Fragment(None, [])
+
+
+def transform_expr_stmt(builder: WorkflowBuilder, node: ast.Expr, scope: Scope) -> Fragment:
+    if isinstance(node.value, ast.Constant):
+        return nothing()  # a docstring
+    return builder.effect(node.value, None, scope)
+
+
+def transform_assign(
+    builder: WorkflowBuilder, node: ast.Assign | ast.AnnAssign, scope: Scope
+) -> Fragment:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    if node.value is None:
+        return nothing()
+    if (
+        len(targets) == 1
+        and isinstance(targets[0], ast.Tuple)
+        and all(isinstance(e, ast.Name) for e in targets[0].elts)
+    ):
+        gathered = node.value.value if isinstance(node.value, ast.Await) else node.value
+        found = work_call(builder, gathered, scope)
+        if (
+            found is not None
+            and found[0] == "gather"
+            and found[1] is gathered
+            and isinstance(gathered, ast.Call)
+        ):
+            names = [e.id for e in targets[0].elts if isinstance(e, ast.Name)]
+            return transform_gather(builder, gathered, names, scope)
+    if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+        if has_work(builder, node.value, scope) and isinstance(
+            targets[0], (ast.Subscript, ast.Attribute)
+        ):
+            raise Unsupported(
+                node.lineno,
+                f"results stored into `{source_text(targets[0], scope)}`: a collection "
+                "mutated across steps (collect them with a list comprehension or "
+                "`.append` instead)",
+            )
+        if has_work(builder, node.value, scope):
+            raise Unsupported(node.lineno, "an invoke result assigned to several targets")
+        for target in targets:
+            for name in target_names(target):
+                scope.env[name] = Opaque(node.lineno, f"`{name}`, assigned by unpacking")
+        return nothing()
+    return builder.effect(node.value, targets[0].id, scope)
+
+
+def transform_aug_assign(builder: WorkflowBuilder, node: ast.AugAssign, scope: Scope) -> Fragment:
+    if has_work(builder, node.value, scope):
+        raise Unsupported(node.lineno, "an invoke inside an augmented assignment")
+    counted = counter_step(builder, node, scope)
+    if counted is not None:
+        scope.env[counted[0]] = counted[1]
+        return nothing()
+    for name in target_names(node.target):
+        scope.env[name] = Opaque(node.lineno, "updated in place (+=, …): state shared across steps")
+    return nothing()
+
+
+def transform_with(
+    builder: WorkflowBuilder, node: ast.With | ast.AsyncWith, scope: Scope
+) -> Fragment:
+    for item in node.items:
+        if item.optional_vars is not None:
+            pool = pool_size(item.context_expr, builder, scope)
+            for name in target_names(item.optional_vars):
+                scope.env[name] = (
+                    Pool(pool) if pool is not None else Opaque(node.lineno, "a context manager")
+                )
+    return builder.block(node.body, scope)
+
+
+def transform_break(builder: WorkflowBuilder, node: ast.Break, scope: Scope) -> Fragment:
+    if scope.breaks is None:
+        return transform_unsupported(builder, node, scope)
+    marker = builder.add(Assign(builder.unique("Break"), (), None, span_of(node)))
+    scope.breaks.append(((marker, "next"), dict(scope.env)))
+    return Fragment(marker, [])
+
+
+def transform_no_op(builder: WorkflowBuilder, node: ast.stmt, scope: Scope) -> Fragment:
+    """`pass`, imports, `global`/`nonlocal`: nothing to run."""
+    return nothing()
+
+
+def transform_definition(
+    builder: WorkflowBuilder,
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+    scope: Scope,
+) -> Fragment:
+    scope.env[node.name] = Opaque(node.lineno, "a nested definition")
+    return nothing()
+
+
+def transform_unsupported(builder: WorkflowBuilder, node: ast.stmt, scope: Scope) -> Fragment:
+    raise Unsupported(node.lineno, f"`{type(node).__name__}` statement")
+
+
+def transform_effect(
+    builder: WorkflowBuilder, value: ast.expr, target: str | None, scope: Scope
+) -> Fragment:
+    """`target = value` (or just `value`): emits a Task, a Wait or an inlined helper when the
+    expression does work, else binds a data expression."""
+    call = work_call(builder, value, scope)
+    if call is None:
+        if target is None:
+            if droppable(builder, value, scope):
+                builder.notes.append(
+                    Reason(
+                        scope.path,
+                        value.lineno,
+                        "logging dropped: the execution history shows each step",
+                    )
+                )
+                return Fragment(None, [])
+            if isinstance(value, ast.Call) and attr_name(value.func) in (
+                "append",
+                "extend",
+                "update",
+            ):
+                raise Unsupported(value.lineno, "a collection mutated across steps")
+            params = extractable(builder, value, scope)
+            if params is None:
+                raise Unsupported(
+                    value.lineno,
+                    f"local computation `{source_text(value, scope)}` on values the workflow lacks",
+                )
+            name = extract_task(builder, value, None, params, scope)
+            return Fragment(name, [(name, "next")])
+        constructed = construct(builder, value, scope) if isinstance(value, ast.Call) else None
+        if constructed is not None:
+            scope.env[target] = constructed
+            return Fragment(None, [])
+        computed = builder.value(value, scope)
+        if isinstance(computed, Opaque) and infrastructure(builder, target, value, scope):
+            scope.env[target] = Opaque(value.lineno, f"`{target}`, a client or service object")
+            return Fragment(None, [])
+        if isinstance(computed, Opaque) and isinstance(
+            value, (ast.Call, ast.GeneratorExp, ast.ListComp, ast.BinOp, ast.Subscript)
+        ):
+            params = extractable(builder, value, scope)
+            if params is not None:
+                return extract_later(builder, value, target, params, computed, scope)
+        scope.env[target] = computed
+        return Fragment(None, [])
+    kind, info = call
+    if kind == "map":
+        assert isinstance(info, (ast.ListComp, ast.Call))
+        return transform_map(builder, info, value, target, scope)
+    if kind == "gather":
+        raise Unsupported(value.lineno, "asyncio.gather whose results are not unpacked into names")
+    if kind == "sleep":
+        assert isinstance(info, SleepSite)
+        return transform_sleep(builder, info, value, scope, target)
+    if kind == "invoke":
+        assert isinstance(info, InvokeSite)
+        return transform_invoke(builder, info, value, target, scope)
+    assert isinstance(info, tuple)
+    return builder.inline(info, value, target, scope)
+
+
+def hoist(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> tuple[Fragment, ast.expr]:
+    """Emit the work inside `node` (invokes, sleeps, helpers) first, each into a variable,
+    and return `node` with those calls replaced by the variables."""
+    fragment = Fragment(None, [])
+    for _ in range(50):
+        found = work_call(builder, node, scope)
+        if found is None:
+            return fragment, node
+        kind, info = found
+        call = info[1] if kind == "call" else find_call(node, info.site.span.line)  # type: ignore[attr-defined,index]
+        if call is None:
+            break
+        temp = temp_name(builder, kind, info)
+        step = builder.effect(call, temp, scope)
+        fragment = builder.sequence(fragment, step)
+        node = Replace(call, ast.Name(temp, ast.Load())).visit(copy_node(node))
+    raise Unsupported(getattr(node, "lineno", 0), "too much work in one expression")
+
+
+def temp_name(builder: WorkflowBuilder, kind: str, info: object) -> str:
+    if kind == "invoke" and isinstance(info, InvokeSite):
+        base = static_target(info) or "result"
+    elif kind == "call" and isinstance(info, tuple):
+        base = str(info[0]).rsplit(".", 1)[-1].lstrip("_") + "_result"
+    else:
+        base = "result"
+    base = re.sub(r"[^0-9A-Za-z]+", "_", base).strip("_").lower() or "result"
+    if base[0].isdigit():
+        base = "r_" + base
+    name, counter = base, 2
+    while name in builder._temps:
+        name = f"{base}_{counter}"
+        counter += 1
+    builder._temps.add(name)
+    return name
+
+
+def transform_return(builder: WorkflowBuilder, node: ast.Return, scope: Scope) -> Fragment:
+    if node.value is not None and has_work(builder, node.value, scope):
+        before, rewritten = builder.hoist(node.value, scope)
+        rest = finish_return(builder, node, builder.value(rewritten, scope), scope)
+        return builder.sequence(before, rest)
+    output: Value = Lit(None)
+    if node.value is not None:
+        output = builder.value(node.value, scope)
+    return finish_return(builder, node, output, scope)
+
+
+def finish_return(
+    builder: WorkflowBuilder, node: ast.Return, output: Value, scope: Scope
+) -> Fragment:
+    if scope.returns is not None:
+        # inside an inlined helper: control goes back to the caller with this value (a raw
+        # invoke response included: the caller may still read its Payload)
+        marker = builder.add(Assign(builder.unique("Return"), (), None, span_of(node)))
+        scope.returns.append(([(marker, "next")], output))
+        return Fragment(marker, [])
+    name = builder.add(Succeed(builder.unique("Done"), to_expr(output, node.lineno), span_of(node)))
+    return Fragment(name, [])
+
+
+def counter_step(
+    builder: WorkflowBuilder, node: ast.AugAssign, scope: Scope
+) -> tuple[str, Expr] | None:
+    """`n += 1` on a number: the new value as data."""
+    ops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
+    op = ops.get(type(node.op))
+    if op is None or not isinstance(node.target, ast.Name):
+        return None
+    current = scope.env.get(node.target.id)
+    step = builder.value(node.value, scope)
+    if (
+        current is None
+        or isinstance(current, (*NOT_DATA, Obj, Arr))
+        or (isinstance(current, Lit) and not is_number(current.value))
+        or not (isinstance(step, Lit) and is_number(step.value))
+    ):
+        return None
+    return node.target.id, Op(op, (to_expr(current, node.lineno), step))
