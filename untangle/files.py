@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from untangle.facts.model import SourceError
+from untangle.facts.source import decode
+
 
 def read_source(path: str) -> str:
-    """Python source, as the interpreter would decode it (a UTF-8 BOM dropped)."""
+    """Python source, decoded as scan decodes it and as the interpreter would (a BOM, a PEP 263
+    coding line, else UTF-8); a ValueError naming the line when it cannot be."""
     with open(path, "rb") as handle:
-        return handle.read().decode("utf-8-sig")
+        text = decode(handle.read(), path)
+    if isinstance(text, SourceError):
+        where = f"line {text.line}: " if text.line else ""
+        raise ValueError(f"{where}{text.message}")
+    return text
 
 
 def read_text(path: str) -> str | None:

@@ -15,9 +15,9 @@ from untangle.analysis.program import Program
 from untangle.templates import TemplateHandler
 from untangle.workflow.asl import NotExpressible, to_asl
 from untangle.workflow.build import WorkflowBuilder
+from untangle.workflow.build.sources import ParsedSources
 from untangle.workflow.ir import FunctionRef, Reason, Workflow
-from untangle.workflow.lower import lower_for_jsonpath
-from untangle.workflow.optimize import optimize
+from untangle.workflow.passes import run_passes
 
 
 @dataclass(frozen=True)
@@ -52,25 +52,23 @@ def plan(
     options: PlanOptions = PlanOptions(),
 ) -> list[PlannedWorkflow]:
     templates = list(templates)
+    sources = ParsedSources(read_source)
     names: dict[str, int] = {}
     planned = []
     for handler in orchestrators(program):
         if options.handlers and not _selected(handler, options.handlers):
             continue
         namer = FunctionNamer(templates, program.module_of(handler).path)
-        workflow = WorkflowBuilder(program, handler, read_source, namer).build()
+        workflow = WorkflowBuilder(program, handler, sources, namer).build()
         name = _workflow_name(handler, program, templates)
         count = names.get(name, 0)
         names[name] = count + 1
         if count:
             name = f"{name}{count + 1}"
         workflow = replace(workflow, name=name)
-        optimizations: tuple[Reason, ...] = ()
+        workflow, optimizations = run_passes(workflow, options.query_language)
         asl = None
         if workflow.graph is not None:
-            workflow, optimizations = optimize(workflow)
-            if options.query_language == "jsonpath":
-                workflow = lower_for_jsonpath(workflow)
             try:
                 asl = to_asl(workflow, options.query_language)
             except NotExpressible as exc:

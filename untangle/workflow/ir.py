@@ -152,6 +152,10 @@ class Task:
     asynchronous: bool = False
     retry: tuple[RetryRule, ...] = ()
     catch: tuple[CatchRule, ...] = ()
+    # synchronous, and the original never checked its FunctionError: it carried on with the
+    # error payload as the result (the `carry_on` pass decides what the machine does)
+    unchecked: bool = False
+    path: str = ""  # the file of the invoke (a helper's, when inlined)
 
 
 @dataclass(frozen=True)
@@ -331,6 +335,19 @@ def to_text(workflow: Workflow) -> str:
     if workflow.graph is not None:
         lines += _graph_text(workflow.graph, "  ")
     return "\n".join(lines) + "\n"
+
+
+def all_states(graph: Graph) -> list[State]:
+    """Every state of the graph, those inside Map and Parallel states included."""
+    found: list[State] = []
+    for state in graph.states:
+        found.append(state)
+        if isinstance(state, Map):
+            found += all_states(state.processor)
+        elif isinstance(state, Parallel):
+            for branch in state.branches:
+                found += all_states(branch)
+    return found
 
 
 def ordered(graph: Graph) -> list[State]:

@@ -11,17 +11,14 @@ from untangle.analysis.program import Program
 from untangle.workflow.build import helpers, statement, visitor
 from untangle.workflow.build.ast_helpers import span_of, workflow_name
 from untangle.workflow.build.scope import Exit, Fragment, Opaque, Scope, Unsupported, Value
+from untangle.workflow.build.sources import ParsedSources
 from untangle.workflow.ir import (
-    Assign,
-    CatchRule,
     Choice,
     Extraction,
     FunctionRef,
     Graph,
     Input,
     Lit,
-    Map,
-    Parallel,
     Reason,
     State,
     Succeed,
@@ -30,7 +27,6 @@ from untangle.workflow.ir import (
     with_next,
 )
 
-SourceReader = Callable[[str], str]
 FunctionNamer = Callable[[str], FunctionRef]
 
 
@@ -42,12 +38,12 @@ class WorkflowBuilder:
         self,
         program: Program,
         handler: str,
-        read_source: SourceReader,
+        sources: ParsedSources,
         name_function: FunctionNamer,
     ) -> None:
         self.program = program
         self.handler = handler
-        self.read_source = read_source
+        self.sources = sources
         self.name_function = name_function
         self.states: dict[str, State] = {}
         self.reasons: list[Reason] = []
@@ -61,7 +57,6 @@ class WorkflowBuilder:
             (self.program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
             for s in program.sleeps
         }
-        self._trees: dict[str, tuple[ast.Module, list[str]]] = {}
         self._inline_depth = 0
         self._temps: set[str] = set()
         self._used_names: set[str] = set()
@@ -69,9 +64,6 @@ class WorkflowBuilder:
         self.extracted: list[Extraction] = []
         # `os.environ.get(NAME, default)`: the value to substitute when no template sets NAME
         self.env_defaults: dict[str, str] = {}
-        # synchronous invokes whose FunctionError the code never checks
-        self._unchecked: set[str] = set()
-        self._task_paths: dict[str, str] = {}
         # exception classes the code raises when an invoked function failed
         self._function_errors: set[str] = set()
 
@@ -91,11 +83,11 @@ class WorkflowBuilder:
             end = self.add(Succeed(self.unique("Done"), Lit(None), span_of(node)))
             self.connect(fragment.exits, end)
             start = fragment.start or end
-            graph = self._carry_on(self.graph(start))
+            graph = self.graph(start)
         except Unsupported as exc:
             self.reasons.append(Reason(module.path, exc.line, exc.message))
             graph = None
-        except (RecursionError, SyntaxError, OSError, UnicodeDecodeError) as exc:
+        except (RecursionError, SyntaxError, OSError, ValueError) as exc:
             self.reasons.append(
                 Reason(module.path, facts.span.line, f"cannot analyse this handler: {exc}")
             )
@@ -113,37 +105,6 @@ class WorkflowBuilder:
             tuple(self.extracted),
             tuple(sorted(self.env_defaults.items())),
         )
-
-    def _carry_on(self, graph: Graph) -> Graph:
-        """A synchronous invoke does not raise when the function fails: the original went on
-        with the error payload as the result. Each such task gets a Catch doing the same."""
-        states: list[State] = []
-        for state in graph.states:
-            if isinstance(state, Map):
-                state = replace(state, processor=self._carry_on(state.processor))
-            elif isinstance(state, Parallel):
-                state = replace(state, branches=tuple(self._carry_on(b) for b in state.branches))
-            elif isinstance(state, Task) and state.name in self._unchecked:
-                target = state.next
-                if target is None:
-                    target = self.unique(f"{state.name}Done")
-                    states.append(Assign(target, (), None, state.span))
-                rule = CatchRule(("States.TaskFailed",), target, state.assign, result=True)
-                state = replace(state, catch=(rule, *state.catch))
-                self.notes.append(
-                    Reason(
-                        self._path_of(state),
-                        state.span.line,
-                        f"{state.function.display}: the original never checked FunctionError, so "
-                        "it carried on when the function failed; so does the machine (a Catch of "
-                        "States.TaskFailed), with the error payload as the result",
-                    )
-                )
-            states.append(state)
-        return Graph(graph.start, tuple(states))
-
-    def _path_of(self, state: Task) -> str:
-        return self._task_paths.get(state.name, "")
 
     def unique(self, base: str) -> str:
         # state names are unique in the whole machine, nested Map and Parallel states included
@@ -205,10 +166,8 @@ class WorkflowBuilder:
     def function_node(
         self, path: str, name: str, line: int
     ) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, list[str]]:
-        if path not in self._trees:
-            text = self.read_source(path)
-            self._trees[path] = (ast.parse(text), text.splitlines())
-        tree, lines = self._trees[path]
+        parsed = self.sources(path)
+        tree, lines = parsed.tree, parsed.lines
         for node in ast.walk(tree):
             if (
                 isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -275,10 +234,7 @@ class WorkflowBuilder:
 
     def module_assignment(self, path: str, name: str) -> ast.expr | None:
         """The value of the one top-level `name = …` of a module, if there is exactly one."""
-        if path not in self._trees:
-            text = self.read_source(path)
-            self._trees[path] = (ast.parse(text), text.splitlines())
-        tree, _ = self._trees[path]
+        tree = self.sources(path).tree
         values = [
             stmt.value
             for stmt in tree.body

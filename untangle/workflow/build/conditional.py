@@ -194,8 +194,8 @@ def function_error_branch(
             *task.catch,
             CatchRule(("States.TaskFailed",), fragment.start, failure_var, result=True),
         ),
+        unchecked=False,
     )
-    builder._unchecked.discard(task_name)
     builder.notes.append(
         Reason(
             scope.path,

@@ -79,11 +79,20 @@ def transform_invoke(
     if function.dynamic is not None and isinstance(function.dynamic, Var):
         label = f"invoke_{function.dynamic.name.removeprefix('invoke_lambda_')}"
     name = builder.unique(pascal(label))
-    task = Task(name, function, payload, None, None, span_of(call), asynchronous, scope.retry)
+    task = Task(
+        name,
+        function,
+        payload,
+        None,
+        None,
+        span_of(call),
+        asynchronous,
+        scope.retry,
+        # a synchronous invoke whose FunctionError nothing checks (yet: see conditional.py)
+        unchecked=not asynchronous,
+        path=scope.path,
+    )
     builder.add(task)
-    if not asynchronous:
-        builder._unchecked.add(name)
-    builder._task_paths[name] = scope.path
     for catch in scope.catches:
         catch.tasks.append(name)
     if target is not None:

@@ -1,0 +1,111 @@
+"""The builder's contract beyond what it plans: how it reads sources and how it refuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from untangle.cli import main
+from untangle.plan import PlanOptions, plan
+from untangle.scan import ScanOptions, load_tree
+from untangle.workflow.build.sources import ParsedSources
+
+LATIN1_HANDLER = (
+    "# -*- coding: latin-1 -*-\n"
+    "import json\n"
+    "import boto3\n"
+    "\n"
+    'client = boto3.client("lambda")\n'
+    "\n"
+    "\n"
+    "def lambda_handler(event, context):\n"
+    '    """Encaissement: r\xe9serve puis d\xe9bite."""\n'
+    '    response = client.invoke(FunctionName="r\xe9server", Payload=json.dumps(event))\n'
+    '    return json.loads(response["Payload"].read())\n'
+).encode("latin-1")
+
+
+def _plan_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        main, ["plan", "--no-cache", str(tmp_path), *args], catch_exceptions=False
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_latin1_file_scan_reads_is_planned(tmp_path: Path) -> None:
+    """plan decodes as scan does (PEP 263), not as UTF-8."""
+    (tmp_path / "app.py").write_bytes(LATIN1_HANDLER)
+    code, out, err = _plan_cli(tmp_path, "--format", "json")
+    assert code == 0, err
+    [workflow] = json.loads(out)["workflows"]
+    assert workflow["status"] == "converted", workflow["reasons"]
+    code, out, err = _plan_cli(tmp_path)
+    assert "app.py:10: r\xe9server: the original never checked FunctionError" in out
+
+
+def test_an_undecodable_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    """A file that changed between scan and plan (or lies about its coding) is one reason that
+    names the line, never a traceback."""
+    (tmp_path / "app.py").write_bytes(LATIN1_HANDLER)
+    tree = load_tree([str(tmp_path)], ScanOptions(cache_dir=None))
+
+    def corrupted(path: str) -> str:
+        from untangle.files import read_source
+
+        Path(path).write_bytes(LATIN1_HANDLER.replace(b"latin-1", b"utf-8"))
+        return read_source(path)
+
+    [planned] = plan(tree.program, tree.templates, corrupted, PlanOptions())
+    assert planned.status == "not_converted"
+    [reason] = planned.workflow.reasons
+    assert reason.line == 8
+    assert "line 9: not valid utf-8 (byte 0xe9)" in reason.message
+
+
+def test_each_file_is_read_and_parsed_once_for_all_its_handlers(tmp_path: Path) -> None:
+    helper = (
+        "import boto3\n"
+        'client = boto3.client("lambda")\n'
+        "def call(name, event):\n"
+        "    return client.invoke(FunctionName=name, Payload=b'{}')\n"
+    )
+    (tmp_path / "helpers.py").write_text(helper)
+    for name in ("one", "two", "three"):
+        (tmp_path / f"{name}.py").write_text(
+            "from helpers import call\n"
+            "def lambda_handler(event, context):\n"
+            f"    call('{name}-function', event)\n"
+        )
+    tree = load_tree([str(tmp_path)], ScanOptions(cache_dir=None))
+    reads: list[str] = []
+
+    def counting(path: str) -> str:
+        reads.append(Path(path).name)
+        return Path(path).read_text()
+
+    planned = plan(tree.program, tree.templates, counting, PlanOptions())
+    assert len(planned) == 3
+    assert sorted(reads) == ["helpers.py", "one.py", "three.py", "two.py"]
+
+
+def test_parsed_sources_cache(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text("x = 1\ny = 2\n")
+    calls: list[str] = []
+    sources = ParsedSources(lambda p: calls.append(p) or Path(p).read_text())
+    first = sources(str(path))
+    assert sources(str(path)) is first
+    assert first.lines == ["x = 1", "y = 2"] and len(calls) == 1
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+def test_utf8_with_or_without_bom(tmp_path: Path, bom: bytes) -> None:
+    (tmp_path / "app.py").write_bytes(
+        bom + LATIN1_HANDLER.decode("latin-1").split("\n", 1)[1].encode()
+    )
+    code, out, err = _plan_cli(tmp_path, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["workflows"][0]["status"] == "converted"
