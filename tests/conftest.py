@@ -41,8 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
         action="store_true",
-        help="Rewrite the golden files under tests/golden from the current output (then review "
-        "the diff).",
+        help="Rewrite the golden files under tests/golden and the [out] sections of tests/cases "
+        "from the current output (then review the diff).",
     )
 
 
