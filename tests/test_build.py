@@ -109,3 +109,109 @@ def test_utf8_with_or_without_bom(tmp_path: Path, bom: bytes) -> None:
     code, out, err = _plan_cli(tmp_path, "--format", "json")
     assert code == 0, err
     assert json.loads(out)["workflows"][0]["status"] == "converted"
+
+
+MANY_PROBLEMS = {
+    "app.py": (
+        "import json\n"
+        "import boto3\n"
+        "from helpers import notify\n"
+        'client = boto3.client("lambda")\n'
+        "def lambda_handler(event, context):\n"
+        '    label = "order-"\n'
+        '    label += event["id"]\n'
+        '    response = client.invoke(FunctionName="reserve", Payload=json.dumps({"l": label}))\n'
+        '    del event["scratch"]\n'
+        "    notify(event)\n"
+        '    return json.loads(response["Payload"].read())\n'
+    ),
+    "helpers.py": (
+        "import json\n"
+        "import boto3\n"
+        'client = boto3.client("lambda")\n'
+        "def notify(event):\n"
+        "    assert event\n"
+        '    client.invoke(FunctionName="notify", Payload=json.dumps(event))\n'
+    ),
+}
+
+
+def _write(tmp_path: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+
+
+def test_a_refused_handler_lists_every_reason_where_it_is(tmp_path: Path) -> None:
+    """Every refused statement is a reason at its own file and line (the helper's file for a
+    helper's); what only follows from an earlier refusal (`response`, bound by the refused
+    invoke) is not one."""
+    _write(tmp_path, MANY_PROBLEMS)
+    tree = load_tree([str(tmp_path)], ScanOptions(cache_dir=None))
+    [planned] = plan(tree.program, tree.templates, lambda p: Path(p).read_text(), PlanOptions())
+    assert planned.status == "not_converted"
+    found = [(Path(r.path).name, r.line, r.message) for r in planned.workflow.reasons]
+    assert found == [
+        (
+            "app.py",
+            7,
+            "the workflow would need `label`, updated in place by `label += event['id']` "
+            "(only numbers are)",
+        ),
+        ("app.py", 9, "a `del` statement"),
+        ("helpers.py", 5, "an `assert` statement"),
+    ]
+    assert [r.hint for r in planned.workflow.reasons][1:] == [
+        "remove it: workflow variables need no clean-up",
+        "`if not …: raise …`, which becomes a Choice and a Fail",
+    ]
+    assert planned.workflow.notes == () and planned.workflow.extracted == ()
+
+
+def test_refusal_hints_in_text_and_json(tmp_path: Path) -> None:
+    _write(tmp_path, MANY_PROBLEMS)
+    code, out, _ = _plan_cli(tmp_path)
+    assert code == 1
+    assert "helpers.py:5: an `assert` statement; to convert: `if not …: raise …`" in out
+    code, out, _ = _plan_cli(tmp_path, "--format", "json")
+    reasons = json.loads(out)["workflows"][0]["reasons"]
+    assert reasons[0]["hint"] == ""
+    assert reasons[1]["message"] == "a `del` statement" and reasons[1]["hint"]
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        pytest.param(
+            "    for index, order in enumerate(event['orders']):\n",
+            "unpacking `index, order` in a loop target",
+            id="unpacking-loop-target",
+        ),
+        pytest.param(
+            "    for order in event['orders']:\n",
+            None,
+            id="near-miss-plain-loop-target",
+        ),
+    ],
+)
+def test_a_statement_refused_at_its_head_still_reports_its_body(
+    tmp_path: Path, header: str, reason: str | None
+) -> None:
+    """The body of a loop refused for its target is still compiled for its own reasons."""
+    _write(
+        tmp_path,
+        {
+            "app.py": (
+                "import json\nimport boto3\n"
+                'client = boto3.client("lambda")\n'
+                "def lambda_handler(event, context):\n"
+                + header
+                + '        client.invoke(FunctionName="ship", Payload=json.dumps(order))\n'
+                "        del order\n"
+            )
+        },
+    )
+    tree = load_tree([str(tmp_path)], ScanOptions(cache_dir=None))
+    [planned] = plan(tree.program, tree.templates, lambda p: Path(p).read_text(), PlanOptions())
+    messages = [(r.line, r.message) for r in planned.workflow.reasons]
+    expected = [(5, reason)] if reason else []
+    assert messages == [*expected, (7, "a `del` statement")]

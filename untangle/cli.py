@@ -298,7 +298,8 @@ def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
         "path": workflow.path,
         "status": workflow.status,
         "reasons": [
-            {"path": r.path, "line": r.line, "message": r.message} for r in workflow.reasons
+            {"path": r.path, "line": r.line, "message": r.message, "hint": r.hint}
+            for r in workflow.reasons
         ],
         "notes": [{"path": r.path, "line": r.line, "message": r.message} for r in workflow.notes],
         "optimizations": [
@@ -327,7 +328,7 @@ def _workflow_text(item: Any, cost: Any, diagram: str, format_estimate: Any) -> 
     workflow = item.workflow
     lines = [f"== {workflow.name}: {workflow.status} ({workflow.path}, {workflow.handler})"]
     for reason in workflow.reasons:
-        lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.message}")
+        lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.text()}")
     for note in workflow.notes:
         lines.append(f"  note: {note.path}:{note.line}: {note.message}")
     for found in item.optimizations:
@@ -422,7 +423,7 @@ def migrate(
     for workflow, reasons in migration.skipped:
         click.echo(f"not migrated: {workflow.name} ({workflow.handler}):", err=True)
         for reason in reasons:
-            click.echo(f"  {reason.path}:{reason.line}: {reason.message}", err=True)
+            click.echo(f"  {reason.path}:{reason.line}: {reason.text()}", err=True)
     if not migration.changes:
         click.echo("nothing to migrate", err=True)
         sys.exit(EXIT_CLEAN)

@@ -247,6 +247,10 @@ class Reason:
     path: str
     line: int
     message: str
+    hint: str = ""  # what would make it convert, where something would
+
+    def text(self) -> str:
+        return f"{self.message}; to convert: {self.hint}" if self.hint else self.message
 
 
 @dataclass(frozen=True)
@@ -324,7 +328,7 @@ def to_text(workflow: Workflow) -> str:
     """A canonical, line-oriented rendering: states in depth-first order from the start."""
     lines = [f"workflow {workflow.name} ({workflow.status})", f"  handler {workflow.handler}"]
     for reason in workflow.reasons:
-        lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.message}")
+        lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.text()}")
     for note in workflow.notes:
         lines.append(f"  note: {note.path}:{note.line}: {note.message}")
     for item in workflow.extracted:

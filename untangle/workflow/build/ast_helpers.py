@@ -21,6 +21,49 @@ LOGGERS = ("logger", "log", "logging", "LOGGER", "LOG", "print")
 _Node = TypeVar("_Node", bound=ast.AST)
 
 
+def target_text(node: ast.expr) -> str:
+    """An assignment target as written: `a, b`, not `(a, b)`."""
+    if isinstance(node, ast.Tuple) and node.elts:
+        return ", ".join(target_text(e) for e in node.elts)
+    try:
+        return ast.unparse(node)
+    except Exception:  # an odd node: a placeholder is enough for a message
+        return "…"
+
+
+def head_of(node: ast.stmt) -> list[ast.AST]:
+    """What a statement evaluates itself, its bodies apart: `if` its test, `for` its iterable."""
+    if isinstance(node, (ast.If, ast.While)):
+        return [node.test]
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        return [node.iter]
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        return [item.context_expr for item in node.items]
+    if isinstance(node, ast.Try):
+        return []
+    return [node]
+
+
+def bound_names(node: ast.stmt) -> list[str]:
+    """The names a statement binds, in its bodies too (not inside nested definitions)."""
+    found: list[str] = []
+    stack: list[ast.AST] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Name) and isinstance(current.ctx, ast.Store):
+            found.append(current.id)
+        elif isinstance(current, ast.ExceptHandler) and current.name:
+            found.append(current.name)
+        elif isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.append(current.name)
+            if current is not node:
+                continue
+        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        stack.extend(ast.iter_child_nodes(current))
+    return list(dict.fromkeys(found))
+
+
 def target_names(target: ast.expr) -> list[str]:
     return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
 

@@ -9,10 +9,17 @@ from dataclasses import replace
 
 from untangle.analysis.program import Program
 from untangle.workflow.build import helpers, statement, visitor
-from untangle.workflow.build.ast_helpers import span_of, workflow_name
-from untangle.workflow.build.scope import Exit, Fragment, Opaque, Scope, Unsupported, Value
+from untangle.workflow.build.ast_helpers import (
+    bound_names,
+    head_of,
+    source_text,
+    span_of,
+    workflow_name,
+)
+from untangle.workflow.build.scope import REFUSED, Exit, Fragment, Opaque, Scope, Unsupported, Value
 from untangle.workflow.build.sources import ParsedSources
 from untangle.workflow.ir import (
+    Assign,
     Choice,
     Extraction,
     FunctionRef,
@@ -66,6 +73,8 @@ class WorkflowBuilder:
         self.env_defaults: dict[str, str] = {}
         # exception classes the code raises when an invoked function failed
         self._function_errors: set[str] = set()
+        # a statement's bodies are being compiled only to find their reasons (see `stmt`)
+        self._checking = False
 
     def build(self) -> Workflow:
         facts = self.program.functions[self.handler]
@@ -80,12 +89,13 @@ class WorkflowBuilder:
             if len(params) > 1:
                 scope.env[params[1]] = Opaque(node.lineno, "the Lambda context object")
             fragment = self.block(node.body, scope)
-            end = self.add(Succeed(self.unique("Done"), Lit(None), span_of(node)))
-            self.connect(fragment.exits, end)
-            start = fragment.start or end
-            graph = self.graph(start)
+            graph = None
+            if not self.reasons:
+                end = self.add(Succeed(self.unique("Done"), Lit(None), span_of(node)))
+                self.connect(fragment.exits, end)
+                graph = self.graph(fragment.start or end)
         except Unsupported as exc:
-            self.reasons.append(Reason(module.path, exc.line, exc.message))
+            self.refuse(exc, module.path)
             graph = None
         except (RecursionError, SyntaxError, OSError, ValueError) as exc:
             self.reasons.append(
@@ -93,13 +103,15 @@ class WorkflowBuilder:
             )
             graph = None
         status = "converted" if graph is not None and not self.reasons else "not_converted"
+        if status != "converted":  # no machine: nothing it would do differently, no functions
+            self.notes, self.extracted = [], []
         return Workflow(
             name,
             self.handler,
             module.path,
             graph if status == "converted" else None,
             status,
-            tuple(dict.fromkeys(self.reasons)),
+            _in_reading_order(self.reasons),
             tuple(dict.fromkeys(self.notes)),
             tuple(self.functions.values()),
             tuple(self.extracted),
@@ -191,13 +203,81 @@ class WorkflowBuilder:
         return fragment
 
     def stmt(self, node: ast.stmt, scope: Scope) -> Fragment:
-        return visitor.transform_stmt(self, node, scope)
+        """Compile one statement. A statement that cannot be converted is recorded (`refuse`)
+        and compilation goes on with the next, so a refused handler lists every reason; the
+        names it binds hold a value whose use is no new reason, and the bodies of a compound
+        statement refused at its head are still compiled for their own reasons."""
+        before = len(self.reasons)
+        try:
+            return visitor.transform_stmt(self, node, scope)
+        except Unsupported as exc:
+            if not self._reads_refused(head_of(node), scope):
+                self.refuse(exc, scope.path)
+            if exc.compile_bodies and len(self.reasons) == before + 1:
+                self._check_bodies(node, scope)
+        except Exception:
+            if not self.reasons:
+                raise  # a bug of the builder, not the aftermath of a refusal
+        for name in bound_names(node):
+            scope.env[name] = Opaque(node.lineno, f"`{name}`, {REFUSED} (line {node.lineno})")
+        # a state in its place, so what surrounds it sees a step (an except block that
+        # "swallows the error" because its only statement was refused is no reason); control
+        # does not go on after a refused return, raise, break or continue: nor do the reasons
+        marker = self.add(Assign(self.unique("Refused"), (), None, span_of(node)))
+        if isinstance(node, (ast.Return, ast.Raise, ast.Break, ast.Continue)):
+            return Fragment(marker, [])
+        return Fragment(marker, [(marker, "next")])
+
+    def refuse(self, exc: Unsupported, path: str) -> None:
+        if not exc.secondary:
+            self.reasons.append(Reason(exc.path or path, exc.line, exc.message, exc.hint))
+
+    @staticmethod
+    def _reads_refused(nodes: list[ast.AST], scope: Scope) -> bool:
+        """Reads a name bound by a statement that was refused (its failure is no new reason)."""
+        return any(
+            isinstance(sub, ast.Name)
+            and isinstance(sub.ctx, ast.Load)
+            and isinstance(known := scope.env.get(sub.id), Opaque)
+            and REFUSED in known.message
+            for node in nodes
+            for sub in ast.walk(node)
+        )
+
+    def _check_bodies(self, node: ast.stmt, scope: Scope) -> None:
+        if self._checking:
+            return
+        bodies = [getattr(node, field, None) for field in ("body", "orelse", "finalbody")]
+        # a bare `raise` in an except block is fine there: not a reason
+        bodies += [
+            [s for s in h.body if not (isinstance(s, ast.Raise) and s.exc is None)]
+            for h in getattr(node, "handlers", ())
+        ]
+        bodies += [c.body for c in getattr(node, "cases", ())]
+        inner = replace(scope, env=dict(scope.env), breaks=[])
+        for name in bound_names(node):  # loop targets, `as` names: unknown, not globals
+            inner.env[name] = Opaque(node.lineno, f"`{name}`, {REFUSED} (line {node.lineno})")
+        self._checking = True
+        try:
+            for body in bodies:
+                if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                    self.block(body, inner)
+        except Exception:
+            pass  # only their reasons were wanted; `stmt` recorded them
+        finally:
+            self._checking = False
 
     def value(self, node: ast.expr, scope: Scope) -> Value:
         try:
-            return visitor.transform_expr(self, node, scope)
+            found = visitor.transform_expr(self, node, scope)
         except RecursionError:
             raise Unsupported(node.lineno, "an expression too deep to translate") from None
+        if isinstance(found, Opaque) and REFUSED not in found.message:
+            if self._reads_refused([node], scope):
+                found = Opaque(node.lineno, f"`{source_text(node, scope)}`, {REFUSED}")
+            if not found.path:
+                found = replace(found, path=scope.path)  # where its line is, wherever used
+        return found
 
     def effect(self, value: ast.expr, target: str | None, scope: Scope) -> Fragment:
         """`target = value` (or just `value`): a Task, a Wait or an inlined helper when the
@@ -259,3 +339,10 @@ def _targets(state: State) -> Iterator[str]:
     if isinstance(state, Task):
         for catch in state.catch:
             yield catch.next
+
+
+def _in_reading_order(reasons: list[Reason]) -> tuple[Reason, ...]:
+    """Each file's reasons by line, the files in the order they were met (the handler's first)."""
+    files = list(dict.fromkeys(r.path for r in reasons))
+    unique = dict.fromkeys(reasons)
+    return tuple(sorted(unique, key=lambda r: (files.index(r.path), r.line)))

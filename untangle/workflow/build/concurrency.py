@@ -6,7 +6,13 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from untangle.workflow.build.ast_helpers import Replace, copy_node, dotted_name, span_of
+from untangle.workflow.build.ast_helpers import (
+    Replace,
+    copy_node,
+    dotted_name,
+    span_of,
+    target_text,
+)
 from untangle.workflow.build.scope import (
     DEFAULT_CONCURRENCY,
     Fragment,
@@ -47,7 +53,11 @@ def transform_map(
             )
         generator = node.generators[0]
         if not isinstance(generator.target, ast.Name):
-            raise Unsupported(node.lineno, "a comprehension target that unpacks")
+            raise Unsupported(
+                node.lineno,
+                f"unpacking `{target_text(generator.target)}` in a comprehension over invokes",
+                'take one name and read its parts, `item[0]` or `item["key"]`',
+            )
         item = generator.target.id
         items_node = generator.iter
         element: ast.expr = node.elt

@@ -47,9 +47,20 @@ def transform_raise(builder: WorkflowBuilder, node: ast.Raise, scope: Scope) -> 
 
 def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fragment:
     if node.finalbody:
-        raise Unsupported(node.lineno, "try/finally")
+        raise Unsupported(
+            node.lineno,
+            "a `finally` block",
+            "move its statements after the `try`, where they run when it succeeds, and into "
+            "the `except` blocks that go on",
+            compile_bodies=True,
+        )
     if node.orelse:
-        raise Unsupported(node.lineno, "try/else")
+        raise Unsupported(
+            node.lineno,
+            "an `else` block after `try`",
+            "move its statements to the end of the `try` block",
+            compile_bodies=True,
+        )
     handlers = []
     for handler in node.handlers:
         if transparent(handler):

@@ -6,7 +6,7 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from untangle.workflow.build.ast_helpers import attr_name, located, span_of
+from untangle.workflow.build.ast_helpers import attr_name, located, span_of, target_text
 from untangle.workflow.build.constant_fold import is_static, truthy
 from untangle.workflow.build.locals import forget_loop_locals
 from untangle.workflow.build.retry import retry_for
@@ -63,9 +63,19 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             return collected
         raise Unsupported(node.lineno, "a loop of local computation would need its own function")
     if node.orelse:
-        raise Unsupported(node.lineno, "for/else")
+        raise Unsupported(
+            node.lineno,
+            "an `else` block after a `for` loop",
+            "test after the loop whether it found what it looked for",
+            compile_bodies=True,
+        )
     if not isinstance(node.target, ast.Name):
-        raise Unsupported(node.lineno, "a loop target that unpacks")
+        raise Unsupported(
+            node.lineno,
+            f"unpacking `{target_text(node.target)}` in a loop target",
+            'loop over the items and read their parts, `item[0]` or `item["key"]`',
+            compile_bodies=True,
+        )
     items = builder.value(node.iter, scope)
     if isinstance(items, NOT_DATA):
         raise Unsupported(node.lineno, f"a loop over {describe(items)}")

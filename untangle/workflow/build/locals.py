@@ -7,7 +7,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from untangle.workflow.build.ast_helpers import span_of
-from untangle.workflow.build.scope import Exit, Opaque, Scope, Value, to_expr
+from untangle.workflow.build.scope import REFUSED, Exit, Opaque, Scope, Value, to_expr
 from untangle.workflow.ir import (
     Assign,
     Var,
@@ -50,7 +50,10 @@ def merge_envs(envs: list[dict[str, Value]], line: int) -> dict[str, Value]:
     for key in keys:
         values = [env.get(key) for env in envs]
         first = values[0]
-        if all(v == first for v in values) and first is not None:
+        refused = [v for v in values if isinstance(v, Opaque) and REFUSED in v.message]
+        if refused:
+            merged[key] = refused[0]
+        elif all(v == first for v in values) and first is not None:
             merged[key] = first
         else:
             merged[key] = Opaque(line, f"`{key}`, which the branches set differently")

@@ -22,13 +22,36 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 10
 
 
-class Unsupported(Exception):
-    """A construct with no faithful translation; carries the line."""
+# what a value bound by a statement that could not be converted says: using it is no new reason
+REFUSED = "which could not be converted"
 
-    def __init__(self, line: int, message: str) -> None:
+
+class Unsupported(Exception):
+    """A construct with no faithful translation: where it is, in the user's words, and what would
+    make it convert (`hint`) where something would. `path` is set when the construct is in
+    another file than the statement being compiled (a value made in the caller, say)."""
+
+    def __init__(
+        self,
+        line: int,
+        message: str,
+        hint: str = "",
+        path: str = "",
+        *,
+        compile_bodies: bool = False,
+    ) -> None:
         super().__init__(message)
         self.line = line
         self.message = message
+        self.hint = hint
+        self.path = path
+        # refused at its head, whatever its bodies hold: they are compiled for their own reasons
+        self.compile_bodies = compile_bodies
+
+    @property
+    def secondary(self) -> bool:
+        """Caused by an earlier refusal (a name that statement bound): not a reason of its own."""
+        return REFUSED in self.message
 
 
 @dataclass(frozen=True)
@@ -74,6 +97,8 @@ class Opaque:
     line: int
     message: str
     extract: Callable[[], Expr] | None = field(default=None, compare=False, hash=False)
+    # the file of `line`, stamped by the first `builder.value` that sees it
+    path: str = field(default="", compare=False, hash=False)
 
 
 Value = Expr | Response | Stream | Opaque | SelfRef | Pool | ObjectRef
@@ -125,7 +150,7 @@ def to_expr(value: Value, line: int) -> Expr:
     if isinstance(value, (SelfRef, Pool, ObjectRef)):
         raise Unsupported(line, "the workflow would need an object, not data")
     if isinstance(value, Opaque):
-        raise Unsupported(value.line, f"the workflow would need {value.message}")
+        raise Unsupported(value.line, f"the workflow would need {value.message}", path=value.path)
     if isinstance(value, (Response, Stream)):
         return value.payload
     return value

@@ -16,6 +16,7 @@ from untangle.workflow.build.ast_helpers import (
     source_text,
     span_of,
     target_names,
+    target_text,
 )
 from untangle.workflow.build.concurrency import pool_size, transform_gather, transform_map
 from untangle.workflow.build.constant_fold import is_number
@@ -97,10 +98,17 @@ def transform_assign(
                 "`.append` instead)",
             )
         if has_work(builder, node.value, scope):
-            raise Unsupported(node.lineno, "an invoke result assigned to several targets")
+            raise Unsupported(
+                node.lineno,
+                f"unpacking an invoke's result into `{target_text(targets[0])}`",
+                "assign the result to one name and read its parts",
+            )
         for target in targets:
             for name in target_names(target):
-                scope.env[name] = Opaque(node.lineno, f"`{name}`, assigned by unpacking")
+                scope.env[name] = Opaque(
+                    node.lineno,
+                    f"`{name}`, assigned by unpacking `{target_text(target)} = …`",
+                )
         return nothing()
     return builder.effect(node.value, targets[0].id, scope)
 
@@ -113,7 +121,10 @@ def transform_aug_assign(builder: WorkflowBuilder, node: ast.AugAssign, scope: S
         scope.env[counted[0]] = counted[1]
         return nothing()
     for name in target_names(node.target):
-        scope.env[name] = Opaque(node.lineno, "updated in place (+=, …): state shared across steps")
+        scope.env[name] = Opaque(
+            node.lineno,
+            f"`{name}`, updated in place by `{source_text(node, scope)}` (only numbers are)",
+        )
     return nothing()
 
 
@@ -152,8 +163,28 @@ def transform_definition(
     return nothing()
 
 
+# statements with no translation, in the user's words, with what would make them convert
+UNSUPPORTED_STATEMENTS: dict[type[ast.stmt], tuple[str, str]] = {
+    ast.Continue: ("a `continue` statement", "put the rest of the loop body under an `if`"),
+    ast.Break: (
+        "a `break` in a loop whose iterations run apart (a Map)",
+        "filter the items before the loop",
+    ),
+    ast.Delete: ("a `del` statement", "remove it: workflow variables need no clean-up"),
+    ast.Assert: (
+        "an `assert` statement",
+        "`if not …: raise …`, which becomes a Choice and a Fail",
+    ),
+    ast.Match: ("a `match` statement", "`if`/`elif`, which becomes a Choice"),
+    ast.TryStar: ("`except*` (exception groups)", "plain `except` blocks"),
+}
+
+
 def transform_unsupported(builder: WorkflowBuilder, node: ast.stmt, scope: Scope) -> Fragment:
-    raise Unsupported(node.lineno, f"`{type(node).__name__}` statement")
+    words, hint = UNSUPPORTED_STATEMENTS.get(
+        type(node), (f"a `{type(node).__name__.lower()}` statement", "")
+    )
+    raise Unsupported(node.lineno, words, hint, compile_bodies=True)
 
 
 def transform_effect(

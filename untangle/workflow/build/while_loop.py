@@ -41,7 +41,12 @@ def transform_while(builder: WorkflowBuilder, node: ast.While, scope: Scope) -> 
     if retry is not None:
         return retry
     if node.orelse:
-        raise Unsupported(node.lineno, "while/else")
+        raise Unsupported(
+            node.lineno,
+            "an `else` block after a `while` loop",
+            "test after the loop whether it ended by its condition",
+            compile_bodies=True,
+        )
     if not has_work_in(builder, node.body, scope):
         raise Unsupported(node.lineno, "a loop of local computation would need its own function")
     if has_work(builder, node.test, scope):
