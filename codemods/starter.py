@@ -17,9 +17,10 @@ import json
 from collections.abc import Sequence
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import QualifiedNameProvider, ScopeProvider
+from libcst.metadata import GlobalScope, QualifiedNameProvider, ScopeProvider
 
 STARTER_HELPER = "_untangle_start"
 CLIENT = "_untangle_sfn"
@@ -66,6 +67,8 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
         # source of new single-purpose functions to append (extracted computations)
         self.extra_functions = extra_functions
         self.replaced = False
+        self.helper = STARTER_HELPER
+        self.has_client = False
 
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
@@ -74,25 +77,47 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
         arg_parser.add_argument("--mode", choices=("sync", "async"), default="sync")
         arg_parser.add_argument("--workflow", default="", help="state machine name, for docs")
 
+    def visit_Module(self, node: cst.Module) -> bool:
+        # a module another handler was migrated in already has the client and a helper, which
+        # starts that handler's machine: this handler gets its own helper
+        self.replaced = False
+        defined = {s.name.value for s in node.body if isinstance(s, cst.FunctionDef)}
+        self.helper = (
+            STARTER_HELPER if STARTER_HELPER not in defined else f"{STARTER_HELPER}_{self.handler}"
+        )
+        self.has_client = any(m.matches(s, _CLIENT_ASSIGNMENT) for s in node.body)
+        return True
+
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef:
-        if original_node.name.value != self.handler or self.replaced:
+        if (
+            original_node.name.value != self.handler
+            or self.replaced
+            # a method or a nested function of that name is not the handler
+            or not isinstance(self.get_metadata(ScopeProvider, original_node), GlobalScope)
+            # already a starter: a second run changes nothing
+            or m.matches(original_node.body, _STARTER_BODY)
+        ):
             return updated_node
-        params = [p.name.value for p in original_node.params.params]
+        params = [
+            p.name.value
+            for p in (*original_node.params.posonly_params, *original_node.params.params)
+        ]
         event = params[0] if params else "event"
+        subject = f"the {self.workflow}" if self.workflow else "this"
         docstring = cst.SimpleStatementLine(
             [
                 cst.Expr(
                     cst.SimpleString(
-                        f'"""Start the {self.workflow or "this"} state machine.\n\n'
+                        f'"""Start {subject} state machine.\n\n'
                         "    The steps this handler ran by hand are its states now "
                         '(migrated by untangle)."""'
                     )
                 )
             ]
         )
-        body = cst.parse_statement(f"return {STARTER_HELPER}({event})\n")
+        body = cst.parse_statement(f"return {self.helper}({event})\n")
         self.replaced = True
         AddImportsVisitor.add_needed_import(self.context, "json")
         AddImportsVisitor.add_needed_import(self.context, "os")
@@ -106,10 +131,14 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
         helper = [
             _spaced(statement)
             for statement in cst.parse_module(
-                template.format(helper=STARTER_HELPER, client=CLIENT, env=json.dumps(self.env_var))
+                template.format(helper=self.helper, client=CLIENT, env=json.dumps(self.env_var))
             ).body
         ]
-        client = cst.parse_statement(f'{CLIENT} = boto3.client("stepfunctions")\n')
+        client = (
+            []
+            if self.has_client
+            else [cst.parse_statement(f'{CLIENT} = boto3.client("stepfunctions")\n')]
+        )
         body = list(updated_node.body)
         insert_at = _after_imports(body)
         extra = (
@@ -117,8 +146,20 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
             if self.extra_functions
             else []
         )
-        new_body = [*body[:insert_at], client, *body[insert_at:], *helper, *extra]
+        new_body = [*body[:insert_at], *client, *body[insert_at:], *helper, *extra]
         return updated_node.with_changes(body=_without_unused_lambda_clients(new_body))
+
+
+_CLIENT_ASSIGNMENT = m.SimpleStatementLine([m.Assign([m.AssignTarget(m.Name(CLIENT))])])
+# what leave_FunctionDef writes: a docstring, then `return _untangle_start…(event)`
+_STARTER_BODY = m.IndentedBlock(
+    [
+        m.ZeroOrOne(m.SimpleStatementLine([m.Expr(m.SimpleString())])),
+        m.SimpleStatementLine(
+            [m.Return(m.Call(m.Name(m.MatchIfTrue(lambda n: n.startswith(STARTER_HELPER)))))]
+        ),
+    ]
+)
 
 
 def _spaced(statement: cst.BaseStatement) -> cst.BaseStatement:
