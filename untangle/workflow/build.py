@@ -50,6 +50,7 @@ from untangle.workflow.ir import (
     Map,
     Obj,
     Op,
+    Operator,
     Parallel,
     Reason,
     RetryRule,
@@ -79,7 +80,7 @@ _DEFAULT_CONCURRENCY = 10
 _MAX_UNROLLED = 10
 # what the tasks of a retry-decorated helper carry until its rule is known (never emitted)
 _PENDING_RETRY = RetryRule(("untangle.pending",), -1, 0, 1.0)
-_STRING_METHODS = {"upper": "upper", "lower": "lower", "strip": "trim"}
+_STRING_METHODS = {"upper": Operator.UPPER, "lower": Operator.LOWER, "strip": Operator.TRIM}
 _ARITHMETIC: dict[str, Callable[[float, float], object]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -867,7 +868,7 @@ class WorkflowBuilder:
 
     def _payload(self, node: ast.expr, scope: _Scope) -> Expr:
         value = self.value(node, scope)
-        if isinstance(value, Op) and value.op == "json_string":
+        if isinstance(value, Op) and value.op == Operator.JSON_STRING:
             return value.args[0]
         if isinstance(value, (Response, Stream)):
             return value.payload
@@ -882,7 +883,11 @@ class WorkflowBuilder:
             value = self.value(node, scope)
             if isinstance(value, Lit) and isinstance(value.value, str):
                 return self._remember(self.name_function(function_name_from_arn(value.value)))
-            if isinstance(value, Op) and value.op == "env" and isinstance(value.args[0], Lit):
+            if (
+                isinstance(value, Op)
+                and value.op == Operator.ENV
+                and isinstance(value.args[0], Lit)
+            ):
                 return self._remember(self.name_function(f"${value.args[0].value}"))
         names = site.kwargs.get("FunctionName", frozenset())
         if (
@@ -931,7 +936,7 @@ class WorkflowBuilder:
     def _name_of(self, expr: Expr) -> FunctionRef | None:
         if isinstance(expr, Lit) and isinstance(expr.value, str):
             return self.name_function(function_name_from_arn(expr.value))
-        if isinstance(expr, Op) and expr.op == "env" and isinstance(expr.args[0], Lit):
+        if isinstance(expr, Op) and expr.op == Operator.ENV and isinstance(expr.args[0], Lit):
             return self.name_function(f"${expr.args[0].value}")
         return None
 
@@ -1493,7 +1498,7 @@ class WorkflowBuilder:
             loops = self.for_(rewritten, scope)
             parts = scope.env.get(joined)
             if parts is not None and not isinstance(parts, _NOT_DATA):
-                scope.env[joined] = Op("flatten", (_expr(parts, node.lineno),))
+                scope.env[joined] = Op(Operator.FLATTEN, (_expr(parts, node.lineno),))
             return loops
         if not self._has_work_in(node.body, scope):
             collected = self._collecting_loop(node, scope)
@@ -1724,14 +1729,14 @@ class WorkflowBuilder:
             scope.env[collector] = items  # `for f in futures: out.append(f.result())`
         else:
             scope.env[collector] = Op(
-                "comprehension",
+                Operator.COMPREHENSION,
                 (_expr(items, node.lineno), Lit(variable), element, _truthy(test)),
             )
         return Fragment(None, [])
 
     def _counter_step(self, node: ast.AugAssign, scope: _Scope) -> tuple[str, Expr] | None:
         """`n += 1` on a number: the new value as data."""
-        ops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
+        ops = {ast.Add: Operator.ADD, ast.Sub: Operator.SUB, ast.Mult: Operator.MUL}
         op = ops.get(type(node.op))
         if op is None or not isinstance(node.target, ast.Name):
             return None
@@ -2129,7 +2134,7 @@ class WorkflowBuilder:
         if isinstance(node, ast.Subscript) and _dotted(node.value) == "os.environ":
             key = self.value(node.slice, scope)
             if isinstance(key, Lit) and isinstance(key.value, str):
-                return Op("env", (key,))
+                return Op(Operator.ENV, (key,))
         if isinstance(node, ast.Subscript):
             base = self.value(node.value, scope)
             key = self.value(node.slice, scope)
@@ -2169,13 +2174,15 @@ class WorkflowBuilder:
         if isinstance(node, ast.Compare):
             return self._compare(node, scope)
         if isinstance(node, ast.BoolOp):
-            op = "and" if isinstance(node.op, ast.And) else "or"
+            op = Operator.AND if isinstance(node.op, ast.And) else Operator.OR
             operands = [
                 _truthy(_expr(self.value(v, scope), getattr(v, "lineno", node.lineno)))
                 for v in node.values
             ]
             # constants decide or drop out (a StatusCode check that is always true, say)
-            absorbing, neutral = (Lit(False), Lit(True)) if op == "and" else (Lit(True), Lit(False))
+            absorbing, neutral = (
+                (Lit(False), Lit(True)) if op == Operator.AND else (Lit(True), Lit(False))
+            )
             if absorbing in operands:
                 return absorbing
             operands = [o for o in operands if o != neutral]
@@ -2185,7 +2192,7 @@ class WorkflowBuilder:
         if isinstance(node, ast.UnaryOp):
             operand = _expr(self.value(node.operand, scope), node.lineno)
             if isinstance(node.op, ast.Not):
-                return Op("not", (_truthy(operand),))
+                return Op(Operator.NOT, (_truthy(operand),))
             if (
                 isinstance(node.op, ast.USub)
                 and isinstance(operand, Lit)
@@ -2208,7 +2215,7 @@ class WorkflowBuilder:
                     parts.append(_expr(self.value(part.value, scope), node.lineno))
                 else:
                     return Opaque(node.lineno, "a formatted string with a format spec")
-            return Op("concat", tuple(parts))
+            return Op(Operator.CONCAT, tuple(parts))
         if isinstance(node, ast.IfExp):
             test = self.value(node.test, scope)
             decided = (
@@ -2221,7 +2228,7 @@ class WorkflowBuilder:
             if any(isinstance(v, _NOT_DATA) for v in (test, body, orelse)):
                 return Opaque(node.lineno, "a conditional expression on values the workflow lacks")
             return Op(
-                "if",
+                Operator.IF,
                 (
                     _truthy(_expr(test, node.lineno)),
                     _expr(body, node.lineno),
@@ -2251,9 +2258,9 @@ class WorkflowBuilder:
             if not conditions
             else conditions[0]
             if len(conditions) == 1
-            else Op("and", tuple(conditions))
+            else Op(Operator.AND, tuple(conditions))
         )
-        return Op("comprehension", (items, Lit(variable), element, condition))
+        return Op(Operator.COMPREHENSION, (items, Lit(variable), element, condition))
 
     def _global(self, node: ast.Name | ast.Attribute, scope: _Scope) -> Value:
         """A module-level constant, a class attribute, an environment variable."""
@@ -2313,38 +2320,42 @@ class WorkflowBuilder:
                     found = with_path(right, left.value)
                     if found is None:
                         raise Unsupported(node.lineno, f"`in` on {_source(comparator, scope)}")
-                    test: Expr = Op("exists", (found,))
-                    results.append(test if isinstance(op, ast.In) else Op("not", (test,)))
+                    test: Expr = Op(Operator.EXISTS, (found,))
+                    results.append(test if isinstance(op, ast.In) else Op(Operator.NOT, (test,)))
                 else:
                     raise Unsupported(node.lineno, "`in` on a list")
             elif isinstance(op, (ast.Is, ast.IsNot)):
                 if right != Lit(None):
                     raise Unsupported(node.lineno, "`is` with something other than None")
-                test = Op("is_null", (left,))
-                results.append(test if isinstance(op, ast.Is) else Op("not", (test,)))
+                test = Op(Operator.IS_NULL, (left,))
+                results.append(test if isinstance(op, ast.Is) else Op(Operator.NOT, (test,)))
             else:
                 symbol = {
-                    ast.Eq: "==",
-                    ast.NotEq: "!=",
-                    ast.Lt: "<",
-                    ast.LtE: "<=",
-                    ast.Gt: ">",
-                    ast.GtE: ">=",
+                    ast.Eq: Operator.EQ,
+                    ast.NotEq: Operator.NE,
+                    ast.Lt: Operator.LT,
+                    ast.LtE: Operator.LE,
+                    ast.Gt: Operator.GT,
+                    ast.GtE: Operator.GE,
                 }[type(op)]
                 results.append(_fold(Op(symbol, (left, right))))
             left = right
-        return results[0] if len(results) == 1 else Op("and", tuple(results))
+        return results[0] if len(results) == 1 else Op(Operator.AND, tuple(results))
 
     def _binop(self, node: ast.BinOp, scope: _Scope) -> Value:
         left = _expr(self.value(node.left, scope), node.lineno)
         right = _expr(self.value(node.right, scope), node.lineno)
-        symbol = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}.get(
-            type(node.op)
-        )
+        symbol = {
+            ast.Add: Operator.ADD,
+            ast.Sub: Operator.SUB,
+            ast.Mult: Operator.MUL,
+            ast.Div: Operator.DIV,
+            ast.Pow: Operator.POW,
+        }.get(type(node.op))
         if symbol is None:
             return Opaque(node.lineno, f"`{_source(node, scope)}`")
         folded = _fold(Op(symbol, (left, right)))
-        if isinstance(folded, Op) and symbol == "**":
+        if isinstance(folded, Op) and symbol == Operator.POW:
             return Opaque(node.lineno, "a power of a value known only at run time")
         return folded
 
@@ -2363,14 +2374,14 @@ class WorkflowBuilder:
             inner = self.value(argument, scope)
             if isinstance(inner, (Stream, Response)):
                 return inner.payload
-            if isinstance(inner, Op) and inner.op == "json_string":
+            if isinstance(inner, Op) and inner.op == Operator.JSON_STRING:
                 return inner.args[0]
             if not isinstance(inner, _NOT_DATA):
-                return Op("json_parse", (inner,))
+                return Op(Operator.JSON_PARSE, (inner,))
             return Opaque(node.lineno, f"`{_source(node, scope)}`")
         if name == "dumps" and dotted.startswith("json") and node.args:
             inner = _expr(self.value(node.args[0], scope), node.lineno)
-            return Op("json_string", (inner,))
+            return Op(Operator.JSON_STRING, (inner,))
         if (
             isinstance(node.func, ast.Attribute)
             and node.func.attr == "join"
@@ -2379,7 +2390,7 @@ class WorkflowBuilder:
             and len(node.args) == 1
         ):
             joined = _expr(self.value(node.args[0], scope), node.lineno)
-            return Op("join", (joined, Lit(node.func.value.value)))
+            return Op(Operator.JOIN, (joined, Lit(node.func.value.value)))
         if (
             isinstance(node.func, ast.Attribute)
             and node.func.attr in _STRING_METHODS
@@ -2405,7 +2416,7 @@ class WorkflowBuilder:
                             if len(node.args) > 1
                             else Lit(None)
                         )
-                        return Op("default", (found, default))
+                        return Op(Operator.DEFAULT, (found, default))
             if isinstance(receiver, Response) and name == "get":
                 return Opaque(node.lineno, "a field of the raw invoke response")
         if dotted in ("os.getenv", "os.environ.get") and node.args:
@@ -2423,11 +2434,11 @@ class WorkflowBuilder:
                             "the template must set it",
                         )
                     )
-                return Op("env", (key,))
+                return Op(Operator.ENV, (key,))
         if dotted in ("str",) and len(node.args) == 1:
-            return Op("concat", (_expr(self.value(node.args[0], scope), node.lineno),))
+            return Op(Operator.CONCAT, (_expr(self.value(node.args[0], scope), node.lineno),))
         if dotted in ("len",) and len(node.args) == 1:
-            return Op("count", (_expr(self.value(node.args[0], scope), node.lineno),))
+            return Op(Operator.COUNT, (_expr(self.value(node.args[0], scope), node.lineno),))
         if dotted.rsplit(".", 1)[-1] == "as_completed" and len(node.args) == 1:
             futures = self.value(node.args[0], scope)
             if not isinstance(futures, _NOT_DATA):
@@ -2443,7 +2454,7 @@ class WorkflowBuilder:
         if dotted in ("asyncio.run", "loop.run_until_complete") and len(node.args) == 1:
             return self.value(node.args[0], scope)
         if dotted in ("float", "int") and len(node.args) == 1:
-            return Op("number", (_expr(self.value(node.args[0], scope), node.lineno),))
+            return Op(Operator.NUMBER, (_expr(self.value(node.args[0], scope), node.lineno),))
         if dotted in ("bool",) and len(node.args) == 1:
             return _truthy(_expr(self.value(node.args[0], scope), node.lineno))
         pure = self._pure_inline(node, scope)
@@ -2533,7 +2544,7 @@ def _constant(values: frozenset[object], node: ast.expr, scope: _Scope) -> Value
         if isinstance(only, ConstV):
             return Lit(only.value)
         if isinstance(only, Env):
-            return Op("env", (Lit(only.name),))
+            return Op(Operator.ENV, (Lit(only.name),))
     return Opaque(node.lineno, f"`{_source(node, scope)}` (not a constant)")
 
 
@@ -2553,28 +2564,28 @@ def _static(expr: Expr) -> bool:
     """A literal, or an environment variable (a deploy-time substitution)."""
     if isinstance(expr, Lit):
         return isinstance(expr.value, (str, int, float, bool))
-    return isinstance(expr, Op) and expr.op == "env" and isinstance(expr.args[0], Lit)
+    return isinstance(expr, Op) and expr.op == Operator.ENV and isinstance(expr.args[0], Lit)
 
 
 def _truthy(expr: Expr) -> Expr:
     if isinstance(expr, Op) and expr.op in (
-        "==",
-        "!=",
-        "<",
-        "<=",
-        ">",
-        ">=",
-        "and",
-        "or",
-        "not",
-        "exists",
-        "is_null",
-        "truthy",
+        Operator.EQ,
+        Operator.NE,
+        Operator.LT,
+        Operator.LE,
+        Operator.GT,
+        Operator.GE,
+        Operator.AND,
+        Operator.OR,
+        Operator.NOT,
+        Operator.EXISTS,
+        Operator.IS_NULL,
+        Operator.TRUTHY,
     ):
         return expr
     if isinstance(expr, Lit):
         return Lit(bool(expr.value))
-    return Op("truthy", (expr,))
+    return Op(Operator.TRUTHY, (expr,))
 
 
 def _constant_truth(expr: Expr) -> bool | None:
@@ -2589,16 +2600,26 @@ def _fold(expr: Expr) -> Expr:
         return expr
     values = [a.value for a in expr.args if isinstance(a, Lit)]
     try:
-        if expr.op == "==":
+        if expr.op == Operator.EQ:
             return Lit(values[0] == values[1])
-        if expr.op == "!=":
+        if expr.op == Operator.NE:
             return Lit(values[0] != values[1])
-        if expr.op in ("<", "<=", ">", ">=", "+", "-", "*", "/", "**"):
+        if expr.op in (
+            Operator.LT,
+            Operator.LE,
+            Operator.GT,
+            Operator.GE,
+            Operator.ADD,
+            Operator.SUB,
+            Operator.MUL,
+            Operator.DIV,
+            Operator.POW,
+        ):
             a, b = values
             if isinstance(a, (int, float)) and isinstance(b, (int, float)):
                 result = _ARITHMETIC[expr.op](a, b)
                 return Lit(result)
-            if isinstance(a, str) and isinstance(b, str) and expr.op == "+":
+            if isinstance(a, str) and isinstance(b, str) and expr.op == Operator.ADD:
                 return Lit(a + b)
     except (ZeroDivisionError, OverflowError, TypeError):
         return expr
