@@ -13,7 +13,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from untangle.workflow.ir import (
     Arr,
@@ -28,9 +28,11 @@ from untangle.workflow.ir import (
     Map,
     Obj,
     Op,
+    Operator,
     Parallel,
     RetryRule,
     State,
+    StateVisitor,
     Succeed,
     Task,
     Var,
@@ -38,6 +40,7 @@ from untangle.workflow.ir import (
     Workflow,
     ordered,
 )
+from untangle.workflow.lower import Intrinsic, Rule, jsonpath_form, lower_defaults
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_SERVICE_RETRY: dict[str, Any] = {
@@ -68,8 +71,6 @@ def to_asl(workflow: Workflow, query_language: str = "jsonata") -> dict[str, Any
         body = _JSONata().graph(workflow.graph)
         return {"Comment": comment, "QueryLanguage": "JSONata", **body}
     if query_language == "jsonpath":
-        from untangle.workflow.lower import lower_defaults
-
         return {"Comment": comment, **_JSONPath().machine(lower_defaults(workflow.graph))}
     raise ValueError(f"unknown query language {query_language!r}")
 
@@ -129,7 +130,7 @@ def _ends(state: State, rendered: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class _JSONata:
+class _JSONata(StateVisitor[dict[str, Any]]):
     # inside a Parallel branch: results leave through Output, not Assign (branch variables
     # are not visible outside the branch)
     in_branch: bool = False
@@ -143,7 +144,7 @@ class _JSONata:
                 alias = (item_var, "$states.input")
             saved = self.item_alias
             self.item_alias = alias
-            states[state.name] = self.state(state)
+            states[state.name] = self.visit(state)
             if alias is not None:
                 assign = states[state.name].setdefault("Assign", {})
                 assign[item_var] = "{% $states.input %}"
@@ -184,66 +185,73 @@ class _JSONata:
         if isinstance(expr, Arr):
             return "[" + ", ".join(self.expr(i) for i in expr.items) + "]"
         op = expr.op
-        args = [self.expr(a, strict=op not in ("exists", "default")) for a in expr.args]
-        if op in ("==", "!=", "<", "<=", ">", ">="):
-            symbol = "=" if op == "==" else op
-            return f"({args[0]} {symbol} {args[1]})"
-        if op in ("and", "or"):
-            return "(" + f" {op} ".join(args) + ")"
-        if op in ("+", "-", "*", "/"):
-            return f"({args[0]} {op} {args[1]})"
-        if op == "not":
-            return f"$not({args[0]})"
-        if op == "truthy":
-            return f"$boolean({args[0]})"
-        if op == "exists":
-            return f"$exists({args[0]})"
-        if op == "is_null":
-            return f"({args[0]} = null)"
-        if op == "concat":
-            # f"{x}" is str(x): Python's spelling of booleans, None, lists and dicts
-            parts = [a if _is_text(e) else f"$pystr({a})" for a, e in zip(args, expr.args)]
-            if not parts:
-                return '""'
-            joined = " & ".join(parts)
-            if all(_is_text(e) for e in expr.args):
-                return f"({joined})"
-            return f"({_PY_STR} {joined})"
-        if op == "json_string":
-            return _PY_DUMPS.format(value=args[0])
-        if op == "default":
-            return f"($exists({args[0]}) ? {args[0]} : {args[1]})"
-        if op == "count":
-            return f"$count({args[0]})"
-        if op == "number":
-            return f"$number({args[0]})"
-        if op == "if":
-            return f"({args[0]} ? {args[1]} : {args[2]})"
-        if op == "comprehension":
-            variable = expr.args[1].value if isinstance(expr.args[1], Lit) else "x"
-            items = args[0]
-            if not (isinstance(expr.args[3], Lit) and expr.args[3].value is True):
-                items = f"$filter({items}, function(${variable}) {{ {args[3]} }})"
-            mapped = f"$map({items}, function(${variable}) {{ {args[2]} }})"
-            # JSONata returns a lone value, or nothing, where Python has a list of one or none
-            return (
-                f'($list := {mapped}; $type($list) = "array" ? $list : '
-                f"($exists($list) ? [$list] : []))"
-            )
-        if op == "json_parse":
-            return f"$eval({args[0]})"
-        if op == "flatten":
-            return f"$reduce({args[0]}, function($all, $part) {{ $append($all, $part) }}, [])"
-        if op == "join":
-            return f"$join({args[0]}, {args[1]})"
-        if op in ("upper", "lower"):
-            return f"${op}case({args[0]})"
-        if op == "trim":
-            return f"$trim({args[0]})"
-        if op == "env":
-            name = expr.args[0].value if isinstance(expr.args[0], Lit) else "ENV"
-            return json.dumps(f"${{{name}}}")
-        raise NotExpressible(f"operation {op}")
+        args = [
+            self.expr(a, strict=op not in (Operator.EXISTS, Operator.DEFAULT)) for a in expr.args
+        ]
+        match op:
+            case Operator.EQ | Operator.NE | Operator.LT | Operator.LE | Operator.GT | Operator.GE:
+                symbol = "=" if op == Operator.EQ else op
+                return f"({args[0]} {symbol} {args[1]})"
+            case Operator.AND | Operator.OR:
+                return "(" + f" {op} ".join(args) + ")"
+            case Operator.ADD | Operator.SUB | Operator.MUL | Operator.DIV:
+                return f"({args[0]} {op} {args[1]})"
+            case Operator.NOT:
+                return f"$not({args[0]})"
+            case Operator.TRUTHY:
+                return f"$boolean({args[0]})"
+            case Operator.EXISTS:
+                return f"$exists({args[0]})"
+            case Operator.IS_NULL:
+                return f"({args[0]} = null)"
+            case Operator.CONCAT:
+                # f"{x}" is str(x): Python's spelling of booleans, None, lists and dicts
+                parts = [a if _is_text(e) else f"$pystr({a})" for a, e in zip(args, expr.args)]
+                if not parts:
+                    return '""'
+                joined = " & ".join(parts)
+                if all(_is_text(e) for e in expr.args):
+                    return f"({joined})"
+                return f"({_PY_STR} {joined})"
+            case Operator.JSON_STRING:
+                return _PY_DUMPS.format(value=args[0])
+            case Operator.DEFAULT:
+                return f"($exists({args[0]}) ? {args[0]} : {args[1]})"
+            case Operator.COUNT:
+                return f"$count({args[0]})"
+            case Operator.NUMBER:
+                return f"$number({args[0]})"
+            case Operator.IF:
+                return f"({args[0]} ? {args[1]} : {args[2]})"
+            case Operator.COMPREHENSION:
+                variable = expr.args[1].value if isinstance(expr.args[1], Lit) else "x"
+                items = args[0]
+                if not (isinstance(expr.args[3], Lit) and expr.args[3].value is True):
+                    items = f"$filter({items}, function(${variable}) {{ {args[3]} }})"
+                mapped = f"$map({items}, function(${variable}) {{ {args[2]} }})"
+                # JSONata returns a lone value, or nothing, where Python has a list of one or none
+                return (
+                    f'($list := {mapped}; $type($list) = "array" ? $list : '
+                    f"($exists($list) ? [$list] : []))"
+                )
+            case Operator.JSON_PARSE:
+                return f"$eval({args[0]})"
+            case Operator.FLATTEN:
+                return f"$reduce({args[0]}, function($all, $part) {{ $append($all, $part) }}, [])"
+            case Operator.JOIN:
+                return f"$join({args[0]}, {args[1]})"
+            case Operator.UPPER | Operator.LOWER:
+                return f"${op}case({args[0]})"
+            case Operator.TRIM:
+                return f"$trim({args[0]})"
+            case Operator.ENV:
+                name = expr.args[0].value if isinstance(expr.args[0], Lit) else "ENV"
+                return json.dumps(f"${{{name}}}")
+            case Operator.POW | Operator.CEIL:
+                # a power is folded or refused by the builder; ceil only comes of JSONPath lowering
+                raise NotExpressible(f"operation {op}")
+            case _:
+                assert_never(op)
 
     def catcher(self, catch: CatchRule) -> dict[str, Any]:
         rendered: dict[str, Any] = {"ErrorEquals": list(catch.errors), "Next": catch.next}
@@ -260,86 +268,92 @@ class _JSONata:
             return expr.value
         return "{% " + self.expr(expr) + " %}"
 
-    def state(self, state: State) -> dict[str, Any]:
-        if isinstance(state, Task):
-            arguments: dict[str, Any] = {
-                "FunctionName": (
-                    self.template(state.function.dynamic)
-                    if state.function.dynamic is not None
-                    else state.function.placeholder
-                ),
-                "Payload": self.template(state.payload),
-            }
-            if state.asynchronous:
-                arguments["InvocationType"] = "Event"
-            rendered: dict[str, Any] = {
-                "Type": "Task",
-                "Resource": LAMBDA_INVOKE,
-                "Arguments": arguments,
-                "Retry": _retries(state.retry),
-            }
-            if state.assign:
-                rendered["Assign"] = {state.assign: "{% $states.result.Payload %}"}
-                if self.in_branch and state.next is None:
-                    # the last state of a Parallel branch: its output is the branch's result
-                    rendered["Output"] = "{% $states.result.Payload %}"
-            if state.catch:
-                rendered["Catch"] = [self.catcher(c) for c in _ordered_catches(state)]
-            return _ends(state, rendered)
-        if isinstance(state, Choice):
-            rendered = {
-                "Type": "Choice",
-                "Choices": [
-                    {"Condition": "{% " + self.expr(c) + " %}", "Next": n} for c, n in state.rules
-                ],
-            }
-            if state.default:
-                rendered["Default"] = state.default
-            return rendered
-        if isinstance(state, Wait):
-            rendered = {"Type": "Wait"}
-            if isinstance(state.seconds, Lit):
-                rendered["Seconds"] = self.template(state.seconds)
-            elif state.seconds is not None:
-                # Wait takes whole seconds: a fraction waits the next whole second
-                rendered["Seconds"] = "{% $ceil(" + self.expr(state.seconds) + ") %}"
-            elif state.timestamp is not None:
-                rendered["Timestamp"] = self.template(state.timestamp)
-            return _ends(state, rendered)
-        if isinstance(state, Assign):
-            rendered = {"Type": "Pass"}
-            if state.values:
-                rendered["Assign"] = {k: self.template(v) for k, v in state.values}
-            return _ends(state, rendered)
-        if isinstance(state, Succeed):
-            return {"Type": "Succeed", "Output": self.template(state.output)}
-        if isinstance(state, Fail):
-            rendered = {"Type": "Fail"}
-            if state.error:
-                rendered["Error"] = state.error
-            else:
-                rendered["Error"] = "{% $error.Error %}"
-            if state.cause is not None:
-                cause = self.expr(state.cause)
-                rendered["Cause"] = "{% $string(" + cause + ") %}"
-            return rendered
-        if isinstance(state, Map):
-            inner = _JSONata(in_branch=False)
-            rendered = {
-                "Type": "Map",
-                "Items": self.template(state.items),
-                "MaxConcurrency": state.max_concurrency,
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "INLINE"},
-                    **inner.graph(state.processor, state.item_var),
-                },
-            }
-            if state.assign:
-                rendered["Assign"] = {state.assign: "{% $states.result %}"}
-            return _ends(state, rendered)
-        assert isinstance(state, Parallel)
+    def visit_task(self, state: Task) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "FunctionName": (
+                self.template(state.function.dynamic)
+                if state.function.dynamic is not None
+                else state.function.placeholder
+            ),
+            "Payload": self.template(state.payload),
+        }
+        if state.asynchronous:
+            arguments["InvocationType"] = "Event"
+        rendered: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Arguments": arguments,
+            "Retry": _retries(state.retry),
+        }
+        if state.assign:
+            rendered["Assign"] = {state.assign: "{% $states.result.Payload %}"}
+            if self.in_branch and state.next is None:
+                # the last state of a Parallel branch: its output is the branch's result
+                rendered["Output"] = "{% $states.result.Payload %}"
+        if state.catch:
+            rendered["Catch"] = [self.catcher(c) for c in _ordered_catches(state)]
+        return _ends(state, rendered)
+
+    def visit_choice(self, state: Choice) -> dict[str, Any]:
+        rendered: dict[str, Any] = {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": "{% " + self.expr(c) + " %}", "Next": n} for c, n in state.rules
+            ],
+        }
+        if state.default:
+            rendered["Default"] = state.default
+        return rendered
+
+    def visit_wait(self, state: Wait) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"Type": "Wait"}
+        if isinstance(state.seconds, Lit):
+            rendered["Seconds"] = self.template(state.seconds)
+        elif state.seconds is not None:
+            # Wait takes whole seconds: a fraction waits the next whole second
+            rendered["Seconds"] = "{% $ceil(" + self.expr(state.seconds) + ") %}"
+        elif state.timestamp is not None:
+            rendered["Timestamp"] = self.template(state.timestamp)
+        return _ends(state, rendered)
+
+    def visit_assign(self, state: Assign) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"Type": "Pass"}
+        if state.values:
+            rendered["Assign"] = {k: self.template(v) for k, v in state.values}
+        return _ends(state, rendered)
+
+    def visit_succeed(self, state: Succeed) -> dict[str, Any]:
+        return {"Type": "Succeed", "Output": self.template(state.output)}
+
+    def visit_fail(self, state: Fail) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"Type": "Fail"}
+        if state.error:
+            rendered["Error"] = state.error
+        else:
+            rendered["Error"] = "{% $error.Error %}"
+        if state.cause is not None:
+            cause = self.expr(state.cause)
+            rendered["Cause"] = "{% $string(" + cause + ") %}"
+        return rendered
+
+    def visit_map(self, state: Map) -> dict[str, Any]:
+        inner = _JSONata(in_branch=False)
+        rendered: dict[str, Any] = {
+            "Type": "Map",
+            "Items": self.template(state.items),
+            "MaxConcurrency": state.max_concurrency,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                **inner.graph(state.processor, state.item_var),
+            },
+        }
+        if state.assign:
+            rendered["Assign"] = {state.assign: "{% $states.result %}"}
+        return _ends(state, rendered)
+
+    def visit_parallel(self, state: Parallel) -> dict[str, Any]:
         branch = _JSONata(in_branch=True)
-        rendered = {
+        rendered: dict[str, Any] = {
             "Type": "Parallel",
             "Branches": [branch.graph(g) for g in state.branches],
         }
@@ -384,7 +398,15 @@ _PY_STR = (
     "$string($v) }; "
     '$pystr := function($v) { $type($v) = "string" ? $v : $pyrepr($v) };'
 )
-_TEXT_OPS = ("concat", "upper", "lower", "trim", "join", "json_string", "env")
+_TEXT_OPS = (
+    Operator.CONCAT,
+    Operator.UPPER,
+    Operator.LOWER,
+    Operator.TRIM,
+    Operator.JOIN,
+    Operator.JSON_STRING,
+    Operator.ENV,
+)
 
 
 def _is_text(expr: Expr) -> bool:
@@ -418,7 +440,7 @@ def _path(path: tuple[str | int, ...], jsonpath: bool = False) -> str:
 
 
 @dataclass
-class _JSONPath:
+class _JSONPath(StateVisitor[dict[str, Any]]):
     in_branch: bool = False
     item_var: str | None = None
     # variables set by a Parallel state: read from its stored list of branch results
@@ -448,7 +470,7 @@ class _JSONPath:
 
     def graph(self, graph: Graph) -> dict[str, Any]:
         saved, self.extra = self.extra, {}
-        states = {s.name: self.state(s) for s in ordered(graph)}
+        states = {s.name: self.visit(s) for s in ordered(graph)}
         states.update(self.extra)
         self.extra = saved
         return {"StartAt": graph.start, "States": states}
@@ -506,34 +528,43 @@ class _JSONPath:
             ):
                 raise NotExpressible("a literal inside an intrinsic function")
             return json.dumps(expr.value)
-        if isinstance(expr, Op):
+        form = jsonpath_form(expr.op) if isinstance(expr, Op) else None
+        if isinstance(expr, Op) and isinstance(form, Intrinsic):
             args = expr.args
-            if expr.op == "json_string":
-                return f"States.JsonToString({self.intrinsic(args[0])})"
-            if expr.op == "json_parse":
-                return f"States.StringToJson({self.intrinsic(args[0])})"
-            if expr.op == "concat":
-                template = "".join(
-                    a.value.replace("{", "\\{").replace("}", "\\}").replace("'", "\\'")
-                    if isinstance(a, Lit) and isinstance(a.value, str)
-                    else "{}"
-                    for a in args
-                )
-                values = [
-                    self.intrinsic(a)
-                    for a in args
-                    if not (isinstance(a, Lit) and isinstance(a.value, str))
-                ]
-                return "States.Format(" + ", ".join([f"'{template}'", *values]) + ")"
-            if expr.op == "+" and isinstance(args[1], Lit):
-                return f"States.MathAdd({self.intrinsic(args[0])}, {self.intrinsic(args[1])})"
-            if expr.op == "count":
-                return f"States.ArrayLength({self.intrinsic(args[0])})"
-            if expr.op == "number" and isinstance(args[0], Op) and args[0].op == "env":
-                # an environment value is a string: parsed as JSON, a numeric one is a number
-                return f"States.StringToJson({self.intrinsic(args[0])})"
-            if expr.op == "env" and isinstance(args[0], Lit):
-                return f"'${{{args[0].value}}}'"
+            match form.op:
+                case Operator.JSON_STRING:
+                    return f"States.JsonToString({self.intrinsic(args[0])})"
+                case Operator.JSON_PARSE:
+                    return f"States.StringToJson({self.intrinsic(args[0])})"
+                case Operator.CONCAT:
+                    template = "".join(
+                        a.value.replace("{", "\\{").replace("}", "\\}").replace("'", "\\'")
+                        if isinstance(a, Lit) and isinstance(a.value, str)
+                        else "{}"
+                        for a in args
+                    )
+                    values = [
+                        self.intrinsic(a)
+                        for a in args
+                        if not (isinstance(a, Lit) and isinstance(a.value, str))
+                    ]
+                    return "States.Format(" + ", ".join([f"'{template}'", *values]) + ")"
+                case Operator.ADD:
+                    if isinstance(args[1], Lit):
+                        first, second = self.intrinsic(args[0]), self.intrinsic(args[1])
+                        return f"States.MathAdd({first}, {second})"
+                case Operator.COUNT:
+                    return f"States.ArrayLength({self.intrinsic(args[0])})"
+                case Operator.NUMBER:
+                    if isinstance(args[0], Op) and args[0].op == Operator.ENV:
+                        # an environment value is a string: parsed as JSON, a numeric one is a
+                        # number
+                        return f"States.StringToJson({self.intrinsic(args[0])})"
+                case Operator.ENV:
+                    if isinstance(args[0], Lit):
+                        return f"'${{{args[0].value}}}'"
+                case _:
+                    assert_never(form.op)
         raise NotExpressible(f"`{_short(expr)}` in JSONPath (use --query-language jsonata)")
 
     def parameters(self, expr: Expr) -> Any:
@@ -576,212 +607,231 @@ class _JSONPath:
         }
 
     def condition(self, expr: Expr) -> dict[str, Any]:
-        if isinstance(expr, Op):
-            op, args = expr.op, expr.args
-            if op in ("and", "or"):
-                return {op.capitalize(): [self.condition(a) for a in args]}
-            if op == "not":
-                return {"Not": self.condition(args[0])}
-            if op == "exists":
-                variable = self.path(args[0])
-                if variable:
-                    return {"Variable": variable, "IsPresent": True}
-            if op == "is_null":
-                variable = self.path(args[0])
-                if variable:
-                    return {
-                        "And": [
-                            {"Variable": variable, "IsPresent": True},
-                            {"Variable": variable, "IsNull": True},
-                        ]
-                    }
-            if op == "truthy":
-                variable = self.path(args[0])
-                if variable:
-                    return {
-                        "And": [
-                            {"Variable": variable, "IsPresent": True},
-                            {"Not": {"Variable": variable, "IsNull": True}},
-                            {"Not": {"Variable": variable, "BooleanEquals": False}},
-                            {"Not": {"Variable": variable, "NumericEquals": 0}},
-                            {"Not": {"Variable": variable, "StringEquals": ""}},
-                        ]
-                    }
-            if op in ("==", "!=", "<", "<=", ">", ">="):
-                return self.comparison(op, args[0], args[1])
+        form = jsonpath_form(expr.op) if isinstance(expr, Op) else None
+        if isinstance(expr, Op) and isinstance(form, Rule):
+            op, args = form.op, expr.args
+            match op:
+                case Operator.AND:
+                    return {"And": [self.condition(a) for a in args]}
+                case Operator.OR:
+                    return {"Or": [self.condition(a) for a in args]}
+                case Operator.NOT:
+                    return {"Not": self.condition(args[0])}
+                case Operator.EXISTS:
+                    variable = self.path(args[0])
+                    if variable:
+                        return {"Variable": variable, "IsPresent": True}
+                case Operator.IS_NULL:
+                    variable = self.path(args[0])
+                    if variable:
+                        return {
+                            "And": [
+                                {"Variable": variable, "IsPresent": True},
+                                {"Variable": variable, "IsNull": True},
+                            ]
+                        }
+                case Operator.TRUTHY:
+                    variable = self.path(args[0])
+                    if variable:
+                        return {
+                            "And": [
+                                {"Variable": variable, "IsPresent": True},
+                                {"Not": {"Variable": variable, "IsNull": True}},
+                                {"Not": {"Variable": variable, "BooleanEquals": False}},
+                                {"Not": {"Variable": variable, "NumericEquals": 0}},
+                                {"Not": {"Variable": variable, "StringEquals": ""}},
+                            ]
+                        }
+                case (
+                    Operator.EQ
+                    | Operator.NE
+                    | Operator.LT
+                    | Operator.LE
+                    | Operator.GT
+                    | Operator.GE
+                ):
+                    return self.comparison(op, args[0], args[1])
+                case _:
+                    assert_never(op)
         if isinstance(expr, Lit) and isinstance(expr.value, bool):
             raise NotExpressible("a constant condition")
         raise NotExpressible(f"the condition `{_short(expr)}` in JSONPath")
 
-    def comparison(self, op: str, left: Expr, right: Expr) -> dict[str, Any]:
+    def comparison(self, op: Operator, left: Expr, right: Expr) -> dict[str, Any]:
         variable = self.path(left)
         other = right
         if variable is None:
             variable = self.path(right)
             other = left
-            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+            op = _MIRRORED.get(op, op)
         if variable is None:
             raise NotExpressible("a comparison between two computed values")
         names = {
-            "==": "Equals",
-            "<": "LessThan",
-            "<=": "LessThanEquals",
-            ">": "GreaterThan",
-            ">=": "GreaterThanEquals",
+            Operator.EQ: "Equals",
+            Operator.LT: "LessThan",
+            Operator.LE: "LessThanEquals",
+            Operator.GT: "GreaterThan",
+            Operator.GE: "GreaterThanEquals",
         }
-        negate = op == "!="
-        base = names["==" if negate else op]
+        negate = op == Operator.NE
+        base = names[Operator.EQ if negate else op]
         rule: dict[str, Any]
         other_path = self.path(other)
         if other_path is not None:
-            kind = "Numeric" if op not in ("==", "!=") else "String"
+            kind = "Numeric" if op not in (Operator.EQ, Operator.NE) else "String"
             rule = {"Variable": variable, f"{kind}{base}Path": other_path}
         elif isinstance(other, Lit) and isinstance(other.value, bool):
-            if op not in ("==", "!="):
+            if op not in (Operator.EQ, Operator.NE):
                 raise NotExpressible("an ordering comparison with a boolean")
             rule = {"Variable": variable, "BooleanEquals": other.value}
         elif isinstance(other, Lit) and isinstance(other.value, (int, float)):
             rule = {"Variable": variable, f"Numeric{base}": other.value}
         elif isinstance(other, Lit) and isinstance(other.value, str):
             rule = {"Variable": variable, f"String{base}": other.value}
-        elif isinstance(other, Lit) and other.value is None and op in ("==", "!="):
+        elif isinstance(other, Lit) and other.value is None and op in (Operator.EQ, Operator.NE):
             rule = {"Variable": variable, "IsNull": True}
         else:
             raise NotExpressible("a comparison with a computed value")
         return {"Not": rule} if negate else rule
 
-    def state(self, state: State) -> dict[str, Any]:
-        if isinstance(state, Task):
-            parameters: dict[str, Any] = {}
-            if state.function.dynamic is not None:
-                dynamic, name = self.value(state.function.dynamic)
-                parameters["FunctionName.$" if dynamic else "FunctionName"] = name
+    def visit_task(self, state: Task) -> dict[str, Any]:
+        parameters: dict[str, Any] = {}
+        if state.function.dynamic is not None:
+            dynamic, name = self.value(state.function.dynamic)
+            parameters["FunctionName.$" if dynamic else "FunctionName"] = name
+        else:
+            parameters["FunctionName"] = state.function.placeholder
+        key, payload = self.payload(state.payload)
+        parameters[key] = payload
+        if state.asynchronous:
+            parameters["InvocationType"] = "Event"
+        rendered: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": parameters,
+            "Retry": _retries(state.retry),
+        }
+        if state.assign and self.in_branch and state.next is None:
+            # the last state of a Parallel branch: its output is the branch's result
+            rendered["OutputPath"] = "$.Payload"
+        elif state.assign:
+            rendered["ResultSelector"] = {"value.$": "$.Payload"}
+            rendered["ResultPath"] = f"$.vars.{state.assign}"
+        else:
+            rendered["ResultPath"] = None
+        if state.catch:
+            rendered["Catch"] = [self.catcher(state, c) for c in _ordered_catches(state)]
+        return _ends(state, rendered)
+
+    def visit_choice(self, state: Choice) -> dict[str, Any]:
+        rendered: dict[str, Any] = {
+            "Type": "Choice",
+            "Choices": [{**self.condition(c), "Next": n} for c, n in state.rules],
+        }
+        if state.default:
+            rendered["Default"] = state.default
+        return rendered
+
+    def visit_wait(self, state: Wait) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"Type": "Wait"}
+        if isinstance(state.seconds, Lit):
+            rendered["Seconds"] = state.seconds.value
+        elif state.seconds is not None:
+            seconds = self.path(state.seconds)
+            if seconds is None:
+                raise NotExpressible("a computed wait in JSONPath")
+            rendered["SecondsPath"] = seconds
+        elif state.timestamp is not None:
+            stamp = self.path(state.timestamp)
+            if stamp is None:
+                raise NotExpressible("a computed timestamp in JSONPath")
+            rendered["TimestampPath"] = stamp
+        return _ends(state, rendered)
+
+    def visit_assign(self, state: Assign) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"Type": "Pass"}
+        if len(state.values) > 1:
+            raise NotExpressible("several variables set at once in JSONPath")
+        if state.values:
+            name, value = state.values[0]
+            dynamic, result = self.value(value)
+            if dynamic:
+                rendered["Parameters"] = {"value.$": result}
+            elif isinstance(value, (Obj, Arr)):
+                # Parameters, not Result: its `key.$` entries are evaluated
+                rendered["Parameters"] = {"value": result}
             else:
-                parameters["FunctionName"] = state.function.placeholder
-            key, payload = self.payload(state.payload)
-            parameters[key] = payload
-            if state.asynchronous:
-                parameters["InvocationType"] = "Event"
-            rendered: dict[str, Any] = {
-                "Type": "Task",
-                "Resource": LAMBDA_INVOKE,
-                "Parameters": parameters,
-                "Retry": _retries(state.retry),
-            }
-            if state.assign and self.in_branch and state.next is None:
-                # the last state of a Parallel branch: its output is the branch's result
-                rendered["OutputPath"] = "$.Payload"
-            elif state.assign:
-                rendered["ResultSelector"] = {"value.$": "$.Payload"}
-                rendered["ResultPath"] = f"$.vars.{state.assign}"
+                rendered["Result"] = {"value": result}
+            rendered["ResultPath"] = f"$.vars.{name}"
+        return _ends(state, rendered)
+
+    def visit_succeed(self, state: Succeed) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"Type": "Pass"}
+        dynamic, output = self.value(state.output)
+        if isinstance(state.output, Obj):
+            rendered["Parameters"] = output
+        elif dynamic:
+            rendered["Parameters"] = {"value.$": output}
+            rendered["OutputPath"] = "$.value"
+        else:
+            rendered["Result"] = output
+        rendered["End"] = True
+        return rendered
+
+    def visit_fail(self, state: Fail) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"Type": "Fail"}
+        if state.error:
+            rendered["Error"] = state.error
+        else:
+            rendered["ErrorPath"] = "$.vars.error.Error"
+        if state.cause is not None:
+            found = self.path(state.cause)
+            if found is not None and not (
+                isinstance(state.cause, Var) and state.cause.name == "error"
+            ):
+                rendered["CausePath"] = f"States.JsonToString({found})"
+            elif found is not None:
+                rendered["CausePath"] = found
+            elif isinstance(state.cause, Lit) and isinstance(state.cause.value, str):
+                rendered["Cause"] = state.cause.value
             else:
-                rendered["ResultPath"] = None
-            if state.catch:
-                rendered["Catch"] = [self.catcher(state, c) for c in _ordered_catches(state)]
-            return _ends(state, rendered)
-        if isinstance(state, Choice):
-            rendered = {
-                "Type": "Choice",
-                "Choices": [{**self.condition(c), "Next": n} for c, n in state.rules],
-            }
-            if state.default:
-                rendered["Default"] = state.default
-            return rendered
-        if isinstance(state, Wait):
-            rendered = {"Type": "Wait"}
-            if isinstance(state.seconds, Lit):
-                rendered["Seconds"] = state.seconds.value
-            elif state.seconds is not None:
-                seconds = self.path(state.seconds)
-                if seconds is None:
-                    raise NotExpressible("a computed wait in JSONPath")
-                rendered["SecondsPath"] = seconds
-            elif state.timestamp is not None:
-                stamp = self.path(state.timestamp)
-                if stamp is None:
-                    raise NotExpressible("a computed timestamp in JSONPath")
-                rendered["TimestampPath"] = stamp
-            return _ends(state, rendered)
-        if isinstance(state, Assign):
-            rendered = {"Type": "Pass"}
-            if len(state.values) > 1:
-                raise NotExpressible("several variables set at once in JSONPath")
-            if state.values:
-                name, value = state.values[0]
-                dynamic, result = self.value(value)
-                if dynamic:
-                    rendered["Parameters"] = {"value.$": result}
-                elif isinstance(value, (Obj, Arr)):
-                    # Parameters, not Result: its `key.$` entries are evaluated
-                    rendered["Parameters"] = {"value": result}
-                else:
-                    rendered["Result"] = {"value": result}
-                rendered["ResultPath"] = f"$.vars.{name}"
-            return _ends(state, rendered)
-        if isinstance(state, Succeed):
-            rendered = {"Type": "Pass"}
-            dynamic, output = self.value(state.output)
-            if isinstance(state.output, Obj):
-                rendered["Parameters"] = output
-            elif dynamic:
-                rendered["Parameters"] = {"value.$": output}
-                rendered["OutputPath"] = "$.value"
-            else:
-                rendered["Result"] = output
-            rendered["End"] = True
-            return rendered
-        if isinstance(state, Fail):
-            rendered = {"Type": "Fail"}
-            if state.error:
-                rendered["Error"] = state.error
-            else:
-                rendered["ErrorPath"] = "$.vars.error.Error"
-            if state.cause is not None:
-                found = self.path(state.cause)
-                if found is not None and not (
-                    isinstance(state.cause, Var) and state.cause.name == "error"
-                ):
-                    rendered["CausePath"] = f"States.JsonToString({found})"
-                elif found is not None:
-                    rendered["CausePath"] = found
-                elif isinstance(state.cause, Lit) and isinstance(state.cause.value, str):
-                    rendered["Cause"] = state.cause.value
-                else:
-                    rendered["CausePath"] = self.intrinsic(state.cause)
-            return rendered
-        if isinstance(state, Map):
-            # an iteration sees the input, the variables and its item; the items of enclosing
-            # loops are handed down as `outer_<name>`
-            selector = {"input.$": "$.input", "vars.$": "$.vars"}
-            aliases = {k: v for k, v in self.aliases.items() if not v.startswith("$.outer_")}
-            outer = {k: v for k, v in self.aliases.items() if v.startswith("$.outer_")}
-            if self.item_var is not None:
-                outer[self.item_var] = "$.item"
-            for name, path in outer.items():
-                selector[f"outer_{name}.$"] = path
-                aliases[name] = f"$.outer_{name}"
-            selector["item.$"] = "$$.Map.Item.Value"
-            inner = _JSONPath(in_branch=False, item_var=state.item_var, aliases=aliases)
-            items = self.path(state.items)
-            if items is None:
-                raise NotExpressible("a loop over a computed list in JSONPath")
-            processor = inner.graph(state.processor)
-            rendered = {
-                "Type": "Map",
-                "ItemsPath": items,
-                "ItemSelector": selector,
-                "MaxConcurrency": state.max_concurrency,
-                "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **processor},
-            }
-            if state.assign:
-                rendered["ResultSelector"] = {"value.$": "$"}
-                rendered["ResultPath"] = f"$.vars.{state.assign}"
-            else:
-                rendered["ResultPath"] = None
-            return _ends(state, rendered)
-        assert isinstance(state, Parallel)
+                rendered["CausePath"] = self.intrinsic(state.cause)
+        return rendered
+
+    def visit_map(self, state: Map) -> dict[str, Any]:
+        # an iteration sees the input, the variables and its item; the items of enclosing
+        # loops are handed down as `outer_<name>`
+        selector = {"input.$": "$.input", "vars.$": "$.vars"}
+        aliases = {k: v for k, v in self.aliases.items() if not v.startswith("$.outer_")}
+        outer = {k: v for k, v in self.aliases.items() if v.startswith("$.outer_")}
+        if self.item_var is not None:
+            outer[self.item_var] = "$.item"
+        for name, path in outer.items():
+            selector[f"outer_{name}.$"] = path
+            aliases[name] = f"$.outer_{name}"
+        selector["item.$"] = "$$.Map.Item.Value"
+        inner = _JSONPath(in_branch=False, item_var=state.item_var, aliases=aliases)
+        items = self.path(state.items)
+        if items is None:
+            raise NotExpressible("a loop over a computed list in JSONPath")
+        processor = inner.graph(state.processor)
+        rendered: dict[str, Any] = {
+            "Type": "Map",
+            "ItemsPath": items,
+            "ItemSelector": selector,
+            "MaxConcurrency": state.max_concurrency,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, **processor},
+        }
+        if state.assign:
+            rendered["ResultSelector"] = {"value.$": "$"}
+            rendered["ResultPath"] = f"$.vars.{state.assign}"
+        else:
+            rendered["ResultPath"] = None
+        return _ends(state, rendered)
+
+    def visit_parallel(self, state: Parallel) -> dict[str, Any]:
         branch = _JSONPath(in_branch=True, item_var=self.item_var, aliases=self.aliases)
-        rendered = {
+        rendered: dict[str, Any] = {
             "Type": "Parallel",
             "Branches": [branch.graph(g) for g in state.branches],
         }
@@ -791,6 +841,15 @@ class _JSONPath:
         else:
             rendered["ResultPath"] = None
         return _ends(state, rendered)
+
+
+# a comparison read from the other side: `1000 < x` is `x > 1000`
+_MIRRORED = {
+    Operator.LT: Operator.GT,
+    Operator.LE: Operator.GE,
+    Operator.GT: Operator.LT,
+    Operator.GE: Operator.LE,
+}
 
 
 def _slot(state_name: str) -> str:

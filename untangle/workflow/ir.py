@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Union
+from enum import StrEnum
+from typing import Generic, TypeVar, Union, assert_never
 
 from untangle.facts.model import Span
 
@@ -50,18 +52,81 @@ class Arr:
     items: tuple[Expr, ...]
 
 
+class Operator(StrEnum):
+    """The operations of `Op`. A value is the name printed IR shows for it (`expr_text`). Every
+    backend dispatches on these with `match` and a final `assert_never`, so one that forgets a
+    member fails mypy. Below, `a`, `b`: the arguments in order."""
+
+    # comparisons, (a op b), each of two values: Python's meaning (== on JSON values)
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    # conditions: booleans of conditions (`and`/`or`: two or more; `not`: one)
+    AND = "and"
+    OR = "or"
+    NOT = "not"
+    # truthy(a): Python's bool(a), a condition
+    TRUTHY = "truthy"
+    # exists(a): the path a is present (`"k" in d`, `.get` tests)
+    EXISTS = "exists"
+    # is_null(a): a is None
+    IS_NULL = "is_null"
+    # arithmetic, (a op b)
+    ADD = "+"
+    SUB = "-"
+    MUL = "*"
+    DIV = "/"
+    # a ** b: only while the builder folds constants (one left over is refused)
+    POW = "**"
+    # concat(a, …): str() of each argument, joined (f-strings, str(a))
+    CONCAT = "concat"
+    # json_string(a): json.dumps(a), Python's separators
+    JSON_STRING = "json_string"
+    # json_parse(a): json.loads(a)
+    JSON_PARSE = "json_parse"
+    # default(a, b): the path a if present, else b (`d.get(k, b)`)
+    DEFAULT = "default"
+    # count(a): len(a)
+    COUNT = "count"
+    # number(a): float(a) / int(a) of a string or number
+    NUMBER = "number"
+    # ceil(a): the whole number of seconds at or above a (JSONPath lowering of a Wait)
+    CEIL = "ceil"
+    # if(c, a, b): `a if c else b`, c a condition
+    IF = "if"
+    # comprehension(items, Lit(name), element, condition): `[element for name in items if
+    # condition]`, element and condition reading the item as Var(name)
+    COMPREHENSION = "comprehension"
+    # flatten(a): a list of lists joined into one list
+    FLATTEN = "flatten"
+    # join(a, Lit(sep)): sep.join(a)
+    JOIN = "join"
+    # upper(a) / lower(a) / trim(a): str.upper(), str.lower(), str.strip()
+    UPPER = "upper"
+    LOWER = "lower"
+    TRIM = "trim"
+    # env(Lit(name)): the environment variable `name` (a deploy-time substitution)
+    ENV = "env"
+
+
 @dataclass(frozen=True)
 class Op:
-    """`op` is one of: == != < <= > >= and or not truthy exists missing is_null + - * /
-    concat json_string default (`x if present else y`)."""
+    """An operation on values: see `Operator` for each one's arguments."""
 
-    op: str
+    op: Operator
     args: tuple[Expr, ...]
+
+    def __post_init__(self) -> None:
+        # Op("==", …) from code mypy does not check (tests): the member, or a ValueError
+        object.__setattr__(self, "op", Operator(self.op))
 
 
 Expr = Union[Input, Var, Lit, Obj, Arr, Op]
 
-COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+COMPARISONS = (Operator.EQ, Operator.NE, Operator.LT, Operator.LE, Operator.GT, Operator.GE)
 
 
 def pascal(text: str) -> str:
@@ -239,6 +304,63 @@ class Parallel:
 
 State = Union[Task, Choice, Wait, Assign, Succeed, Fail, Map, Parallel]
 
+T = TypeVar("T")
+
+
+class StateVisitor(ABC, Generic[T]):
+    """One method per kind of state: a backend that lacks one cannot be instantiated (mypy:
+    "Cannot instantiate abstract class"). `visit` dispatches."""
+
+    def visit(self, state: State) -> T:
+        return visit_state(state, self)
+
+    @abstractmethod
+    def visit_task(self, state: Task) -> T: ...
+
+    @abstractmethod
+    def visit_choice(self, state: Choice) -> T: ...
+
+    @abstractmethod
+    def visit_wait(self, state: Wait) -> T: ...
+
+    @abstractmethod
+    def visit_assign(self, state: Assign) -> T: ...
+
+    @abstractmethod
+    def visit_succeed(self, state: Succeed) -> T: ...
+
+    @abstractmethod
+    def visit_fail(self, state: Fail) -> T: ...
+
+    @abstractmethod
+    def visit_map(self, state: Map) -> T: ...
+
+    @abstractmethod
+    def visit_parallel(self, state: Parallel) -> T: ...
+
+
+def visit_state(state: State, visitor: StateVisitor[T]) -> T:
+    """`visitor`'s method for the kind of `state` (exhaustive over `State`)."""
+    match state:
+        case Task():
+            return visitor.visit_task(state)
+        case Choice():
+            return visitor.visit_choice(state)
+        case Wait():
+            return visitor.visit_wait(state)
+        case Assign():
+            return visitor.visit_assign(state)
+        case Succeed():
+            return visitor.visit_succeed(state)
+        case Fail():
+            return visitor.visit_fail(state)
+        case Map():
+            return visitor.visit_map(state)
+        case Parallel():
+            return visitor.visit_parallel(state)
+        case _:
+            assert_never(state)
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -294,9 +416,47 @@ def expr_text(expr: Expr) -> str:
         return "{" + ", ".join(f"{json.dumps(k)}: {expr_text(v)}" for k, v in expr.items) + "}"
     if isinstance(expr, Arr):
         return "[" + ", ".join(expr_text(i) for i in expr.items) + "]"
-    if expr.op in COMPARISONS or expr.op in ("and", "or", "+", "-", "*", "/"):
-        return "(" + f" {expr.op} ".join(expr_text(a) for a in expr.args) + ")"
-    return f"{expr.op}(" + ", ".join(expr_text(a) for a in expr.args) + ")"
+    match expr.op:
+        case (
+            Operator.EQ
+            | Operator.NE
+            | Operator.LT
+            | Operator.LE
+            | Operator.GT
+            | Operator.GE
+            | Operator.AND
+            | Operator.OR
+            | Operator.ADD
+            | Operator.SUB
+            | Operator.MUL
+            | Operator.DIV
+        ):
+            return "(" + f" {expr.op} ".join(expr_text(a) for a in expr.args) + ")"
+        case (
+            Operator.POW
+            | Operator.NOT
+            | Operator.TRUTHY
+            | Operator.EXISTS
+            | Operator.IS_NULL
+            | Operator.CONCAT
+            | Operator.JSON_STRING
+            | Operator.JSON_PARSE
+            | Operator.DEFAULT
+            | Operator.COUNT
+            | Operator.NUMBER
+            | Operator.CEIL
+            | Operator.IF
+            | Operator.COMPREHENSION
+            | Operator.FLATTEN
+            | Operator.JOIN
+            | Operator.UPPER
+            | Operator.LOWER
+            | Operator.TRIM
+            | Operator.ENV
+        ):
+            return f"{expr.op}(" + ", ".join(expr_text(a) for a in expr.args) + ")"
+        case _:
+            assert_never(expr.op)
 
 
 def next_of(state: State) -> str | None:
@@ -371,21 +531,34 @@ def ordered(graph: Graph) -> list[State]:
 
 def _graph_text(graph: Graph, indent: str) -> list[str]:
     lines = [f"{indent}start {graph.start}"]
+    printer = _StateText(indent)
     for state in ordered(graph):
-        lines += _state_text(state, indent)
+        lines += printer.visit(state)
     return lines
 
 
-def _state_text(state: State, indent: str) -> list[str]:
-    where = f"  @{state.span.line}"
-    target = next_of(state)
-    end = f" -> {target}" if target else " -> end"
-    if isinstance(state, Task):
+class _StateText(StateVisitor[list[str]]):
+    """The lines of one state (a Map's or Parallel's nested graphs included)."""
+
+    def __init__(self, indent: str) -> None:
+        self.indent = indent
+
+    @staticmethod
+    def _where(state: State) -> str:
+        return f"  @{state.span.line}"
+
+    @staticmethod
+    def _end(state: State) -> str:
+        target = next_of(state)
+        return f" -> {target}" if target else " -> end"
+
+    def visit_task(self, state: Task) -> list[str]:
+        indent = self.indent
         mode = " async" if state.asynchronous else ""
         into = f" => ${state.assign}" if state.assign else ""
         lines = [
             f"{indent}{state.name}: task{mode} {state.function.display}"
-            f"({expr_text(state.payload)}){into}{end}{where}"
+            f"({expr_text(state.payload)}){into}{self._end(state)}{self._where(state)}"
         ]
         for r in state.retry:
             lines.append(
@@ -398,38 +571,49 @@ def _state_text(state: State, indent: str) -> list[str]:
             into = f" => ${c.assign}" if c.assign else ""
             lines.append(f"{indent}  catch {list(c.errors)}{into} -> {c.next}")
         return lines
-    if isinstance(state, Choice):
-        lines = [f"{indent}{state.name}: choice{where}"]
+
+    def visit_choice(self, state: Choice) -> list[str]:
+        indent = self.indent
+        lines = [f"{indent}{state.name}: choice{self._where(state)}"]
         for condition, target in state.rules:
             lines.append(f"{indent}  if {expr_text(condition)} -> {target}")
         lines.append(f"{indent}  else -> {state.default or 'end'}")
         return lines
-    if isinstance(state, Wait):
+
+    def visit_wait(self, state: Wait) -> list[str]:
         how = (
             f"seconds {expr_text(state.seconds)}"
             if state.seconds is not None
             else f"until {expr_text(state.timestamp) if state.timestamp else '?'}"
         )
-        return [f"{indent}{state.name}: wait {how}{end}{where}"]
-    if isinstance(state, Assign):
+        return [f"{self.indent}{state.name}: wait {how}{self._end(state)}{self._where(state)}"]
+
+    def visit_assign(self, state: Assign) -> list[str]:
         sets = ", ".join(f"${k} = {expr_text(v)}" for k, v in state.values)
-        return [f"{indent}{state.name}: set {sets}{end}{where}"]
-    if isinstance(state, Succeed):
-        return [f"{indent}{state.name}: return {expr_text(state.output)}{where}"]
-    if isinstance(state, Fail):
+        return [f"{self.indent}{state.name}: set {sets}{self._end(state)}{self._where(state)}"]
+
+    def visit_succeed(self, state: Succeed) -> list[str]:
+        return [f"{self.indent}{state.name}: return {expr_text(state.output)}{self._where(state)}"]
+
+    def visit_fail(self, state: Fail) -> list[str]:
         cause = f" {expr_text(state.cause)}" if state.cause is not None else ""
-        return [f"{indent}{state.name}: fail {state.error}{cause}{where}"]
-    if isinstance(state, Map):
+        return [f"{self.indent}{state.name}: fail {state.error}{cause}{self._where(state)}"]
+
+    def visit_map(self, state: Map) -> list[str]:
+        indent = self.indent
         collect = f" collect {expr_text(state.collect)}" if state.collect is not None else ""
         into = f" => ${state.assign}" if state.assign else ""
         lines = [
             f"{indent}{state.name}: map ${state.item_var} in {expr_text(state.items)}"
-            f" max {state.max_concurrency}{collect}{into}{end}{where}"
+            f" max {state.max_concurrency}{collect}{into}{self._end(state)}{self._where(state)}"
         ]
         return lines + _graph_text(state.processor, indent + "    ")
-    lines = [f"{indent}{state.name}: parallel{end}{where}"]
-    for index, branch in enumerate(state.branches):
-        into = f" => ${state.assign[index]}" if state.assign[index] else ""
-        lines.append(f"{indent}  branch {index + 1}{into}")
-        lines += _graph_text(branch, indent + "    ")
-    return lines
+
+    def visit_parallel(self, state: Parallel) -> list[str]:
+        indent = self.indent
+        lines = [f"{indent}{state.name}: parallel{self._end(state)}{self._where(state)}"]
+        for index, branch in enumerate(state.branches):
+            into = f" => ${state.assign[index]}" if state.assign[index] else ""
+            lines.append(f"{indent}  branch {index + 1}{into}")
+            lines += _graph_text(branch, indent + "    ")
+        return lines

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Literal, assert_never
 
 from untangle.facts.model import Span
 from untangle.workflow.ir import (
-    COMPARISONS,
     Arr,
     Assign,
     Choice,
@@ -25,6 +25,7 @@ from untangle.workflow.ir import (
     Map,
     Obj,
     Op,
+    Operator,
     Parallel,
     Reason,
     State,
@@ -102,7 +103,10 @@ def lower_defaults(graph: Graph, counter: list[int] | None = None) -> Graph:
                 fallback_name, ((variable, fallback),), following, state.span
             )
             states[choice_name] = Choice(
-                choice_name, ((Op("exists", (present,)), use_name),), fallback_name, state.span
+                choice_name,
+                ((Op(Operator.EXISTS, (present,)), use_name),),
+                fallback_name,
+                state.span,
             )
             following = choice_name
         if following != entry:
@@ -122,7 +126,7 @@ def lower_defaults(graph: Graph, counter: list[int] | None = None) -> Graph:
 
 
 def _collect(expr: Expr, found: list[tuple[str, Expr, Expr]], counter: list[int]) -> Expr:
-    if isinstance(expr, Op) and expr.op == "default":
+    if isinstance(expr, Op) and expr.op == Operator.DEFAULT:
         counter[0] += 1
         variable = f"default_{counter[0]}"
         found.append((variable, expr.args[0], expr.args[1]))
@@ -144,10 +148,110 @@ def _fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-# --- computations JSONPath cannot express -------------------------------------------------------
+# --- what JSONPath has for each operation --------------------------------------------------------
 
-# operations a JSONPath intrinsic function computes (with the arguments it accepts)
-_PATH_ARGUMENT_OPS = ("json_string", "json_parse", "count")
+RuleOperator = Literal[
+    Operator.EQ,
+    Operator.NE,
+    Operator.LT,
+    Operator.LE,
+    Operator.GT,
+    Operator.GE,
+    Operator.AND,
+    Operator.OR,
+    Operator.NOT,
+    Operator.EXISTS,
+    Operator.IS_NULL,
+    Operator.TRUTHY,
+]
+IntrinsicOperator = Literal[
+    Operator.JSON_STRING,
+    Operator.JSON_PARSE,
+    Operator.COUNT,
+    Operator.CONCAT,
+    Operator.ADD,
+    Operator.NUMBER,
+    Operator.ENV,
+]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A Choice rule tests it: a path compared with a path or a literal, IsPresent, IsNull,
+    And / Or / Not (`_JSONPath.condition`; `_Computations.condition` hoists the rest)."""
+
+    op: RuleOperator
+
+
+@dataclass(frozen=True)
+class Intrinsic:
+    """An intrinsic function computes it in a Parameters value (States.Format, States.MathAdd…),
+    when its arguments are ones the function takes (`_intrinsic_ok`; `_JSONPath.intrinsic`)."""
+
+    op: IntrinsicOperator
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """JSONPath has no form for it: `default` becomes Choice states (`lower_defaults`), the others
+    a new single-purpose function whose Python is printed from the IR (`_Computations.hoist`)."""
+
+    op: Operator
+
+
+JSONPathForm = Rule | Intrinsic | Lowered
+
+
+def jsonpath_form(op: Operator) -> JSONPathForm:
+    """How JSONPath gets `op`'s value: every JSONPath renderer and the lowering dispatch through
+    this, and through the exhaustive `match` on the `Rule` / `Intrinsic` operators it returns."""
+    match op:
+        case (
+            Operator.EQ
+            | Operator.NE
+            | Operator.LT
+            | Operator.LE
+            | Operator.GT
+            | Operator.GE
+            | Operator.AND
+            | Operator.OR
+            | Operator.NOT
+            | Operator.EXISTS
+            | Operator.IS_NULL
+            | Operator.TRUTHY
+        ):
+            return Rule(op)
+        case (
+            Operator.JSON_STRING
+            | Operator.JSON_PARSE
+            | Operator.COUNT
+            | Operator.CONCAT
+            | Operator.ADD
+            | Operator.NUMBER
+            | Operator.ENV
+        ):
+            return Intrinsic(op)
+        case (
+            Operator.DEFAULT
+            | Operator.SUB
+            | Operator.MUL
+            | Operator.DIV
+            | Operator.POW
+            | Operator.CEIL
+            | Operator.IF
+            | Operator.COMPREHENSION
+            | Operator.FLATTEN
+            | Operator.JOIN
+            | Operator.UPPER
+            | Operator.LOWER
+            | Operator.TRIM
+        ):
+            return Lowered(op)
+        case _:
+            assert_never(op)
+
+
+# --- computations JSONPath cannot express -------------------------------------------------------
 
 
 def _is_path(expr: Expr) -> bool:
@@ -167,32 +271,50 @@ def _intrinsic_ok(expr: Expr) -> bool:
         return True
     if not isinstance(expr, Op):
         return False
-    if expr.op in _PATH_ARGUMENT_OPS:
-        return _is_path(expr.args[0])
-    if expr.op == "concat":
-        return all(_intrinsic_ok(a) for a in expr.args)
-    if expr.op == "+":
-        return _intrinsic_ok(expr.args[0]) and _is_scalar(expr.args[1])
-    if expr.op == "env":
-        return True
-    if expr.op == "number":
-        return _is_env(expr.args[0])
-    return False
+    form = jsonpath_form(expr.op)
+    if not isinstance(form, Intrinsic):
+        return False
+    match form.op:
+        case Operator.JSON_STRING | Operator.JSON_PARSE | Operator.COUNT:
+            return _is_path(expr.args[0])
+        case Operator.CONCAT:
+            return all(_intrinsic_ok(a) for a in expr.args)
+        case Operator.ADD:
+            return _intrinsic_ok(expr.args[0]) and _is_scalar(expr.args[1])
+        case Operator.ENV:
+            return True
+        case Operator.NUMBER:
+            return _is_env(expr.args[0])
+        case _:
+            assert_never(form.op)
 
 
 def _renders_at_top(expr: Expr) -> bool:
     """JSONPath has a form for `expr` itself (its parts may still need computing)."""
     if not isinstance(expr, Op):
         return True
-    if expr.op == "+":
-        return _is_scalar(expr.args[1])
-    if expr.op == "number":
-        return _is_env(expr.args[0])
-    return expr.op in (*_PATH_ARGUMENT_OPS, "concat", "env")
+    form = jsonpath_form(expr.op)
+    if not isinstance(form, Intrinsic):
+        return False
+    match form.op:
+        case Operator.ADD:
+            return _is_scalar(expr.args[1])
+        case Operator.NUMBER:
+            return _is_env(expr.args[0])
+        case (
+            Operator.JSON_STRING
+            | Operator.JSON_PARSE
+            | Operator.COUNT
+            | Operator.CONCAT
+            | Operator.ENV
+        ):
+            return True
+        case _:
+            assert_never(form.op)
 
 
 def _is_env(expr: Expr) -> bool:
-    return isinstance(expr, Op) and expr.op == "env"
+    return isinstance(expr, Op) and expr.op == Operator.ENV
 
 
 def _value_ok(expr: Expr) -> bool:
@@ -300,7 +422,7 @@ class _Computations:
         if isinstance(state, Fail):
             if state.cause is None or _intrinsic_ok(state.cause):
                 return state
-            if isinstance(state.cause, Op) and state.cause.op == "concat":
+            if isinstance(state.cause, Op) and state.cause.op == Operator.CONCAT:
                 return replace(state, cause=self.intrinsic(state.cause))
             return replace(state, cause=self.hoist(state.cause))
         if isinstance(state, Map) and not _is_path(state.items):
@@ -325,38 +447,57 @@ class _Computations:
         """A path or an intrinsic function call."""
         if _intrinsic_ok(expr):
             return expr
-        if isinstance(expr, Op):
-            if expr.op in _PATH_ARGUMENT_OPS:
-                return Op(expr.op, (self.hoist(expr.args[0]),))
-            if expr.op == "concat":
-                return Op(
-                    "concat",
-                    tuple(a if _is_scalar(a) else self.intrinsic(a) for a in expr.args),
-                )
-            if expr.op == "+" and _is_scalar(expr.args[1]):
-                return Op("+", (self.intrinsic(expr.args[0]), expr.args[1]))
+        form = jsonpath_form(expr.op) if isinstance(expr, Op) else None
+        if isinstance(expr, Op) and isinstance(form, Intrinsic):
+            match form.op:
+                case Operator.JSON_STRING | Operator.JSON_PARSE | Operator.COUNT:
+                    # these take a path: the argument is computed first
+                    return Op(expr.op, (self.hoist(expr.args[0]),))
+                case Operator.CONCAT:
+                    return Op(
+                        Operator.CONCAT,
+                        tuple(a if _is_scalar(a) else self.intrinsic(a) for a in expr.args),
+                    )
+                case Operator.ADD:
+                    if _is_scalar(expr.args[1]):
+                        return Op(Operator.ADD, (self.intrinsic(expr.args[0]), expr.args[1]))
+                case Operator.NUMBER | Operator.ENV:
+                    pass  # of anything but an environment value: computed whole
+                case _:
+                    assert_never(form.op)
         return self.hoist(expr)
 
     def condition(self, expr: Expr) -> Expr:
         """A Choice rule: comparisons of a path with a path or a literal, presence tests."""
-        if isinstance(expr, Op):
-            if expr.op in ("and", "or", "not"):
-                return Op(expr.op, tuple(self.condition(a) for a in expr.args))
-            if expr.op in ("exists", "is_null", "truthy", "missing"):
-                if all(_is_path(a) for a in expr.args):
-                    return expr
-                if expr.op == "truthy":
-                    return Op("truthy", (self.hoist(expr.args[0]),))
-            if expr.op in COMPARISONS:
-                left, right = expr.args
-                if not (_is_path(left) or isinstance(left, Lit)):
-                    left = self.hoist(left)
-                if not (_is_path(right) or isinstance(right, Lit)):
-                    right = self.hoist(right)
-                return Op(expr.op, (left, right))
+        form = jsonpath_form(expr.op) if isinstance(expr, Op) else None
+        if isinstance(expr, Op) and isinstance(form, Rule):
+            match form.op:
+                case Operator.AND | Operator.OR | Operator.NOT:
+                    return Op(expr.op, tuple(self.condition(a) for a in expr.args))
+                case Operator.EXISTS | Operator.IS_NULL | Operator.TRUTHY:
+                    if all(_is_path(a) for a in expr.args):
+                        return expr
+                    if form.op == Operator.TRUTHY:
+                        return Op(Operator.TRUTHY, (self.hoist(expr.args[0]),))
+                case (
+                    Operator.EQ
+                    | Operator.NE
+                    | Operator.LT
+                    | Operator.LE
+                    | Operator.GT
+                    | Operator.GE
+                ):
+                    left, right = expr.args
+                    if not (_is_path(left) or isinstance(left, Lit)):
+                        left = self.hoist(left)
+                    if not (_is_path(right) or isinstance(right, Lit)):
+                        right = self.hoist(right)
+                    return Op(expr.op, (left, right))
+                case _:
+                    assert_never(form.op)
         if isinstance(expr, Lit):
             return expr
-        return Op("==", (self.hoist(Op("truthy", (expr,))), Lit(True)))
+        return Op(Operator.EQ, (self.hoist(Op(Operator.TRUTHY, (expr,))), Lit(True)))
 
     # --- computing a value before the state --------------------------------------------------
 
@@ -375,7 +516,7 @@ class _Computations:
             computed = self.task(
                 _fresh(f"Compute{pascal(variable)}", self.taken),
                 variable,
-                Op("ceil", (expr,)) if whole_seconds else expr,
+                Op(Operator.CEIL, (expr,)) if whole_seconds else expr,
                 None,
             )
         self.before.append(computed)
@@ -418,13 +559,13 @@ class _Computations:
 
 
 _OP_WORDS = {
-    "comprehension": "list",
-    "join": "text",
-    "concat": "text",
-    "number": "number",
-    "json_string": "json",
-    "json_parse": "parsed",
-    "count": "count",
+    Operator.COMPREHENSION: "list",
+    Operator.JOIN: "text",
+    Operator.CONCAT: "text",
+    Operator.NUMBER: "number",
+    Operator.JSON_STRING: "json",
+    Operator.JSON_PARSE: "parsed",
+    Operator.COUNT: "count",
 }
 
 
@@ -448,7 +589,7 @@ def _stem(expr: Expr) -> str:
     if isinstance(expr, Input):
         return str(expr.path[-1]) if expr.path else "input"
     if isinstance(expr, Op):
-        if expr.op == "env" and expr.args and isinstance(expr.args[0], Lit):
+        if expr.op == Operator.ENV and expr.args and isinstance(expr.args[0], Lit):
             return str(expr.args[0].value).lower()
         word = _OP_WORDS.get(expr.op, "computed")
         for arg in expr.args:

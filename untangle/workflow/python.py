@@ -9,8 +9,9 @@ parameters the function receives them in.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import assert_never
 
-from untangle.workflow.ir import COMPARISONS, Arr, Expr, Input, Lit, Obj, Op, PathPart, Var
+from untangle.workflow.ir import Arr, Expr, Input, Lit, Obj, Op, Operator, PathPart, Var
 
 EXECUTION_INPUT = "execution_input"
 
@@ -34,9 +35,9 @@ def free_values(expr: Expr, bound: frozenset[str] = frozenset()) -> Iterator[tup
         for item in expr.items:
             yield from free_values(item, bound)
     elif isinstance(expr, Op):
-        if expr.op == "env":
+        if expr.op == Operator.ENV:
             yield _env_param(expr), expr
-        elif expr.op == "comprehension":
+        elif expr.op == Operator.COMPREHENSION:
             inner = bound | {_comprehension_var(expr)}
             yield from free_values(expr.args[0], bound)
             yield from free_values(expr.args[2], inner)
@@ -63,54 +64,81 @@ def printed(expr: Expr) -> str:
 
 def _operation(expr: Op) -> str:
     op, args = expr.op, expr.args
-    text = [printed(a) for a in args] if op not in ("env", "comprehension") else []
-    if op in COMPARISONS or op in ("+", "-", "*", "/"):
-        return "(" + f" {op} ".join(text) + ")"
-    if op in ("and", "or"):
-        # the IR's and/or are conditions: Python's would return an operand
-        return "bool(" + f" {op} ".join(text) + ")"
-    simple = {
-        "not": "(not {0})",
-        "truthy": "bool({0})",
-        "is_null": "({0} is None)",
-        "count": "len({0})",
-        "number": "float({0})",
-        "int": "int({0})",
-        "ceil": "int(-(-({0}) // 1))",
-        "flatten": "[item for part in {0} for item in part]",
-        "json_string": "json.dumps({0})",
-        "json_parse": "json.loads({0})",
-        "upper": "{0}.upper()",
-        "lower": "{0}.lower()",
-        "trim": "{0}.strip()",
-        "join": "{1}.join({0})",
-        "if": "({1} if {0} else {2})",
-    }
-    if op in simple:
-        return simple[op].format(*text)
-    if op == "concat":
-        return (
-            "(" + " + ".join(a if _is_text(e) else f"str({a})" for a, e in zip(text, args)) + ")"
-            if args
-            else "''"
-        )
-    if op == "env":
-        return _env_param(expr)
-    if op in ("default", "exists", "missing"):
-        base, last = _split(args[0])
-        if op == "default":
+    text = [printed(a) for a in args] if op not in (Operator.ENV, Operator.COMPREHENSION) else []
+    match op:
+        case (
+            Operator.EQ
+            | Operator.NE
+            | Operator.LT
+            | Operator.LE
+            | Operator.GT
+            | Operator.GE
+            | Operator.ADD
+            | Operator.SUB
+            | Operator.MUL
+            | Operator.DIV
+        ):
+            return "(" + f" {op} ".join(text) + ")"
+        case Operator.AND | Operator.OR:
+            # the IR's and/or are conditions: Python's would return an operand
+            return "bool(" + f" {op} ".join(text) + ")"
+        case Operator.NOT:
+            return f"(not {text[0]})"
+        case Operator.TRUTHY:
+            return f"bool({text[0]})"
+        case Operator.IS_NULL:
+            return f"({text[0]} is None)"
+        case Operator.COUNT:
+            return f"len({text[0]})"
+        case Operator.NUMBER:
+            return f"float({text[0]})"
+        case Operator.CEIL:
+            return f"int(-(-({text[0]}) // 1))"
+        case Operator.FLATTEN:
+            return f"[item for part in {text[0]} for item in part]"
+        case Operator.JSON_STRING:
+            return f"json.dumps({text[0]})"
+        case Operator.JSON_PARSE:
+            return f"json.loads({text[0]})"
+        case Operator.UPPER:
+            return f"{text[0]}.upper()"
+        case Operator.LOWER:
+            return f"{text[0]}.lower()"
+        case Operator.TRIM:
+            return f"{text[0]}.strip()"
+        case Operator.JOIN:
+            return f"{text[1]}.join({text[0]})"
+        case Operator.IF:
+            return f"({text[1]} if {text[0]} else {text[2]})"
+        case Operator.CONCAT:
+            return (
+                "("
+                + " + ".join(a if _is_text(e) else f"str({a})" for a, e in zip(text, args))
+                + ")"
+                if args
+                else "''"
+            )
+        case Operator.ENV:
+            return _env_param(expr)
+        case Operator.DEFAULT | Operator.EXISTS:
+            base, last = _split(args[0])
+            if op is Operator.DEFAULT:
+                if base is None:
+                    return text[0]
+                return f"{base}.get({last!r}, {text[1]})"
             if base is None:
-                return text[0]
-            return f"{base}.get({last!r}, {text[1]})"
-        if base is None:
-            return "True" if op == "exists" else "False"
-        return f"({last!r} {'in' if op == 'exists' else 'not in'} {base})"
-    if op == "comprehension":
-        variable = _comprehension_var(expr)
-        items, mapped, condition = (printed(args[0]), printed(args[2]), printed(args[3]))
-        keep = "" if args[3] == Lit(True) else f" if {condition}"
-        return f"[{mapped} for {variable} in {items}{keep}]"
-    raise NotPrintable(f"operation {op}")
+                return "True"
+            return f"({last!r} in {base})"
+        case Operator.COMPREHENSION:
+            variable = _comprehension_var(expr)
+            items, mapped, condition = (printed(args[0]), printed(args[2]), printed(args[3]))
+            keep = "" if args[3] == Lit(True) else f" if {condition}"
+            return f"[{mapped} for {variable} in {items}{keep}]"
+        case Operator.POW:
+            # folded or refused by the builder: never in a workflow
+            raise NotPrintable(f"operation {op}")
+        case _:
+            assert_never(op)
 
 
 def _is_text(expr: Expr) -> bool:

@@ -17,21 +17,22 @@ from untangle.workflow.ir import (
     Expr,
     Lit,
     Op,
+    Operator,
 )
 
 if TYPE_CHECKING:
     pass
 
-ARITHMETIC: dict[str, Callable[[float, float], object]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-    "**": operator.pow,
+ARITHMETIC: dict[Operator, Callable[[float, float], object]] = {
+    Operator.LT: operator.lt,
+    Operator.LE: operator.le,
+    Operator.GT: operator.gt,
+    Operator.GE: operator.ge,
+    Operator.ADD: operator.add,
+    Operator.SUB: operator.sub,
+    Operator.MUL: operator.mul,
+    Operator.DIV: operator.truediv,
+    Operator.POW: operator.pow,
 }
 
 
@@ -41,7 +42,7 @@ def constant_of(values: frozenset[object], node: ast.expr, scope: Scope) -> Valu
         if isinstance(only, ConstV):
             return Lit(only.value)
         if isinstance(only, Env):
-            return Op("env", (Lit(only.name),))
+            return Op(Operator.ENV, (Lit(only.name),))
     return Opaque(node.lineno, f"`{source_text(node, scope)}` (not a constant)")
 
 
@@ -49,28 +50,28 @@ def is_static(expr: Expr) -> bool:
     """A literal, or an environment variable (a deploy-time substitution)."""
     if isinstance(expr, Lit):
         return isinstance(expr.value, (str, int, float, bool))
-    return isinstance(expr, Op) and expr.op == "env" and isinstance(expr.args[0], Lit)
+    return isinstance(expr, Op) and expr.op == Operator.ENV and isinstance(expr.args[0], Lit)
 
 
 def truthy(expr: Expr) -> Expr:
     if isinstance(expr, Op) and expr.op in (
-        "==",
-        "!=",
-        "<",
-        "<=",
-        ">",
-        ">=",
-        "and",
-        "or",
-        "not",
-        "exists",
-        "is_null",
-        "truthy",
+        Operator.EQ,
+        Operator.NE,
+        Operator.LT,
+        Operator.LE,
+        Operator.GT,
+        Operator.GE,
+        Operator.AND,
+        Operator.OR,
+        Operator.NOT,
+        Operator.EXISTS,
+        Operator.IS_NULL,
+        Operator.TRUTHY,
     ):
         return expr
     if isinstance(expr, Lit):
         return Lit(bool(expr.value))
-    return Op("truthy", (expr,))
+    return Op(Operator.TRUTHY, (expr,))
 
 
 def constant_truth(expr: Expr) -> bool | None:
@@ -85,16 +86,26 @@ def fold(expr: Expr) -> Expr:
         return expr
     values = [a.value for a in expr.args if isinstance(a, Lit)]
     try:
-        if expr.op == "==":
+        if expr.op == Operator.EQ:
             return Lit(values[0] == values[1])
-        if expr.op == "!=":
+        if expr.op == Operator.NE:
             return Lit(values[0] != values[1])
-        if expr.op in ("<", "<=", ">", ">=", "+", "-", "*", "/", "**"):
+        if expr.op in (
+            Operator.LT,
+            Operator.LE,
+            Operator.GT,
+            Operator.GE,
+            Operator.ADD,
+            Operator.SUB,
+            Operator.MUL,
+            Operator.DIV,
+            Operator.POW,
+        ):
             a, b = values
             if isinstance(a, (int, float)) and isinstance(b, (int, float)):
                 result = ARITHMETIC[expr.op](a, b)
                 return Lit(result)
-            if isinstance(a, str) and isinstance(b, str) and expr.op == "+":
+            if isinstance(a, str) and isinstance(b, str) and expr.op == Operator.ADD:
                 return Lit(a + b)
     except (ZeroDivisionError, OverflowError, TypeError):
         return expr

@@ -30,6 +30,7 @@ from untangle.workflow.ir import (
     Lit,
     Obj,
     Op,
+    Operator,
     Var,
     with_path,
 )
@@ -62,7 +63,7 @@ def transform_subscript(builder: WorkflowBuilder, node: ast.Subscript, scope: Sc
     if dotted_name(node.value) == "os.environ":
         key = builder.value(node.slice, scope)
         if isinstance(key, Lit) and isinstance(key.value, str):
-            return Op("env", (key,))
+            return Op(Operator.ENV, (key,))
     base = builder.value(node.value, scope)
     key = builder.value(node.slice, scope)
     if isinstance(base, Response):
@@ -102,13 +103,13 @@ def transform_sequence(builder: WorkflowBuilder, node: ast.List | ast.Tuple, sco
 
 
 def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) -> Value:
-    op = "and" if isinstance(node.op, ast.And) else "or"
+    op = Operator.AND if isinstance(node.op, ast.And) else Operator.OR
     operands = [
         truthy(to_expr(builder.value(v, scope), getattr(v, "lineno", node.lineno)))
         for v in node.values
     ]
     # constants decide or drop out (a StatusCode check that is always true, say)
-    absorbing, neutral = (Lit(False), Lit(True)) if op == "and" else (Lit(True), Lit(False))
+    absorbing, neutral = (Lit(False), Lit(True)) if op == Operator.AND else (Lit(True), Lit(False))
     if absorbing in operands:
         return absorbing
     operands = [o for o in operands if o != neutral]
@@ -120,7 +121,7 @@ def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) 
 def transform_unary_op(builder: WorkflowBuilder, node: ast.UnaryOp, scope: Scope) -> Value:
     operand = to_expr(builder.value(node.operand, scope), node.lineno)
     if isinstance(node.op, ast.Not):
-        return Op("not", (truthy(operand),))
+        return Op(Operator.NOT, (truthy(operand),))
     if (
         isinstance(node.op, ast.USub)
         and isinstance(operand, Lit)
@@ -143,7 +144,7 @@ def transform_f_string(builder: WorkflowBuilder, node: ast.JoinedStr, scope: Sco
             parts.append(to_expr(builder.value(part.value, scope), node.lineno))
         else:
             return Opaque(node.lineno, "a formatted string with a format spec")
-    return Op("concat", tuple(parts))
+    return Op(Operator.CONCAT, tuple(parts))
 
 
 def transform_if_exp(builder: WorkflowBuilder, node: ast.IfExp, scope: Scope) -> Value:
@@ -156,7 +157,7 @@ def transform_if_exp(builder: WorkflowBuilder, node: ast.IfExp, scope: Scope) ->
     if any(isinstance(v, NOT_DATA) for v in (test, body, orelse)):
         return Opaque(node.lineno, "a conditional expression on values the workflow lacks")
     return Op(
-        "if",
+        Operator.IF,
         (
             truthy(to_expr(test, node.lineno)),
             to_expr(body, node.lineno),
@@ -187,9 +188,9 @@ def transform_listcomp(builder: WorkflowBuilder, node: ast.ListComp, scope: Scop
         if not conditions
         else conditions[0]
         if len(conditions) == 1
-        else Op("and", tuple(conditions))
+        else Op(Operator.AND, tuple(conditions))
     )
-    return Op("comprehension", (items, Lit(variable), element, condition))
+    return Op(Operator.COMPREHENSION, (items, Lit(variable), element, condition))
 
 
 def global_value(builder: WorkflowBuilder, node: ast.Name | ast.Attribute, scope: Scope) -> Value:
@@ -235,38 +236,42 @@ def transform_compare(builder: WorkflowBuilder, node: ast.Compare, scope: Scope)
                 found = with_path(right, left.value)
                 if found is None:
                     raise Unsupported(node.lineno, f"`in` on {source_text(comparator, scope)}")
-                test: Expr = Op("exists", (found,))
-                results.append(test if isinstance(op, ast.In) else Op("not", (test,)))
+                test: Expr = Op(Operator.EXISTS, (found,))
+                results.append(test if isinstance(op, ast.In) else Op(Operator.NOT, (test,)))
             else:
                 raise Unsupported(node.lineno, "`in` on a list")
         elif isinstance(op, (ast.Is, ast.IsNot)):
             if right != Lit(None):
                 raise Unsupported(node.lineno, "`is` with something other than None")
-            test = Op("is_null", (left,))
-            results.append(test if isinstance(op, ast.Is) else Op("not", (test,)))
+            test = Op(Operator.IS_NULL, (left,))
+            results.append(test if isinstance(op, ast.Is) else Op(Operator.NOT, (test,)))
         else:
             symbol = {
-                ast.Eq: "==",
-                ast.NotEq: "!=",
-                ast.Lt: "<",
-                ast.LtE: "<=",
-                ast.Gt: ">",
-                ast.GtE: ">=",
+                ast.Eq: Operator.EQ,
+                ast.NotEq: Operator.NE,
+                ast.Lt: Operator.LT,
+                ast.LtE: Operator.LE,
+                ast.Gt: Operator.GT,
+                ast.GtE: Operator.GE,
             }[type(op)]
             results.append(fold(Op(symbol, (left, right))))
         left = right
-    return results[0] if len(results) == 1 else Op("and", tuple(results))
+    return results[0] if len(results) == 1 else Op(Operator.AND, tuple(results))
 
 
 def transform_binop(builder: WorkflowBuilder, node: ast.BinOp, scope: Scope) -> Value:
     left = to_expr(builder.value(node.left, scope), node.lineno)
     right = to_expr(builder.value(node.right, scope), node.lineno)
-    symbol = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}.get(
-        type(node.op)
-    )
+    symbol = {
+        ast.Add: Operator.ADD,
+        ast.Sub: Operator.SUB,
+        ast.Mult: Operator.MUL,
+        ast.Div: Operator.DIV,
+        ast.Pow: Operator.POW,
+    }.get(type(node.op))
     if symbol is None:
         return Opaque(node.lineno, f"`{source_text(node, scope)}`")
     folded = fold(Op(symbol, (left, right)))
-    if isinstance(folded, Op) and symbol == "**":
+    if isinstance(folded, Op) and symbol == Operator.POW:
         return Opaque(node.lineno, "a power of a value known only at run time")
     return folded

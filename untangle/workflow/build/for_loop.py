@@ -34,6 +34,7 @@ from untangle.workflow.ir import (
     Lit,
     Map,
     Op,
+    Operator,
     Reason,
     Succeed,
     Var,
@@ -55,7 +56,7 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         loops = transform_for(builder, rewritten, scope)
         parts = scope.env.get(joined)
         if parts is not None and not isinstance(parts, NOT_DATA):
-            scope.env[joined] = Op("flatten", (to_expr(parts, node.lineno),))
+            scope.env[joined] = Op(Operator.FLATTEN, (to_expr(parts, node.lineno),))
         return loops
     if not has_work_in(builder, node.body, scope):
         collected = collecting_loop(builder, node, scope)
@@ -195,7 +196,7 @@ def collecting_loop(
         scope.env[collector] = items  # `for f in futures: out.append(f.result())`
     else:
         scope.env[collector] = Op(
-            "comprehension",
+            Operator.COMPREHENSION,
             (to_expr(items, node.lineno), Lit(variable), element, truthy(test)),
         )
     return Fragment(None, [])

@@ -32,6 +32,7 @@ from untangle.workflow.ir import (
     FunctionRef,
     Lit,
     Op,
+    Operator,
     Task,
     Var,
     Wait,
@@ -117,7 +118,7 @@ def bind_result(
 
 def payload_of(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> Expr:
     value = builder.value(node, scope)
-    if isinstance(value, Op) and value.op == "json_string":
+    if isinstance(value, Op) and value.op == Operator.JSON_STRING:
         return value.args[0]
     if isinstance(value, (Response, Stream)):
         return value.payload
@@ -133,7 +134,7 @@ def function_ref(
         value = builder.value(node, scope)
         if isinstance(value, Lit) and isinstance(value.value, str):
             return builder.remember(builder.name_function(function_name_from_arn(value.value)))
-        if isinstance(value, Op) and value.op == "env" and isinstance(value.args[0], Lit):
+        if isinstance(value, Op) and value.op == Operator.ENV and isinstance(value.args[0], Lit):
             return builder.remember(builder.name_function(f"${value.args[0].value}"))
     names = site.kwargs.get("FunctionName", frozenset())
     if (
@@ -186,7 +187,7 @@ def dynamic_function(
 def name_of(builder: WorkflowBuilder, expr: Expr) -> FunctionRef | None:
     if isinstance(expr, Lit) and isinstance(expr.value, str):
         return builder.name_function(function_name_from_arn(expr.value))
-    if isinstance(expr, Op) and expr.op == "env" and isinstance(expr.args[0], Lit):
+    if isinstance(expr, Op) and expr.op == Operator.ENV and isinstance(expr.args[0], Lit):
         return builder.name_function(f"${expr.args[0].value}")
     return None
 

@@ -16,6 +16,7 @@ from untangle.workflow.ir import (
     Expr,
     Lit,
     Op,
+    Operator,
     Reason,
     with_path,
 )
@@ -91,10 +92,10 @@ def json_loads(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value 
     inner = builder.value(argument, scope)
     if isinstance(inner, (Stream, Response)):
         return inner.payload
-    if isinstance(inner, Op) and inner.op == "json_string":
+    if isinstance(inner, Op) and inner.op == Operator.JSON_STRING:
         return inner.args[0]
     if not isinstance(inner, NOT_DATA):
-        return Op("json_parse", (inner,))
+        return Op(Operator.JSON_PARSE, (inner,))
     return Opaque(node.lineno, f"`{source_text(node, scope)}`")
 
 
@@ -102,7 +103,7 @@ def json_loads(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value 
 def json_dumps(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
     if not node.args:
         return None
-    return Op("json_string", (_argument(builder, node, scope),))
+    return Op(Operator.JSON_STRING, (_argument(builder, node, scope),))
 
 
 @specialize(methods=("join",))
@@ -116,10 +117,10 @@ def str_join(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | 
         and len(node.args) == 1
     ):
         return None
-    return Op("join", (_argument(builder, node, scope), Lit(separator.value)))
+    return Op(Operator.JOIN, (_argument(builder, node, scope), Lit(separator.value)))
 
 
-STRING_METHODS = {"upper": "upper", "lower": "lower", "strip": "trim"}
+STRING_METHODS = {"upper": Operator.UPPER, "lower": Operator.LOWER, "strip": Operator.TRIM}
 
 
 @specialize(methods=tuple(STRING_METHODS))
@@ -168,7 +169,7 @@ def dict_get(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | 
     if found is None:
         return None
     default = _argument(builder, node, scope, 1) if len(node.args) > 1 else Lit(None)
-    return Op("default", (found, default))
+    return Op(Operator.DEFAULT, (found, default))
 
 
 @specialize(functions=("os.getenv", "os.environ.get"))
@@ -190,21 +191,21 @@ def environment(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value
                 "the template must set it",
             )
         )
-    return Op("env", (key,))
+    return Op(Operator.ENV, (key,))
 
 
 @specialize(functions=("str",))
 def builtin_str(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
     if len(node.args) != 1:
         return None
-    return Op("concat", (_argument(builder, node, scope),))
+    return Op(Operator.CONCAT, (_argument(builder, node, scope),))
 
 
 @specialize(functions=("len",))
 def builtin_len(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
     if len(node.args) != 1:
         return None
-    return Op("count", (_argument(builder, node, scope),))
+    return Op(Operator.COUNT, (_argument(builder, node, scope),))
 
 
 @specialize(suffixes=("as_completed",))
@@ -236,7 +237,7 @@ def run_coroutine(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Val
 def builtin_number(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
     if len(node.args) != 1:
         return None
-    return Op("number", (_argument(builder, node, scope),))
+    return Op(Operator.NUMBER, (_argument(builder, node, scope),))
 
 
 @specialize(functions=("bool",))

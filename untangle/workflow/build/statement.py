@@ -47,6 +47,7 @@ from untangle.workflow.ir import (
     Lit,
     Obj,
     Op,
+    Operator,
     Reason,
     Succeed,
 )
@@ -315,7 +316,7 @@ def counter_step(
     builder: WorkflowBuilder, node: ast.AugAssign, scope: Scope
 ) -> tuple[str, Expr] | None:
     """`n += 1` on a number: the new value as data."""
-    ops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
+    ops = {ast.Add: Operator.ADD, ast.Sub: Operator.SUB, ast.Mult: Operator.MUL}
     op = ops.get(type(node.op))
     if op is None or not isinstance(node.target, ast.Name):
         return None
