@@ -541,3 +541,40 @@ def test_a_while_true_poll_that_returns_is_a_loop_of_states(tmp_path: Any) -> No
         slow = results["events/slow.json"]
         assert slow.machine["output"] == {"state": "DONE", "rows": 30}
         assert slow.machine_waited_seconds == slow.original_waited_seconds == 21
+
+
+OPERATORS_APP = {
+    "template.yaml": _template("archive", {"archive-object": "archive"}),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    name = event['name'] + '.out'\n"
+        "    copies = event['copies'] + 1\n"
+        "    tags = event['tags'] + ['archived']\n"
+        "    label = event['prefix'] + event['name']\n"
+        "    response = lam.invoke(FunctionName='archive-object', Payload=json.dumps("
+        "{'key': name, 'copies': copies, 'tags': tags, 'label': label}))\n"
+        "    return json.loads(response['Payload'].read())\n"
+    ),
+    "functions/archive/app.py": "def lambda_handler(event, context):\n    return event\n",
+    "events/report.json": '{"name": "report", "copies": 2, "tags": ["q3"], "prefix": "x-"}\n',
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_plus_follows_the_types_python_adds(tmp_path: Any, language: str) -> None:
+    """`+` on text concatenates, on numbers adds, on lists joins them (it was always a numeric
+    `+`, so `name + ".out"` failed at run time); on operands of unknown types (`prefix + name`)
+    it is computed by a new function, not guessed."""
+    _write_app(tmp_path, OPERATORS_APP)
+    [workflow] = prepare(str(tmp_path), language)
+    assert workflow.skipped is None, workflow.skipped
+    assert "ComputeLabel" in workflow.definition["States"]  # type: ignore[index]
+    [result] = verify_app(str(tmp_path), load_events(str(tmp_path)), language)
+    assert result.equivalent and not result.skipped, result
+    assert result.machine["output"] == {
+        "key": "report.out",
+        "copies": 3,
+        "tags": ["q3", "archived"],
+        "label": "x-report",
+    }

@@ -14,6 +14,7 @@ from untangle.analysis.values import (
 from untangle.workflow.build.ast_helpers import source_text
 from untangle.workflow.build.scope import Opaque, Scope, Value
 from untangle.workflow.ir import (
+    Arr,
     Expr,
     Lit,
     Op,
@@ -110,6 +111,65 @@ def fold(expr: Expr) -> Expr:
     except (ZeroDivisionError, OverflowError, TypeError):
         return expr
     return expr
+
+
+# what a data expression is, whatever the execution's data, when that can be proven
+TEXT_OPERATORS = (
+    Operator.CONCAT,
+    Operator.UPPER,
+    Operator.LOWER,
+    Operator.TRIM,
+    Operator.JOIN,
+    Operator.JSON_STRING,
+    Operator.ENV,  # environment variables are strings
+)
+NUMBER_OPERATORS = (
+    Operator.NUMBER,
+    Operator.COUNT,
+    Operator.SUB,
+    Operator.MUL,
+    Operator.DIV,
+    Operator.ADD,  # only ever made on numbers: text is concatenated (`typed_binary`)
+)
+
+
+def kind_of(expr: Expr) -> str | None:
+    """ "text", "number", "list", or None when the data decides."""
+    if isinstance(expr, Lit):
+        if isinstance(expr.value, str):
+            return "text"
+        return "number" if is_number(expr.value) else None
+    if isinstance(expr, Arr):
+        return "list"
+    if isinstance(expr, Op) and expr.op in TEXT_OPERATORS:
+        return "text"
+    if isinstance(expr, Op) and expr.op in NUMBER_OPERATORS:
+        return "number"
+    return None
+
+
+def typed_binary(op: Operator, left: Expr, right: Expr) -> Expr | None:
+    """`left op right` with the operator Python would apply, or None when the types the data
+    gives could make Python do something else (`+` concatenates text and lists, `*` repeats
+    them): then the computation is extracted, not guessed.
+
+    One side's type is enough where Python succeeds only when the other side has the same:
+    `name + ".out"` is text (else TypeError), `count + 1` a number."""
+    kinds = {kind_of(left), kind_of(right)} - {None}
+    if op is Operator.ADD:
+        if kinds == {"text"}:
+            return Op(Operator.CONCAT, (left, right))
+        if kinds == {"number"}:
+            return Op(Operator.ADD, (left, right))
+        if kinds == {"list"}:  # `seen + [x]`: the two lists joined
+            return Op(Operator.FLATTEN, (Arr((left, right)),))
+        return None
+    if op is Operator.MUL:
+        both = kind_of(left) == kind_of(right) == "number"
+        return Op(op, (left, right)) if both else None
+    if kinds <= {"number"}:  # - / ** on anything but numbers raise in Python
+        return Op(op, (left, right))
+    return None
 
 
 def is_number(value: object) -> bool:

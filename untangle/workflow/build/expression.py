@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 from untangle.facts.model import Attr as AttrSym
 from untangle.facts.model import Ref, Sym
 from untangle.workflow.build.ast_helpers import dotted_name, is_module_ref, source_text
-from untangle.workflow.build.constant_fold import constant_of, constant_truth, fold, truthy
+from untangle.workflow.build.constant_fold import (
+    constant_of,
+    constant_truth,
+    fold,
+    truthy,
+    typed_binary,
+)
 from untangle.workflow.build.scope import (
     NOT_DATA,
     ObjectRef,
@@ -272,6 +278,15 @@ def transform_binop(builder: WorkflowBuilder, node: ast.BinOp, scope: Scope) -> 
     if symbol is None:
         return Opaque(node.lineno, f"`{source_text(node, scope)}`")
     folded = fold(Op(symbol, (left, right)))
-    if isinstance(folded, Op) and symbol == Operator.POW:
+    if not isinstance(folded, Op):
+        return folded
+    if symbol == Operator.POW:
         return Opaque(node.lineno, "a power of a value known only at run time")
-    return folded
+    typed = typed_binary(symbol, left, right)
+    if typed is None:
+        return Opaque(
+            node.lineno,
+            f"`{source_text(node, scope)}`, whose meaning depends on its operands' types "
+            "(numbers, text or lists)",
+        )
+    return typed

@@ -17,6 +17,7 @@ from untangle.workflow.build.retry import (
 from untangle.workflow.build.scope import (
     Fragment,
     ObjectRef,
+    Opaque,
     Scope,
     SelfRef,
     Unsupported,
@@ -264,7 +265,10 @@ def pure_inline(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value
             assert isinstance(returned, ast.Return)
             if returned.value is None:
                 return Lit(None)
-            return builder.value(returned.value, inner)
+            found = builder.value(returned.value, inner)
+            return None if isinstance(found, Opaque) else found
+        except Unsupported:
+            return None  # not data: the call itself may still be computed by a new function
         finally:
             builder._inline_depth -= 1
     return None
