@@ -578,3 +578,42 @@ def test_plus_follows_the_types_python_adds(tmp_path: Any, language: str) -> Non
         "tags": ["q3", "archived"],
         "label": "x-report",
     }
+
+
+QUALIFIED_APP = {
+    "template.yaml": _template("checkout", {"price-items": "price", "notify": "notify"}),
+    "orchestrator/app.py": (
+        "import base64\nimport json\nimport boto3\n\nlam = boto3.client('lambda')\n"
+        'CONTEXT = base64.b64encode(b\'{"custom": {"tenant": "acme"}}\').decode()\n\n\n'
+        "def lambda_handler(event, context):\n"
+        "    response = lam.invoke(FunctionName='price-items', Qualifier='live', "
+        "Payload=json.dumps(event))\n"
+        "    priced = json.loads(response['Payload'].read())\n"
+        "    lam.invoke(FunctionName='notify:live', InvocationType='Event', "
+        "Payload=json.dumps(priced), LogType='None')\n"
+        "    return priced\n"
+    ),
+    "functions/price/app.py": (
+        "def lambda_handler(event, context):\n    return {'total': 2 * event['n']}\n"
+    ),
+    "functions/notify/app.py": "def lambda_handler(event, context):\n    return None\n",
+    "events/two.json": '{"n": 2}\n',
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_the_qualifier_goes_on_the_task(tmp_path: Any, language: str) -> None:
+    """The alias invoked (`Qualifier=`, or `name:alias`) is the Task's `Qualifier`: the machine
+    calls the same version the handler did; LogType changes nothing the machine keeps."""
+    _write_app(tmp_path, QUALIFIED_APP)
+    [workflow] = prepare(str(tmp_path), language)
+    assert workflow.skipped is None, workflow.skipped
+    states = workflow.definition["States"]  # type: ignore[index]
+    field = "Arguments" if language == "jsonata" else "Parameters"
+    assert [s[field]["Qualifier"] for s in states.values() if s["Type"] == "Task"] == [
+        "live",
+        "live",
+    ]
+    [result] = verify_app(str(tmp_path), load_events(str(tmp_path)), language)
+    assert result.equivalent and not result.skipped, result
+    assert result.machine["output"] == {"total": 4}

@@ -281,6 +281,10 @@ class _JSONata(StateVisitor[dict[str, Any]]):
         }
         if state.asynchronous:
             arguments["InvocationType"] = "Event"
+        if state.qualifier is not None:
+            arguments["Qualifier"] = self.template(state.qualifier)
+        if state.client_context is not None:
+            arguments["ClientContext"] = self.template(state.client_context)
         rendered: dict[str, Any] = {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
@@ -707,6 +711,13 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
         parameters[key] = payload
         if state.asynchronous:
             parameters["InvocationType"] = "Event"
+        for argument, expr in (
+            ("Qualifier", state.qualifier),
+            ("ClientContext", state.client_context),
+        ):
+            if expr is not None:
+                dynamic, value = self.value(expr)
+                parameters[f"{argument}.$" if dynamic else argument] = value
         rendered: dict[str, Any] = {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,

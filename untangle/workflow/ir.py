@@ -221,6 +221,9 @@ class Task:
     # error payload as the result (the `carry_on` pass decides what the machine does)
     unchecked: bool = False
     path: str = ""  # the file of the invoke (a helper's, when inlined)
+    # the version or alias invoked, and the ClientContext passed (the integration takes both)
+    qualifier: Expr | None = None
+    client_context: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -556,9 +559,15 @@ class _StateText(StateVisitor[list[str]]):
         indent = self.indent
         mode = " async" if state.asynchronous else ""
         into = f" => ${state.assign}" if state.assign else ""
+        alias = f":{expr_text(state.qualifier)}" if state.qualifier is not None else ""
+        context = (
+            f" context {expr_text(state.client_context)}"
+            if state.client_context is not None
+            else ""
+        )
         lines = [
-            f"{indent}{state.name}: task{mode} {state.function.display}"
-            f"({expr_text(state.payload)}){into}{self._end(state)}{self._where(state)}"
+            f"{indent}{state.name}: task{mode} {state.function.display}{alias}"
+            f"({expr_text(state.payload)}){context}{into}{self._end(state)}{self._where(state)}"
         ]
         for r in state.retry:
             lines.append(

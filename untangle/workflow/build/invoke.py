@@ -33,6 +33,7 @@ from untangle.workflow.ir import (
     Lit,
     Op,
     Operator,
+    Reason,
     Task,
     Var,
     Wait,
@@ -52,6 +53,17 @@ def transform_invoke(
     kwargs = {k.arg: k.value for k in call.keywords if k.arg}
     if any(k.arg is None for k in call.keywords):
         raise Unsupported(call.lineno, "invoke arguments passed through **kwargs")
+    for argument in kwargs:
+        if argument not in PASSED_ARGUMENTS and argument not in DROPPED_ARGUMENTS:
+            raise Unsupported(
+                call.lineno,
+                f"the invoke argument `{argument}`: Step Functions' Lambda integration "
+                "cannot pass it",
+            )
+    if "LogType" in kwargs:
+        builder.notes.append(
+            Reason(scope.path, call.lineno, DROPPED_ARGUMENTS["LogType"]),
+        )
     if site.method == "invoke_async":
         payload_node = kwargs.get("InvokeArgs")
         asynchronous = True
@@ -70,12 +82,21 @@ def transform_invoke(
                 mode = Lit(known.detail.split("=", 1)[1])
             if mode == Lit("Event"):
                 asynchronous = True
+            elif mode == Lit("DryRun"):
+                raise Unsupported(
+                    call.lineno,
+                    "a `DryRun` invoke (it checks permissions and calls nothing)",
+                    "remove it: the machine's role is checked when it is deployed",
+                )
             elif mode != Lit("RequestResponse"):
                 raise Unsupported(call.lineno, "InvocationType is not a constant")
     function = function_ref(builder, site, kwargs.get("FunctionName"), scope, call.lineno)
     payload: Expr = Lit({})
     if payload_node is not None:
         payload = payload_of(builder, payload_node, scope)
+    qualifier = _qualifier(builder, kwargs, scope, call.lineno)
+    context = kwargs.get("ClientContext")
+    client_context = to_expr(builder.value(context, scope), call.lineno) if context else None
     label = function.display
     if function.dynamic is not None and isinstance(function.dynamic, Var):
         label = f"invoke_{function.dynamic.name.removeprefix('invoke_lambda_')}"
@@ -92,6 +113,8 @@ def transform_invoke(
         # a synchronous invoke whose FunctionError nothing checks (yet: see conditional.py)
         unchecked=not asynchronous,
         path=scope.path,
+        qualifier=qualifier,
+        client_context=client_context,
     )
     builder.add(task)
     for catch in scope.catches:
@@ -125,6 +148,42 @@ def payload_of(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> Expr:
     if isinstance(value, Opaque):
         raise Unsupported(node.lineno, f"payload depends on {value.message}")
     return to_expr(value, node.lineno)
+
+
+# what boto3's `invoke` takes that the `lambda:invoke` integration passes on (FunctionName,
+# Payload and InvocationType are the Task itself)
+PASSED_ARGUMENTS = (
+    "FunctionName",
+    "Payload",
+    "InvokeArgs",
+    "InvocationType",
+    "Qualifier",
+    "ClientContext",
+)
+# what it takes and changes nothing the machine keeps, with why
+DROPPED_ARGUMENTS = {
+    "LogType": "LogType dropped: the machine keeps no log tail (the function's logs are in "
+    "CloudWatch, its result in the execution history)",
+}
+
+
+def _qualifier(
+    builder: WorkflowBuilder, kwargs: dict[str, ast.expr], scope: Scope, line: int
+) -> Expr | None:
+    """`Qualifier=` as given, else the alias or version a literal FunctionName ends with
+    (`billing-sync:PROD`, `arn:…:function:billing-sync:7`): the Task invokes the same one."""
+    if "Qualifier" in kwargs:
+        return to_expr(builder.value(kwargs["Qualifier"], scope), line)
+    name = kwargs.get("FunctionName")
+    value = builder.value(name, scope) if name is not None else None
+    if isinstance(value, Lit) and isinstance(value.value, str):
+        parts = value.value.split(":")
+        alias = parts[7] if value.value.startswith("arn:") and len(parts) > 7 else None
+        if not value.value.startswith("arn:") and len(parts) == 2:
+            alias = parts[1]
+        if alias:
+            return Lit(alias)
+    return None
 
 
 def function_ref(
