@@ -16,8 +16,17 @@ from untangle.analysis.values import (
     Session,
 )
 from untangle.facts.model import Local as LocalSym
-from untangle.workflow.build.ast_helpers import LOGGERS, dotted_name, full_source, snake, span_of
-from untangle.workflow.build.scope import NOT_DATA, Fragment, Opaque, Scope, to_expr
+from untangle.facts.model import Ref, Sym
+from untangle.workflow.build.ast_helpers import (
+    LOGGERS,
+    column_of,
+    dotted_name,
+    full_source,
+    snake,
+    source_text,
+    span_of,
+)
+from untangle.workflow.build.scope import NOT_DATA, Fragment, Opaque, Scope, Unsupported, to_expr
 from untangle.workflow.ir import (
     Assign,
     Expr,
@@ -41,6 +50,132 @@ def infrastructure(builder: WorkflowBuilder, target: str, node: ast.expr, scope:
         return False
     values = builder.program.values(LocalSym(qualname, target))
     return any(isinstance(v, (LambdaClient, OtherClient, Session, Instance, Bound)) for v in values)
+
+
+def sdk_response(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> bool:
+    """`node` is a call of an AWS client's method (`s3.head_object(…)`): its response holds
+    values that are not JSON (datetimes, streams), so it cannot go from one state to the next."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    receiver = node.func.value
+    if not isinstance(receiver, ast.Name):
+        return False
+    qualname = builder.function_at(scope.path, node.lineno)
+    module = builder.program.function_module.get(qualname or "")
+    symbols: list[Sym] = []
+    if qualname is not None:
+        symbols.append(LocalSym(qualname, receiver.id))
+    if module is not None:
+        symbols.append(Ref(f"{module}.{receiver.id}"))
+    return any(isinstance(v, OtherClient) for sym in symbols for v in builder.program.values(sym))
+
+
+# calls that only compute a value from their arguments: dropping one whose value nothing
+# reads changes nothing (any other call may write a file, send a request, mutate an argument)
+PURE_FUNCTIONS = frozenset(
+    (
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "dict",
+        "divmod",
+        "enumerate",
+        "float",
+        "frozenset",
+        "int",
+        "isinstance",
+        "len",
+        "list",
+        "max",
+        "min",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "type",
+        "zip",
+        "json.dumps",
+        "json.loads",
+        "math.ceil",
+        "math.floor",
+        "math.sqrt",
+        "os.getenv",
+        "os.environ.get",
+        "os.path.basename",
+        "os.path.join",
+        "os.path.splitext",
+        "os.path.dirname",
+        "datetime.datetime.fromisoformat",
+    )
+)
+PURE_METHODS = frozenset(
+    (
+        "get",
+        "keys",
+        "values",
+        "items",
+        "copy",
+        "count",
+        "index",
+        "startswith",
+        "endswith",
+        "upper",
+        "lower",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "split",
+        "rsplit",
+        "splitlines",
+        "join",
+        "replace",
+        "format",
+        "encode",
+        "decode",
+        "isdigit",
+        "isalpha",
+        "title",
+        "capitalize",
+        "zfill",
+        "partition",
+        "rpartition",
+        "find",
+    )
+)
+# handles on AWS resources: making one sends nothing
+HANDLE_MAKERS = frozenset(
+    (
+        "client",
+        "resource",
+        "Session",
+        "Table",
+        "Bucket",
+        "Object",
+        "Queue",
+        "Topic",
+    )
+)
+
+
+def has_effects(node: ast.expr) -> bool:
+    """`node` calls something that may do more than compute its value."""
+    for sub in ast.walk(node):
+        if not isinstance(sub, ast.Call):
+            continue
+        name = dotted_name(sub.func)
+        method = sub.func.attr if isinstance(sub.func, ast.Attribute) else ""
+        if name in PURE_FUNCTIONS or method in PURE_METHODS or method in HANDLE_MAKERS:
+            continue
+        if isinstance(sub.func, ast.Name) and sub.func.id in HANDLE_MAKERS:
+            continue
+        return True
+    return False
 
 
 def extractable(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> list[str] | None:
@@ -128,7 +263,79 @@ def extract_task(
         Extraction(function_name, tuple(params), full_source(node), scope.path, node.lineno, target)
     )
     builder.remember(ref)
+    forget_mutated(builder, node, scope)
     return name
+
+
+MUTATING_METHODS = frozenset(
+    ("append", "extend", "insert", "update", "pop", "popitem", "remove", "clear", "setdefault")
+)
+
+
+def forget_mutated(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> None:
+    """The new function runs on a copy of its arguments: the locals a function of the tree
+    changes in place (`record(audit, x)` appending to `audit`) are no longer known here."""
+    caller = builder.function_at(scope.path, node.lineno)
+    if caller is None:
+        return
+    for call in (sub for sub in ast.walk(node) if isinstance(sub, ast.Call)):
+        for edge in builder.program.edges_from(caller):
+            if (
+                edge.site.span.line != call.lineno
+                or edge.site.span.column != column_of(call, scope)
+                or edge.callee not in builder.program.functions
+            ):
+                continue
+            facts = builder.program.functions[edge.callee]
+            module = builder.program.module_of(edge.callee)
+            try:
+                definition, _ = builder.function_node(module.path, facts.name, facts.span.line)
+            except Unsupported:
+                continue
+            params = [a.arg for a in (*definition.args.posonlyargs, *definition.args.args)]
+            if facts.is_method and params:
+                params = params[1:]
+            changed = _changed_in_place(definition)
+            arguments = dict(zip(params, call.args))
+            arguments.update({k.arg: k.value for k in call.keywords if k.arg})
+            for param, argument in arguments.items():
+                if param in changed and isinstance(argument, ast.Name):
+                    scope.env[argument.id] = Opaque(
+                        call.lineno,
+                        f"`{argument.id}`, which `{source_text(call, scope)}` changes in place "
+                        "(a new function runs it, on a copy)",
+                    )
+
+
+def _changed_in_place(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The names a function changes in place: `p[k] = …`, `p.x = …`, `p.append(…)`, …"""
+    changed: set[str] = set()
+    for sub in ast.walk(definition):
+        targets: list[ast.expr] = []
+        if isinstance(sub, ast.Assign):
+            targets = sub.targets
+        elif isinstance(sub, (ast.AugAssign, ast.AnnAssign)):
+            targets = [sub.target]
+        elif isinstance(sub, ast.Delete):
+            targets = sub.targets
+        for target in targets:
+            if isinstance(target, (ast.Subscript, ast.Attribute)):
+                base = target.value
+                while isinstance(base, (ast.Subscript, ast.Attribute)):
+                    base = base.value
+                if isinstance(base, ast.Name):
+                    changed.add(base.id)
+        if (
+            isinstance(sub, ast.Call)
+            and isinstance(sub.func, ast.Attribute)
+            and sub.func.attr in MUTATING_METHODS
+        ):
+            base = sub.func.value
+            while isinstance(base, (ast.Subscript, ast.Attribute)):
+                base = base.value
+            if isinstance(base, ast.Name):
+                changed.add(base.id)
+    return changed
 
 
 def droppable(builder: WorkflowBuilder, value: ast.expr, scope: Scope) -> bool:

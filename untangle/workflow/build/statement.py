@@ -25,7 +25,9 @@ from untangle.workflow.build.extraction import (
     extract_later,
     extract_task,
     extractable,
+    has_effects,
     infrastructure,
+    sdk_response,
 )
 from untangle.workflow.build.helpers import construct
 from untangle.workflow.build.invoke import static_target, transform_invoke, transform_sleep
@@ -50,6 +52,7 @@ from untangle.workflow.ir import (
     Operator,
     Reason,
     Succeed,
+    Var,
 )
 
 if TYPE_CHECKING:
@@ -105,6 +108,13 @@ def transform_assign(
                 "assign the result to one name and read its parts",
             )
         for target in targets:
+            if isinstance(target, (ast.Subscript, ast.Attribute)):
+                for name in target_names(target)[:1]:
+                    scope.env[name] = Opaque(
+                        node.lineno,
+                        f"`{name}`, changed in place by `{source_text(target, scope)} = …`",
+                    )
+                continue
             for name in target_names(target):
                 scope.env[name] = Opaque(
                     node.lineno,
@@ -231,8 +241,27 @@ def transform_effect(
             value, (ast.Call, ast.GeneratorExp, ast.ListComp, ast.BinOp, ast.Subscript)
         ):
             params = extractable(builder, value, scope)
+            if params is not None and sdk_response(builder, value, scope):
+                raise Unsupported(
+                    value.lineno,
+                    f"the response of `{source_text(value, scope)}` kept for a later step: an "
+                    "AWS SDK response is not JSON data (datetimes, streams)",
+                    "take what the handler needs from it in the same statement "
+                    '(`size = s3.head_object(…)["ContentLength"]`)',
+                )
+            if params is not None and has_effects(value):
+                # it runs where the original ran it, whether or not its value is used
+                name = extract_task(builder, value, target, params, scope)
+                scope.env[target] = Var(scope.var(target))
+                return Fragment(name, [(name, "next")])
             if params is not None:
                 return extract_later(builder, value, target, params, computed, scope)
+        if isinstance(computed, Opaque) and has_effects(value):
+            raise Unsupported(
+                value.lineno,
+                f"`{source_text(value, scope)}` on values the workflow lacks: it may do more "
+                "than compute a value, so it cannot be left out",
+            )
         scope.env[target] = computed
         return Fragment(None, [])
     kind, info = call
