@@ -215,3 +215,40 @@ def test_a_statement_refused_at_its_head_still_reports_its_body(
     messages = [(r.line, r.message) for r in planned.workflow.reasons]
     expected = [(5, reason)] if reason else []
     assert messages == [*expected, (7, "a `del` statement")]
+
+
+UNREACHABLE = {
+    "after-a-return": (
+        "    return {'ok': True}\n"
+        "    client.invoke(FunctionName='legacy-step', Payload=json.dumps(event))\n",
+        False,
+    ),
+    "under-if-false": (
+        "    if False:\n"
+        "        client.invoke(FunctionName='legacy-step', Payload=json.dumps(event))\n"
+        "    return {'ok': True}\n",
+        False,
+    ),
+    "near-miss:a-return-in-a-branch": (
+        "    if event.get('skip'):\n"
+        "        return {'ok': True}\n"
+        "    client.invoke(FunctionName='legacy-step', Payload=json.dumps(event))\n",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "planned"), UNREACHABLE.values(), ids=UNREACHABLE.keys())
+def test_unreachable_invokes_are_not_a_workflow(tmp_path: Path, body: str, planned: bool) -> None:
+    """Nothing to migrate, and migrate never deletes the code."""
+    source = (
+        "import json\nimport boto3\n\nclient = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n" + body
+    )
+    (tmp_path / "app.py").write_text(source)
+    _, out, _ = _plan_cli(tmp_path, "--format", "json")
+    assert [w["handler"] for w in json.loads(out)["workflows"]] == (
+        ["app.lambda_handler"] if planned else []
+    )
+    result = CliRunner().invoke(main, ["migrate", "--no-cache", str(tmp_path), "--write"])
+    assert (tmp_path / "app.py").read_text() == source or planned, result.output

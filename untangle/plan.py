@@ -16,7 +16,7 @@ from untangle.templates import TemplateHandler
 from untangle.workflow.asl import NotExpressible, to_asl
 from untangle.workflow.build import WorkflowBuilder
 from untangle.workflow.build.sources import ParsedSources
-from untangle.workflow.ir import FunctionRef, Reason, Workflow
+from untangle.workflow.ir import FunctionRef, Reason, Task, Workflow, all_states
 from untangle.workflow.passes import run_passes
 
 
@@ -60,6 +60,8 @@ def plan(
             continue
         namer = FunctionNamer(templates, program.module_of(handler).path)
         workflow = WorkflowBuilder(program, handler, sources, namer).build()
+        if not _invokes_anything(workflow):
+            continue  # its invokes are unreachable (after a return, under `if False:`)
         name = _workflow_name(handler, program, templates)
         count = names.get(name, 0)
         names[name] = count + 1
@@ -83,6 +85,18 @@ def plan(
                 )
         planned.append(PlannedWorkflow(workflow, asl, optimizations))
     return planned
+
+
+def _invokes_anything(workflow: Workflow) -> bool:
+    """A converted workflow has a Task calling a function of the project (not only new
+    functions computing values); a refused one may, as far as anyone knows."""
+    if workflow.graph is None:
+        return True
+    made = {item.function for item in workflow.extracted}
+    return any(
+        isinstance(state, Task) and state.function.display not in made
+        for state in all_states(workflow.graph)
+    )
 
 
 def _selected(handler: str, wanted: tuple[str, ...]) -> bool:
