@@ -53,6 +53,7 @@ from untangle.workflow.ir import (
     Reason,
     Succeed,
     Var,
+    pascal,
 )
 
 if TYPE_CHECKING:
@@ -262,6 +263,20 @@ def transform_effect(
                 f"`{source_text(value, scope)}` on values the workflow lacks: it may do more "
                 "than compute a value, so it cannot be left out",
             )
+        if isinstance(computed, Op) and computed.op is Operator.JSON_PARSE:
+            # `body = json.loads(event["body"])` (an API Gateway event): parsed once, into a
+            # variable its fields are read from
+            variable = scope.var(target)
+            name = builder.add(
+                Assign(
+                    builder.unique(f"Parse{pascal(target)}"),
+                    ((variable, computed),),
+                    None,
+                    span_of(value),
+                )
+            )
+            scope.env[target] = Var(variable)
+            return Fragment(name, [(name, "next")])
         scope.env[target] = computed
         return Fragment(None, [])
     kind, info = call
