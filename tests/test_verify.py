@@ -656,3 +656,33 @@ def test_an_api_gateway_body_is_parsed_once(tmp_path: Any, language: str) -> Non
         "events/post.json": {"orderId": "A1-3"},
         "events/default-qty.json": {"orderId": "B2-1"},
     }
+
+
+CONTINUE_APP = {
+    "template.yaml": _template("stream-indexer", {"index-record": "index"}),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    for record in event['Records']:\n"
+        "        if record['eventName'] != 'INSERT':\n"
+        "            continue\n"
+        "        lam.invoke(FunctionName='index-record', InvocationType='Event', "
+        "Payload=json.dumps(record))\n"
+        "    return {'records': len(event['Records'])}\n"
+    ),
+    "functions/index/app.py": "def lambda_handler(event, context):\n    return None\n",
+    "events/mixed.json": json.dumps(
+        {"Records": [{"eventName": "INSERT"}, {"eventName": "REMOVE"}, {"eventName": "INSERT"}]}
+    )
+    + "\n",
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_continue_ends_the_round_of_a_map(tmp_path: Any, language: str) -> None:
+    _write_app(tmp_path, CONTINUE_APP)
+    [result] = verify_app(str(tmp_path), load_events(str(tmp_path)), language)
+    assert result.equivalent and not result.skipped, result
+    assert [name for name, _ in result.calls] == ["index-record", "index-record"]
+    entered = [e["state"] for e in result.history if e["type"].endswith("Entered")]
+    assert entered.count("IndexRecord") == 2

@@ -13,6 +13,7 @@ from untangle.workflow.build.retry import retry_for
 from untangle.workflow.build.scope import (
     DEFAULT_CONCURRENCY,
     NOT_DATA,
+    Exit,
     Fragment,
     Opaque,
     Scope,
@@ -111,7 +112,10 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         body = body[:-1]
     item = node.target.id
     saved = dict(builder.states)
-    processor_scope = replace(scope, env=dict(scope.env), catches=[], returns=None)
+    continues: list[tuple[Exit, dict[str, Value]]] = []
+    processor_scope = replace(
+        scope, env=dict(scope.env), catches=[], returns=None, breaks=None, continues=continues
+    )
     for key, known in scope.env.items():
         if known == Arr(()):
             # a list from before the loop changes across its iterations: not a fresh [] here
@@ -121,8 +125,14 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     processor_scope.env[item] = Var(item)
     initial = dict(processor_scope.env)
     fragment = builder.block(body, processor_scope)
-    if fragment.start is not None and not fragment.exits:
+    if fragment.start is not None and not fragment.exits and not continues:
         raise Unsupported(node.lineno, "a loop that returns or raises from inside")
+    if continues and collect is not None:
+        raise Unsupported(
+            node.lineno,
+            "a `continue` in a loop that collects results (its Map gives one per item)",
+            "append in an `if` instead of skipping the rest with `continue`",
+        )
     forget_loop_locals(scope, initial, processor_scope.env, node.lineno)
     output: Expr = Lit(None)
     if collect is not None:
@@ -132,6 +142,7 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         output = to_expr(builder.value(collect, processor_scope), node.lineno)
     done = builder.add(Succeed(builder.unique(f"{pascal(item)}Done"), output, span_of(node)))
     builder.connect(fragment.exits, done)
+    builder.connect([exit_ for exit_, _ in continues], done)  # the round ends there
     processor = builder.graph(fragment.start or done)
     for state in processor.states:
         if saved.get(state.name) is None:

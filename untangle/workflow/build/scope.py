@@ -139,6 +139,8 @@ class Scope:
     prefix: str = ""
     # inside an unrolled loop: where each `break` goes on from, with the locals at that point
     breaks: list[tuple[Exit, dict[str, Value]]] | None = None
+    # inside a loop body that can end a round early: where each `continue` goes on from
+    continues: list[tuple[Exit, dict[str, Value]]] | None = None
 
     def var(self, name: str) -> str:
         return f"{self.prefix}{name}"

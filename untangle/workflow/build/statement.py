@@ -161,6 +161,14 @@ def transform_break(builder: WorkflowBuilder, node: ast.Break, scope: Scope) -> 
     return Fragment(marker, [])
 
 
+def transform_continue(builder: WorkflowBuilder, node: ast.Continue, scope: Scope) -> Fragment:
+    if scope.continues is None:
+        return transform_unsupported(builder, node, scope)
+    marker = builder.add(Assign(builder.unique("Continue"), (), None, span_of(node)))
+    scope.continues.append(((marker, "next"), dict(scope.env)))
+    return Fragment(marker, [])
+
+
 def transform_no_op(builder: WorkflowBuilder, node: ast.stmt, scope: Scope) -> Fragment:
     """`pass`, imports, `global`/`nonlocal`: nothing to run."""
     return nothing()

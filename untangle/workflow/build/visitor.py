@@ -37,6 +37,7 @@ STATEMENTS: dict[type[ast.stmt], StatementTransform] = {
     ast.With: simple.transform_with,
     ast.AsyncWith: simple.transform_with,
     ast.Break: simple.transform_break,
+    ast.Continue: simple.transform_continue,
     ast.Pass: simple.transform_no_op,
     ast.Import: simple.transform_no_op,
     ast.ImportFrom: simple.transform_no_op,

@@ -83,14 +83,24 @@ def transform_while(builder: WorkflowBuilder, node: ast.While, scope: Scope) -> 
         head = builder.unique(loop_name)
         builder.add(Choice(head, ((truthy(condition), ""),), None, span_of(node)))
     breaks: list[tuple[Exit, dict[str, Value]]] = []
-    body = builder.block(node.body, replace(scope, breaks=breaks))
+    continues: list[tuple[Exit, dict[str, Value]]] = []
+    body = builder.block(node.body, replace(scope, breaks=breaks, continues=continues))
     assert body.start is not None
     # the end of a round stores what the next one reads, then goes back to the test
     for n in carried:
         if isinstance(scope.env.get(n), NOT_DATA):
             raise Unsupported(node.lineno, f"`{n}` becomes {describe(scope.env[n])} in the loop")
+    for _, env in continues:
+        for n in carried:
+            if isinstance(env.get(n), NOT_DATA):
+                raise Unsupported(node.lineno, f"`{n}` is {describe(env[n])} where it continues")
     exits = store_locals(
-        builder, [(list(body.exits), scope.env)], carried, scope, node, f"Repeat{loop_name}"
+        builder,
+        [(list(body.exits), scope.env), *[([exit_], env) for exit_, env in continues]],
+        carried,
+        scope,
+        node,
+        f"Repeat{loop_name}",
     )
     builder.connect(exits, head or body.start)
     if head is not None:
