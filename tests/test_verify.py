@@ -686,3 +686,26 @@ def test_continue_ends_the_round_of_a_map(tmp_path: Any, language: str) -> None:
     assert [name for name, _ in result.calls] == ["index-record", "index-record"]
     entered = [e["state"] for e in result.history if e["type"].endswith("Entered")]
     assert entered.count("IndexRecord") == 2
+
+
+def test_an_unchecked_function_failure_is_a_documented_difference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """send-email bounces: the original never checked its FunctionError and answered; the
+    machine fails the Task, as plan noted. verify says so and passes, fails with --strict, and
+    with --keep-unchecked-errors the machine answers as the original did."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.chdir(root)
+    app = os.path.join("fixtures", "article", "parallel_notifications", "module_client")
+    event = os.path.join(app, "events", "email-bounce.json")
+
+    def run(*flags: str) -> Any:
+        return CliRunner().invoke(main, ["verify", app, "--event", event, *flags])
+
+    documented = run()
+    assert documented.exit_code == 0, documented.output
+    assert "documented difference: the machine failed with RuntimeError in" in documented.output
+    assert "SendEmail (send-email)" in documented.output
+    assert run("--strict").exit_code == 1
+    literal = run("--keep-unchecked-errors")
+    assert literal.exit_code == 0 and ": equivalent (SUCCEEDED" in literal.output, literal.output

@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
+_KEEP_UNCHECKED = click.option(
+    "--keep-unchecked-errors",
+    is_flag=True,
+    help="A function failure the handler never checked (FunctionError ignored): carry on with "
+    "the error payload, as the handler did, instead of failing the Task (the default, as Step "
+    "Functions does).",
+)
+
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
@@ -200,6 +208,7 @@ def scan(
     "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
+@_KEEP_UNCHECKED
 def plan(
     paths: tuple[str, ...],
     output_format: str,
@@ -213,6 +222,7 @@ def plan(
     items: int,
     config_path: str | None,
     no_cache: bool,
+    keep_unchecked_errors: bool,
 ) -> None:
     """Infer the Step Functions workflow of every orchestrating handler under PATHS.
 
@@ -241,7 +251,10 @@ def plan(
                 profiles[name] = FunctionProfile(current.duration_ms, int(float(number)))
     tree = load_tree(paths, _scan_options(config, no_cache), progress=_progress_bar())
     planned = run_plan(
-        tree.program, tree.templates, read_source, PlanOptions(query_language, handlers)
+        tree.program,
+        tree.templates,
+        read_source,
+        PlanOptions(query_language, handlers, keep_unchecked_errors),
     )
     inputs = CostInputs(executions_per_month=executions, functions=profiles, items_per_map=items)
     documents = []
@@ -372,6 +385,7 @@ def _workflow_text(item: Any, cost: Any, diagram: str, format_estimate: Any) -> 
     "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
+@_KEEP_UNCHECKED
 def migrate(
     paths: tuple[str, ...],
     write: bool,
@@ -380,6 +394,7 @@ def migrate(
     query_language: str,
     config_path: str | None,
     no_cache: bool,
+    keep_unchecked_errors: bool,
 ) -> None:
     """Rewrite orchestrating handlers under PATHS into state machines plus a SAM template.
 
@@ -410,7 +425,10 @@ def migrate(
     root = os.path.commonpath(roots)
     tree = load_tree(paths, _scan_options(config, no_cache), progress=_progress_bar())
     planned = run_plan(
-        tree.program, tree.templates, read_source, PlanOptions(query_language, handlers)
+        tree.program,
+        tree.templates,
+        read_source,
+        PlanOptions(query_language, handlers, keep_unchecked_errors),
     )
     try:
         migration = compute_migration(
@@ -477,6 +495,13 @@ def migrate(
     metavar="REV",
     help="After migrate --write: compare the written machines with the code at this git revision.",
 )
+@_KEEP_UNCHECKED
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="A documented difference (the machine fails where the handler carried on with an "
+    "unchecked function failure) is a mismatch too.",
+)
 def verify(
     app: str,
     event_files: tuple[str, ...],
@@ -484,13 +509,16 @@ def verify(
     history: bool,
     query_language: str,
     original: str | None,
+    keep_unchecked_errors: bool,
+    strict: bool,
 ) -> None:
     """Run the original orchestrators of APP and the state machines `untangle migrate` would
     write on the same events (in a child process, with moto), and compare them.
 
     Runs the app's code. Needs the verify extra: pip install 'untangle[verify]'.
-    Exit codes: 0 every workflow equivalent on every event; 1 a mismatch (or a workflow that
-    could not be verified); 2 usage error (no events, APP missing, the extra not installed).
+    Exit codes: 0 every workflow equivalent on every event (or different only where documented,
+    without --strict); 1 a mismatch (or a workflow that could not be verified); 2 usage error
+    (no events, APP missing, the extra not installed).
     """
     import json
 
@@ -506,7 +534,7 @@ def verify(
     if not events:
         _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
     try:
-        results = verify_in_subprocess(app, events, query_language, original)
+        results = verify_in_subprocess(app, events, query_language, original, keep_unchecked_errors)
     except (ImportError, EngineUnavailable) as exc:  # the child lacks moto / jsonata-python
         _fail(f"{exc} (the verify extra: pip install 'untangle[verify]')")
     except VerifyFailed as exc:
@@ -525,6 +553,7 @@ def verify(
                     "machine": r.machine_waited_seconds,
                 },
                 **({"notes": r.notes} if r.notes else {}),
+                **({"documented": r.documented} if r.documented else {}),
                 **({"skipped": r.skipped} if r.skipped else {}),
             }
             for r in results
@@ -535,7 +564,8 @@ def verify(
             click.echo(_verify_text(result, history))
     if not results:
         click.echo("no workflow to verify under this app", err=True)
-    sys.exit(EXIT_CLEAN if all(r.equivalent for r in results) else EXIT_FINDINGS)
+    passed = all(r.equivalent or (r.documented and not strict) for r in results)
+    sys.exit(EXIT_CLEAN if passed else EXIT_FINDINGS)
 
 
 def _abbreviate(value: Any, width: int = 100) -> str:
@@ -554,6 +584,8 @@ def _verify_text(result: Any, history: bool) -> str:
         lines = [
             head + f"equivalent ({result.machine['status']}, waited {waited:g} s fast-forwarded)"
         ]
+    elif result.documented:
+        lines = [head + f"documented difference: {result.documented}"]
     else:
         lines = [head + "MISMATCH"]
         for side in ("original", "machine"):

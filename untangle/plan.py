@@ -24,6 +24,9 @@ from untangle.workflow.passes import run_passes
 class PlanOptions:
     query_language: str = "jsonata"
     handlers: tuple[str, ...] = ()  # only these (qualified names or function names)
+    # a failed function the original never checked: carry on with its error payload (as the
+    # original did) instead of failing the Task (as Step Functions does)
+    keep_unchecked_errors: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ def plan(
         if count:
             name = f"{name}{count + 1}"
         workflow = replace(workflow, name=name)
-        workflow, optimizations = run_passes(workflow, options.query_language)
+        workflow, optimizations = run_passes(
+            workflow, options.query_language, options.keep_unchecked_errors
+        )
         asl = None
         if workflow.graph is not None:
             try:

@@ -65,6 +65,9 @@ class VerifyResult:
     machine_waited_seconds: float = 0.0
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
+    # not equivalent, in a way plan said it would be (a Task failing where the original carried
+    # on with an unchecked function failure): why, else None
+    documented: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +87,8 @@ class PreparedWorkflow:
     functions: dict[str, Any] = field(default_factory=dict)
     substitutions: dict[str, str] = field(default_factory=dict)
     skipped: str | None = None
+    # Tasks whose function failure the original never checked (the machine fails there)
+    unchecked: dict[str, str] = field(default_factory=dict)  # state name → function
 
 
 def load_events(app_dir: str, files: Sequence[str] = ()) -> list[tuple[str, Any]]:
@@ -109,7 +114,9 @@ def load_events(app_dir: str, files: Sequence[str] = ()) -> list[tuple[str, Any]
     return events
 
 
-def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkflow]:
+def prepare(
+    app_dir: str, query_language: str = "jsonata", keep_unchecked_errors: bool = False
+) -> list[PreparedWorkflow]:
     """Plan and migrate ``app_dir`` in memory; the workflows with what running them needs."""
     from untangle import sam
     from untangle.engine.original import functions_from_template
@@ -119,7 +126,8 @@ def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkf
 
     root = os.path.abspath(app_dir)
     tree = load_tree([root], ScanOptions(cache_dir=None))
-    planned = plan(tree.program, tree.templates, read_source, PlanOptions(query_language))
+    options = PlanOptions(query_language, keep_unchecked_errors=keep_unchecked_errors)
+    planned = plan(tree.program, tree.templates, read_source, options)
     migration = compute_migration(planned, tree.templates, read_text, root)
     contents = migration.contents()
     prepared: list[PreparedWorkflow] = []
@@ -127,7 +135,7 @@ def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkf
         why = "; ".join(r.message for r in reasons) or "not converted"
         prepared.append(PreparedWorkflow(workflow.name, skipped=f"not migrated: {why}"))
     for workflow, _how in migration.migrated:
-        item = PreparedWorkflow(workflow.name)
+        item = PreparedWorkflow(workflow.name, unchecked=_unchecked_tasks(workflow))
         prepared.append(item)
         handler_path = os.path.abspath(workflow.path)
         handler_name = workflow.handler.rsplit(".", 1)[-1]
@@ -166,6 +174,40 @@ def prepare(app_dir: str, query_language: str = "jsonata") -> list[PreparedWorkf
             if name in environment or name in defaults
         }
     return prepared
+
+
+def _unchecked_tasks(workflow: Any) -> dict[str, str]:
+    from untangle.workflow.ir import Task, all_states
+
+    if workflow.graph is None:
+        return {}
+    return {
+        state.name: state.function.display
+        for state in all_states(workflow.graph)
+        if isinstance(state, Task) and state.unchecked
+    }
+
+
+def _documented(workflow: PreparedWorkflow, original: dict[str, Any], machine: Any) -> str | None:
+    """The machine failed in a Task whose function failure the original never checked, where
+    the original went on: the difference plan noted on that invoke."""
+    if machine.status != "FAILED" or original["status"] == "FAILED":
+        return None
+    open_states: list[str] = []
+    for event in machine.history:
+        if event["type"].endswith("Entered"):
+            open_states.append(event["state"])
+        elif event["state"] in open_states:
+            open_states.remove(event["state"])
+    failed = [name for name in open_states if name in workflow.unchecked]
+    if not failed:
+        return None
+    where = " or ".join(f"{name} ({workflow.unchecked[name]})" for name in failed)
+    return (
+        f"the machine failed with {machine.error} in {where}: the original never checked that "
+        "function's FunctionError and carried on with its error payload "
+        "(--keep-unchecked-errors keeps that behaviour)"
+    )
 
 
 def _extracted_functions(
@@ -260,6 +302,8 @@ def compare(
         substitutions=workflow.substitutions,
     )
     left, right = _side(original), _side(machine)
+    equivalent = _as_json(left) == _as_json(right)
+    documented = None if equivalent else _documented(workflow, left, machine)
     notes = _text_differences(left["output"], right["output"], "output")
     if original.waited_seconds != machine.waited_seconds:
         notes.append(
@@ -269,7 +313,8 @@ def compare(
     return VerifyResult(
         workflow=workflow.name,
         event=event_name,
-        equivalent=_as_json(left) == _as_json(right),
+        equivalent=equivalent,
+        documented=documented,
         notes=notes,
         original=left,
         machine=right,
@@ -328,6 +373,7 @@ def verify_app(
     events: list[tuple[str, Any]],
     query_language: str = "jsonata",
     original: str | None = None,
+    keep_unchecked_errors: bool = False,
 ) -> list[VerifyResult]:
     """Every migrated workflow of ``app_dir`` against every ``(name, event)``, in this process
     (it runs the app's code: see :func:`verify_in_subprocess`). With ``original``, the written
@@ -337,7 +383,7 @@ def verify_app(
     prepared = (
         prepare_written(app_dir, original, query_language)
         if original
-        else prepare(app_dir, query_language)
+        else prepare(app_dir, query_language, keep_unchecked_errors)
     )
     results: list[VerifyResult] = []
     with Engine() as engine:
@@ -356,6 +402,7 @@ def verify_in_subprocess(
     events: list[tuple[str, Any]],
     query_language: str = "jsonata",
     original: str | None = None,
+    keep_unchecked_errors: bool = False,
 ) -> list[VerifyResult]:
     """:func:`verify_app` in a child process (``python -m untangle.verify``).
 
@@ -368,6 +415,7 @@ def verify_in_subprocess(
         "events": events,
         "query_language": query_language,
         "original": original,
+        "keep_unchecked_errors": keep_unchecked_errors,
     }
     child = subprocess.run(
         [sys.executable, "-m", "untangle.verify"],
@@ -398,6 +446,7 @@ def _main() -> int:
             [(name, event) for name, event in request["events"]],
             request.get("query_language", "jsonata"),
             request.get("original"),
+            bool(request.get("keep_unchecked_errors")),
         )
     except EngineUnavailable as exc:
         print(str(exc), file=sys.stderr)

@@ -1,8 +1,10 @@
 """The IR passes, run from one recipe in order: the builder's workflow in, the workflow the ASL
 emitter renders out (the emitter only emits).
 
-1. `carry_on`: a synchronous invoke whose FunctionError the original never checked went on with
-   the error payload as its result; its Task gets a Catch doing the same (noted).
+1. unchecked FunctionErrors: a synchronous invoke whose FunctionError the original never
+   checked went on with the error payload as its result. By default the Task fails instead, as
+   Step Functions tasks do and as the article's machines do (`fail_unchecked`, noted on each);
+   with `keep_unchecked_errors` its Task gets a Catch carrying on the same way (`carry_on`).
 2. `optimize`: drop empty pass-through states and dead stores; independent tasks in Parallel.
 3. `lower_for_jsonpath` (JSONPath only): what JSONPath cannot compute is made before its state.
 """
@@ -27,15 +29,37 @@ from untangle.workflow.lower import lower_for_jsonpath
 from untangle.workflow.optimize import optimize
 
 
-def run_passes(workflow: Workflow, query_language: str) -> tuple[Workflow, tuple[Reason, ...]]:
+def run_passes(
+    workflow: Workflow, query_language: str, keep_unchecked_errors: bool = False
+) -> tuple[Workflow, tuple[Reason, ...]]:
     """Every pass in order; returns the workflow to emit and the optimizations made."""
     if workflow.graph is None:
         return workflow, ()
-    workflow = carry_on(workflow)
+    workflow = carry_on(workflow) if keep_unchecked_errors else fail_unchecked(workflow)
     workflow, optimizations = optimize(workflow)
     if query_language == "jsonpath":
         workflow = lower_for_jsonpath(workflow)
     return workflow, optimizations
+
+
+def fail_unchecked(workflow: Workflow) -> Workflow:
+    """A Task whose FunctionError the original never checked fails when the function does (the
+    original carried on with the error payload): said on the line of each such invoke. The
+    tasks keep `unchecked`, so verify can tell this documented difference from a mismatch."""
+    if workflow.graph is None:
+        return workflow
+    notes = [
+        Reason(
+            state.path,
+            state.span.line,
+            f"{state.function.display}: the original never checked FunctionError and carried on "
+            "with the error payload when the function failed; the machine fails instead, as a "
+            "Step Functions Task does (--keep-unchecked-errors keeps the original behaviour)",
+        )
+        for state in all_states(workflow.graph)
+        if isinstance(state, Task) and state.unchecked
+    ]
+    return replace(workflow, notes=tuple(dict.fromkeys((*workflow.notes, *notes))))
 
 
 def carry_on(workflow: Workflow) -> Workflow:
