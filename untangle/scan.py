@@ -188,8 +188,10 @@ def _parse_all(
 ) -> list[ModuleFacts]:
     """Facts of the candidates, from the cache or parsed; a cached module known to be
     irrelevant (and not named by a template) is skipped: it is loaded later if reached."""
-    modules: list[ModuleFacts] = []
+    # in the order of the candidates, whichever were cached: the program is linked in it
+    found: list[ModuleFacts | SourceError | None] = []
     missing: list[tuple[SourceFile, bytes, str]] = []
+    slots: list[int] = []
     for source, data in candidates:
         key = cache.key(data, source.module, source.path)
         if cache.relevance(key) is False and source.module not in handler_modules:
@@ -197,24 +199,21 @@ def _parse_all(
         cached = cache.get(key)
         if cached is None:
             missing.append((source, data, key))
-        elif isinstance(cached, SourceError):
-            errors.append(cached)
-        else:
-            modules.append(cached)
+            slots.append(len(found))
+        found.append(cached)
     workers = jobs or os.cpu_count() or 1
     results: list[ModuleFacts | SourceError] | None = None
     if workers > 1 and sum(len(d) for _, d, _ in missing) > _PARALLEL_BYTES:
         results = _parse_in_pool(missing, workers)
     if results is None:
         results = [parse_facts(data, s.path, s.module) for s, data, _ in missing]
-    for (_, _, key), result in zip(missing, results):
+    for (_, _, key), result, slot in zip(missing, results, slots):
         cache.put(key, result)
-        if isinstance(result, SourceError):
-            errors.append(result)
-        else:
+        if not isinstance(result, SourceError):
             cache.set_relevance(key, result.relevant)
-            modules.append(result)
-    return modules
+        found[slot] = result
+    errors += [f for f in found if isinstance(f, SourceError)]
+    return [f for f in found if isinstance(f, ModuleFacts)]
 
 
 def _parse_in_pool(

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from untangle.analysis.program import OWN_NAME_ENV, InvokeSite, Program
-from untangle.analysis.values import Bound, ConstV, Env, Extern, Func, LambdaClient, OwnName
+from untangle.analysis.values import (
+    Bound,
+    ConstV,
+    Env,
+    Extern,
+    Func,
+    LambdaClient,
+    OwnName,
+    ordered,
+)
 from untangle.facts.model import Attr, Call, CallSite, LoopFact, Ref
 
 RETRY_DECORATORS = (
@@ -139,7 +148,7 @@ def retry_decorator(program: Program, qualname: str) -> tuple[int, str] | None:
     function = program.functions[qualname]
     for index, decorator in enumerate(function.decorators):
         sym = decorator.sym.func if isinstance(decorator.sym, Call) else decorator.sym
-        for value in program.values(sym):
+        for value in ordered(program.values(sym)):
             if isinstance(value, Extern) and value.qualname.startswith(RETRY_DECORATORS):
                 return index, value.qualname
     return None

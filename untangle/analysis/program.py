@@ -34,6 +34,7 @@ from untangle.analysis.values import (
     Session,
     Value,
     Values,
+    ordered,
 )
 from untangle.facts.model import (
     INVOKE_METHODS,
@@ -290,7 +291,8 @@ class Program:
         finally:
             self._active.discard(key)
         if len(result) > _MAX_VALUES:
-            result = frozenset(list(result)[:_MAX_VALUES])
+            # the same few in every run, whatever the hash seed
+            result = frozenset(ordered(result)[:_MAX_VALUES])
         if not env:
             self._memo[sym] = result
         return result
@@ -552,9 +554,11 @@ class Program:
     # --- call graph ---------------------------------------------------------------------------
 
     def _callees(self, qualname: str) -> Iterator[Edge]:
+        """The call edges of `qualname`, site by site; a site's callees in a fixed order (the
+        values are a set: their order would depend on the hash seed)."""
         function = self.functions[qualname]
         for site in function.calls:
-            for value in self.values(site.func):
+            for value in ordered(self.values(site.func)):
                 callee = _callee_of(value)
                 if callee is not None:
                     yield Edge(qualname, callee, site, False, int(isinstance(value, Method)))
@@ -566,7 +570,7 @@ class Program:
             for arg in (*site.args, *(v for _, v in site.kwargs)):
                 if isinstance(arg, Call):
                     continue
-                for value in self.values(arg):
+                for value in ordered(self.values(arg)):
                     callee = _callee_of(value)
                     if callee is not None:
                         yield Edge(qualname, callee, site, True, 0)
@@ -600,8 +604,11 @@ class Program:
         for site in self.invokes:
             self._invokes_by_function.setdefault(site.function, []).append(site)
         self._edges_by_caller: dict[str, list[Edge]] = {}
+        self._edges_by_callee: dict[str, list[Edge]] = {}
         for edge in self.edges:
             self._edges_by_caller.setdefault(edge.caller, []).append(edge)
+            if not edge.handed:
+                self._edges_by_callee.setdefault(edge.callee, []).append(edge)
         reached: dict[str, set[str]] = {}
         for handler in self.handlers:
             queue = deque([handler])
@@ -631,6 +638,10 @@ class Program:
 
     def edges_from(self, qualname: str) -> list[Edge]:
         return self._edges_by_caller.get(qualname, [])
+
+    def calls_to(self, qualname: str) -> list[Edge]:
+        """The sites that call `qualname` (not those that hand it to something that calls it)."""
+        return self._edges_by_callee.get(qualname, [])
 
     # --- sites --------------------------------------------------------------------------------
 

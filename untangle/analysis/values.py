@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Union
 
@@ -117,3 +118,22 @@ Value = Union[
 
 Values = frozenset[Value]
 NOTHING: Values = frozenset()
+
+
+def sort_key(value: Value) -> str:
+    """A text that orders values the same way in every run (a frozenset's iteration order
+    depends on the hash seed): for picking among values, or keeping a bounded few."""
+    if isinstance(value, DictV):
+        items = (
+            f"{key!r}: {{{', '.join(sorted(sort_key(v) for v in values))}}}"
+            for key, values in value.items
+        )
+        return f"DictV({', '.join(items)})"
+    if isinstance(value, Bound):
+        return f"Bound({sort_key(value.receiver)}, {value.name!r})"
+    return repr(value)
+
+
+def ordered(values: Iterable[Value]) -> list[Value]:
+    """`values` in an order that does not depend on the hash seed."""
+    return sorted(values, key=sort_key)

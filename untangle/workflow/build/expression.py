@@ -6,6 +6,7 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from untangle.analysis.values import Func
 from untangle.facts.model import Attr as AttrSym
 from untangle.facts.model import Ref, Sym
 from untangle.workflow.build.ast_helpers import dotted_name, is_module_ref, source_text
@@ -28,6 +29,7 @@ from untangle.workflow.build.scope import (
     Unsupported,
     Value,
     describe,
+    function_of,
     to_expr,
 )
 from untangle.workflow.ir import (
@@ -224,7 +226,13 @@ def global_value(builder: WorkflowBuilder, node: ast.Name | ast.Attribute, scope
     sym: Sym = Ref(f"{module}.{head}")
     for part in rest.split(".") if rest else []:
         sym = AttrSym(sym, part)
-    found = constant_of(builder.program.values(sym), node, scope)
+    values = builder.program.values(sym)
+    if len(values) == 1:
+        (only,) = values
+        if isinstance(only, Func) and only.qualname in builder.program.functions:
+            # the function itself: a helper given it calls it (`post(event, deposit)`)
+            return function_of(only.qualname, node.lineno, source_text(node, scope))
+    found = constant_of(values, node, scope)
     if isinstance(found, Opaque) and not rest:
         assigned = builder.module_assignment(builder.program.modules[module].path, head)
         if assigned is not None:

@@ -7,7 +7,7 @@ import ast
 import re
 from typing import TYPE_CHECKING
 
-from untangle.workflow.build.ast_helpers import Replace, attr_name, column_of, copy_node, span_of
+from untangle.workflow.build.ast_helpers import Replace, attr_name, copy_node, span_of
 from untangle.workflow.build.retry import (
     PENDING_RETRY,
     has_retry_decorator,
@@ -24,7 +24,14 @@ from untangle.workflow.build.scope import (
     Value,
     to_expr,
 )
-from untangle.workflow.build.work import handed, has_work
+from untangle.workflow.build.work import (
+    handed,
+    has_work,
+    named_function,
+    site_edges,
+    through_parameter,
+    unique,
+)
 from untangle.workflow.ir import (
     Assign,
     Lit,
@@ -39,16 +46,14 @@ if TYPE_CHECKING:
 def construct(builder: WorkflowBuilder, call: ast.Call, scope: Scope) -> ObjectRef | None:
     """`Cls(args)` for a class of the tree whose `__init__` only stores values on builder."""
     caller = builder.function_at(scope.path, call.lineno)
-    init = None
-    for edge in builder.program.edges_from(caller) if caller else ():
-        if (
-            edge.site.span.line == call.lineno
-            and edge.site.span.column == column_of(call, scope)
-            and edge.callee.endswith(".__init__")
-        ):
-            init = edge.callee
-    if init is None:
-        return None
+    inits = unique(
+        edge.callee
+        for edge in (site_edges(builder, caller, call, scope) if caller else ())
+        if not edge.handed and edge.callee.endswith(".__init__")
+    )
+    if len(inits) != 1:
+        return None  # no class of the tree, or one chosen at run time
+    init = inits[0]
     facts = builder.program.functions[init]
     module = builder.program.module_of(init)
     node, lines = builder.function_node(module.path, facts.name, facts.span.line)
@@ -221,54 +226,67 @@ def pure_inline(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value
     caller = builder.function_at(scope.path, node.lineno)
     if caller is None or builder._inline_depth > 8:
         return None
-    for edge in builder.program.edges_from(caller):
-        if edge.site.span.line != node.lineno or edge.site.span.column != column_of(node, scope):
-            continue
-        facts = builder.program.functions.get(edge.callee)
-        if facts is None:
-            continue
-        module = builder.program.module_of(edge.callee)
-        try:
-            definition, lines = builder.function_node(module.path, facts.name, facts.span.line)
-        except Unsupported:
-            return None
-        body = [
-            s
-            for s in definition.body
-            if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
-        ]
-        if definition.decorator_list or not body or not isinstance(body[-1], ast.Return):
-            return None
-        if not all(
-            isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
-            for s in body[:-1]
-        ):
-            return None
-        params = [a.arg for a in (*definition.args.posonlyargs, *definition.args.args)]
-        inner = Scope({}, module.path, lines)
-        if facts.is_method and params:
-            inner.env[params[0]] = receiver_of(builder, node, edge.callee, scope)
-            params = params[1:]
-        if len(node.args) > len(params) or any(k.arg is None for k in node.keywords):
-            return None
-        for param, arg in zip(params, node.args):
-            inner.env[param] = builder.value(arg, scope)
-        for keyword in node.keywords:
-            assert keyword.arg is not None
-            inner.env[keyword.arg] = builder.value(keyword.value, scope)
-        builder._inline_depth += 1
-        try:
-            for stmt in body[:-1]:
-                assert isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
-                inner.env[stmt.targets[0].id] = builder.value(stmt.value, inner)
-            returned = body[-1]
-            assert isinstance(returned, ast.Return)
-            if returned.value is None:
-                return Lit(None)
-            found = builder.value(returned.value, inner)
-            return None if isinstance(found, Opaque) else found
-        except Unsupported:
-            return None  # not data: the call itself may still be computed by a new function
-        finally:
-            builder._inline_depth -= 1
-    return None
+    callee = pure_callee(builder, caller, node, scope)
+    if callee is None:
+        return None
+    facts = builder.program.functions[callee]
+    module = builder.program.module_of(callee)
+    try:
+        definition, lines = builder.function_node(module.path, facts.name, facts.span.line)
+    except Unsupported:
+        return None
+    body = [
+        s
+        for s in definition.body
+        if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+    ]
+    if definition.decorator_list or not body or not isinstance(body[-1], ast.Return):
+        return None
+    if not all(
+        isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+        for s in body[:-1]
+    ):
+        return None
+    params = [a.arg for a in (*definition.args.posonlyargs, *definition.args.args)]
+    inner = Scope({}, module.path, lines)
+    if facts.is_method and params:
+        inner.env[params[0]] = receiver_of(builder, node, callee, scope)
+        params = params[1:]
+    if len(node.args) > len(params) or any(k.arg is None for k in node.keywords):
+        return None
+    for param, arg in zip(params, node.args):
+        inner.env[param] = builder.value(arg, scope)
+    for keyword in node.keywords:
+        assert keyword.arg is not None
+        inner.env[keyword.arg] = builder.value(keyword.value, scope)
+    builder._inline_depth += 1
+    try:
+        for stmt in body[:-1]:
+            assert isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+            inner.env[stmt.targets[0].id] = builder.value(stmt.value, inner)
+        returned = body[-1]
+        assert isinstance(returned, ast.Return)
+        if returned.value is None:
+            return Lit(None)
+        found = builder.value(returned.value, inner)
+        return None if isinstance(found, Opaque) else found
+    except Unsupported:
+        return None  # not data: the call itself may still be computed by a new function
+    finally:
+        builder._inline_depth -= 1
+
+
+def pure_callee(builder: WorkflowBuilder, caller: str, call: ast.Call, scope: Scope) -> str | None:
+    """The one function of the tree `call` calls, decided at this call site (see `callee_of`);
+    None when the program's edges give several, or only what other call sites pass."""
+    named = named_function(call.func, scope)
+    if named is not None:
+        return named
+    called = unique(
+        edge.callee
+        for edge in site_edges(builder, caller, call, scope)
+        if not edge.handed and edge.callee in builder.program.functions
+    )
+    if len(called) != 1 or through_parameter(builder, caller, call, scope):
+        return None
+    return called[0]

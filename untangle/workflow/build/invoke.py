@@ -286,9 +286,13 @@ def next_invoke_name(builder: WorkflowBuilder, call: ast.Call, path: str) -> str
 
 
 def static_target(site: InvokeSite) -> str | None:
+    """The invoked function's name for naming things after it, when the site has one: a helper
+    invoking whatever its callers pass has several (the union over them), and none is this
+    call's, so none is used."""
+    names: set[str] = set()
     for v in site.kwargs.get("FunctionName", frozenset()):
         if isinstance(v, ConstV) and isinstance(v.value, str):
-            return function_name_from_arn(v.value)
-        if isinstance(v, Env):
-            return v.name.lower().removesuffix("_function").removesuffix("_fn")
-    return None
+            names.add(function_name_from_arn(v.value))
+        elif isinstance(v, Env):
+            names.add(v.name.lower().removesuffix("_function").removesuffix("_fn"))
+    return names.pop() if len(names) == 1 else None

@@ -46,7 +46,7 @@ def merge_envs(envs: list[dict[str, Value]], line: int) -> dict[str, Value]:
     if not envs:
         return {}
     merged: dict[str, Value] = {}
-    keys = set().union(*envs)
+    keys = dict.fromkeys(key for env in envs for key in env)  # in a fixed order
     for key in keys:
         values = [env.get(key) for env in envs]
         first = values[0]

@@ -101,6 +101,19 @@ class Opaque:
     path: str = field(default="", compare=False, hash=False)
 
 
+@dataclass(frozen=True)
+class FunctionOf(Opaque):
+    """A function of the tree named as a value (`post(event, deposit)`, `op = deposit`): no data
+    for the workflow, but a call through the name that holds it (`operation(entry)` inside the
+    inlined helper) reaches this function, whatever other call sites of the helper pass."""
+
+    qualname: str = ""
+
+
+def function_of(qualname: str, line: int, text: str) -> FunctionOf:
+    return FunctionOf(line, f"`{text}` (a function, not data)", qualname=qualname)
+
+
 Value = Expr | Response | Stream | Opaque | SelfRef | Pool | ObjectRef
 NOT_DATA = (Response, Stream, Opaque, SelfRef, Pool, ObjectRef)
 

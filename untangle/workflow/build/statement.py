@@ -12,6 +12,7 @@ from untangle.workflow.build.ast_helpers import (
     Replace,
     attr_name,
     copy_node,
+    dotted_name,
     find_call,
     source_text,
     span_of,
@@ -39,6 +40,7 @@ from untangle.workflow.build.scope import (
     Scope,
     Unsupported,
     Value,
+    function_of,
     to_expr,
 )
 from untangle.workflow.build.work import has_work, work_call
@@ -179,7 +181,16 @@ def transform_definition(
     node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
     scope: Scope,
 ) -> Fragment:
-    scope.env[node.name] = Opaque(node.lineno, "a nested definition")
+    # the innermost function at its line is the nested function itself
+    defined = builder.function_at(scope.path, node.lineno)
+    if (
+        not isinstance(node, ast.ClassDef)
+        and defined is not None
+        and defined.rsplit(".", 1)[-1] == node.name
+    ):
+        scope.env[node.name] = function_of(defined, node.lineno, node.name)
+    else:
+        scope.env[node.name] = Opaque(node.lineno, "a nested definition")
     return nothing()
 
 
@@ -312,7 +323,21 @@ def hoist(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> tuple[Fragm
         if found is None:
             return fragment, node
         kind, info = found
-        call = info[1] if kind == "call" else find_call(node, info.site.span.line)  # type: ignore[attr-defined,index]
+        call: ast.expr | None
+        if kind == "call":
+            call = info[1]  # type: ignore[index]
+        elif kind in ("map", "gather"):
+            call = info  # type: ignore[assignment]  # the comprehension or call itself
+            for sub in ast.walk(node):  # `list(pool.map(fn, xs))`: the Map's results
+                if (
+                    isinstance(sub, ast.Call)
+                    and dotted_name(sub.func) == "list"
+                    and len(sub.args) == 1
+                    and sub.args[0] is info
+                ):
+                    call = sub
+        else:
+            call = find_call(node, info.site.span.line)  # type: ignore[attr-defined]
         if call is None:
             break
         temp = temp_name(builder, kind, info)
