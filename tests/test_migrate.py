@@ -240,3 +240,89 @@ def test_inline_properties_are_reported_not_mangled(tmp_path: Path) -> None:
     code, _, err = run(app, "--write")
     assert code == 0 and "not migrated" in err and "inline" in err
     assert _snapshot(app) == before
+
+
+INHERITING_APP = {
+    "template.yaml": (
+        'AWSTemplateFormatVersion: "2010-09-09"\n'
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  ArchiveFunction:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        "      CodeUri: src/\n"
+        "      Handler: archive.app.lambda_handler\n"
+        "      Runtime: python3.11\n"
+        "      MemorySize: 512\n"
+        "      Timeout: 120\n"
+        "      Layers:\n"
+        "        - !Ref CommonLayer\n"
+        "      Environment:\n"
+        "        Variables:\n"
+        "          BUCKET: !Ref ArchiveBucket\n"
+        "      Policies:\n"
+        "        - S3CrudPolicy:\n"
+        "            BucketName: !Ref ArchiveBucket\n"
+        "  ArchiveBucket:\n"
+        "    Type: AWS::S3::Bucket\n"
+        "  CommonLayer:\n"
+        "    Type: AWS::Serverless::LayerVersion\n"
+        "    Properties:\n"
+        "      ContentUri: layer/\n"
+        "  IndexFunction:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        "      FunctionName: index-object\n"
+        "      CodeUri: index/\n"
+        "      Handler: app.lambda_handler\n"
+        "      Runtime: python3.11\n"
+    ),
+    "src/archive/__init__.py": "",
+    "src/archive/app.py": (
+        "import json\nimport os\n\nimport boto3\n\n"
+        's3 = boto3.client("s3")\nlam = boto3.client("lambda")\nBUCKET = os.environ["BUCKET"]\n\n\n'
+        "def lambda_handler(event, context):\n"
+        '    s3.put_object(Bucket=BUCKET, Key=event["key"], Body=json.dumps(event))\n'
+        '    lam.invoke(FunctionName="index-object", Payload=json.dumps({"key": event["key"]}))\n'
+        '    return {"archived": event["key"]}\n'
+    ),
+    "index/app.py": "def lambda_handler(event, context):\n    return event\n",
+    "layer/python/.keep": "",
+}
+
+
+def test_a_new_function_inherits_what_the_orchestrator_runs_with(tmp_path: Path) -> None:
+    """`s3.put_object(...)` runs in a new function: in the orchestrator's module (CodeUri and
+    Handler's package), with its runtime, memory, timeout, layers, environment and policies (a
+    module-level `os.environ["BUCKET"]` failed at import, and its S3 call had no permission);
+    the machine's policy lists only real Lambda functions."""
+    import yaml
+
+    from untangle.sam import cfn_load
+
+    for name, text in INHERITING_APP.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    code, _, err = run(tmp_path, "--write")
+    assert code == 0, err
+    template = cfn_load((tmp_path / "template.yaml").read_text())
+    [new] = [
+        props
+        for logical, resource in template["Resources"].items()
+        if logical.startswith("PutObject")
+        for props in [resource["Properties"]]
+    ]
+    assert new["CodeUri"] == "src/"
+    assert new["Handler"] == "archive.app.put_object"
+    assert (new["Runtime"], new["MemorySize"], new["Timeout"]) == ("python3.11", 512, 120)
+    assert new["Layers"] == [{"Ref": "CommonLayer"}]
+    assert new["Environment"] == {"Variables": {"BUCKET": {"Ref": "ArchiveBucket"}}}
+    assert new["Policies"] == [{"S3CrudPolicy": {"BucketName": {"Ref": "ArchiveBucket"}}}]
+    [machine] = [r for r in template["Resources"].values() if r["Type"].endswith("StateMachine")]
+    invoked = [p["LambdaInvokePolicy"]["FunctionName"] for p in machine["Properties"]["Policies"]]
+    assert sorted(invoked, key=str) == [{"Ref": "IndexFunction"}, {"Ref": "PutObjectFunction"}]
+    assert "def put_object(event, context):" in (tmp_path / "src/archive/app.py").read_text()
+    assert yaml.safe_load((tmp_path / "statemachine").iterdir().__next__().read_text())
+    # a second run has nothing left to do
+    assert run(tmp_path, "--check")[0] == 0

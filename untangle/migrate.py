@@ -172,12 +172,19 @@ def _migrate_one(
     )
     code_dir = os.path.dirname(handler_path)
     module = os.path.splitext(os.path.basename(handler_path))[0]
+    inherited = (
+        sam.inherited_properties(template, orchestrator)
+        if template is not None and orchestrator is not None
+        else {}
+    )
+    handler_module = _handler_module(template, orchestrator) or module
     for extracted in workflow.extracted:
         resources += "\n" + sam.render_function(
             name=sam.logical_id(extracted.function, "Function"),
             code_uri=os.path.relpath(code_dir, app_root).replace(os.sep, "/") + "/",
-            handler=f"{module}.{extracted.function}",
+            handler=f"{handler_module}.{extracted.function}",
             runtime="python3.12",
+            inherited=inherited,
         )
     if machine in existing:
         raise MigrationError(f"{template_path} already declares {machine}")
@@ -216,6 +223,19 @@ def _migrate_one(
             )
         )
     return how
+
+
+def _handler_module(template: sam.Template | None, orchestrator: str | None) -> str | None:
+    """The orchestrator's module as its `Handler` names it (`pkg.app` of `pkg.app.handler`):
+    the new functions live in that module, from the same CodeUri."""
+    if template is None or orchestrator is None:
+        return None
+    props = template.properties(orchestrator)
+    handler = template.get(props, "Handler") if props is not None else None
+    value = getattr(handler, "value", None)
+    if isinstance(value, str) and "." in value and template.get(props, "CodeUri") is not None:  # type: ignore[arg-type]
+        return value.rsplit(".", 1)[0]
+    return None
 
 
 def _substitutions(
@@ -270,7 +290,10 @@ def _invoke_policies(
     workflow: Workflow, existing: set[str], template: sam.Template | None
 ) -> list[str]:
     policies = []
+    made = {extracted.function for extracted in workflow.extracted}
     for function in workflow.functions:
+        if function.display in made:
+            continue  # a new function: referenced below
         logical = function.placeholder.strip("${}").removesuffix("Arn")
         if logical in existing:
             policies.append(f"!Ref {logical}")

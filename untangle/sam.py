@@ -83,11 +83,37 @@ FUNCTION = _ENV.from_string(
   {{ name }}:
     Type: AWS::Serverless::Function
     Properties:
+{% if "CodeUri" in inherited %}
+{{ inherited["CodeUri"] }}
+{% else %}
       CodeUri: {{ code_uri | y }}
+{% endif %}
       Handler: {{ handler | y }}
+{% if "Runtime" not in inherited %}
       Runtime: {{ runtime | y }}
+{% endif %}
+{% if "Timeout" not in inherited %}
       Timeout: 30
+{% endif %}
+{% for key, block in inherited.items() if key != "CodeUri" %}
+{{ block }}
+{% endfor %}
 """
+)
+
+# what a new single-purpose function takes from the orchestrator it was extracted from: its
+# code runs in the orchestrator's module, with the same runtime, settings, permissions, layers
+INHERITED = (
+    "CodeUri",
+    "Runtime",
+    "Architectures",
+    "MemorySize",
+    "Timeout",
+    "Environment",
+    "Layers",
+    "Policies",
+    "Role",
+    "VpcConfig",
 )
 
 NEW_TEMPLATE = _ENV.from_string(
@@ -228,7 +254,32 @@ def render_state_machine(**values: Any) -> str:
 
 
 def render_function(**values: Any) -> str:
+    values.setdefault("inherited", {})
     return FUNCTION.render(**values)
+
+
+def inherited_properties(template: Template, logical: str) -> dict[str, str]:
+    """The `INHERITED` properties of resource `logical`, each as its exact YAML lines placed
+    under a new resource's `Properties:` (six spaces)."""
+    props = template.properties(logical)
+    if props is None:
+        return {}
+    lines = template.text.splitlines()
+    found: dict[str, str] = {}
+    for key, value in props.value:
+        if not (isinstance(key, yaml.ScalarNode) and key.value in INHERITED):
+            continue
+        # a block collection ends where the next key starts; anything else on its last line
+        block = isinstance(value, (yaml.MappingNode, yaml.SequenceNode)) and not value.flow_style
+        end = value.end_mark.line if block else value.end_mark.line + 1
+        chunk = lines[key.start_mark.line : end]
+        while chunk and not chunk[-1].strip():
+            chunk.pop()
+        shift = key.start_mark.column
+        found[key.value] = "\n".join(
+            " " * 6 + line[shift:] if line[:shift].strip() == "" else line for line in chunk
+        )
+    return found
 
 
 def new_template(resources: str) -> str:
