@@ -127,6 +127,16 @@ class Op:
 Expr = Union[Input, Var, Lit, Obj, Arr, Op]
 
 COMPARISONS = (Operator.EQ, Operator.NE, Operator.LT, Operator.LE, Operator.GT, Operator.GE)
+# operations whose value is always a boolean (a Choice rule can test them as they are)
+BOOLEAN_OPERATORS = (
+    *COMPARISONS,
+    Operator.AND,
+    Operator.OR,
+    Operator.NOT,
+    Operator.EXISTS,
+    Operator.IS_NULL,
+    Operator.TRUTHY,
+)
 
 
 def pascal(text: str) -> str:

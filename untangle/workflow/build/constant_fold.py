@@ -14,6 +14,7 @@ from untangle.analysis.values import (
 from untangle.workflow.build.ast_helpers import source_text
 from untangle.workflow.build.scope import Opaque, Scope, Value
 from untangle.workflow.ir import (
+    BOOLEAN_OPERATORS,
     Arr,
     Expr,
     Lit,
@@ -55,20 +56,7 @@ def is_static(expr: Expr) -> bool:
 
 
 def truthy(expr: Expr) -> Expr:
-    if isinstance(expr, Op) and expr.op in (
-        Operator.EQ,
-        Operator.NE,
-        Operator.LT,
-        Operator.LE,
-        Operator.GT,
-        Operator.GE,
-        Operator.AND,
-        Operator.OR,
-        Operator.NOT,
-        Operator.EXISTS,
-        Operator.IS_NULL,
-        Operator.TRUTHY,
-    ):
+    if isinstance(expr, Op) and expr.op in BOOLEAN_OPERATORS:
         return expr
     if isinstance(expr, Lit):
         return Lit(bool(expr.value))
