@@ -166,6 +166,68 @@ def retry_while(builder: WorkflowBuilder, node: ast.While, scope: Scope) -> Frag
     return build_retry(builder, node, counter, start.value, attempts, node.body[0], scope)
 
 
+def retried_codes(
+    builder: WorkflowBuilder, handler: ast.ExceptHandler, scope: Scope
+) -> tuple[str, ...] | None:
+    """The error codes an `except ClientError as err:` block retries, when it re-raises every
+    other: `if err.response["Error"]["Code"] not in CODES: raise` (or `… in CODES:` with the
+    raise in `else`). None when the block does not say."""
+    if handler.name is None:
+        return None
+    for stmt in handler.body:
+        if not isinstance(stmt, ast.If):
+            continue
+        tests = stmt.test.values if isinstance(stmt.test, ast.BoolOp) else [stmt.test]
+        for test in tests:
+            if not (
+                isinstance(test, ast.Compare)
+                and len(test.ops) == 1
+                and isinstance(test.ops[0], (ast.In, ast.NotIn))
+                and _is_error_code(test.left, handler.name)
+            ):
+                continue
+            raising = stmt.body if isinstance(test.ops[0], ast.NotIn) else stmt.orelse
+            if not any(isinstance(s, ast.Raise) and s.exc is None for s in raising):
+                continue
+            if isinstance(stmt.test, ast.BoolOp) and not (
+                isinstance(stmt.test.op, ast.Or) and isinstance(test.ops[0], ast.NotIn)
+            ):
+                continue  # `… and …`: the codes alone do not decide
+            codes = _constant_strings(builder, test.comparators[0], scope)
+            if codes:
+                return tuple(sorted(codes))
+    return None
+
+
+def _is_error_code(node: ast.expr, name: str) -> bool:
+    """`name.response["Error"]["Code"]`"""
+    keys: list[object] = []
+    while isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        keys.insert(0, node.slice.value)
+        node = node.value
+    return (
+        keys == ["Error", "Code"]
+        and isinstance(node, ast.Attribute)
+        and node.attr == "response"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == name
+    )
+
+
+def _constant_strings(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> set[str]:
+    """The strings of a set, list or tuple written here or as a module constant."""
+    if isinstance(node, ast.Name) and node.id not in scope.env:
+        found = builder.module_assignment(scope.path, node.id)
+        if found is not None:
+            node = found
+    if not isinstance(node, (ast.Set, ast.List, ast.Tuple)):
+        return set()
+    values = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+    if len(values) != len(node.elts) or not all(isinstance(v, str) for v in values):
+        return set()
+    return {str(v) for v in values}
+
+
 def build_retry(
     builder: WorkflowBuilder,
     node: ast.stmt,
@@ -208,6 +270,10 @@ def build_retry(
     errors = (
         error_names(builder, handler.type, scope) if handler.type is not None else ("States.ALL",)
     )
+    codes = retried_codes(builder, handler, scope)
+    if codes is not None:
+        # `if err.response["Error"]["Code"] not in RETRYABLE: raise`: only those are retried
+        errors = tuple(f"Lambda.{code}" for code in codes)
     rule = RetryRule(errors, interval, attempts - 1, backoff)
     for name, state in list(builder.states.items()):
         if (
