@@ -455,6 +455,17 @@ def test_thread_pool_submit_and_as_completed_become_a_map(tmp_path: Any) -> None
     assert any(e["type"] == "MapStateEntered" for e in results["events/three.json"].history)
 
 
+def _states_named(definition: Any, name: str) -> list[Any]:
+    """The states called `name`, inside Parallel branches and Map processors too."""
+    found = []
+    for key, state in definition.get("States", {}).items():
+        if key == name:
+            found.append(state)
+        for inner in [*state.get("Branches", []), state.get("ItemProcessor", {})]:
+            found += _states_named(inner, name)
+    return found
+
+
 DISPATCH_APP = {
     "template.yaml": _template("score", {"audit-trail": "audit", "score-customer": "score"}),
     "orchestrator/app.py": (
@@ -488,7 +499,9 @@ def test_a_helper_flag_decides_the_invocation_type(tmp_path: Any) -> None:
     _write_app(tmp_path, DISPATCH_APP)
     [workflow] = prepare(str(tmp_path))
     assert workflow.definition is not None
-    assert workflow.definition["States"]["AuditTrail"]["Arguments"]["InvocationType"] == "Event"
+    # the two invokes are independent: they run in one Parallel
+    [audit] = _states_named(workflow.definition, "AuditTrail")
+    assert audit["Arguments"]["InvocationType"] == "Event"
     [result] = verify_app(str(tmp_path), load_events(str(tmp_path)))
     assert result.equivalent, result
     assert result.machine == {"status": "SUCCEEDED", "output": {"score": 30}, "error": None}
