@@ -241,6 +241,14 @@ def extract_task(
         else snake(dotted_name(node.func) if isinstance(node, ast.Call) else "step")
     )
     function_name = re.sub(r"_+", "_", base).strip("_")
+    # one function per computation: the same one (a helper inlined twice) is reused, another
+    # computation under the same name gets its own
+    source = full_source(node)
+    made = {e.function: (e.expression, e.params, e.path) for e in builder.extracted}
+    stem, counter = function_name, 2
+    while function_name in made and made[function_name] != (source, tuple(params), scope.path):
+        function_name, counter = f"{stem}_{counter}", counter + 1
+    reused = function_name in made
     ref = FunctionRef(f"${{{pascal(function_name)}FunctionArn}}", function_name)
     payload = Obj(tuple((p, to_expr(scope.env[p], node.lineno)) for p in params))
     name = placeholder or builder.unique(pascal(function_name))
@@ -259,9 +267,10 @@ def extract_task(
     builder._used_names.add(name)
     for catch in scope.catches:
         catch.tasks.append(name)
-    builder.extracted.append(
-        Extraction(function_name, tuple(params), full_source(node), scope.path, node.lineno, target)
-    )
+    if not reused:
+        builder.extracted.append(
+            Extraction(function_name, tuple(params), source, scope.path, node.lineno, target)
+        )
     builder.remember(ref)
     forget_mutated(builder, node, scope)
     return name

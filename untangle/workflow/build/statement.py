@@ -218,6 +218,27 @@ def transform_unsupported(builder: WorkflowBuilder, node: ast.stmt, scope: Scope
     raise Unsupported(node.lineno, words, hint, compile_bodies=True)
 
 
+# expressions a new function can compute when the workflow cannot (not bare names: a value
+# the workflow lacks under a name stays what it is)
+COMPUTATIONS = (
+    ast.Call,
+    ast.GeneratorExp,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Subscript,
+    ast.JoinedStr,
+    ast.Dict,
+    ast.List,
+    ast.Tuple,
+)
+
+
 def transform_effect(
     builder: WorkflowBuilder, value: ast.expr, target: str | None, scope: Scope
 ) -> Fragment:
@@ -257,9 +278,7 @@ def transform_effect(
         if isinstance(computed, Opaque) and infrastructure(builder, target, value, scope):
             scope.env[target] = Opaque(value.lineno, f"`{target}`, a client or service object")
             return Fragment(None, [])
-        if isinstance(computed, Opaque) and isinstance(
-            value, (ast.Call, ast.GeneratorExp, ast.ListComp, ast.BinOp, ast.Subscript)
-        ):
+        if isinstance(computed, Opaque) and isinstance(value, COMPUTATIONS):
             params = extractable(builder, value, scope)
             if params is not None and sdk_response(builder, value, scope):
                 raise Unsupported(
