@@ -182,8 +182,8 @@ def test_refusal_hints_in_text_and_json(tmp_path: Path) -> None:
     ("header", "reason"),
     [
         pytest.param(
-            "    for index, order in enumerate(event['orders']):\n",
-            "unpacking `index, order` in a loop target",
+            "    for (index, order), extra in event['orders']:\n",
+            "unpacking `(index, order), extra` in a loop target",
             id="unpacking-loop-target",
         ),
         pytest.param(

@@ -722,3 +722,52 @@ def test_an_unchecked_function_failure_is_a_documented_difference(
     assert run("--strict").exit_code == 1
     literal = run("--keep-unchecked-errors")
     assert literal.exit_code == 0 and ": equivalent (SUCCEEDED" in literal.output, literal.output
+
+
+UNPACKING_APP = {
+    "template.yaml": _template("notify-all", {"notify": "notify"}),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    for channel, address in event['contacts'].items():\n"
+        "        lam.invoke(FunctionName='notify', InvocationType='Event', "
+        "Payload=json.dumps({'channel': channel, 'to': address}))\n"
+        "    for position, name in enumerate(event['queue']):\n"
+        "        lam.invoke(FunctionName='notify', InvocationType='Event', "
+        "Payload=json.dumps({'position': position, 'to': name}))\n"
+        "    for name, score in zip(event['names'], event['scores']):\n"
+        "        lam.invoke(FunctionName='notify', InvocationType='Event', "
+        "Payload=json.dumps({'to': name, 'score': score}))\n"
+        "    return {'done': True}\n"
+    ),
+    "functions/notify/app.py": "def lambda_handler(event, context):\n    return None\n",
+    "events/many.json": json.dumps(
+        {
+            "contacts": {"email": "a@x.test", "sms": "+100"},
+            "queue": ["ann", "bob", "cy"],
+            "names": ["ann", "bob", "cy"],
+            "scores": [3, 5],
+        }
+    )
+    + "\n",
+    "events/one.json": json.dumps(
+        {"contacts": {"email": "a@x.test"}, "queue": ["ann"], "names": ["ann"], "scores": [1]}
+    )
+    + "\n",
+    "events/none.json": json.dumps({"contacts": {}, "queue": [], "names": [], "scores": []}) + "\n",
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_loops_that_unpack_pairs_become_maps(tmp_path: Any, language: str) -> None:
+    """`for k, v in d.items()`, `enumerate(xs)`, `zip(a, b)`: a Map over two-item lists whose
+    parts the names read; one pair and no pair at all included (JSONata would answer a lone
+    pair as the pair itself)."""
+    _write_app(tmp_path, UNPACKING_APP)
+    results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
+    assert all(r.equivalent and not r.skipped for r in results.values()), results
+    sent = sorted(json.dumps(p, sort_keys=True) for _, p in results["events/many.json"].calls)
+    assert len(sent) == 2 + 3 + 2, sent
+    assert '{"channel": "sms", "to": "+100"}' in sent and '{"position": 2, "to": "cy"}' in sent
+    assert len(results["events/one.json"].calls) == 3
+    assert results["events/none.json"].calls == []

@@ -240,6 +240,27 @@ class _JSONata(StateVisitor[dict[str, Any]]):
                 return f"$eval({args[0]})"
             case Operator.FLATTEN:
                 return f"$reduce({args[0]}, function($all, $part) {{ $append($all, $part) }}, [])"
+            # pairs are appended one by one: `$map` would return a lone pair as the pair itself
+            case Operator.ITEMS:
+                return (
+                    f"($dict := {args[0]}; $count($keys($dict)) = 0 ? [] : "
+                    "$reduce($keys($dict), function($all, $key) "
+                    "{ $append($all, [[$key, $lookup($dict, $key)]]) }, []))"
+                )
+            case Operator.ENUMERATE:
+                return (
+                    f"($list := {args[0]}; $count($list) = 0 ? [] : "
+                    "$reduce($list, function($all, $value, $index) "
+                    "{ $append($all, [[$index, $value]]) }, []))"
+                )
+            case Operator.ZIP:
+                return (
+                    f"($left := {args[0]}; $right := {args[1]}; "
+                    "$count($left) = 0 or $count($right) = 0 ? [] : "
+                    "$reduce($left, function($all, $value, $index) "
+                    "{ $index < $count($right) ? $append($all, [[$value, $right[$index]]]) : $all "
+                    "}, []))"
+                )
             case Operator.JOIN:
                 return f"$join({args[0]}, {args[1]})"
             case Operator.UPPER | Operator.LOWER:

@@ -102,6 +102,11 @@ class Operator(StrEnum):
     COMPREHENSION = "comprehension"
     # flatten(a): a list of lists joined into one list
     FLATTEN = "flatten"
+    # items(d) / enumerate(a) / zip(a, b): the pairs a loop unpacks, as two-item lists
+    # (`[[k, v] for k, v in d.items()]`, `[[i, x] for i, x in enumerate(a)]`, `zip(a, b)`)
+    ITEMS = "items"
+    ENUMERATE = "enumerate"
+    ZIP = "zip"
     # join(a, Lit(sep)): sep.join(a)
     JOIN = "join"
     # upper(a) / lower(a) / trim(a): str.upper(), str.lower(), str.strip()
@@ -461,6 +466,9 @@ def expr_text(expr: Expr) -> str:
             | Operator.IF
             | Operator.COMPREHENSION
             | Operator.FLATTEN
+            | Operator.ITEMS
+            | Operator.ENUMERATE
+            | Operator.ZIP
             | Operator.JOIN
             | Operator.UPPER
             | Operator.LOWER

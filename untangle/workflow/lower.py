@@ -241,6 +241,9 @@ def jsonpath_form(op: Operator) -> JSONPathForm:
             | Operator.IF
             | Operator.COMPREHENSION
             | Operator.FLATTEN
+            | Operator.ITEMS
+            | Operator.ENUMERATE
+            | Operator.ZIP
             | Operator.JOIN
             | Operator.UPPER
             | Operator.LOWER

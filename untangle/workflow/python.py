@@ -96,6 +96,12 @@ def _operation(expr: Op) -> str:
             return f"int(-(-({text[0]}) // 1))"
         case Operator.FLATTEN:
             return f"[item for part in {text[0]} for item in part]"
+        case Operator.ITEMS:
+            return f"[[key, value] for key, value in {text[0]}.items()]"
+        case Operator.ENUMERATE:
+            return f"[[index, value] for index, value in enumerate({text[0]})]"
+        case Operator.ZIP:
+            return f"[list(pair) for pair in zip({', '.join(text)})]"
         case Operator.JSON_STRING:
             return f"json.dumps({text[0]})"
         case Operator.JSON_PARSE:

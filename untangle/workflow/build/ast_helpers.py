@@ -24,7 +24,7 @@ _Node = TypeVar("_Node", bound=ast.AST)
 def target_text(node: ast.expr) -> str:
     """An assignment target as written: `a, b`, not `(a, b)`."""
     if isinstance(node, ast.Tuple) and node.elts:
-        return ", ".join(target_text(e) for e in node.elts)
+        return ", ".join(ast.unparse(e) for e in node.elts)
     try:
         return ast.unparse(node)
     except Exception:  # an odd node: a placeholder is enough for a message

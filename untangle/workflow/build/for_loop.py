@@ -71,17 +71,23 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             "test after the loop whether it found what it looked for",
             compile_bodies=True,
         )
-    if not isinstance(node.target, ast.Name):
+    unpacked = unpacked_names(node.target)
+    if not isinstance(node.target, ast.Name) and unpacked is None:
         raise Unsupported(
             node.lineno,
             f"unpacking `{target_text(node.target)}` in a loop target",
             'loop over the items and read their parts, `item[0]` or `item["key"]`',
             compile_bodies=True,
         )
-    items = builder.value(node.iter, scope)
+    items = pairs(builder, node.iter, scope) if unpacked else builder.value(node.iter, scope)
     if isinstance(items, NOT_DATA):
         raise Unsupported(node.lineno, f"a loop over {describe(items)}")
-    if isinstance(items, Arr) and all(is_static(i) for i in items.items) and items.items:
+    if (
+        isinstance(items, Arr)
+        and all(is_static(i) for i in items.items)
+        and items.items
+        and isinstance(node.target, ast.Name)
+    ):
         if len(items.items) <= MAX_UNROLLED and is_sequential(node, scope):
             return unroll_sequential(builder, node, items, scope)
         unrolled = unroll_parallel(builder, node, items, scope)
@@ -110,7 +116,7 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             raise Unsupported(last.lineno, f"`{collector}` is not a fresh list before the loop")
         collect = last.value.args[0]
         body = body[:-1]
-    item = node.target.id
+    item = "_".join(unpacked) if unpacked else target_text(node.target)
     saved = dict(builder.states)
     continues: list[tuple[Exit, dict[str, Value]]] = []
     processor_scope = replace(
@@ -123,6 +129,8 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
                 node.lineno, f"`{key}`, a list that changes across the loop's iterations"
             )
     processor_scope.env[item] = Var(item)
+    for index, name in enumerate(unpacked or ()):
+        processor_scope.env[name] = Var(item, (index,))  # `for k, v in …`: the pair's parts
     initial = dict(processor_scope.env)
     fragment = builder.block(body, processor_scope)
     if fragment.start is not None and not fragment.exits and not continues:
@@ -171,6 +179,39 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     if collector is not None:
         scope.env[collector] = Var(scope.var(collector))
     return Fragment(name, [(name, "next")])
+
+
+def unpacked_names(target: ast.expr) -> list[str] | None:
+    """`k, v` of `for k, v in …`: two or more plain names."""
+    if (
+        isinstance(target, ast.Tuple)
+        and len(target.elts) >= 2
+        and all(isinstance(e, ast.Name) for e in target.elts)
+    ):
+        names = [e.id for e in target.elts if isinstance(e, ast.Name)]
+        return names if len(set(names)) == len(names) else None
+    return None
+
+
+def pairs(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> Value:
+    """What a loop that unpacks iterates over, as lists: `d.items()`, `enumerate(a)`,
+    `zip(a, b)`, or data that already holds lists (`[[1, "a"], …]`)."""
+    if isinstance(node, ast.Call) and not node.keywords:
+        method = attr_name(node.func)
+        function = node.func.id if isinstance(node.func, ast.Name) else ""
+        arguments = [builder.value(a, scope) for a in node.args]
+        if any(isinstance(a, NOT_DATA) for a in arguments):
+            return Opaque(node.lineno, f"`{target_text(node)}`")
+        data = [to_expr(a, node.lineno) for a in arguments]
+        if method == "items" and not node.args and isinstance(node.func, ast.Attribute):
+            receiver = builder.value(node.func.value, scope)
+            if not isinstance(receiver, NOT_DATA):
+                return Op(Operator.ITEMS, (to_expr(receiver, node.lineno),))
+        if function == "enumerate" and len(data) == 1:
+            return Op(Operator.ENUMERATE, (data[0],))
+        if function == "zip" and len(data) == 2:
+            return Op(Operator.ZIP, (data[0], data[1]))
+    return builder.value(node, scope)
 
 
 def collecting_loop(
