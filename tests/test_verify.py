@@ -771,3 +771,45 @@ def test_loops_that_unpack_pairs_become_maps(tmp_path: Any, language: str) -> No
     assert '{"channel": "sms", "to": "+100"}' in sent and '{"position": 2, "to": "cy"}' in sent
     assert len(results["events/one.json"].calls) == 3
     assert results["events/none.json"].calls == []
+
+
+ERROR_PAYLOAD_APP = {
+    "template.yaml": _template("checkout", {"charge-card": "charge"}),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    response = lam.invoke(FunctionName='charge-card', Payload=json.dumps(event))\n"
+        "    result = json.loads(response['Payload'].read())\n"
+        "    if 'errorMessage' in result:\n"
+        "        return {'ok': False, 'why': result['errorMessage']}\n"
+        "    return {'ok': True, 'charged': result['amount']}\n"
+    ),
+    "functions/charge/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    if event['card'] == 'broken':\n"
+        "        raise RuntimeError('card service down')\n"
+        "    if event['card'] == 'declined':\n"
+        "        return {'errorMessage': 'declined'}\n"
+        "    return {'amount': event['amount']}\n"
+    ),
+    "events/ok.json": '{"card": "visa", "amount": 12}\n',
+    "events/broken.json": '{"card": "broken", "amount": 12}\n',
+    "events/declined.json": '{"card": "declined", "amount": 12}\n',
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_a_check_for_an_error_payload_catches_a_failed_function(
+    tmp_path: Any, language: str
+) -> None:
+    """`if "errorMessage" in result:` is the handler checking for a failed function: the Task
+    gets a Catch into that branch (a failure no longer fails the machine) and the Choice still
+    takes it for a function that answers with an error of its own."""
+    _write_app(tmp_path, ERROR_PAYLOAD_APP)
+    results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
+    assert all(r.equivalent and not r.documented for r in results.values()), results
+    assert results["events/broken.json"].machine["output"] == {
+        "ok": False,
+        "why": "card service down",
+    }
+    assert results["events/declined.json"].machine["output"] == {"ok": False, "why": "declined"}

@@ -56,6 +56,11 @@ def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragme
     function_error = function_error_check(builder, node.test, scope)
     if function_error is not None:
         return function_error_branch(builder, node, function_error, scope)
+    decoded = decoded_error_check(builder, node.test, scope)
+    if decoded is not None:
+        # the branch runs for a failed function (its Task's Catch) and for a function that
+        # answered with an error of its own (the Choice below)
+        catch_function_failure(builder, node, decoded, scope)
     condition = builder.value(node.test, scope)
     if isinstance(condition, NOT_DATA):
         raise Unsupported(node.lineno, f"a condition on {describe(condition)}")
@@ -158,6 +163,79 @@ def function_error_check(builder: WorkflowBuilder, test: ast.expr, scope: Scope)
         if isinstance(value, Response):
             return value
     return None
+
+
+# what a Lambda function's error payload holds: a test for one on the decoded result of an
+# invoke is the handler checking for a failed function
+ERROR_PAYLOAD_KEYS = ("errorMessage", "errorType")
+
+
+def decoded_error_check(builder: WorkflowBuilder, test: ast.expr, scope: Scope) -> Response | None:
+    """`"errorMessage" in result` / `result.get("errorMessage")` on a decoded invoke result."""
+    subject: ast.expr | None = None
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.In)
+        and isinstance(test.left, ast.Constant)
+        and test.left.value in ERROR_PAYLOAD_KEYS
+    ):
+        subject = test.comparators[0]
+    elif (
+        isinstance(test, ast.Call)
+        and isinstance(test.func, ast.Attribute)
+        and test.func.attr == "get"
+        and test.args
+        and isinstance(test.args[0], ast.Constant)
+        and test.args[0].value in ERROR_PAYLOAD_KEYS
+    ):
+        subject = test.func.value
+    if subject is None:
+        return None
+    value = builder.value(subject, scope)
+    if not (isinstance(value, Var) and not value.path):
+        return None
+    response = Response(value)
+    name = task_assigning(builder, response)
+    task = builder.states.get(name) if name else None
+    return response if isinstance(task, Task) and task.unchecked else None
+
+
+def catch_function_failure(
+    builder: WorkflowBuilder, node: ast.If, response: Response, scope: Scope
+) -> None:
+    """The branch as the Catch of `States.TaskFailed` on the task that produced `response`,
+    when it ends (returns or raises); else the task stays unchecked (it fails, noted)."""
+    task_name = task_assigning(builder, response)
+    assert task_name is not None and isinstance(response.payload, Var)
+    saved = dict(builder.states)
+    handler_scope = replace(scope, env=dict(scope.env), catches=[])
+    failure_var = f"{response.payload.name}_failure"
+    for key, known in list(handler_scope.env.items()):
+        if known == response.payload:
+            handler_scope.env[key] = Var(failure_var)
+    fragment = builder.block(node.body, handler_scope)
+    if fragment.start is None or fragment.exits:
+        builder.states = saved  # it goes on after the check: nothing a Catch can jump to
+        return
+    task = builder.states[task_name]
+    assert isinstance(task, Task)
+    builder.states[task_name] = replace(
+        task,
+        catch=(
+            *task.catch,
+            CatchRule(("States.TaskFailed",), fragment.start, failure_var, result=True),
+        ),
+        unchecked=False,
+    )
+    builder.notes.append(
+        Reason(
+            scope.path,
+            node.lineno,
+            "the check for an error payload also became a Catch of States.TaskFailed: the "
+            "branch runs when the function fails, as before",
+        )
+    )
 
 
 def function_error_branch(
