@@ -541,3 +541,122 @@ def test_a_while_true_poll_that_returns_is_a_loop_of_states(tmp_path: Any) -> No
         slow = results["events/slow.json"]
         assert slow.machine["output"] == {"state": "DONE", "rows": 30}
         assert slow.machine_waited_seconds == slow.original_waited_seconds == 21
+
+
+# ---------------------------------------------------------------- branches end on their last state
+
+
+def _nested_states(definition: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, state) of every state inside a Map's processor or a Parallel's branch."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(machine: dict[str, Any], nested: bool) -> None:
+        for name, state in machine["States"].items():
+            if nested:
+                found.append((name, state))
+            for branch in state.get("Branches", []):
+                walk(branch, True)
+            if "ItemProcessor" in state:
+                walk(state["ItemProcessor"], True)
+
+    walk(definition, False)
+    return found
+
+
+MAP_COLLECT_APP = {
+    "template.yaml": _template("price-all", {"price-order": "price"}),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    totals = []\n"
+        "    for order in event['orders']:\n"
+        "        response = lam.invoke(FunctionName='price-order', Payload=json.dumps(order))\n"
+        "        if 'FunctionError' in response:\n"
+        "            raise RuntimeError('price-order failed')\n"
+        "        totals.append(json.loads(response['Payload'].read())['total'])\n"
+        "    return {'totals': totals, 'count': len(totals)}\n"
+    ),
+    "functions/price/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    return {'id': event['id'], 'total': event['qty'] * 2.5}\n"
+    ),
+    "events/three.json": (
+        '{"orders": [{"id": 1, "qty": 2}, {"id": 2, "qty": 0}, {"id": 3, "qty": 4}]}\n'
+    ),
+    "events/none.json": '{"orders": []}\n',
+}
+
+GATHER_APP = {
+    "template.yaml": _template("fulfil", {"send-email": "email", "create-invoice": "invoice"}),
+    "orchestrator/app.py": (
+        "import asyncio\nimport json\n\nimport aioboto3\n\n\n"
+        "async def call(client, name, payload):\n"
+        "    response = await client.invoke(FunctionName=name, Payload=json.dumps(payload))\n"
+        "    if 'FunctionError' in response:\n"
+        "        raise RuntimeError(name + ' failed')\n"
+        "    return json.loads(await response['Payload'].read())\n\n\n"
+        "async def fan_out(order):\n"
+        "    session = aioboto3.Session()\n"
+        "    async with session.client('lambda') as client:\n"
+        "        email, invoice = await asyncio.gather(\n"
+        "            call(client, 'send-email', {'to': order['email']}),\n"
+        "            call(client, 'create-invoice', {'order': order['id']}),\n"
+        "        )\n"
+        "    return {'email': email, 'invoice': invoice}\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    return asyncio.run(fan_out(event))\n"
+    ),
+    "functions/email/app.py": (
+        "def lambda_handler(event, context):\n    return {'sent': event['to']}\n"
+    ),
+    "functions/invoice/app.py": (
+        "def lambda_handler(event, context):\n"
+        "    return {'invoice': 'inv-' + str(event['order']), 'lines': [1, 2]}\n"
+    ),
+    "events/order.json": '{"id": 7, "email": "ann@example.com"}\n',
+}
+
+BRANCH_ENDS = [
+    pytest.param(
+        MAP_COLLECT_APP,
+        {
+            "events/three.json": {"totals": [5.0, 0.0, 10.0], "count": 3},
+            "events/none.json": {"totals": [], "count": 0},
+        },
+        id="map-collecting-a-part-of-each-result",
+    ),
+    pytest.param(
+        GATHER_APP,
+        {
+            "events/order.json": {
+                "email": {"sent": "ann@example.com"},
+                "invoice": {"invoice": "inv-7", "lines": [1, 2]},
+            }
+        },
+        id="asyncio-gather-parallel",
+    ),
+]
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+@pytest.mark.parametrize(("app", "outputs"), BRANCH_ENDS)
+def test_branches_end_on_their_task_with_the_original_output(
+    tmp_path: Any, app: dict[str, str], outputs: dict[str, Any], language: str
+) -> None:
+    """A Map iteration or Parallel branch ends on its Task (End, the result as its output), not
+    on a Succeed after it (a billed transition per item in Standard); the output stays the
+    original's."""
+    _write_app(tmp_path, app)
+    [workflow] = prepare(str(tmp_path), language)
+    assert workflow.definition is not None, workflow.skipped
+    nested = _nested_states(workflow.definition)
+    assert [name for name, state in nested if state["Type"] == "Succeed"] == []
+    tasks = [state for _, state in nested if state["Type"] == "Task"]
+    assert tasks and all(state.get("End") for state in tasks), nested
+    # nor on a Pass that only shapes the result (JSONPath's Succeed)
+    assert not [name for name, state in nested if state["Type"] == "Pass" and state.get("End")]
+    results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
+    assert set(results) == set(outputs)
+    for event, output in outputs.items():
+        assert results[event].equivalent, results[event]
+        assert results[event].machine["output"] == output

@@ -36,6 +36,15 @@ class Var:
 
 
 @dataclass(frozen=True)
+class Result:
+    """The result of the state whose `output` this is, at `path`: a Task's decoded payload, a
+    Map's list of the items' results, a Parallel's list of the branches' results. Only in the
+    `output` of the state that ends a branch (the `end_branches` pass makes it)."""
+
+    path: tuple[PathPart, ...] = ()
+
+
+@dataclass(frozen=True)
 class Lit:
     """A JSON value."""
 
@@ -124,7 +133,7 @@ class Op:
         object.__setattr__(self, "op", Operator(self.op))
 
 
-Expr = Union[Input, Var, Lit, Obj, Arr, Op]
+Expr = Union[Input, Var, Result, Lit, Obj, Arr, Op]
 
 COMPARISONS = (Operator.EQ, Operator.NE, Operator.LT, Operator.LE, Operator.GT, Operator.GE)
 
@@ -144,6 +153,8 @@ def with_path(expr: Expr, part: PathPart) -> Expr | None:
         return Input((*expr.path, part))
     if isinstance(expr, Var):
         return Var(expr.name, (*expr.path, part))
+    if isinstance(expr, Result):
+        return Result((*expr.path, part))
     if isinstance(expr, Obj) and isinstance(part, str):
         for key, value in expr.items:
             if key == part:
@@ -221,6 +232,11 @@ class Task:
     # error payload as the result (the `carry_on` pass decides what the machine does)
     unchecked: bool = False
     path: str = ""  # the file of the invoke (a helper's, when inlined)
+    # the state ends its branch (next is None) with this as the branch's result, in place of a
+    # Succeed after it (the `end_branches` pass). It reads the variables as they were before the
+    # state, and `Result` for what the state produced; a state with an output stores nothing
+    # (no `assign`, no `values`): the branch ends there
+    output: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +254,7 @@ class Wait:
     timestamp: Expr | None
     next: str | None
     span: Span
+    output: Expr | None = None  # as Task.output (a Wait has no Result)
 
 
 @dataclass(frozen=True)
@@ -248,6 +265,7 @@ class Assign:
     values: tuple[tuple[str, Expr], ...]
     next: str | None
     span: Span
+    output: Expr | None = None  # as Task.output (a Pass has no Result)
 
 
 @dataclass(frozen=True)
@@ -289,6 +307,7 @@ class Map:
     max_concurrency: int
     next: str | None
     span: Span
+    output: Expr | None = None  # as Task.output
 
 
 @dataclass(frozen=True)
@@ -300,6 +319,7 @@ class Parallel:
     next: str | None
     span: Span
     reason: str = ""
+    output: Expr | None = None  # as Task.output
 
 
 State = Union[Task, Choice, Wait, Assign, Succeed, Fail, Map, Parallel]
@@ -410,6 +430,8 @@ def expr_text(expr: Expr) -> str:
         return "event" + "".join(f"[{json.dumps(p)}]" for p in expr.path)
     if isinstance(expr, Var):
         return "$" + expr.name + "".join(f"[{json.dumps(p)}]" for p in expr.path)
+    if isinstance(expr, Result):
+        return "result" + "".join(f"[{json.dumps(p)}]" for p in expr.path)
     if isinstance(expr, Lit):
         return json.dumps(expr.value)
     if isinstance(expr, Obj):
@@ -463,6 +485,13 @@ def next_of(state: State) -> str | None:
     if isinstance(state, (Choice, Succeed, Fail)):
         return None
     return state.next
+
+
+def output_of(state: State) -> Expr | None:
+    """The output a state ends its branch with (`Task.output`; a Succeed's own)."""
+    if isinstance(state, (Choice, Fail)):
+        return None
+    return state.output
 
 
 def with_next(state: State, target: str | None) -> State:
@@ -550,7 +579,10 @@ class _StateText(StateVisitor[list[str]]):
     @staticmethod
     def _end(state: State) -> str:
         target = next_of(state)
-        return f" -> {target}" if target else " -> end"
+        if target:
+            return f" -> {target}"
+        output = output_of(state)
+        return f" -> return {expr_text(output)}" if output is not None else " -> end"
 
     def visit_task(self, state: Task) -> list[str]:
         indent = self.indent

@@ -1,0 +1,294 @@
+"""The output is what a Step Functions engineer writes by hand.
+
+- A Map iteration or a Parallel branch ends on its last state (`End`, the branch's result as that
+  state's output), not on a Succeed after it (`untangle.workflow.passes.end_branches`).
+
+Each table holds the cases that change and the near misses that must not, with readable ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from untangle.facts.model import Span
+from untangle.validate import asl_errors
+from untangle.workflow.asl import to_asl
+from untangle.workflow.ir import (
+    Assign,
+    CatchRule,
+    Choice,
+    Expr,
+    Fail,
+    FunctionRef,
+    Graph,
+    Input,
+    Lit,
+    Map,
+    Obj,
+    Op,
+    Operator,
+    Parallel,
+    State,
+    Succeed,
+    Task,
+    Var,
+    Wait,
+    Workflow,
+    expr_text,
+    output_of,
+)
+from untangle.workflow.lower import lower_for_jsonpath
+from untangle.workflow.passes import end_branches
+
+SPAN = Span(3, 5, 3, 40)
+LANGUAGES = ("jsonata", "jsonpath")
+
+
+def _task(name: str, assign: str | None, following: str | None, **extra: Any) -> Task:
+    function = FunctionRef(f"${{{name}FunctionArn}}", name.lower())
+    return Task(name, function, Var("item"), assign, following, SPAN, **extra)
+
+
+def _done(output: Expr) -> Succeed:
+    return Succeed("ItemDone", output, SPAN)
+
+
+def _in_a_map(*processor: State) -> Workflow:
+    """A Map over event["items"] (each item `$item`) with this processor, its list stored in
+    `$results` and returned."""
+    each = Map(
+        "ProcessEachItem",
+        Input(("items",)),
+        "item",
+        Graph(processor[0].name, processor),
+        None,
+        "results",
+        10,
+        "Done",
+        SPAN,
+    )
+    done = Succeed("Done", Obj((("results", Var("results")),)), SPAN)
+    return Workflow("W", "app.handler", "app.py", Graph(each.name, (each, done)), "converted")
+
+
+def _processor(workflow: Workflow) -> Graph:
+    assert workflow.graph is not None
+    each = workflow.graph.get("ProcessEachItem")
+    assert isinstance(each, Map)
+    return each.processor
+
+
+PRICE = _task("Price", "priced", "ItemDone")
+INNER = Map(
+    "ProcessEachPart",
+    Var("item", ("parts",)),
+    "part",
+    Graph("Part", (_task("Part", None, None),)),
+    None,
+    "inner",
+    5,
+    "ItemDone",
+    SPAN,
+)
+BOTH = Parallel(
+    "RunBoth",
+    (Graph("Left", (_task("Left", None, None),)), Graph("Right", (_task("Right", None, None),))),
+    ("left", "right"),
+    "ItemDone",
+    SPAN,
+)
+# the original carried on with the error payload as the result (the carry_on pass)
+CARRY_ON = CatchRule(("States.TaskFailed",), "ItemDone", "priced", result=True)
+TEXT = Op(Operator.CONCAT, (Lit("item "), Var("item", ("id",))))
+
+# (processor, {language: (the state that now ends the iteration, its output) or None when the
+# Succeed stays the end}, whether the Succeed is still in the processor)
+END_BRANCHES = [
+    pytest.param(
+        (PRICE, _done(Var("priced"))),
+        {"jsonata": ("Price", "result"), "jsonpath": ("Price", "result")},
+        False,
+        id="task-result",
+    ),
+    pytest.param(
+        (PRICE, _done(Var("priced", ("total",)))),
+        {"jsonata": ("Price", 'result["total"]'), "jsonpath": ("Price", 'result["total"]')},
+        False,
+        id="task-part-of-result",
+    ),
+    pytest.param(
+        (PRICE, _done(Obj((("total", Var("priced", ("total",))), ("kind", Lit("priced")))))),
+        {
+            "jsonata": ("Price", '{"total": result["total"], "kind": "priced"}'),
+            "jsonpath": ("Price", '{"total": result["total"], "kind": "priced"}'),
+        },
+        False,
+        id="task-result-built-into-an-object",
+    ),
+    pytest.param(
+        (PRICE, _done(Var("item", ("id",)))),
+        {"jsonata": ("Price", '$item["id"]'), "jsonpath": ("Price", '$item["id"]')},
+        False,
+        id="task-then-another-path",
+    ),
+    pytest.param(
+        (PRICE, _done(Obj((("item", Var("item")), ("total", Var("priced", ("total",))))))),
+        {"jsonata": ("Price", '{"item": $item, "total": result["total"]}'), "jsonpath": None},
+        False,
+        id="near-miss-jsonpath-result-and-state-data",
+    ),
+    pytest.param(
+        (
+            _task("Price", "priced", "ItemDone", catch=(CARRY_ON,)),
+            _done(Var("priced")),
+        ),
+        {"jsonata": ("Price", "result"), "jsonpath": ("Price", "result")},
+        True,
+        id="task-whose-catch-still-goes-to-the-succeed",
+    ),
+    pytest.param(
+        (Assign("Label", (("label", TEXT),), "ItemDone", SPAN), _done(Var("label"))),
+        {
+            "jsonata": ("Label", 'concat("item ", $item["id"])'),
+            "jsonpath": ("Label", 'concat("item ", $item["id"])'),
+        },
+        False,
+        id="pass-value",
+    ),
+    pytest.param(
+        (Assign("Label", (("label", TEXT),), "ItemDone", SPAN), _done(Var("label", ("k",)))),
+        {"jsonata": None, "jsonpath": None},
+        True,
+        id="near-miss-part-of-a-computed-value",
+    ),
+    pytest.param(
+        (Wait("Pause", Lit(5), None, "ItemDone", SPAN), _done(Var("item"))),
+        {"jsonata": ("Pause", "$item"), "jsonpath": ("Pause", "$item")},
+        False,
+        id="wait-then-a-path",
+    ),
+    pytest.param(
+        (Wait("Pause", Lit(5), None, "ItemDone", SPAN), _done(Obj((("item", Var("item")),)))),
+        {"jsonata": ("Pause", '{"item": $item}'), "jsonpath": None},
+        False,
+        id="near-miss-jsonpath-wait-then-an-object",
+    ),
+    pytest.param(
+        (INNER, _done(Var("inner"))),
+        {"jsonata": ("ProcessEachPart", "result"), "jsonpath": ("ProcessEachPart", "result")},
+        False,
+        id="nested-map",
+    ),
+    pytest.param(
+        (BOTH, _done(Obj((("l", Var("left")), ("r", Var("right", ("x",))))))),
+        {
+            "jsonata": ("RunBoth", '{"l": result[0], "r": result[1]["x"]}'),
+            "jsonpath": ("RunBoth", '{"l": result[0], "r": result[1]["x"]}'),
+        },
+        False,
+        id="parallel-results",
+    ),
+    pytest.param(
+        (
+            _task("Price", "priced", "ItemDone"),
+            _done(
+                Op(
+                    Operator.COMPREHENSION,
+                    (Var("priced"), Lit("priced"), Var("priced", ("v",)), Lit(True)),
+                )
+            ),
+        ),
+        {
+            # the comprehension's own `priced` (its item) is not the task's
+            "jsonata": ("Price", 'comprehension(result, "priced", $priced["v"], true)'),
+            "jsonpath": None,
+        },
+        False,
+        id="comprehension-item-named-as-the-variable",
+    ),
+    pytest.param(
+        (
+            Choice("Check", ((Op(Operator.TRUTHY, (Var("item"),)), "ItemDone"),), "Bad", SPAN),
+            _done(Var("item")),
+            Fail("Bad", "Bad", None, SPAN),
+        ),
+        {"jsonata": None, "jsonpath": None},
+        True,
+        id="near-miss-choice-before-the-succeed",
+    ),
+    pytest.param(
+        (_done(Var("item")),),
+        {"jsonata": None, "jsonpath": None},
+        True,
+        id="near-miss-the-succeed-is-the-whole-iteration",
+    ),
+]
+
+
+def _ended(graph: Graph) -> tuple[str, str] | None:
+    found = [
+        (s.name, expr_text(output))
+        for s in graph.states
+        if not isinstance(s, Succeed) and (output := output_of(s)) is not None
+    ]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("processor", "expected", "succeed_stays"), END_BRANCHES)
+def test_end_branches(
+    processor: tuple[State, ...],
+    expected: dict[str, tuple[str, str] | None],
+    succeed_stays: bool,
+    language: str,
+) -> None:
+    before = _in_a_map(*processor)
+    after = end_branches(before, language)
+    graph = _processor(after)
+    assert _ended(graph) == expected[language]
+    if expected[language] is None:
+        assert after == before
+        return
+    assert ("ItemDone" in {s.name for s in graph.states}) == succeed_stays
+    name, _ = expected[language]
+    ends = graph.get(name)
+    # it ends the iteration and stores nothing more
+    assert output_of(ends) is not None
+    assert not getattr(ends, "next", None)
+    assert getattr(ends, "assign", None) in (None, (None, None))
+    assert getattr(ends, "values", ()) == ()
+    # the top level still ends on its Succeed
+    assert after.graph is not None and isinstance(after.graph.get("Done"), Succeed)
+
+
+def test_end_branches_definitions_are_valid() -> None:
+    """Every case, in both languages, renders to a definition asl-validator accepts, with a
+    Succeed in the iteration only where one stays."""
+    definitions = []
+    for case in END_BRANCHES:
+        processor, expected, succeed_stays = case.values
+        for language in LANGUAGES:
+            workflow = _in_a_map(*processor)
+            if language == "jsonpath":  # as the passes run
+                workflow = lower_for_jsonpath(workflow)
+            definition = to_asl(end_branches(workflow, language), language)
+            states = definition["States"]["ProcessEachItem"]["ItemProcessor"]["States"]
+            if expected[language] is not None and not succeed_stays:
+                # JSONPath renders a Succeed as a Pass
+                assert "ItemDone" not in states, (case.id, language, states)
+                assert "Succeed" not in {state["Type"] for state in states.values()}
+            definitions.append(((case.id, language), definition))
+    errors = asl_errors([d for _, d in definitions])
+    assert {name: e for (name, _), e in zip(definitions, errors) if e} == {}
+
+
+def test_outside_branches_the_succeed_stays() -> None:
+    task = Task(
+        "Price", FunctionRef("${PriceFunctionArn}", "price"), Input(), "priced", "Done", SPAN
+    )
+    done = Succeed("Done", Var("priced"), SPAN)
+    workflow = Workflow("W", "app.handler", "app.py", Graph("Price", (task, done)), "converted")
+    assert end_branches(workflow, "jsonata") == workflow
