@@ -2,12 +2,15 @@
 
 - A Map iteration or a Parallel branch ends on its last state (`End`, the branch's result as that
   state's output), not on a Succeed after it (`untangle.workflow.passes.end_branches`).
+- Every Lambda Task retries Lambda's transient errors, throttling included, as boto3 did.
 
 Each table holds the cases that change and the near misses that must not, with readable ids.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +33,7 @@ from untangle.workflow.ir import (
     Op,
     Operator,
     Parallel,
+    RetryRule,
     State,
     Succeed,
     Task,
@@ -292,3 +296,85 @@ def test_outside_branches_the_succeed_stays() -> None:
     done = Succeed("Done", Var("priced"), SPAN)
     workflow = Workflow("W", "app.handler", "app.py", Graph("Price", (task, done)), "converted")
     assert end_branches(workflow, "jsonata") == workflow
+
+
+# --- the default retrier --------------------------------------------------------------------------
+
+# AWS's best practice for lambda:invoke ("Handle Lambda service exceptions": these four, every 2 s,
+# 6 attempts, backoff 2) and throttling, which Workflow Studio's default retrier adds
+LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.TooManyRequestsException",
+]
+DEFAULT_RETRIER = {
+    "ErrorEquals": LAMBDA_TRANSIENT,
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
+    "BackoffRate": 2,
+}
+BOTO_ERRORS = LAMBDA_TRANSIENT[:3] + LAMBDA_TRANSIENT[4:]  # `except ClientError`
+
+# the handler's own retry rules → the ErrorEquals of the Task's retriers, in order
+RETRIES = [
+    pytest.param((), [LAMBDA_TRANSIENT], id="no-rule-of-its-own"),
+    pytest.param(
+        (RetryRule(("Lambda.TooManyRequestsException",), 1, 4, 2.0, jitter=True),),
+        [LAMBDA_TRANSIENT],
+        id="a-throttling-rule-is-the-default-one",
+    ),
+    pytest.param(
+        (RetryRule((*BOTO_ERRORS, "States.TaskFailed"), 10, 4, 2.0),),
+        [LAMBDA_TRANSIENT, ["States.TaskFailed"]],
+        id="client-error-and-function-error",
+    ),
+    pytest.param(
+        (RetryRule(("OutOfStock",), 1, 3, 1.0),),
+        [LAMBDA_TRANSIENT, ["OutOfStock"]],
+        id="near-miss-an-error-of-the-function",
+    ),
+    pytest.param(
+        (RetryRule(("States.ALL",), 1, 3, 1.0), RetryRule(("Timeout",), 5, 2, 1.0)),
+        [LAMBDA_TRANSIENT, ["Timeout"], ["States.ALL"]],
+        id="near-miss-catch-all-stays-last",
+    ),
+]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("rules", "expected"), RETRIES)
+def test_every_lambda_task_retries_lambdas_transient_errors(
+    rules: tuple[RetryRule, ...], expected: list[list[str]], language: str
+) -> None:
+    task = Task(
+        "Price", FunctionRef("${PriceFunctionArn}", "price"), Input(), None, None, SPAN, retry=rules
+    )
+    workflow = Workflow("W", "app.handler", "app.py", Graph("Price", (task,)), "converted")
+    definition = to_asl(workflow, language)
+    [state] = [s for s in definition["States"].values() if s["Type"] == "Task"]
+    assert [r["ErrorEquals"] for r in state["Retry"]] == expected
+    assert state["Retry"][0] == DEFAULT_RETRIER
+    assert asl_errors([definition]) == [[]]
+
+
+def test_every_lambda_task_of_the_goldens_has_the_default_retrier_first() -> None:
+    goldens = Path(__file__).resolve().parent / "golden" / "plan"
+    tasks = []
+
+    def walk(machine: dict[str, Any]) -> None:
+        for state in machine["States"].values():
+            if state.get("Resource") == "arn:aws:states:::lambda:invoke":
+                tasks.append(state)
+            for branch in state.get("Branches", []):
+                walk(branch)
+            if "ItemProcessor" in state:
+                walk(state["ItemProcessor"])
+
+    for path in sorted(goldens.glob("*/*.asl.json")):
+        for machine in json.loads(path.read_text(encoding="utf-8")):
+            if machine:
+                walk(machine)
+    assert len(tasks) > 100
+    assert all(task["Retry"][0] == DEFAULT_RETRIER for task in tasks)

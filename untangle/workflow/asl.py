@@ -45,12 +45,17 @@ from untangle.workflow.ir import (
 from untangle.workflow.lower import Intrinsic, Rule, jsonpath_form, reads_state
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+# Every Lambda Task retries Lambda's transient errors, as the client the original used did (boto3
+# retries throttling and 5xx itself). The four AWS's best practice lists ("Handle Lambda service
+# exceptions", with its timing) and throttling, which Workflow Studio's default for Lambda Invoke
+# adds: Lambda.TooManyRequestsException when the function's or account's concurrency is used up.
 LAMBDA_SERVICE_RETRY: dict[str, Any] = {
     "ErrorEquals": [
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
         "Lambda.ClientExecutionTimeoutException",
+        "Lambda.TooManyRequestsException",
     ],
     "IntervalSeconds": 2,
     "MaxAttempts": 6,
@@ -98,7 +103,9 @@ def placeholders(definition: Any) -> list[str]:
 
 
 def _retries(rules: tuple[RetryRule, ...]) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = [dict(LAMBDA_SERVICE_RETRY)]
+    result: list[dict[str, Any]] = [
+        {**LAMBDA_SERVICE_RETRY, "ErrorEquals": list(LAMBDA_SERVICE_RETRY["ErrorEquals"])}
+    ]
     service = set(LAMBDA_SERVICE_RETRY["ErrorEquals"])
     catch_all: list[dict[str, Any]] = []
     for rule in rules:
