@@ -3,6 +3,7 @@
 - A Map iteration or a Parallel branch ends on its last state (`End`, the branch's result as that
   state's output), not on a Succeed after it (`untangle.workflow.passes.end_branches`).
 - Every Lambda Task retries Lambda's transient errors, throttling included, as boto3 did.
+- No state is named like an ASL field (`Next` → `NextStep`): asl-validator rejects some.
 
 Each table holds the cases that change and the near misses that must not, with readable ids.
 """
@@ -16,9 +17,12 @@ from typing import Any
 import pytest
 
 from untangle.facts.model import Span
-from untangle.validate import asl_errors
+from untangle.plan import PlanOptions, plan
+from untangle.scan import ScanOptions, load_tree
+from untangle.validate import asl_errors, find_asl_validator
 from untangle.workflow.asl import to_asl
 from untangle.workflow.ir import (
+    ASL_FIELDS,
     Assign,
     CatchRule,
     Choice,
@@ -42,6 +46,7 @@ from untangle.workflow.ir import (
     Workflow,
     expr_text,
     output_of,
+    state_name,
 )
 from untangle.workflow.lower import lower_for_jsonpath
 from untangle.workflow.passes import end_branches
@@ -378,3 +383,114 @@ def test_every_lambda_task_of_the_goldens_has_the_default_retrier_first() -> Non
                 walk(machine)
     assert len(tasks) > 100
     assert all(task["Retry"][0] == DEFAULT_RETRIER for task in tasks)
+
+
+# --- state names are never ASL field names -------------------------------------------------------
+
+STATE_NAMES = [
+    *(
+        pytest.param(field, f"{field}Step", id=field)
+        for field in (
+            *("Next", "End", "Type", "States", "StartAt", "Default", "Choices", "Catch"),
+            *("Retry", "Parameters", "Arguments", "Output", "Assign", "Comment", "Branches"),
+            *("Iterator", "Resource", "Result", "Items", "Error", "Cause", "Seconds"),
+        )
+    ),
+    # near misses: a field's name within a longer one, another case, a state type's name
+    pytest.param("NextOrder", "NextOrder", id="near-miss-longer"),
+    pytest.param("Ends", "Ends", id="near-miss-plural"),
+    pytest.param("next", "next", id="near-miss-lower-case"),
+    pytest.param("NEXT", "NEXT", id="near-miss-upper-case"),
+    pytest.param("Map", "Map", id="near-miss-state-type"),
+    pytest.param("Done", "Done", id="near-miss-done"),
+]
+
+
+@pytest.mark.parametrize(("base", "expected"), STATE_NAMES)
+def test_state_name(base: str, expected: str) -> None:
+    assert state_name(base) == expected
+
+
+def test_asl_fields_hold_every_field_asl_validator_knows() -> None:
+    """Every property name of asl-validator's schemas (but `Ref`, a CloudFormation extension
+    inside Resource) is one no state is named."""
+    schemas = find_asl_validator() / "src" / "schemas"
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict):
+                found.update(node["properties"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in schemas.glob("*.json"):
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    assert len(found) > 100
+    assert found - {"Ref"} <= ASL_FIELDS
+
+
+def _plan_app(root: Path, source: str, language: str) -> list[Any]:
+    (root / "app.py").write_text(source, encoding="utf-8")
+    tree = load_tree([str(root)], ScanOptions(cache_dir=None))
+    return plan(
+        tree.program,
+        tree.templates,
+        lambda p: Path(p).read_text(encoding="utf-8"),
+        PlanOptions(query_language=language),
+    )
+
+
+FIELD_NAMED_FUNCTIONS = """\
+import json
+import boto3
+
+lam = boto3.client("lambda")
+
+
+def call(name, payload):
+    response = lam.invoke(FunctionName=name, Payload=json.dumps(payload))
+    return json.loads(response["Payload"].read())
+
+
+def lambda_handler(event, context):
+    step = call("next", event)
+    end = call("end", step)
+    kind = call("type", end)
+    options = call("choices", kind)
+    if options["go"]:
+        call("next-step", options)
+    for item in event["items"]:
+        call("states", item)
+    return options
+"""
+
+
+def _state_names(machine: dict[str, Any]) -> list[str]:
+    names: list[str] = []
+    for name, state in machine["States"].items():
+        names.append(name)
+        for branch in state.get("Branches", []):
+            names += _state_names(branch)
+        if "ItemProcessor" in state:
+            names += _state_names(state["ItemProcessor"])
+    return names
+
+
+def test_functions_named_like_asl_fields_give_valid_machines(tmp_path: Path) -> None:
+    definitions = []
+    for language in LANGUAGES:
+        root = tmp_path / language
+        root.mkdir()
+        [planned] = _plan_app(root, FIELD_NAMED_FUNCTIONS, language)
+        assert planned.asl is not None, planned.workflow.reasons
+        names = _state_names(planned.asl)
+        assert not set(names) & ASL_FIELDS, names
+        # `next` → NextStep, and the function `next-step` then NextStep2
+        assert {"NextStep", "EndStep", "TypeStep", "ChoicesStep", "StatesStep"} <= set(names)
+        assert "NextStep2" in names
+        definitions.append(planned.asl)
+    assert asl_errors(definitions) == [[], []]

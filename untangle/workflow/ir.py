@@ -138,6 +138,51 @@ Expr = Union[Input, Var, Result, Lit, Obj, Arr, Op]
 COMPARISONS = (Operator.EQ, Operator.NE, Operator.LT, Operator.LE, Operator.GT, Operator.GE)
 
 
+def _comparisons() -> set[str]:
+    ops = ("Equals", "LessThan", "GreaterThan", "LessThanEquals", "GreaterThanEquals")
+    names = {f"{kind}{op}" for kind in ("String", "Numeric", "Timestamp") for op in ops}
+    names |= {"BooleanEquals"}
+    return names | {f"{name}Path" for name in names} | {"StringMatches"}
+
+
+# Every field name of the Amazon States Language (machine, states, Choice rules, Map and Parallel,
+# Retry and Catch, JSONata): no state is named like one (`state_name`). asl-validator finds
+# fields by searching the whole definition (`$..Next`), so a state named Next, Default, StartAt,
+# States, Branches or Iterator makes it reject (or crash on) a valid machine; the others would read
+# as fields. tests/test_idioms.py checks this holds every property of asl-validator's schemas.
+ASL_FIELDS = frozenset(
+    {
+        *("Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"),
+        *("Type", "Next", "End", "InputPath", "OutputPath", "Parameters", "ResultPath"),
+        *("ResultSelector", "Arguments", "Output", "Assign"),
+        *("Resource", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath"),
+        *("Retry", "Catch", "Credentials", "Result"),
+        *("Seconds", "SecondsPath", "Timestamp", "TimestampPath"),
+        *("Error", "ErrorPath", "Cause", "CausePath"),
+        *("Choices", "Default", "Variable", "Condition", "And", "Or", "Not"),
+        *("IsNull", "IsPresent", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp"),
+        *_comparisons(),
+        "Branches",
+        *("Items", "ItemsPath", "ItemProcessor", "ProcessorConfig", "Mode", "ExecutionType"),
+        *("Iterator", "ItemSelector", "ItemReader", "ReaderConfig", "ItemBatcher", "BatchInput"),
+        *("MaxItemsPerBatch", "MaxItemsPerBatchPath", "MaxInputBytesPerBatch"),
+        *("MaxInputBytesPerBatchPath", "MaxItems", "MaxItemsPath", "ResultWriter"),
+        *("MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailurePercentage"),
+        *("ToleratedFailurePercentagePath", "ToleratedFailureCount", "ToleratedFailureCountPath"),
+        "Label",
+        *("ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"),
+        "JitterStrategy",
+    }
+)
+
+
+def state_name(base: str) -> str:
+    """A state name from `base`: an ASL field name gets a suffix (`Next` → `NextStep`), the
+    rest stay as they are. Every maker of state names goes through it (the builder's `unique`,
+    the passes')."""
+    return f"{base}Step" if base in ASL_FIELDS else base
+
+
 def pascal(text: str) -> str:
     """`send_email` → `SendEmail`: state names and `${…FunctionArn}` placeholders."""
     words = re.split(r"[^0-9A-Za-z]+", text)

@@ -36,6 +36,7 @@ from untangle.workflow.ir import (
     Wait,
     Workflow,
     pascal,
+    state_name,
     successors,
     with_next,
 )
@@ -141,6 +142,7 @@ def _is_lowering_of(name: str) -> bool:
 
 
 def _fresh(base: str, taken: set[str]) -> str:
+    base = state_name(base)
     name, counter = base, 2
     while name in taken:
         name = f"{base}{counter}"

@@ -37,6 +37,7 @@ from untangle.workflow.ir import (
     Workflow,
     all_states,
     next_of,
+    state_name,
     successors,
     with_path,
 )
@@ -65,6 +66,7 @@ def carry_on(workflow: Workflow) -> Workflow:
     notes: list[Reason] = []
 
     def unique(base: str) -> str:
+        base = state_name(base)
         name, counter = base[:80], 2
         while name in used:
             name = f"{base[:76]}{counter}"
