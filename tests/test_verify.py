@@ -660,3 +660,43 @@ def test_branches_end_on_their_task_with_the_original_output(
     for event, output in outputs.items():
         assert results[event].equivalent, results[event]
         assert results[event].machine["output"] == output
+
+
+ITEM_IN_CAUSE_APP = {
+    "template.yaml": MAP_COLLECT_APP["template.yaml"],
+    "functions/price/app.py": MAP_COLLECT_APP["functions/price/app.py"],
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    totals = []\n"
+        "    for order in event['orders']:\n"
+        "        response = lam.invoke(FunctionName='price-order', Payload=json.dumps(order))\n"
+        "        if 'FunctionError' in response:\n"
+        "            raise RuntimeError(f\"order {order['id']} failed\")\n"
+        "        totals.append(json.loads(response['Payload'].read())['total'])\n"
+        "    return {'totals': totals}\n"
+    ),
+    "events/three.json": MAP_COLLECT_APP["events/three.json"],
+    "events/second-fails.json": '{"orders": [{"id": 1, "qty": 2}, {"id": 2}]}\n',
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_the_catch_of_an_iterations_first_task_reads_the_item(tmp_path: Any, language: str) -> None:
+    """The first state of an iteration names the item (JSONata: its Assign); when it fails, its
+    Catch does, so the Fail after it can say which item failed (it was States.Runtime)."""
+    _write_app(tmp_path, ITEM_IN_CAUSE_APP)
+    results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
+    assert all(r.equivalent for r in results.values()), results
+    assert results["events/second-fails.json"].machine["error"] == "RuntimeError"
+    assert results["events/three.json"].machine["status"] == "SUCCEEDED"
+    [workflow] = prepare(str(tmp_path), language)
+    assert workflow.definition is not None
+    with Engine() as engine:
+        run = engine.run(
+            workflow.definition,
+            workflow.functions,
+            {"orders": [{"id": 1, "qty": 2}, {"id": 2}]},
+            substitutions=workflow.substitutions,
+        )
+    assert (run.error, run.cause) == ("RuntimeError", "order 2 failed")

@@ -159,6 +159,9 @@ class _JSONata(StateVisitor[dict[str, Any]]):
                 # (a state that ends the iteration reads the item through the alias: no state
                 # after it needs the variable, and a Succeed cannot assign)
                 states[state.name] = _assigned(states[state.name], alias[0], "{% $states.input %}")
+                for catcher in states[state.name].get("Catch", []):
+                    # a state's Assign is not made when it fails: its catchers name the item too
+                    catcher.setdefault("Assign", {})[alias[0]] = "{% $states.input %}"
             self.item_alias = saved
         start = graph.get(graph.start)
         if item_var is not None and isinstance(start, (Map, Parallel)):
