@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from untangle.engine.machine import Engine
 from untangle.facts.model import Span
 from untangle.plan import PlanOptions, plan
 from untangle.scan import ScanOptions, load_tree
@@ -37,6 +38,7 @@ from untangle.workflow.ir import (
     Op,
     Operator,
     Parallel,
+    Result,
     RetryRule,
     State,
     Succeed,
@@ -49,7 +51,7 @@ from untangle.workflow.ir import (
     state_name,
 )
 from untangle.workflow.lower import lower_for_jsonpath
-from untangle.workflow.passes import end_branches
+from untangle.workflow.passes import end_branches, run_passes
 
 SPAN = Span(3, 5, 3, 40)
 LANGUAGES = ("jsonata", "jsonpath")
@@ -292,6 +294,48 @@ def test_end_branches_definitions_are_valid() -> None:
             definitions.append(((case.id, language), definition))
     errors = asl_errors([d for _, d in definitions])
     assert {name: e for (name, _), e in zip(definitions, errors) if e} == {}
+
+
+@pytest.mark.parametrize(
+    ("language", "ends"),
+    [
+        pytest.param("jsonata", {"Output": "{% $states.result.Payload %}"}, id="jsonata"),
+        pytest.param("jsonpath", {"OutputPath": "$.Payload"}, id="jsonpath"),
+    ],
+)
+def test_independent_tasks_run_in_parallel_branches_that_end_on_them(
+    language: str, ends: dict[str, str]
+) -> None:
+    """The optimizer's Parallel: each branch is one Task whose result is the branch's."""
+    first = Task("Price", FunctionRef("${PriceFunctionArn}", "price"), Input(), "a", "Tax", SPAN)
+    second = Task("Tax", FunctionRef("${TaxFunctionArn}", "tax"), Input(), "b", "Done", SPAN)
+    done = Succeed("Done", Obj((("a", Var("a")), ("b", Var("b")))), SPAN)
+    graph = Graph("Price", (first, second, done))
+    workflow = Workflow("W", "app.handler", "app.py", graph, "converted")
+    planned, optimizations = run_passes(workflow, language)
+    assert optimizations
+    assert planned.graph is not None
+    [parallel] = [s for s in planned.graph.states if isinstance(s, Parallel)]
+    assert parallel.assign == ("a", "b")
+    for branch in parallel.branches:
+        [task] = branch.states
+        assert isinstance(task, Task)
+        assert (task.assign, task.next, task.output) == (None, None, Result())
+    definition = to_asl(planned, language)
+    [rendered] = [s for s in definition["States"].values() if s["Type"] == "Parallel"]
+    for branch in rendered["Branches"]:
+        [task] = branch["States"].values()
+        assert {k: task[k] for k in ends} == ends
+        assert task["End"] is True
+        assert not {"Assign", "ResultPath", "ResultSelector"} & set(task)
+    assert asl_errors([definition]) == [[]]
+    functions = {
+        "PriceFunctionArn": lambda event, context: {"price": event["x"]},
+        "TaxFunctionArn": lambda event, context: {"tax": event["x"] * 2},
+    }
+    with Engine() as engine:
+        run = engine.run(definition, functions, {"x": 3})
+    assert (run.status, run.output) == ("SUCCEEDED", {"a": {"price": 3}, "b": {"tax": 6}})
 
 
 def test_outside_branches_the_succeed_stays() -> None:
