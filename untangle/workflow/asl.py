@@ -30,6 +30,7 @@ from untangle.workflow.ir import (
     Op,
     Operator,
     Parallel,
+    Result,
     RetryRule,
     State,
     StateVisitor,
@@ -39,16 +40,22 @@ from untangle.workflow.ir import (
     Wait,
     Workflow,
     ordered,
+    successors,
 )
-from untangle.workflow.lower import Intrinsic, Rule, jsonpath_form
+from untangle.workflow.lower import Intrinsic, Rule, jsonpath_form, reads_state
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+# Every Lambda Task retries Lambda's transient errors, as the client the original used did (boto3
+# retries throttling and 5xx itself). The four AWS's best practice lists ("Handle Lambda service
+# exceptions", with its timing) and throttling, which Workflow Studio's default for Lambda Invoke
+# adds: Lambda.TooManyRequestsException when the function's or account's concurrency is used up.
 LAMBDA_SERVICE_RETRY: dict[str, Any] = {
     "ErrorEquals": [
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
         "Lambda.ClientExecutionTimeoutException",
+        "Lambda.TooManyRequestsException",
     ],
     "IntervalSeconds": 2,
     "MaxAttempts": 6,
@@ -96,7 +103,9 @@ def placeholders(definition: Any) -> list[str]:
 
 
 def _retries(rules: tuple[RetryRule, ...]) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = [dict(LAMBDA_SERVICE_RETRY)]
+    result: list[dict[str, Any]] = [
+        {**LAMBDA_SERVICE_RETRY, "ErrorEquals": list(LAMBDA_SERVICE_RETRY["ErrorEquals"])}
+    ]
     service = set(LAMBDA_SERVICE_RETRY["ErrorEquals"])
     catch_all: list[dict[str, Any]] = []
     for rule in rules:
@@ -133,10 +142,9 @@ def _ends(state: State, rendered: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class _JSONata(StateVisitor[dict[str, Any]]):
-    # inside a Parallel branch: results leave through Output, not Assign (branch variables
-    # are not visible outside the branch)
-    in_branch: bool = False
     item_alias: tuple[str, str] | None = None
+    # while a state's Output is rendered: what `Result` reads (`$states.result…`)
+    result: str | None = None
 
     def graph(self, graph: Graph, item_var: str | None = None) -> dict[str, Any]:
         states: dict[str, Any] = {}
@@ -147,9 +155,13 @@ class _JSONata(StateVisitor[dict[str, Any]]):
             saved = self.item_alias
             self.item_alias = alias
             states[state.name] = self.visit(state)
-            if alias is not None:
-                assign = states[state.name].setdefault("Assign", {})
-                assign[item_var] = "{% $states.input %}"
+            if alias is not None and (successors(state) or isinstance(state, (Map, Parallel))):
+                # (a state that ends the iteration reads the item through the alias: no state
+                # after it needs the variable, and a Succeed cannot assign)
+                states[state.name] = _assigned(states[state.name], alias[0], "{% $states.input %}")
+                for catcher in states[state.name].get("Catch", []):
+                    # a state's Assign is not made when it fails: its catchers name the item too
+                    catcher.setdefault("Assign", {})[alias[0]] = "{% $states.input %}"
             self.item_alias = saved
         start = graph.get(graph.start)
         if item_var is not None and isinstance(start, (Map, Parallel)):
@@ -168,9 +180,13 @@ class _JSONata(StateVisitor[dict[str, Any]]):
     def expr(self, expr: Expr, strict: bool = True) -> str:
         """JSONata for `expr`. Python's `d["k"]` raises when k is missing where JSONata would go on
         with nothing: `strict` paths fail the state instead (not inside `in` / `.get` tests)."""
-        if isinstance(expr, (Input, Var)):
+        if isinstance(expr, (Input, Var, Result)):
             if isinstance(expr, Input):
                 base, path = "$states.context.Execution.Input", expr.path
+            elif isinstance(expr, Result):
+                if self.result is None:
+                    raise NotExpressible("a state's result outside its output")
+                base, path = self.result, expr.path
             elif self.item_alias is not None and expr.name == self.item_alias[0]:
                 base, path = self.item_alias[1], expr.path
             else:
@@ -291,6 +307,17 @@ class _JSONata(StateVisitor[dict[str, Any]]):
             return expr.value
         return "{% " + self.expr(expr) + " %}"
 
+    def output(self, rendered: dict[str, Any], output: Expr | None, result: str | None) -> None:
+        """The Output of a state that ends its branch, `Result` read from `result` (none when it
+        is the state's own default, a Map's or Parallel's `$states.result`)."""
+        if output is None or (result == "$states.result" and output == Result()):
+            return
+        saved, self.result = self.result, result
+        try:
+            rendered["Output"] = self.template(output)
+        finally:
+            self.result = saved
+
     def visit_task(self, state: Task) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "FunctionName": (
@@ -314,9 +341,7 @@ class _JSONata(StateVisitor[dict[str, Any]]):
         }
         if state.assign:
             rendered["Assign"] = {state.assign: "{% $states.result.Payload %}"}
-            if self.in_branch and state.next is None:
-                # the last state of a Parallel branch: its output is the branch's result
-                rendered["Output"] = "{% $states.result.Payload %}"
+        self.output(rendered, state.output, "$states.result.Payload")
         if state.catch:
             rendered["Catch"] = [self.catcher(c) for c in _ordered_catches(state)]
         return _ends(state, rendered)
@@ -341,12 +366,14 @@ class _JSONata(StateVisitor[dict[str, Any]]):
             rendered["Seconds"] = "{% $ceil(" + self.expr(state.seconds) + ") %}"
         elif state.timestamp is not None:
             rendered["Timestamp"] = self.template(state.timestamp)
+        self.output(rendered, state.output, None)
         return _ends(state, rendered)
 
     def visit_assign(self, state: Assign) -> dict[str, Any]:
         rendered: dict[str, Any] = {"Type": "Pass"}
         if state.values:
             rendered["Assign"] = {k: self.template(v) for k, v in state.values}
+        self.output(rendered, state.output, None)
         return _ends(state, rendered)
 
     def visit_succeed(self, state: Succeed) -> dict[str, Any]:
@@ -364,7 +391,7 @@ class _JSONata(StateVisitor[dict[str, Any]]):
         return rendered
 
     def visit_map(self, state: Map) -> dict[str, Any]:
-        inner = _JSONata(in_branch=False)
+        inner = _JSONata()
         rendered: dict[str, Any] = {
             "Type": "Map",
             "Items": self.template(state.items),
@@ -376,10 +403,11 @@ class _JSONata(StateVisitor[dict[str, Any]]):
         }
         if state.assign:
             rendered["Assign"] = {state.assign: "{% $states.result %}"}
+        self.output(rendered, state.output, "$states.result")
         return _ends(state, rendered)
 
     def visit_parallel(self, state: Parallel) -> dict[str, Any]:
-        branch = _JSONata(in_branch=True)
+        branch = _JSONata()
         rendered: dict[str, Any] = {
             "Type": "Parallel",
             "Branches": [branch.graph(g) for g in state.branches],
@@ -391,6 +419,7 @@ class _JSONata(StateVisitor[dict[str, Any]]):
         }
         if assigns:
             rendered["Assign"] = assigns
+        self.output(rendered, state.output, "$states.result")
         return _ends(state, rendered)
 
 
@@ -443,6 +472,17 @@ def _is_text(expr: Expr) -> bool:
     return isinstance(expr, Op) and expr.op in _TEXT_OPS
 
 
+def _assigned(rendered: dict[str, Any], name: str, value: str) -> dict[str, Any]:
+    """The state, also assigning `name`: a new Assign goes where a state's own would."""
+    if "Assign" in rendered:
+        rendered["Assign"][name] = value
+        return rendered
+    following = ("Output", "Catch", "Next", "End")
+    at = next((i for i, key in enumerate(rendered) if key in following), len(rendered))
+    items = list(rendered.items())
+    return dict([*items[:at], ("Assign", {name: value}), *items[at:]])
+
+
 def _ordered_catches(state: Task) -> list[Any]:
     """`States.ALL` must be the last catcher."""
     return sorted(state.catch, key=lambda c: "States.ALL" in c.errors)
@@ -468,12 +508,13 @@ def _path(path: tuple[str | int, ...], jsonpath: bool = False) -> str:
 
 @dataclass
 class _JSONPath(StateVisitor[dict[str, Any]]):
-    in_branch: bool = False
     item_var: str | None = None
     # variables set by a Parallel state: read from its stored list of branch results
     aliases: dict[str, str] = field(default_factory=dict)
     # states a state needs next to it (a Pass after a Catch), added to its graph
     extra: dict[str, Any] = field(default_factory=dict)
+    # while a state's output is rendered: the path `Result` reads (in the state's result)
+    result: str | None = None
 
     def machine(self, graph: Graph) -> dict[str, Any]:
         for state in _all_states(graph):
@@ -505,6 +546,10 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
     def path(self, expr: Expr) -> str | None:
         if isinstance(expr, Input):
             return "$.input" + _path(expr.path, jsonpath=True)
+        if isinstance(expr, Result):
+            if self.result is None:
+                raise NotExpressible("a state's result outside its output")
+            return self.result + _path(expr.path, jsonpath=True)
         if isinstance(expr, Var):
             if self.item_var is not None and expr.name == self.item_var:
                 return "$.item" + _path(expr.path, jsonpath=True)
@@ -745,13 +790,12 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
             "Parameters": parameters,
             "Retry": _retries(state.retry),
         }
-        if state.assign and self.in_branch and state.next is None:
-            # the last state of a Parallel branch: its output is the branch's result
-            rendered["OutputPath"] = "$.Payload"
-        elif state.assign:
+        if state.assign:
             rendered["ResultSelector"] = {"value.$": "$.Payload"}
             rendered["ResultPath"] = f"$.vars.{state.assign}"
-        else:
+        if state.output is not None:
+            rendered.update(self.output(state.output, "$.Payload", state.name))
+        elif not state.assign:
             rendered["ResultPath"] = None
         if state.catch:
             rendered["Catch"] = [self.catcher(state, c) for c in _ordered_catches(state)]
@@ -780,9 +824,15 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
             if stamp is None:
                 raise NotExpressible("a computed timestamp in JSONPath")
             rendered["TimestampPath"] = stamp
+        if state.output is not None:
+            rendered.update(self.output(state.output, None, state.name))
         return _ends(state, rendered)
 
     def visit_assign(self, state: Assign) -> dict[str, Any]:
+        if state.output is not None:
+            if state.values:
+                raise NotExpressible(f"{state.name}: variables set by the Pass that ends a branch")
+            return _ends(state, self.shaped(state.output))
         rendered: dict[str, Any] = {"Type": "Pass"}
         if len(state.values) > 1:
             raise NotExpressible("several variables set at once in JSONPath")
@@ -800,17 +850,49 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
         return _ends(state, rendered)
 
     def visit_succeed(self, state: Succeed) -> dict[str, Any]:
+        return {**self.shaped(state.output), "End": True}
+
+    def shaped(self, output: Expr) -> dict[str, Any]:
+        """A Pass state whose output is `output` (the end of a branch, or of the machine)."""
         rendered: dict[str, Any] = {"Type": "Pass"}
-        dynamic, output = self.value(state.output)
-        if isinstance(state.output, Obj):
-            rendered["Parameters"] = output
+        dynamic, value = self.value(output)
+        if isinstance(output, Obj):
+            rendered["Parameters"] = value
         elif dynamic:
-            rendered["Parameters"] = {"value.$": output}
+            rendered["Parameters"] = {"value.$": value}
             rendered["OutputPath"] = "$.value"
         else:
-            rendered["Result"] = output
-        rendered["End"] = True
+            rendered["Result"] = value
         return rendered
+
+    def output(self, output: Expr, result: str | None, name: str) -> dict[str, Any]:
+        """The fields that make a Task's, Map's, Parallel's or Wait's output `output`, its
+        result read at `result` (`lower.jsonpath_carries` says which it takes):
+        its result, a part of it → OutputPath; built of its result alone → ResultSelector;
+        a path of the state's data (the state stores nothing) → OutputPath."""
+        if isinstance(output, Result):
+            assert result is not None
+            path = result + _path(output.path, jsonpath=True)
+            return {} if path == "$" else {"OutputPath": path}
+        saved, self.result = self.result, result
+        try:
+            if isinstance(output, (Input, Var)):
+                # the state's data, its result (if it has one) dropped
+                found = self.path(output)
+                return (
+                    {"OutputPath": found}
+                    if result is None
+                    else {"ResultPath": None, "OutputPath": found}
+                )
+            if not reads_state(output):
+                dynamic, value = self.value(output)
+                if isinstance(output, Obj):
+                    return {"ResultSelector": value}
+                key = "value.$" if dynamic else "value"
+                return {"ResultSelector": {key: value}, "OutputPath": "$.value"}
+        finally:
+            self.result = saved
+        raise NotExpressible(f"{name}: an output of both its result and the state's data")
 
     def visit_fail(self, state: Fail) -> dict[str, Any]:
         rendered: dict[str, Any] = {"Type": "Fail"}
@@ -844,7 +926,7 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
             selector[f"outer_{name}.$"] = path
             aliases[name] = f"$.outer_{name}"
         selector["item.$"] = "$$.Map.Item.Value"
-        inner = _JSONPath(in_branch=False, item_var=state.item_var, aliases=aliases)
+        inner = _JSONPath(item_var=state.item_var, aliases=aliases)
         items = self.path(state.items)
         if items is None:
             raise NotExpressible("a loop over a computed list in JSONPath")
@@ -859,12 +941,14 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
         if state.assign:
             rendered["ResultSelector"] = {"value.$": "$"}
             rendered["ResultPath"] = f"$.vars.{state.assign}"
-        else:
+        if state.output is not None:
+            rendered.update(self.output(state.output, "$", state.name))
+        elif not state.assign:
             rendered["ResultPath"] = None
         return _ends(state, rendered)
 
     def visit_parallel(self, state: Parallel) -> dict[str, Any]:
-        branch = _JSONPath(in_branch=True, item_var=self.item_var, aliases=self.aliases)
+        branch = _JSONPath(item_var=self.item_var, aliases=self.aliases)
         rendered: dict[str, Any] = {
             "Type": "Parallel",
             "Branches": [branch.graph(g) for g in state.branches],
@@ -872,7 +956,9 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
         if any(state.assign):
             rendered["ResultSelector"] = {"value.$": "$"}
             rendered["ResultPath"] = f"$.vars.{_slot(state.name)}"
-        else:
+        if state.output is not None:
+            rendered.update(self.output(state.output, "$", state.name))
+        elif not any(state.assign):
             rendered["ResultPath"] = None
         return _ends(state, rendered)
 

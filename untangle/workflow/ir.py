@@ -36,6 +36,15 @@ class Var:
 
 
 @dataclass(frozen=True)
+class Result:
+    """The result of the state whose `output` this is, at `path`: a Task's decoded payload, a
+    Map's list of the items' results, a Parallel's list of the branches' results. Only in the
+    `output` of the state that ends a branch (the `end_branches` pass makes it)."""
+
+    path: tuple[PathPart, ...] = ()
+
+
+@dataclass(frozen=True)
 class Lit:
     """A JSON value."""
 
@@ -129,7 +138,7 @@ class Op:
         object.__setattr__(self, "op", Operator(self.op))
 
 
-Expr = Union[Input, Var, Lit, Obj, Arr, Op]
+Expr = Union[Input, Var, Result, Lit, Obj, Arr, Op]
 
 COMPARISONS = (Operator.EQ, Operator.NE, Operator.LT, Operator.LE, Operator.GT, Operator.GE)
 # operations whose value is always a boolean (a Choice rule can test them as they are)
@@ -142,6 +151,51 @@ BOOLEAN_OPERATORS = (
     Operator.IS_NULL,
     Operator.TRUTHY,
 )
+
+
+def _comparisons() -> set[str]:
+    ops = ("Equals", "LessThan", "GreaterThan", "LessThanEquals", "GreaterThanEquals")
+    names = {f"{kind}{op}" for kind in ("String", "Numeric", "Timestamp") for op in ops}
+    names |= {"BooleanEquals"}
+    return names | {f"{name}Path" for name in names} | {"StringMatches"}
+
+
+# Every field name of the Amazon States Language (machine, states, Choice rules, Map and Parallel,
+# Retry and Catch, JSONata): no state is named like one (`state_name`). asl-validator finds
+# fields by searching the whole definition (`$..Next`), so a state named Next, Default, StartAt,
+# States, Branches or Iterator makes it reject (or crash on) a valid machine; the others would read
+# as fields. tests/test_idioms.py checks this holds every property of asl-validator's schemas.
+ASL_FIELDS = frozenset(
+    {
+        *("Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"),
+        *("Type", "Next", "End", "InputPath", "OutputPath", "Parameters", "ResultPath"),
+        *("ResultSelector", "Arguments", "Output", "Assign"),
+        *("Resource", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath"),
+        *("Retry", "Catch", "Credentials", "Result"),
+        *("Seconds", "SecondsPath", "Timestamp", "TimestampPath"),
+        *("Error", "ErrorPath", "Cause", "CausePath"),
+        *("Choices", "Default", "Variable", "Condition", "And", "Or", "Not"),
+        *("IsNull", "IsPresent", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp"),
+        *_comparisons(),
+        "Branches",
+        *("Items", "ItemsPath", "ItemProcessor", "ProcessorConfig", "Mode", "ExecutionType"),
+        *("Iterator", "ItemSelector", "ItemReader", "ReaderConfig", "ItemBatcher", "BatchInput"),
+        *("MaxItemsPerBatch", "MaxItemsPerBatchPath", "MaxInputBytesPerBatch"),
+        *("MaxInputBytesPerBatchPath", "MaxItems", "MaxItemsPath", "ResultWriter"),
+        *("MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailurePercentage"),
+        *("ToleratedFailurePercentagePath", "ToleratedFailureCount", "ToleratedFailureCountPath"),
+        "Label",
+        *("ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds"),
+        "JitterStrategy",
+    }
+)
+
+
+def state_name(base: str) -> str:
+    """A state name from `base`: an ASL field name gets a suffix (`Next` → `NextStep`), the
+    rest stay as they are. Every maker of state names goes through it (the builder's `unique`,
+    the passes')."""
+    return f"{base}Step" if base in ASL_FIELDS else base
 
 
 def pascal(text: str) -> str:
@@ -159,6 +213,8 @@ def with_path(expr: Expr, part: PathPart) -> Expr | None:
         return Input((*expr.path, part))
     if isinstance(expr, Var):
         return Var(expr.name, (*expr.path, part))
+    if isinstance(expr, Result):
+        return Result((*expr.path, part))
     if isinstance(expr, Obj) and isinstance(part, str):
         for key, value in expr.items:
             if key == part:
@@ -239,6 +295,11 @@ class Task:
     # the version or alias invoked, and the ClientContext passed (the integration takes both)
     qualifier: Expr | None = None
     client_context: Expr | None = None
+    # the state ends its branch (next is None) with this as the branch's result, in place of a
+    # Succeed after it (the `end_branches` pass). It reads the variables as they were before the
+    # state, and `Result` for what the state produced; a state with an output stores nothing
+    # (no `assign`, no `values`): the branch ends there
+    output: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +317,7 @@ class Wait:
     timestamp: Expr | None
     next: str | None
     span: Span
+    output: Expr | None = None  # as Task.output (a Wait has no Result)
 
 
 @dataclass(frozen=True)
@@ -266,6 +328,7 @@ class Assign:
     values: tuple[tuple[str, Expr], ...]
     next: str | None
     span: Span
+    output: Expr | None = None  # as Task.output (a Pass has no Result)
 
 
 @dataclass(frozen=True)
@@ -307,6 +370,7 @@ class Map:
     max_concurrency: int
     next: str | None
     span: Span
+    output: Expr | None = None  # as Task.output
 
 
 @dataclass(frozen=True)
@@ -318,6 +382,7 @@ class Parallel:
     next: str | None
     span: Span
     reason: str = ""
+    output: Expr | None = None  # as Task.output
 
 
 State = Union[Task, Choice, Wait, Assign, Succeed, Fail, Map, Parallel]
@@ -428,6 +493,8 @@ def expr_text(expr: Expr) -> str:
         return "event" + "".join(f"[{json.dumps(p)}]" for p in expr.path)
     if isinstance(expr, Var):
         return "$" + expr.name + "".join(f"[{json.dumps(p)}]" for p in expr.path)
+    if isinstance(expr, Result):
+        return "result" + "".join(f"[{json.dumps(p)}]" for p in expr.path)
     if isinstance(expr, Lit):
         return json.dumps(expr.value)
     if isinstance(expr, Obj):
@@ -484,6 +551,13 @@ def next_of(state: State) -> str | None:
     if isinstance(state, (Choice, Succeed, Fail)):
         return None
     return state.next
+
+
+def output_of(state: State) -> Expr | None:
+    """The output a state ends its branch with (`Task.output`; a Succeed's own)."""
+    if isinstance(state, (Choice, Fail)):
+        return None
+    return state.output
 
 
 def with_next(state: State, target: str | None) -> State:
@@ -571,7 +645,10 @@ class _StateText(StateVisitor[list[str]]):
     @staticmethod
     def _end(state: State) -> str:
         target = next_of(state)
-        return f" -> {target}" if target else " -> end"
+        if target:
+            return f" -> {target}"
+        output = output_of(state)
+        return f" -> return {expr_text(output)}" if output is not None else " -> end"
 
     def visit_task(self, state: Task) -> list[str]:
         indent = self.indent

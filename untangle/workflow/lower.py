@@ -28,6 +28,7 @@ from untangle.workflow.ir import (
     Operator,
     Parallel,
     Reason,
+    Result,
     State,
     Succeed,
     Task,
@@ -35,6 +36,7 @@ from untangle.workflow.ir import (
     Wait,
     Workflow,
     pascal,
+    state_name,
     successors,
     with_next,
 )
@@ -140,6 +142,7 @@ def _is_lowering_of(name: str) -> bool:
 
 
 def _fresh(base: str, taken: set[str]) -> str:
+    base = state_name(base)
     name, counter = base, 2
     while name in taken:
         name = f"{base}{counter}"
@@ -258,7 +261,35 @@ def jsonpath_form(op: Operator) -> JSONPathForm:
 
 
 def _is_path(expr: Expr) -> bool:
-    return isinstance(expr, (Input, Var))
+    return isinstance(expr, (Input, Var, Result))
+
+
+def reads_state(expr: Expr) -> bool:
+    """`expr` reads the state's data (the input, a variable), not only the state's result."""
+    if isinstance(expr, (Input, Var)):
+        return True
+    if isinstance(expr, Obj):
+        return any(reads_state(v) for _, v in expr.items)
+    if isinstance(expr, Arr):
+        return any(reads_state(i) for i in expr.items)
+    if isinstance(expr, Op):
+        return any(reads_state(a) for a in expr.args)
+    return False
+
+
+def jsonpath_carries(state: State, output: Expr) -> bool:
+    """JSONPath can end `state`'s branch with `output` as its output (see `Task.output`; the
+    forms are `_JSONPath.output` and `_JSONPath.shaped`): a Pass computes it as its Parameters;
+    a Task, Map or Parallel selects it from its result (OutputPath: its result or a part of it),
+    builds it of its result alone (ResultSelector) or selects a path of its data (OutputPath);
+    a Wait selects a path of its data."""
+    if isinstance(state, Assign):
+        return _value_ok(output)
+    if isinstance(output, (Input, Var)):
+        return isinstance(state, (Task, Map, Parallel, Wait))
+    if isinstance(state, (Task, Map, Parallel)):
+        return isinstance(output, Result) or (not reads_state(output) and _value_ok(output))
+    return False
 
 
 def _is_scalar(expr: Expr) -> bool:

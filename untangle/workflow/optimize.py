@@ -14,12 +14,13 @@ from untangle.workflow.ir import (
     Map,
     Parallel,
     Reason,
+    Result,
     State,
-    Succeed,
     Task,
     Wait,
     Workflow,
     next_of,
+    output_of,
     successors,
     variables,
     with_next,
@@ -84,6 +85,9 @@ def _drop_dead_stores(graph: Graph) -> Graph:
 def _reads(graph: Graph) -> Iterator[str]:
     yield "error"  # a Fail without an error name reads $error
     for state in graph.states:
+        output = output_of(state)
+        if output is not None:
+            yield from variables(output)
         if isinstance(state, Task):
             yield from variables(state.payload)
             if state.function.dynamic is not None:
@@ -98,8 +102,6 @@ def _reads(graph: Graph) -> Iterator[str]:
         elif isinstance(state, Assign):
             for _, value in state.values:
                 yield from variables(value)
-        elif isinstance(state, Succeed):
-            yield from variables(state.output)
         elif isinstance(state, Fail):
             if state.cause is not None:
                 yield from variables(state.cause)
@@ -147,7 +149,10 @@ def _parallelize(graph: Graph, path: str) -> tuple[Graph, list[Reason]]:
         last = tasks[-1]
         name = "Run" + "And".join(t.name for t in tasks[:3]) + ("AndMore" if len(tasks) > 3 else "")
         name = name[:80]
-        branches = tuple(Graph(t.name, (with_next(t, None),)) for t in tasks)
+        # each branch's result is its task's: the branch ends with it (no variable to store)
+        branches = tuple(
+            Graph(t.name, (_ends_with_result(t),)) for t in tasks if isinstance(t, Task)
+        )
         parallel = Parallel(
             name,
             branches,
@@ -174,6 +179,12 @@ def _parallelize(graph: Graph, path: str) -> tuple[Graph, list[Reason]]:
             )
         )
     return Graph(start, tuple(states.values())), reasons
+
+
+def _ends_with_result(task: Task) -> Task:
+    if task.assign is None:
+        return replace(task, next=None)
+    return replace(task, next=None, assign=None, output=Result())
 
 
 def _independent_run(states: dict[str, State], incoming: dict[str, int], first: str) -> list[str]:

@@ -7,6 +7,8 @@ emitter renders out (the emitter only emits).
    with `keep_unchecked_errors` its Task gets a Catch carrying on the same way (`carry_on`).
 2. `optimize`: drop empty pass-through states and dead stores; independent tasks in Parallel.
 3. `lower_for_jsonpath` (JSONPath only): what JSONPath cannot compute is made before its state.
+4. `end_branches`: a Map iteration or a Parallel branch ends on its last state (`End`, the
+   branch's result as that state's output) rather than on a Succeed state after it.
 """
 
 from __future__ import annotations
@@ -14,18 +16,34 @@ from __future__ import annotations
 from dataclasses import replace
 
 from untangle.workflow.ir import (
+    Arr,
     Assign,
     CatchRule,
+    Choice,
+    Expr,
+    Fail,
     Graph,
+    Lit,
     Map,
+    Obj,
+    Op,
+    Operator,
     Parallel,
     Reason,
+    Result,
     State,
+    Succeed,
     Task,
+    Var,
+    Wait,
     Workflow,
     all_states,
+    next_of,
+    state_name,
+    successors,
+    with_path,
 )
-from untangle.workflow.lower import lower_for_jsonpath
+from untangle.workflow.lower import jsonpath_carries, lower_for_jsonpath
 from untangle.workflow.optimize import optimize
 
 
@@ -39,6 +57,7 @@ def run_passes(
     workflow, optimizations = optimize(workflow)
     if query_language == "jsonpath":
         workflow = lower_for_jsonpath(workflow)
+    workflow = end_branches(workflow, query_language)
     return workflow, optimizations
 
 
@@ -71,6 +90,7 @@ def carry_on(workflow: Workflow) -> Workflow:
     notes: list[Reason] = []
 
     def unique(base: str) -> str:
+        base = state_name(base)
         name, counter = base[:80], 2
         while name in used:
             name = f"{base[:76]}{counter}"
@@ -106,3 +126,107 @@ def carry_on(workflow: Workflow) -> Workflow:
 
     graph = rewrite(workflow.graph)
     return replace(workflow, graph=graph, notes=tuple(dict.fromkeys((*workflow.notes, *notes))))
+
+
+def end_branches(workflow: Workflow, query_language: str) -> Workflow:
+    """In each Map iteration and Parallel branch, a state whose next is a Succeed ends the
+    branch itself when it can carry the Succeed's output (`carried`): one state transition less
+    for each item and branch (each is billed in a Standard workflow). The Succeed stays only
+    while something else still goes to it (a Choice, a Catch) or it is all the branch does."""
+    if workflow.graph is None:
+        return workflow
+
+    def rewrite(graph: Graph, nested: bool) -> Graph:
+        states: list[State] = []
+        for state in graph.states:
+            if isinstance(state, Map):
+                state = replace(state, processor=rewrite(state.processor, True))
+            elif isinstance(state, Parallel):
+                state = replace(
+                    state, branches=tuple(rewrite(branch, True) for branch in state.branches)
+                )
+            states.append(state)
+        if not nested:
+            return Graph(graph.start, tuple(states))
+        succeeds = {s.name: s for s in states if isinstance(s, Succeed)}
+        ended: list[State] = []
+        for state in states:
+            target = next_of(state)
+            if target in succeeds:
+                state = carried(state, succeeds[target].output, query_language) or state
+            ended.append(state)
+        used = {graph.start} | {name for s in ended for name in successors(s)}
+        return Graph(
+            graph.start,
+            tuple(s for s in ended if not (isinstance(s, Succeed) and s.name not in used)),
+        )
+
+    return replace(workflow, graph=rewrite(workflow.graph, False))
+
+
+def carried(state: State, output: Expr, query_language: str) -> State | None:
+    """`state` ending its branch with `output` (read after it) as its output, or None when it
+    cannot: what the state stores becomes part of its output (a Task's variable reads its
+    `Result`, a Pass's its value), and it stores nothing more, since nothing runs after it."""
+    ends: State
+    match state:
+        case Task() | Map():
+            table: dict[str, Expr] = {state.assign: Result()} if state.assign else {}
+            found = _substituted(output, table)
+            if found is None:
+                return None
+            ends = replace(state, assign=None, next=None, output=found)
+        case Parallel():
+            table = {name: Result((index,)) for index, name in enumerate(state.assign) if name}
+            found = _substituted(output, table)
+            if found is None:
+                return None
+            ends = replace(state, assign=(None,) * len(state.assign), next=None, output=found)
+        case Assign():
+            found = _substituted(output, dict(state.values))
+            if found is None:
+                return None
+            ends = replace(state, values=(), next=None, output=found)
+        case Wait():
+            ends = replace(state, next=None, output=output)
+        case Choice() | Succeed() | Fail():
+            return None
+    assert ends.output is not None
+    if query_language == "jsonpath" and not jsonpath_carries(ends, ends.output):
+        return None
+    return ends
+
+
+def _substituted(
+    expr: Expr, table: dict[str, Expr], bound: frozenset[str] = frozenset()
+) -> Expr | None:
+    """`expr` with each variable of `table` replaced by its value (None: a part of a value that
+    has no path, `$x["k"]` of a computed `$x`)."""
+    if isinstance(expr, Var) and expr.name in table and expr.name not in bound:
+        value: Expr | None = table[expr.name]
+        for part in expr.path:
+            value = with_path(value, part) if value is not None else None
+        return value
+    if isinstance(expr, Obj):
+        items = [(key, _substituted(value, table, bound)) for key, value in expr.items]
+        if any(value is None for _, value in items):
+            return None
+        return Obj(tuple((key, value) for key, value in items if value is not None))
+    if isinstance(expr, Arr):
+        elements = [_substituted(item, table, bound) for item in expr.items]
+        if any(item is None for item in elements):
+            return None
+        return Arr(tuple(item for item in elements if item is not None))
+    if isinstance(expr, Op):
+        inner = bound
+        if expr.op == Operator.COMPREHENSION and isinstance(expr.args[1], Lit):
+            # the element and the condition read the item under its own name
+            inner = bound | {str(expr.args[1].value)}
+        args = [
+            _substituted(arg, table, inner if index >= 2 else bound)
+            for index, arg in enumerate(expr.args)
+        ]
+        if any(arg is None for arg in args):
+            return None
+        return Op(expr.op, tuple(arg for arg in args if arg is not None))
+    return expr

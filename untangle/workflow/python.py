@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import assert_never
 
-from untangle.workflow.ir import Arr, Expr, Input, Lit, Obj, Op, Operator, PathPart, Var
+from untangle.workflow.ir import Arr, Expr, Input, Lit, Obj, Op, Operator, PathPart, Result, Var
 
 EXECUTION_INPUT = "execution_input"
 
@@ -59,6 +59,9 @@ def printed(expr: Expr) -> str:
         return "{" + ", ".join(f"{key!r}: {printed(value)}" for key, value in expr.items) + "}"
     if isinstance(expr, Arr):
         return "[" + ", ".join(printed(item) for item in expr.items) + "]"
+    if isinstance(expr, Result):
+        # only in a state's output, which no function computes
+        raise NotPrintable("a state's result")
     return _operation(expr)
 
 

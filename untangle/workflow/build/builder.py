@@ -31,6 +31,7 @@ from untangle.workflow.ir import (
     Succeed,
     Task,
     Workflow,
+    state_name,
     with_next,
 )
 
@@ -119,8 +120,10 @@ class WorkflowBuilder:
         )
 
     def unique(self, base: str) -> str:
-        # state names are unique in the whole machine, nested Map and Parallel states included
-        name = base[:80] or "State"
+        # state names are unique in the whole machine, nested Map and Parallel states included,
+        # and never an ASL field name (`Next` → `NextStep`)
+        base = state_name(base[:80] or "State")
+        name = base[:80]
         counter = 2
         while name in self._used_names:
             name = f"{base[:76]}{counter}"
