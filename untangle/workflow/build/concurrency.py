@@ -61,6 +61,14 @@ def transform_map(
         item = generator.target.id
         items_node = generator.iter
         element: ast.expr = node.elt
+        if (
+            isinstance(element, ast.Call)
+            and isinstance(element.func, ast.Attribute)
+            and element.func.attr == "submit"
+        ):
+            pool = builder.value(element.func.value, scope)
+            if isinstance(pool, Pool):  # `[pool.submit(fn, x) for x in xs]`: its max_workers
+                concurrency = pool.workers
     else:
         assert isinstance(node.func, ast.Attribute)
         receiver = builder.value(node.func.value, scope)
