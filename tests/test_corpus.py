@@ -36,10 +36,6 @@ KNOWN_GAPS: dict[str, str] = {
         "one per item); to convert: append in an `if` instead of skipping the rest with "
         "`continue`"
     ),
-    "mixed_business_logic": (
-        "orchestrator/app.py:17: the workflow would need `customer.get('firstName', '')` "
-        "(local computation)"
-    ),
     "s3_thumbnail_pipeline": (
         "orchestrator/app.py:16: the workflow would need `key.lower().endswith(IMAGE_SUFFIXES)` "
         "(local computation)\n"

@@ -301,13 +301,19 @@ def transform_effect(
                 f"`{source_text(value, scope)}` on values the workflow lacks: it may do more "
                 "than compute a value, so it cannot be left out",
             )
-        if isinstance(computed, Op) and computed.op is Operator.JSON_PARSE:
-            # `body = json.loads(event["body"])` (an API Gateway event): parsed once, into a
-            # variable its fields are read from
+        if isinstance(computed, Op) and (
+            computed.op is Operator.JSON_PARSE
+            or (computed.op is Operator.DEFAULT and isinstance(computed.args[1], (Obj, Arr)))
+        ):
+            # `body = json.loads(event["body"])` (an API Gateway event), `customer =
+            # event.get("customer", {})`: computed once, into a variable its fields are read from
             variable = scope.var(target)
             name = builder.add(
                 Assign(
-                    builder.unique(f"Parse{pascal(target)}"),
+                    builder.unique(
+                        f"{'Parse' if computed.op is Operator.JSON_PARSE else 'Set'}"
+                        f"{pascal(target)}"
+                    ),
                     ((variable, computed),),
                     None,
                     span_of(value),
