@@ -51,6 +51,16 @@ KNOWN_GAPS: dict[str, str] = {
 }
 
 
+# (app, language) -> why the machine answers differently though the app converts (a strict xfail)
+KNOWN_MISMATCHES: dict[tuple[str, str], str] = {
+    ("mixed_business_logic", "jsonpath"): (
+        "JSONPath: `totals['amount']` read from the optimizer's Parallel result "
+        "(`$.vars.parallel_…value[1].amount`) formats as `[28]` in States.Format on moto's "
+        "interpreter, where Python prints 28"
+    ),
+}
+
+
 def _marks(app: str) -> list[Any]:
     reason = KNOWN_GAPS.get(app)
     return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
@@ -109,8 +119,12 @@ def _verify_cases() -> Iterator[Any]:
     for app in APPS:
         for language in LANGUAGES:
             for event, _ in _events(app):
+                mismatch = KNOWN_MISMATCHES.get((app, language))
+                marks = (
+                    [pytest.mark.xfail(strict=True, reason=mismatch)] if mismatch else _marks(app)
+                )
                 yield pytest.param(
-                    app, language, event, marks=_marks(app), id=f"{app}-{language}-{event}"
+                    app, language, event, marks=marks, id=f"{app}-{language}-{event}"
                 )
 
 
