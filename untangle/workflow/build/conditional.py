@@ -206,28 +206,12 @@ def catch_function_failure(
 ) -> None:
     """The branch as the Catch of `States.TaskFailed` on the task that produced `response`,
     when it ends (returns or raises); else the task stays unchecked (it fails, noted)."""
-    task_name = task_assigning(builder, response)
-    assert task_name is not None and isinstance(response.payload, Var)
     saved = dict(builder.states)
-    handler_scope = replace(scope, env=dict(scope.env), catches=[])
-    failure_var = f"{response.payload.name}_failure"
-    for key, known in list(handler_scope.env.items()):
-        if known == response.payload:
-            handler_scope.env[key] = Var(failure_var)
-    fragment = builder.block(node.body, handler_scope)
-    if fragment.start is None or fragment.exits:
+    start = _failure_branch(builder, node, response, scope)
+    if start is None:
         builder.states = saved  # it goes on after the check: nothing a Catch can jump to
         return
-    task = builder.states[task_name]
-    assert isinstance(task, Task)
-    builder.states[task_name] = replace(
-        task,
-        catch=(
-            *task.catch,
-            CatchRule(("States.TaskFailed",), fragment.start, failure_var, result=True),
-        ),
-        unchecked=False,
-    )
+    _catch_into(builder, response, start)
     builder.notes.append(
         Reason(
             scope.path,
@@ -250,38 +234,58 @@ def function_error_branch(
         if isinstance(stmt, ast.Raise) and stmt.exc is not None:
             error = dotted_name(stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc)
             builder._function_errors.add(error.rsplit(".", 1)[-1])
-    handler_scope = replace(scope, env=dict(scope.env), catches=[])
-    assert isinstance(response.payload, Var)
-    # in the failure branch the decoded payload is the function's error payload (the Catch
-    # parses it out of the error's Cause into its own variable)
-    failure_var = f"{response.payload.name}_failure"
-    failure = Var(failure_var)
-    for key, known in list(handler_scope.env.items()):
-        if known == response.payload:
-            handler_scope.env[key] = failure
-    fragment = builder.block(node.body, handler_scope)
-    if fragment.start is None or fragment.exits:
+    start = _failure_branch(builder, node, response, scope)
+    if start is None:
         raise Unsupported(node.lineno, "a FunctionError check that does not raise")
     task = builder.states[task_name]
     assert isinstance(task, Task)
     if any(c.errors == ("States.TaskFailed",) for c in task.catch):
         return builder.block(node.orelse, scope)
+    _catch_into(builder, response, start)
+    builder.notes.append(
+        Reason(
+            scope.path, node.lineno, "the FunctionError check became a Catch of States.TaskFailed"
+        )
+    )
+    return builder.block(node.orelse, scope)
+
+
+def _failure_var(response: Response) -> str:
+    assert isinstance(response.payload, Var)
+    return f"{response.payload.name}_failure"
+
+
+def _failure_branch(
+    builder: WorkflowBuilder, node: ast.If, response: Response, scope: Scope
+) -> str | None:
+    """The branch compiled as the target of a Catch: where it starts, or None when control goes
+    on after it (a Catch has nowhere to go back to). In it the decoded payload is the function's
+    error payload (the Catch parses it out of the error's Cause into its own variable)."""
+    handler_scope = replace(scope, env=dict(scope.env), catches=[])
+    failure = Var(_failure_var(response))
+    for key, known in list(handler_scope.env.items()):
+        if known == response.payload:
+            handler_scope.env[key] = failure
+    fragment = builder.block(node.body, handler_scope)
+    if fragment.start is None or fragment.exits:
+        return None
+    return fragment.start
+
+
+def _catch_into(builder: WorkflowBuilder, response: Response, start: str) -> None:
+    """The task that produced `response` catches `States.TaskFailed` into `start`."""
+    task_name = task_assigning(builder, response)
+    assert task_name is not None
+    task = builder.states[task_name]
+    assert isinstance(task, Task)
     builder.states[task_name] = replace(
         task,
         catch=(
             *task.catch,
-            CatchRule(("States.TaskFailed",), fragment.start, failure_var, result=True),
+            CatchRule(("States.TaskFailed",), start, _failure_var(response), result=True),
         ),
         unchecked=False,
     )
-    builder.notes.append(
-        Reason(
-            scope.path,
-            node.lineno,
-            "the FunctionError check became a Catch of States.TaskFailed",
-        )
-    )
-    return builder.block(node.orelse, scope)
 
 
 def task_assigning(builder: WorkflowBuilder, response: Response) -> str | None:
