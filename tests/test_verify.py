@@ -813,3 +813,47 @@ def test_a_check_for_an_error_payload_catches_a_failed_function(
         "why": "card service down",
     }
     assert results["events/declined.json"].machine["output"] == {"ok": False, "why": "declined"}
+
+
+SKIPPING_APP = {
+    "template.yaml": _template("queue-consumer", {"process-message": "process"}),
+    "orchestrator/app.py": (
+        "import json\nimport boto3\n\nlam = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    processed = []\n"
+        "    for record in event['Records']:\n"
+        "        body = json.loads(record['body'])\n"
+        "        if body.get('type') != 'order':\n"
+        "            continue\n"
+        "        response = lam.invoke(FunctionName='process-message', "
+        "Payload=json.dumps(body))\n"
+        "        processed.append(json.loads(response['Payload'].read()))\n"
+        "    return {'processed': processed, 'count': len(processed)}\n"
+    ),
+    "functions/process/app.py": (
+        "def lambda_handler(event, context):\n    return {'id': event['id'], 'ok': True}\n"
+    ),
+    "events/mixed.json": json.dumps(
+        {
+            "Records": [
+                {"body": json.dumps({"type": "order", "id": 1})},
+                {"body": json.dumps({"type": "ping"})},
+                {"body": json.dumps({"type": "order", "id": 3})},
+            ]
+        }
+    )
+    + "\n",
+    "events/none-kept.json": json.dumps({"Records": [{"body": json.dumps({"type": "ping"})}]})
+    + "\n",
+}
+
+
+@pytest.mark.parametrize("language", ["jsonata", "jsonpath"])
+def test_a_collecting_loop_that_skips_items(tmp_path: Any, language: str) -> None:
+    """`continue` before `out.append(…)`: each item gives a list of its value or of nothing,
+    joined after the Map (a Map gives one result per item)."""
+    _write_app(tmp_path, SKIPPING_APP)
+    results = {r.event: r for r in verify_app(str(tmp_path), load_events(str(tmp_path)), language)}
+    assert all(r.equivalent and not r.skipped for r in results.values()), results
+    assert results["events/mixed.json"].machine["output"]["count"] == 2
+    assert results["events/none-kept.json"].machine["output"] == {"processed": [], "count": 0}

@@ -135,12 +135,6 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     fragment = builder.block(body, processor_scope)
     if fragment.start is not None and not fragment.exits and not continues:
         raise Unsupported(node.lineno, "a loop that returns or raises from inside")
-    if continues and collect is not None:
-        raise Unsupported(
-            node.lineno,
-            "a `continue` in a loop that collects results (its Map gives one per item)",
-            "append in an `if` instead of skipping the rest with `continue`",
-        )
     forget_loop_locals(scope, initial, processor_scope.env, node.lineno)
     output: Expr = Lit(None)
     if collect is not None:
@@ -148,9 +142,19 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             before, collect = builder.hoist(collect, processor_scope)
             fragment = builder.sequence(fragment, before)
         output = to_expr(builder.value(collect, processor_scope), node.lineno)
+    # a loop that collects and skips some items (`continue`): each item gives a list, of its
+    # value or of nothing, joined after the Map (a Map gives one result per item)
+    skipping = bool(continues) and collect is not None
+    if skipping:
+        output = Arr((output,))
     done = builder.add(Succeed(builder.unique(f"{pascal(item)}Done"), output, span_of(node)))
     builder.connect(fragment.exits, done)
-    builder.connect([exit_ for exit_, _ in continues], done)  # the round ends there
+    skipped = done
+    if skipping:
+        skipped = builder.add(
+            Succeed(builder.unique(f"{pascal(item)}Skipped"), Arr(()), span_of(node))
+        )
+    builder.connect([exit_ for exit_, _ in continues], skipped)  # the round ends there
     processor = builder.graph(fragment.start or done)
     for state in processor.states:
         if saved.get(state.name) is None:
@@ -177,7 +181,8 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         )
     )
     if collector is not None:
-        scope.env[collector] = Var(scope.var(collector))
+        results: Expr = Var(scope.var(collector))
+        scope.env[collector] = Op(Operator.FLATTEN, (results,)) if skipping else results
     return Fragment(name, [(name, "next")])
 
 
