@@ -857,3 +857,30 @@ def test_a_collecting_loop_that_skips_items(tmp_path: Any, language: str) -> Non
     assert all(r.equivalent and not r.skipped for r in results.values()), results
     assert results["events/mixed.json"].machine["output"]["count"] == 2
     assert results["events/none-kept.json"].machine["output"] == {"processed": [], "count": 0}
+
+
+def test_original_revision_knows_the_documented_differences(tmp_path: Any) -> None:
+    """`verify --original REV` plans the code at REV again, so the machine failing where the
+    original carried on with an unchecked function failure is documented there too."""
+    import shutil
+    import subprocess
+
+    app = tmp_path / "app"
+    shutil.copytree(os.path.join(ARTICLE, "parallel_notifications", "module_client"), app)
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "before migration"], check=True)
+    runner = CliRunner()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert runner.invoke(main, ["migrate", "app", "--write", "--no-cache"]).exit_code == 0
+        event = os.path.join("app", "events", "email-bounce.json")
+        args = ["verify", "app", "--original", "HEAD", "--event", event]
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "documented difference: the machine failed with RuntimeError" in result.output
+        assert runner.invoke(main, [*args, "--strict"]).exit_code == 1
+    finally:
+        os.chdir(cwd)

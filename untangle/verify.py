@@ -326,7 +326,10 @@ def compare(
 
 
 def prepare_written(
-    app_dir: str, original: str, query_language: str = "jsonata"
+    app_dir: str,
+    original: str,
+    query_language: str = "jsonata",
+    keep_unchecked_errors: bool = False,
 ) -> list[PreparedWorkflow]:
     """After `migrate --write`: the machines written under ``app_dir/statemachine`` against the
     orchestrators as they were at git revision ``original`` (checked out into a temporary
@@ -346,7 +349,9 @@ def prepare_written(
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(checkout, filter="data")
     old_app = os.path.join(checkout, relative)
-    prepared = prepare(old_app, query_language)
+    # planned again from the original code: what the written machine runs, and which of its
+    # tasks fail where the original carried on (a documented difference)
+    prepared = prepare(old_app, query_language, keep_unchecked_errors)
     for item in prepared:
         if item.definition is None:
             continue
@@ -381,7 +386,7 @@ def verify_app(
     from untangle.engine.machine import Engine
 
     prepared = (
-        prepare_written(app_dir, original, query_language)
+        prepare_written(app_dir, original, query_language, keep_unchecked_errors)
         if original
         else prepare(app_dir, query_language, keep_unchecked_errors)
     )
