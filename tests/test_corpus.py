@@ -31,12 +31,6 @@ APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
 KNOWN_GAPS: dict[str, str] = {
     "api_order_endpoint": "orchestrator/app.py:23: `in` on a list",
-    "s3_thumbnail_pipeline": (
-        "orchestrator/app.py:16: the workflow would need `key.lower().endswith(IMAGE_SUFFIXES)` "
-        "(local computation)\n"
-        "orchestrator/app.py:23: the workflow would need `min(meta['width'], MAX_WIDTH)` "
-        "(local computation)"
-    ),
     "sqs_records_fanout": "orchestrator/app.py:16: a collection mutated across steps",
 }
 

@@ -256,6 +256,18 @@ class _JSONata(StateVisitor[dict[str, Any]]):
                 return f"$eval({args[0]})"
             case Operator.FLATTEN:
                 return f"$reduce({args[0]}, function($all, $part) {{ $append($all, $part) }}, [])"
+            case Operator.MIN | Operator.MAX:
+                return f"${op}([{', '.join(args)}])"
+            case Operator.ENDSWITH:
+                return (
+                    f"($text := {args[0]}; $part := {args[1]}; $length($text) >= $length($part) "
+                    "and $substring($text, $length($text) - $length($part)) = $part)"
+                )
+            case Operator.STARTSWITH:
+                return (
+                    f"($text := {args[0]}; $part := {args[1]}; "
+                    "$substring($text, 0, $length($part)) = $part)"
+                )
             # pairs are appended one by one: `$map` would return a lone pair as the pair itself
             case Operator.ITEMS:
                 return (

@@ -116,6 +116,12 @@ class Operator(StrEnum):
     ITEMS = "items"
     ENUMERATE = "enumerate"
     ZIP = "zip"
+    # min(a, b, …) / max(a, b, …) of numbers
+    MIN = "min"
+    MAX = "max"
+    # endswith(text, Lit(suffix)) / startswith(text, Lit(prefix)): str.endswith / startswith
+    ENDSWITH = "endswith"
+    STARTSWITH = "startswith"
     # join(a, Lit(sep)): sep.join(a)
     JOIN = "join"
     # upper(a) / lower(a) / trim(a): str.upper(), str.lower(), str.strip()
@@ -536,6 +542,10 @@ def expr_text(expr: Expr) -> str:
             | Operator.ITEMS
             | Operator.ENUMERATE
             | Operator.ZIP
+            | Operator.MIN
+            | Operator.MAX
+            | Operator.ENDSWITH
+            | Operator.STARTSWITH
             | Operator.JOIN
             | Operator.UPPER
             | Operator.LOWER

@@ -247,6 +247,10 @@ def jsonpath_form(op: Operator) -> JSONPathForm:
             | Operator.ITEMS
             | Operator.ENUMERATE
             | Operator.ZIP
+            | Operator.MIN
+            | Operator.MAX
+            | Operator.ENDSWITH
+            | Operator.STARTSWITH
             | Operator.JOIN
             | Operator.UPPER
             | Operator.LOWER

@@ -99,6 +99,10 @@ def _operation(expr: Op) -> str:
             return f"int(-(-({text[0]}) // 1))"
         case Operator.FLATTEN:
             return f"[item for part in {text[0]} for item in part]"
+        case Operator.MIN | Operator.MAX:
+            return f"{op}({', '.join(text)})"
+        case Operator.ENDSWITH | Operator.STARTSWITH:
+            return f"{text[0]}.{op}({text[1]})"
         case Operator.ITEMS:
             return f"[[key, value] for key, value in {text[0]}.items()]"
         case Operator.ENUMERATE:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from untangle.workflow.build.ast_helpers import dotted_name, source_text
-from untangle.workflow.build.constant_fold import truthy
+from untangle.workflow.build.constant_fold import kind_of, truthy
 from untangle.workflow.build.helpers import pure_inline
 from untangle.workflow.build.scope import NOT_DATA, Opaque, Response, Scope, Stream, Value, to_expr
 from untangle.workflow.ir import (
+    Arr,
     Expr,
     Lit,
     Op,
@@ -245,3 +246,36 @@ def builtin_bool(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Valu
     if len(node.args) != 1:
         return None
     return truthy(_argument(builder, node, scope))
+
+
+@specialize(functions=("min", "max"))
+def builtin_min_max(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    """`min(a, b)` of numbers: one of them a number is enough (Python raises on anything
+    else). A single iterable, or no number among them, is local computation."""
+    if len(node.args) < 2 or node.keywords:
+        return None
+    values = [_argument(builder, node, scope, index) for index in range(len(node.args))]
+    kinds = {kind_of(v) for v in values} - {None}
+    if kinds != {"number"}:
+        return None
+    assert isinstance(node.func, ast.Name)
+    return Op(Operator.MIN if node.func.id == "min" else Operator.MAX, tuple(values))
+
+
+@specialize(methods=("endswith", "startswith"))
+def str_ends(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
+    """`key.endswith(".jpg")`, or a tuple of suffixes (any of them)."""
+    assert isinstance(node.func, ast.Attribute)
+    if len(node.args) != 1 or node.keywords:
+        return None
+    text = builder.value(node.func.value, scope)
+    parts = builder.value(node.args[0], scope)
+    if isinstance(text, NOT_DATA):
+        return None
+    candidates = parts.items if isinstance(parts, Arr) else (parts,)
+    options = [o for o in candidates if isinstance(o, Lit) and isinstance(o.value, str)]
+    if not options or len(options) != len(candidates):
+        return None
+    operator = Operator.ENDSWITH if node.func.attr == "endswith" else Operator.STARTSWITH
+    tests = tuple(Op(operator, (to_expr(text, node.lineno), option)) for option in options)
+    return tests[0] if len(tests) == 1 else Op(Operator.OR, tests)
