@@ -11,7 +11,8 @@ dispatches, and each construct has its module: `statement`, `conditional` (→ C
 `exceptions` (→ Catch, Fail), `for_loop` (→ Map), `unroll` (fixed loops → steps, Parallel),
 `while_loop` (→ polling Choice), `retry` (→ Retry), `concurrency` (→ Map, Parallel), `invoke`
 (→ Task, Wait), `helpers` (inlining), `extraction` (→ new functions), `expression`,
-`specialize` (known callables), `constant_fold`, `locals`, `work`, `ast_helpers`.
+`specialize` (known callables), `constant_fold`, `locals`, `work`, `ast_helpers`; `effect`
+is the step every statement that does work shares.
 """
 
 from untangle.workflow.build.builder import WorkflowBuilder

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from untangle.analysis.program import Program
-from untangle.workflow.build import helpers, statement, visitor
+from untangle.workflow.build import effect, helpers, visitor
 from untangle.workflow.build.ast_helpers import (
     bound_names,
     head_of,
@@ -285,12 +285,12 @@ class WorkflowBuilder:
     def effect(self, value: ast.expr, target: str | None, scope: Scope) -> Fragment:
         """`target = value` (or just `value`): a Task, a Wait or an inlined helper when the
         expression does work, else a data expression bound to `target`."""
-        return statement.transform_effect(self, value, target, scope)
+        return effect.transform_effect(self, value, target, scope)
 
     def hoist(self, node: ast.expr, scope: Scope) -> tuple[Fragment, ast.expr]:
         """The work inside `node` emitted first, each result into a variable; `node` with those
         calls replaced by the variables."""
-        return statement.hoist(self, node, scope)
+        return effect.hoist(self, node, scope)
 
     def inline(
         self, info: tuple[str, ast.Call], value: ast.expr, target: str | None, scope: Scope
