@@ -129,18 +129,24 @@ def test_verify_app_in_process_and_result_round_trip() -> None:
     assert VerifyResult.from_json(json.loads(json.dumps(results[2].to_json()))) == results[2]
 
 
-def test_original_revision_after_write(tmp_path: Any) -> None:
-    """After `migrate --write`, `--original REV` runs the code as it was at REV against the
-    machines written to disk; a broken written machine is caught."""
+def _committed_copy(tmp_path: Any, *fixture: str) -> Any:
+    """An article app copied to tmp_path/app and committed in a new git repository there."""
     import shutil
     import subprocess
 
     app = tmp_path / "app"
-    shutil.copytree(os.path.join(ARTICLE, "order_size_choice", "module_client"), app)
+    shutil.copytree(os.path.join(ARTICLE, *fixture), app)
     git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "before migration"], check=True)
+    return app
+
+
+def test_original_revision_after_write(tmp_path: Any) -> None:
+    """After `migrate --write`, `--original REV` runs the code as it was at REV against the
+    machines written to disk; a broken written machine is caught."""
+    app = _committed_copy(tmp_path, "order_size_choice", "module_client")
     runner = CliRunner()
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -862,15 +868,7 @@ def test_a_collecting_loop_that_skips_items(tmp_path: Any, language: str) -> Non
 def test_original_revision_knows_the_documented_differences(tmp_path: Any) -> None:
     """`verify --original REV` plans the code at REV again, so the machine failing where the
     original carried on with an unchecked function failure is documented there too."""
-    import shutil
-    import subprocess
-
-    app = tmp_path / "app"
-    shutil.copytree(os.path.join(ARTICLE, "parallel_notifications", "module_client"), app)
-    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "before migration"], check=True)
+    _committed_copy(tmp_path, "parallel_notifications", "module_client")
     runner = CliRunner()
     cwd = os.getcwd()
     os.chdir(tmp_path)
