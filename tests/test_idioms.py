@@ -358,35 +358,32 @@ LAMBDA_TRANSIENT = [
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.TooManyRequestsException",
 ]
-DEFAULT_RETRIER = {
-    "ErrorEquals": LAMBDA_TRANSIENT,
-    "IntervalSeconds": 2,
-    "MaxAttempts": 6,
-    "BackoffRate": 2,
-}
 BOTO_ERRORS = LAMBDA_TRANSIENT[:3] + LAMBDA_TRANSIENT[4:]  # `except ClientError`
 
-# the handler's own retry rules → the ErrorEquals of the Task's retriers, in order
+# the handler's own retry rules → the ErrorEquals of the Task's retriers, in order: the
+# handler's own first (the first retrier naming an error decides), then the Lambda service
+# retrier for the transient errors they leave, then catch-alls
+OTHER_TRANSIENT = [e for e in LAMBDA_TRANSIENT if e != "Lambda.TooManyRequestsException"]
 RETRIES = [
     pytest.param((), [LAMBDA_TRANSIENT], id="no-rule-of-its-own"),
     pytest.param(
         (RetryRule(("Lambda.TooManyRequestsException",), 1, 4, 2.0, jitter=True),),
-        [LAMBDA_TRANSIENT],
-        id="a-throttling-rule-is-the-default-one",
+        [["Lambda.TooManyRequestsException"], OTHER_TRANSIENT],
+        id="a-throttling-rule-keeps-its-own-timing",
     ),
     pytest.param(
         (RetryRule((*BOTO_ERRORS, "States.TaskFailed"), 10, 4, 2.0),),
-        [LAMBDA_TRANSIENT, ["States.TaskFailed"]],
+        [[*BOTO_ERRORS, "States.TaskFailed"], ["Lambda.ClientExecutionTimeoutException"]],
         id="client-error-and-function-error",
     ),
     pytest.param(
         (RetryRule(("OutOfStock",), 1, 3, 1.0),),
-        [LAMBDA_TRANSIENT, ["OutOfStock"]],
+        [["OutOfStock"], LAMBDA_TRANSIENT],
         id="near-miss-an-error-of-the-function",
     ),
     pytest.param(
         (RetryRule(("States.ALL",), 1, 3, 1.0), RetryRule(("Timeout",), 5, 2, 1.0)),
-        [LAMBDA_TRANSIENT, ["Timeout"], ["States.ALL"]],
+        [["Timeout"], LAMBDA_TRANSIENT, ["States.ALL"]],
         id="near-miss-catch-all-stays-last",
     ),
 ]
@@ -404,11 +401,14 @@ def test_every_lambda_task_retries_lambdas_transient_errors(
     definition = to_asl(workflow, language)
     [state] = [s for s in definition["States"].values() if s["Type"] == "Task"]
     assert [r["ErrorEquals"] for r in state["Retry"]] == expected
-    assert state["Retry"][0] == DEFAULT_RETRIER
+    retried = {
+        e for r in state["Retry"] if "States.ALL" not in r["ErrorEquals"] for e in r["ErrorEquals"]
+    }
+    assert set(LAMBDA_TRANSIENT) <= retried  # every transient Lambda error is retried
     assert asl_errors([definition]) == [[]]
 
 
-def test_every_lambda_task_of_the_goldens_has_the_default_retrier_first() -> None:
+def test_every_lambda_task_of_the_goldens_retries_every_transient_error() -> None:
     goldens = Path(__file__).resolve().parent / "golden" / "plan"
     tasks = []
 
@@ -426,7 +426,9 @@ def test_every_lambda_task_of_the_goldens_has_the_default_retrier_first() -> Non
             if machine:
                 walk(machine)
     assert len(tasks) > 100
-    assert all(task["Retry"][0] == DEFAULT_RETRIER for task in tasks)
+    for task in tasks:
+        retried = {e for retrier in task["Retry"] for e in retrier["ErrorEquals"]}
+        assert set(LAMBDA_TRANSIENT) <= retried, task["Retry"]
 
 
 # --- state names are never ASL field names -------------------------------------------------------

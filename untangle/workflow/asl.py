@@ -39,6 +39,7 @@ from untangle.workflow.ir import (
     Var,
     Wait,
     Workflow,
+    all_states,
     ordered,
     successors,
 )
@@ -103,15 +104,13 @@ def placeholders(definition: Any) -> list[str]:
 
 
 def _retries(rules: tuple[RetryRule, ...]) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = [
-        {**LAMBDA_SERVICE_RETRY, "ErrorEquals": list(LAMBDA_SERVICE_RETRY["ErrorEquals"])}
-    ]
-    service = set(LAMBDA_SERVICE_RETRY["ErrorEquals"])
+    """The code's own retries first (the first retrier that names an error decides), then the
+    Lambda service retrier for the service errors the code does not name, then catch-alls."""
+    result: list[dict[str, Any]] = []
+    named = {e for rule in rules if "States.ALL" not in rule.errors for e in rule.errors}
     catch_all: list[dict[str, Any]] = []
     for rule in rules:
-        errors = [e for e in rule.errors if e not in service]
-        if not errors:
-            continue
+        errors = list(rule.errors)
         retrier: dict[str, Any] = {
             "ErrorEquals": errors,
             "IntervalSeconds": max(int(rule.interval), 1),
@@ -123,7 +122,9 @@ def _retries(rules: tuple[RetryRule, ...]) -> list[dict[str, Any]]:
         if rule.jitter:
             retrier["JitterStrategy"] = "FULL"
         (catch_all if "States.ALL" in errors else result).append(retrier)
-    return result + catch_all
+    service = [e for e in LAMBDA_SERVICE_RETRY["ErrorEquals"] if e not in named]
+    default = [{**LAMBDA_SERVICE_RETRY, "ErrorEquals": service}] if service else []
+    return result + default + catch_all
 
 
 def _ends(state: State, rendered: dict[str, Any]) -> dict[str, Any]:
@@ -529,7 +530,7 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
     result: str | None = None
 
     def machine(self, graph: Graph) -> dict[str, Any]:
-        for state in _all_states(graph):
+        for state in all_states(graph):
             if isinstance(state, Parallel):
                 for index, name in enumerate(state.assign):
                     if name:
@@ -986,18 +987,6 @@ _MIRRORED = {
 
 def _slot(state_name: str) -> str:
     return "parallel_" + re.sub(r"[^0-9A-Za-z_]", "_", state_name)
-
-
-def _all_states(graph: Graph) -> list[State]:
-    found: list[State] = []
-    for state in graph.states:
-        found.append(state)
-        if isinstance(state, Map):
-            found += _all_states(state.processor)
-        elif isinstance(state, Parallel):
-            for branch in state.branches:
-                found += _all_states(branch)
-    return found
 
 
 def _short(expr: Expr) -> str:

@@ -138,6 +138,7 @@ def retry_for(
         and len(node.body) == 1
         and isinstance(node.body[0], ast.Try)
         and isinstance(node.target, ast.Name)
+        and not node.orelse  # `for/else`: what happens when the retries run out is no Retry
     ):
         return None
     attempts = int(number(builder, node.iter.args[0], scope))
