@@ -117,6 +117,7 @@ def _walk(
     exclude: tuple[str, ...],
     seen: set[tuple[int, int]],
     errors: list[SourceError],
+    ancestors: tuple[tuple[int, int], ...] = (),
 ) -> Iterator[str]:
     try:
         info = os.stat(top)
@@ -124,10 +125,14 @@ def _walk(
         errors.append(SourceError(top, None, _os_message(exc)))
         return
     key = (info.st_dev, info.st_ino)
-    if key in seen:
+    if key in ancestors:
         errors.append(SourceError(top, None, "symlink loop: this directory was already scanned"))
         return
+    if key in seen:
+        # a second way into a directory (`tests/shared -> ../shared`): scanned once, no error
+        return
     seen.add(key)
+    ancestors = (*ancestors, key)
     try:
         entries = sorted(os.scandir(top), key=lambda e: e.name)
     except OSError as exc:
@@ -146,7 +151,7 @@ def _walk(
         if is_dir:
             if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
                 continue
-            yield from _walk(path, base, exclude, seen, errors)
+            yield from _walk(path, base, exclude, seen, errors, ancestors)
         elif is_file:
             yield path
         elif entry.is_symlink() and entry.name.endswith(".py"):

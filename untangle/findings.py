@@ -61,6 +61,8 @@ def check(program: Program, rules: Iterable[type[Rule]]) -> list[Finding]:
                 handlers = (None,)
             for handler in handlers:
                 message = raw.message
+                if handler is None:
+                    message += "; no handler in the scanned tree reaches this code"
                 findings.append(
                     Finding(
                         raw.rule,

@@ -101,6 +101,23 @@ EXTERNAL_ROOTS = frozenset(
     }
 )
 _MAX_VALUES = 24
+# the keywords that make `x.invoke(…)` a Lambda invoke whatever `x` is
+SHAPE_KEYWORDS = {
+    "invoke": frozenset({"FunctionName"}),
+    "invoke_async": frozenset({"FunctionName", "InvokeArgs"}),
+}
+# a receiver built from these is a test double, or an AWS SDK object the analysis knows is not a
+# Lambda client: never a Lambda client recognised by shape
+MOCK_MODULES = (
+    "unittest.mock.",
+    "mock.",
+    "pytest_mock.",
+    "asynctest.",
+    "boto3.",
+    "botocore.",
+    "aioboto3.",
+    "aiobotocore.",
+)
 _MAX_CALL_DEPTH = 6
 
 Env_ = tuple[tuple[tuple[str, str], tuple[Sym, "Env_"]], ...]
@@ -123,6 +140,9 @@ class InvokeSite:
     site: CallSite
     method: str
     kwargs: dict[str, Values]
+    # the client was recognised by the call's shape, not traced to boto3 (a factory outside
+    # the scanned tree, a constructor parameter, a framework object)
+    by_shape: bool = False
 
 
 @dataclass(frozen=True)
@@ -466,7 +486,47 @@ class Program:
         result: set[Value] = set()
         for func in self.values(sym.func, env, depth + 1):
             result |= self._apply(func, sym, env, depth)
+        if not result and self._untraced_method(sym.func, ("client", "create_client"), env, depth):
+            # `session.client("lambda")` on a session nobody traced (passed in, made elsewhere)
+            return frozenset(
+                LambdaClient(by_shape=True) if isinstance(v, LambdaClient) else v
+                for v in self._client(sym, env, depth)
+                if not (isinstance(v, OtherClient) and v.service is None)
+            )
         return frozenset(result)
+
+    def _untraced_method(
+        self, func: Sym, names: tuple[str, ...], env: Env_ = NO_ENV, depth: int = 0
+    ) -> bool:
+        """`func` is `receiver.name` (one of `names`) on a receiver that resolves to nothing
+        known: not a class of the tree, a module, a value, nor a mock object."""
+        if not isinstance(func, Attr) or func.name not in names:
+            return False
+        receivers = self.values(func.base, env, depth + 1)
+        if any(not isinstance(v, Extern) and v != OtherClient(None) for v in receivers):
+            return False
+        return not self._mock_rooted(func.base, 0)
+
+    def _mock_rooted(self, sym: Sym, depth: int) -> bool:
+        """`sym` is built from a mock library (`MagicMock()`, `mock.Mock(spec=…)`), or from the
+        AWS SDK without being a Lambda client (`boto3.resource("dynamodb")`)."""
+        if depth > 8:
+            return False
+        if isinstance(sym, Local):
+            syms = self._locals.get(sym.scope, {}).get(sym.name, ())
+            return any(self._mock_rooted(s, depth + 1) for s in syms)
+        if isinstance(sym, Ref):
+            module, _, name = sym.qualname.rpartition(".")
+            syms = self._globals.get(module, {}).get(name, ())
+            if any(self._mock_rooted(s, depth + 1) for s in syms):
+                return True
+        if isinstance(sym, (Attr, Call)):
+            inner = sym.base if isinstance(sym, Attr) else sym.func
+            if self._mock_rooted(inner, depth + 1):
+                return True
+        return any(
+            isinstance(v, Extern) and v.qualname.startswith(MOCK_MODULES) for v in self.values(sym)
+        )
 
     def _apply(self, func: Value, sym: Call, env: Env_, depth: int) -> Values:
         if isinstance(func, Extern):
@@ -670,7 +730,33 @@ class Program:
                             methods.add(v.name)
                             handed = True
             for method in sorted(methods):
-                yield InvokeSite(qualname, site, method, self._kwargs(site, handed))
+                yield InvokeSite(
+                    qualname,
+                    site,
+                    method,
+                    self._kwargs(site, handed),
+                    by_shape=self._client_by_shape(site.func if not handed else None),
+                )
+            if not methods and self._invoke_by_shape(site):
+                assert isinstance(site.func, Attr)
+                yield InvokeSite(
+                    qualname, site, site.func.name, self._kwargs(site, False), by_shape=True
+                )
+
+    def _client_by_shape(self, func: Sym | None) -> bool:
+        if not isinstance(func, Attr):
+            return False
+        clients = [v for v in self.values(func.base) if isinstance(v, LambdaClient)]
+        return bool(clients) and all(c.by_shape for c in clients)
+
+    def _invoke_by_shape(self, site: CallSite) -> bool:
+        """`x.invoke(FunctionName=…, …)` / `x.invoke_async(FunctionName=…, InvokeArgs=…)` on a
+        receiver nothing traced: no other AWS API has those keywords."""
+        keywords = {name for name, _ in site.kwargs if name is not None}
+        required = SHAPE_KEYWORDS.get(site.func.name if isinstance(site.func, Attr) else "")
+        if required is None or not required <= keywords:
+            return False
+        return self._untraced_method(site.func, tuple(SHAPE_KEYWORDS))
 
     def _kwargs(self, site: CallSite, handed: bool) -> dict[str, Values]:
         kwargs: dict[str, Values] = {}

@@ -11,6 +11,9 @@ from typing import Union
 class LambdaClient:
     """A boto3 / botocore / aiobotocore client for the `lambda` service."""
 
+    # recognised by its shape (`anything.client("lambda")`), not by tracing it to boto3
+    by_shape: bool = False
+
 
 @dataclass(frozen=True)
 class OtherClient:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import codecs
 import os
 import re
 import traceback
-import warnings
 
 from untangle.facts.extract import extract_module
 from untangle.facts.model import ModuleFacts, SourceError
+from untangle.facts.newer_syntax import parse_python
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 # PEP 263: the second line may declare the encoding only when the first is blank or a comment
@@ -55,9 +54,7 @@ def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceErro
     if isinstance(text, SourceError):
         return text
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(text, filename=path)
+        tree = parse_python(text, path)
     except SyntaxError as exc:
         message = exc.msg
         if "Missing parentheses" in message:

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from untangle.analysis.patterns import invocation, is_self_invoke
 from untangle.analysis.program import Program
-from untangle.rules.base import RawFinding, Rule, describe_target, target_of
+from untangle.rules.base import RawFinding, Rule, describe_target, shape_note, target_of
 
 
 class AsyncInvoke(Rule):
@@ -61,7 +61,7 @@ def handler(event, context):
                 self.id,
                 site.function,
                 site.site.span,
-                f"asynchronous invoke of {describe_target(site)} ({how.detail}): "
+                f"asynchronous invoke of {describe_target(site)} ({how.detail}{shape_note(site)}): "
                 "a fire-and-forget chain nobody can follow; make it a state machine",
                 target_of(site),
             )

@@ -69,6 +69,11 @@ def function_name_from_arn(name: str) -> str:
     return name.split(":", 1)[0]
 
 
+def shape_note(site: InvokeSite) -> str:
+    """Said where the client was recognised by the call's shape, not traced to boto3."""
+    return "; the client recognised by its shape" if site.by_shape else ""
+
+
 def describe_target(site: InvokeSite) -> str:
     target = target_of(site)
     return f"`{target}`" if target else "a Lambda function"

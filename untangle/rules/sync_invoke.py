@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from untangle.analysis.patterns import invocation, is_self_invoke
 from untangle.analysis.program import Program
-from untangle.rules.base import RawFinding, Rule, describe_target, target_of
+from untangle.rules.base import RawFinding, Rule, describe_target, shape_note, target_of
 
 
 class SyncInvoke(Rule):
@@ -85,7 +85,7 @@ def handler(event, context):
                 self.id,
                 site.function,
                 site.site.span,
-                f"synchronous invoke of {describe_target(site)} ({how.detail}): "
+                f"synchronous invoke of {describe_target(site)} ({how.detail}{shape_note(site)}): "
                 "the caller pays while it waits; let a Step Functions Task call it",
                 target_of(site),
             )

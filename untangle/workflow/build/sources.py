@@ -4,9 +4,10 @@ decodes it) and parsed once for every handler planned from it."""
 from __future__ import annotations
 
 import ast
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from untangle.facts.newer_syntax import parse_python
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,6 @@ class ParsedSources:
         found = self._parsed.get(path)
         if found is None:
             text = self._read_source(path)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # invalid escapes: scan reported the file already
-                tree = ast.parse(text, filename=path)
+            tree = parse_python(text, path)  # scan parsed it already: it parses
             found = self._parsed[path] = ParsedSource(tree, text.splitlines())
         return found
