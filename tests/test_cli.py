@@ -727,3 +727,20 @@ def test_cache_dir_option_and_no_cache(
     cli("scan", "--cache-dir", str(option), ".")
     assert cache_files(option)
     assert cache_files(from_env) == []
+
+
+def test_extra_paths_in_pyproject_add_an_import_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "layer" / "python").mkdir(parents=True)
+    (tmp_path / "layer" / "python" / "invoker.py").write_text(
+        "import boto3\nlam = boto3.client('lambda')\n"
+        "def call(name):\n    return lam.invoke(FunctionName=name)\n"
+    )
+    (tmp_path / "app.py").write_text(
+        "from invoker import call\ndef handler(event, context):\n    return call('worker')\n"
+    )
+    assert [f["handler"] for f in scan_json(".")["findings"]] == [None]
+    (tmp_path / "pyproject.toml").write_text('[tool.untangle]\nextra-paths = ["layer/python"]\n')
+    assert [f["handler"] for f in scan_json(".")["findings"]] == ["app.handler"]

@@ -225,3 +225,102 @@ def test_a_symlink_to_an_ancestor_is_still_a_loop(tmp_path: Path) -> None:
     assert [e.message for e in result.errors] == [
         "symlink loop: this directory was already scanned"
     ]
+
+
+LAYER_HELPER = (
+    "import boto3\nlam = boto3.client('lambda')\n"
+    "def call_function(name, payload):\n    return lam.invoke(FunctionName=name, Payload=payload)\n"
+)
+LAYER_USER = (
+    "from invoker import call_function\n"
+    "def lambda_handler(event, context):\n    return call_function('worker', b'{}')\n"
+)
+
+
+def _sam(layers_of_orchestrator: str, layer_resource: str) -> str:
+    return f"""\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  SharedLayer:
+{layer_resource}
+  Orchestrator:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: orchestrator/
+      Handler: app.lambda_handler
+      Runtime: python3.12
+{layers_of_orchestrator}
+  Other:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: other/
+      Handler: app.lambda_handler
+      Runtime: python3.12
+"""
+
+
+SERVERLESS_LAYER = """\
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: layers/shared/
+"""
+LAYERS = "      Layers:\n        - !Ref SharedLayer\n"
+
+
+@pytest.mark.parametrize(
+    ("layer_resource", "layer_file", "layers", "reached"),
+    [
+        pytest.param(
+            SERVERLESS_LAYER, "layers/shared/python/invoker.py", LAYERS, True, id="sam-python-dir"
+        ),
+        pytest.param(
+            SERVERLESS_LAYER, "layers/shared/invoker.py", LAYERS, True, id="sam-build-method"
+        ),
+        pytest.param(
+            "    Type: AWS::Lambda::LayerVersion\n    Properties:\n      Content: layers/shared/\n",
+            "layers/shared/python/invoker.py",
+            "      Layers:\n        - Ref: SharedLayer\n",
+            True,
+            id="cfn-layer-version",
+        ),
+        pytest.param(
+            SERVERLESS_LAYER,
+            "layers/shared/python/invoker.py",
+            "",
+            False,
+            id="function-without-the-layer",
+        ),
+        pytest.param(
+            SERVERLESS_LAYER,
+            "layers/shared/python/invoker.py",
+            "      Layers:\n        - arn:aws:lambda:eu-west-1:123456789012:layer:other:3\n",
+            False,
+            id="layer-by-arn-is-not-in-the-tree",
+        ),
+    ],
+)
+def test_a_layer_is_on_its_functions_import_path(
+    tmp_path: Path, layer_resource: str, layer_file: str, layers: str, reached: bool
+) -> None:
+    files = {
+        "template.yaml": _sam(layers, layer_resource),
+        layer_file: LAYER_HELPER,
+        "orchestrator/app.py": LAYER_USER,
+        # the same import in a function the layer is not given: never resolved through it
+        "other/app.py": LAYER_USER,
+    }
+    result = scan_sources(tmp_path, files)
+    assert not result.errors
+    [finding] = result.findings
+    assert finding.path.endswith(layer_file)
+    assert finding.handler == ("orchestrator.app.lambda_handler" if reached else None)
+
+
+def test_extra_paths_add_import_roots_for_layers_built_elsewhere(tmp_path: Path) -> None:
+    files = {"build/layer/python/invoker.py": LAYER_HELPER, "src/app.py": LAYER_USER}
+    without = scan_sources(tmp_path, files)
+    assert [f.handler for f in without.findings] == [None]
+    with_roots = scan_sources(
+        tmp_path, files, extra_paths=("build/layer/python",), base=str(tmp_path)
+    )
+    assert [f.handler for f in with_roots.findings] == ["src.app.lambda_handler"]

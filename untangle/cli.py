@@ -647,6 +647,7 @@ def _scan_options(config: Config, no_cache: bool, cache_dir: str | None = None) 
         include=config.include,
         exclude=config.exclude,
         handler_patterns=config.handler_patterns,
+        extra_paths=config.extra_paths,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         max_file_size=config.max_file_size,
         base=config.base,

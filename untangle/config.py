@@ -20,6 +20,8 @@ class Config:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     handler_patterns: tuple[str, ...] = ()
+    # import roots for layers built outside a template (Terraform, Makefiles), relative to base
+    extra_paths: tuple[str, ...] = ()
     max_file_size: int = 10 * 1024 * 1024
     base: str = field(default=".")
 
@@ -31,6 +33,7 @@ _LIST_KEYS = {
     "select": "select",
     "ignore": "ignore",
     "handler-patterns": "handler_patterns",
+    "extra-paths": "extra_paths",
 }
 _KNOWN = set(_LIST_KEYS) | {"max-file-size"}
 

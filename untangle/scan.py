@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from untangle.analysis.program import Program
 from untangle.cache import FactsCache
-from untangle.discover import SourceFile, discover
+from untangle.discover import SourceFile, discover, module_name
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.source import parse_facts
 from untangle.findings import Finding, check, selected_rules
@@ -39,6 +39,8 @@ class ScanOptions:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     handler_patterns: tuple[str, ...] = ()
+    # import roots every module has (layers built elsewhere), relative to `base`
+    extra_paths: tuple[str, ...] = ()
     cache_dir: str | None = None
     jobs: int = 0  # 0: one per core
     max_file_size: int = 10 * 1024 * 1024
@@ -83,6 +85,11 @@ def load_tree(
 
     template_handlers: set[tuple[str, str]] = set()
     template_functions: list[TemplateHandler] = []
+    import_roots = [
+        ("", prefix)
+        for path in options.extra_paths
+        if (prefix := _package_of(os.path.join(options.base, path), found.root)) is not None
+    ]
     for template in found.templates:
         handlers = read_template(template)
         if isinstance(handlers, SourceError):
@@ -90,6 +97,11 @@ def load_tree(
             continue
         for handler in handlers:
             template_functions.append(handler)
+            importer = _package_of(handler.code_dir, found.root)
+            for layer in handler.layers:
+                prefix = _package_of(layer, found.root)
+                if importer is not None and prefix is not None:
+                    import_roots.append((importer, prefix))
             source = by_file.get(handler.file)
             if source is not None and handler.python:
                 template_handlers.add((source.module, handler.function))
@@ -134,11 +146,21 @@ def load_tree(
         module_names=by_module,
         template_handlers=template_handlers,
         handler_patterns=options.handler_patterns,
+        import_roots=sorted(set(import_roots)),
     ).link()
     cache.save()
     if progress is not None:
         progress(total, total)
     return LoadedTree(program, errors, total, template_functions)
+
+
+def _package_of(folder: str, root: str) -> str | None:
+    """The dotted prefix of the modules in `folder` inside the scanned tree (`""` for its root);
+    None outside it."""
+    folder, root = os.path.abspath(folder), os.path.abspath(root)
+    if folder != root and not folder.startswith(root.rstrip(os.sep) + os.sep):
+        return None
+    return module_name(os.path.join(folder, "__init__.py"), root).removesuffix("__init__")
 
 
 def _read(source: SourceFile, limit: int, errors: list[SourceError]) -> bytes | None:

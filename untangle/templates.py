@@ -10,6 +10,10 @@ from typing import Any
 from untangle.facts.model import SourceError
 
 _FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+_LAYER_TYPES = {
+    "AWS::Serverless::LayerVersion": "ContentUri",
+    "AWS::Lambda::LayerVersion": "Content",
+}
 _MAX_TEMPLATE_BYTES = 5 * 1024 * 1024
 
 
@@ -33,6 +37,10 @@ class TemplateHandler:
     # environment variables that name another resource: (VAR, logical id)
     environment: tuple[tuple[str, str], ...] = ()
     python: bool = True
+    # the function's code folder (CodeUri), absolute
+    code_dir: str = ""
+    # folders its layers put on the import path (a layer's `python/`), absolute
+    layers: tuple[str, ...] = ()
 
 
 def _load_yaml(text: str) -> Any:
@@ -114,7 +122,36 @@ def _handlers(path: str, document: Any) -> Any:
             name if isinstance(name, str) else None,
             tuple(_environment(props, global_function)),
             python,
+            os.path.normpath(os.path.join(directory, code)),
+            tuple(_layer_folders(props, global_function, resources, directory)),
         )
+
+
+def _layer_folders(
+    props: dict[str, Any],
+    global_function: dict[str, Any],
+    resources: dict[str, Any],
+    directory: str,
+) -> Any:
+    """The import roots the function's `Layers:` give it: Lambda puts a layer's `python/`
+    folder on `sys.path` (SAM's `BuildMethod: python3.x` builds the `ContentUri` into it)."""
+    layers = props.get("Layers", global_function.get("Layers"))
+    for layer in layers if isinstance(layers, list) else ():
+        logical_id = _referenced(layer)
+        resource = resources.get(logical_id) if logical_id else None
+        if not isinstance(resource, dict) or resource.get("Type") not in _LAYER_TYPES:
+            continue
+        layer_props = resource.get("Properties") or {}
+        content = (
+            layer_props.get(_LAYER_TYPES[resource["Type"]])
+            if isinstance(layer_props, dict)
+            else None
+        )
+        if not isinstance(content, str) or content.startswith("s3://"):
+            continue
+        folder = os.path.normpath(os.path.join(directory, content))
+        python = os.path.join(folder, "python")
+        yield python if os.path.isdir(python) else folder
 
 
 def _environment(props: dict[str, Any], global_function: dict[str, Any]) -> Any:

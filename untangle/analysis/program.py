@@ -165,6 +165,7 @@ class Program:
         module_names: Iterable[str] = (),
         template_handlers: Iterable[tuple[str, str]] = (),
         handler_patterns: Iterable[str] = (),
+        import_roots: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.modules: dict[str, ModuleFacts] = {}
         self.functions: dict[str, FunctionFacts] = {}
@@ -192,6 +193,9 @@ class Program:
         self._callers: dict[str, list[tuple[str, CallSite, int]]] = {}
         self.cache: dict[str, object] = {}
         self._import_cache: dict[tuple[str, str], str] = {}
+        # (importer package, root): modules under the first import from the second as from the
+        # top (a Lambda layer's `python/` folder, an `extra-paths` entry); "" is every module
+        self._import_roots = tuple(import_roots)
         for module in modules:
             self._add_module(module)
 
@@ -368,6 +372,18 @@ class Program:
                 if base in self._known_modules or base in self._package_prefixes:
                     resolved = ".".join((*package[:i], qualname))
                     break
+            else:
+                for importing, root in self._import_roots:
+                    if (
+                        importing
+                        and importer != importing
+                        and not importer.startswith(importing + ".")
+                    ):
+                        continue
+                    base = f"{root}.{head}" if root else head
+                    if base in self._known_modules or base in self._package_prefixes:
+                        resolved = f"{root}.{qualname}" if root else qualname
+                        break
         self._import_cache[key] = resolved
         return resolved
 
