@@ -352,3 +352,59 @@ def test_suppressed_findings_stay_out_of_the_baseline(project: Path) -> None:
     assert json.loads((project / "baseline.json").read_text())["findings"] == []
     edit(project, "  # untangle: ignore\n", "\n")
     assert check().exit_code == 1
+
+
+# --- one finding per place --------------------------------------------------------------------
+
+SHARED = {
+    "shared/lambdas.py": (
+        "import boto3\n_lam = boto3.client('lambda')\n"
+        "def invoke_lambda(name):\n    return _lam.invoke(FunctionName=name)\n"
+    ),
+    "a/app.py": (
+        "from shared.lambdas import invoke_lambda\n"
+        "def lambda_handler(event, context):\n    return invoke_lambda('x')\n"
+    ),
+}
+SHARED["b/app.py"] = SHARED["a/app.py"]
+# written by the untangle of one finding per handler (commit 4d6e78a) for SHARED, scanned as `.`
+LEGACY_FINGERPRINTS = ["609fdcf9c641f9464b9e", "1473e6bded1d4f929bb7"]
+
+
+@pytest.fixture
+def shared_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name, text in SHARED.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_a_place_two_handlers_reach_is_one_baseline_entry(shared_helper: Path) -> None:
+    assert scan("--write-baseline", "baseline.json", ".").exit_code == 0
+    entries = json.loads((shared_helper / "baseline.json").read_text())["findings"]
+    assert [(e["line"], e["handlers"]) for e in entries] == [
+        (4, ["a.app.lambda_handler", "b.app.lambda_handler"])
+    ]
+    assert scan("--baseline", "baseline.json", ".").exit_code == 0
+
+
+def test_a_baseline_of_one_finding_per_handler_still_holds(shared_helper: Path) -> None:
+    legacy = {"version": 1, "findings": [{"fingerprint": f} for f in LEGACY_FINGERPRINTS]}
+    (shared_helper / "baseline.json").write_text(json.dumps(legacy))
+    assert scan("--baseline", "baseline.json", ".").exit_code == 0
+    # a new invoke is still new
+    (shared_helper / "a" / "app.py").write_text(
+        SHARED["a/app.py"] + "def other(event, context):\n    return invoke_lambda('z')\n"
+    )
+    (shared_helper / "shared" / "lambdas.py").write_text(
+        SHARED["shared/lambdas.py"]
+        + "def again(name):\n    return _lam.invoke(FunctionName=name, Payload=b'{}')\n"
+    )
+    (shared_helper / "b" / "app.py").write_text(
+        "from shared.lambdas import again\n"
+        "def lambda_handler(event, context):\n    return again('y')\n"
+    )
+    result = scan("--format", "json", "--baseline", "baseline.json", ".")
+    assert result.exit_code == 1
+    assert [f["line"] for f in json.loads(result.stdout)["findings"]] == [6]

@@ -211,7 +211,9 @@ FINDING_KEYS = {
     "end_line",
     "end_column",
     "handler",
+    "handlers",
     "target",
+    "targets",
     "message",
     "fingerprint",
 }
@@ -232,7 +234,9 @@ def test_json_shape(project: Path) -> None:
         "end_line": 7,
         "end_column": 5 + len('boto3.client("lambda").invoke(FunctionName="worker")'),
         "handler": "app.handler",
+        "handlers": ["app.handler"],
         "target": "worker",
+        "targets": {},
         "message": first["message"],
         "fingerprint": first["fingerprint"],
     }

@@ -176,11 +176,28 @@ def test_helper_invoke_attributed_to_every_handler(tmp_path: Path) -> None:
             ),
         },
     )
-    assert sorted(f.handler for f in result.findings) == [
-        "a.app.lambda_handler",
-        "b.app.lambda_handler",
-    ]
-    assert {f.target for f in result.findings} == {"x | y"}
+    # one finding for the one place, listing both handlers and what each invokes
+    [finding] = result.findings
+    assert finding.handlers == ("a.app.lambda_handler", "b.app.lambda_handler")
+    assert finding.target is None
+    assert finding.targets == (("a.app.lambda_handler", "x"), ("b.app.lambda_handler", "y"))
+    assert "the function each handler names" in finding.message and "|" not in finding.message
+
+
+def test_handlers_that_invoke_the_same_function_share_its_target(tmp_path: Path) -> None:
+    helper = (
+        "import boto3\n_lam = boto3.client('lambda')\n"
+        "def invoke_lambda(name):\n    return _lam.invoke(FunctionName=name)\n"
+    )
+    user = (
+        "from shared.lambdas import invoke_lambda\n"
+        "def lambda_handler(event, context):\n    return invoke_lambda('x')\n"
+    )
+    result = scan_sources(
+        tmp_path, {"shared/lambdas.py": helper, "a/app.py": user, "b/app.py": user}
+    )
+    [finding] = result.findings
+    assert len(finding.handlers) == 2 and finding.target == "x" and finding.targets == ()
 
 
 def test_aiobotocore_and_aioboto3(tmp_path: Path) -> None:

@@ -273,3 +273,36 @@ def test_absolute_scan_path_gives_a_relative_uri(
         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]
     }
     assert uris == {"src/app.py"}
+
+
+def test_one_result_per_place_with_the_call_path_from_each_handler(
+    validator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "lambdas.py").write_text(
+        "import boto3\n_lam = boto3.client('lambda')\n"
+        "def invoke_lambda(name):\n    return _lam.invoke(FunctionName=name)\n"
+    )
+    for app, name in (("a", "x"), ("b", "y")):
+        (tmp_path / app).mkdir()
+        (tmp_path / app / "app.py").write_text(
+            "from shared.lambdas import invoke_lambda\n"
+            f"def lambda_handler(event, context):\n    return invoke_lambda('{name}')\n"
+        )
+    document = report("sarif", ".")
+    assert schema_errors(validator, document) == []
+    [result] = only_run(document)["results"]
+    assert result["properties"]["handlers"] == ["a.app.lambda_handler", "b.app.lambda_handler"]
+    assert result["properties"]["targets"] == {
+        "a.app.lambda_handler": "x",
+        "b.app.lambda_handler": "y",
+    }
+    related = [
+        (r["physicalLocation"]["artifactLocation"]["uri"], r["physicalLocation"]["region"])
+        for r in result["relatedLocations"]
+    ]
+    assert related == [
+        ("./a/app.py", {"startLine": 3, "startColumn": 12}),
+        ("./b/app.py", {"startLine": 3, "startColumn": 12}),
+    ]

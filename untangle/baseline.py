@@ -23,6 +23,7 @@ def dumps(findings: Iterable[Finding]) -> str:
             "path": f.path,
             "line": f.line,
             "handler": f.handler,
+            "handlers": list(f.handlers),
             "message": f.message,
         }
         for f in findings
@@ -54,6 +55,12 @@ def new_findings(findings: Iterable[Finding], baseline: Counter[str]) -> list[Fi
     for finding in findings:
         if remaining[finding.fingerprint] > 0:
             remaining[finding.fingerprint] -= 1
+            continue
+        # a baseline written when each handler had its own finding of this place
+        legacy = [f for f in finding.legacy_fingerprints if remaining[f] > 0]
+        if legacy:
+            for fingerprint in legacy:
+                remaining[fingerprint] -= 1
         else:
             fresh.append(finding)
     return fresh

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from untangle.analysis.program import Program
 from untangle.rules import ALL_RULES, Rule, resolve_rule
+from untangle.rules.base import RawFinding, target_of
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,19 @@ class Finding:
     column: int
     end_line: int
     end_column: int
-    handler: str | None
-    target: str | None
+    handler: str | None  # the first of `handlers` (None: no handler in the tree reaches it)
+    target: str | None  # None also where the handlers invoke different functions: `targets`
     message: str
     fingerprint: str = ""
+    # every handler that reaches the code: one finding per place, however many reach it
+    handlers: tuple[str, ...] = ()
+    # (handler, target) for each handler, where they invoke different functions
+    targets: tuple[tuple[str, str | None], ...] = ()
+    # what the finding was fingerprinted as when there was one finding per handler: a
+    # baseline written then still matches it
+    legacy_fingerprints: tuple[str, ...] = ()
+    # for each handler, the calls that lead from it to this place: ((path, line, column), …)
+    call_paths: tuple[tuple[str, tuple[tuple[str, int, int], ...]], ...] = ()
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.line, self.column, self.rule, self.handler or "")
@@ -54,30 +64,60 @@ def check(program: Program, rules: Iterable[type[Rule]]) -> list[Finding]:
             module = program.module_of(raw.function)
             if _suppressed(module.suppressions, raw.rule, raw.span.line, raw.span.end_line):
                 continue
-            handlers: tuple[str | None, ...] = program.handlers_reaching(raw.function)
+            handlers = program.handlers_reaching(raw.function)
+            if not handlers and rule.needs_handler:
+                continue
+            message, target, targets = raw.message, raw.target, _targets(program, raw, handlers)
+            if len({t for _, t in targets}) > 1:
+                # each handler names another function: said per handler, never as a union
+                message = message.replace(f"`{raw.target}`", "the function each handler names")
+                target = None
             if not handlers:
-                if rule.needs_handler:
-                    continue
-                handlers = (None,)
-            for handler in handlers:
-                message = raw.message
-                if handler is None:
-                    message += "; no handler in the scanned tree reaches this code"
-                findings.append(
-                    Finding(
-                        raw.rule,
-                        module.path,
-                        raw.span.line,
-                        raw.span.column,
-                        raw.span.end_line,
-                        raw.span.end_column,
-                        handler,
-                        raw.target,
-                        message,
-                    )
+                message += "; no handler in the scanned tree reaches this code"
+            findings.append(
+                Finding(
+                    raw.rule,
+                    module.path,
+                    raw.span.line,
+                    raw.span.column,
+                    raw.span.end_line,
+                    raw.span.end_column,
+                    handlers[0] if handlers else None,
+                    target if len({t for _, t in targets}) <= 1 else None,
+                    message,
+                    handlers=handlers,
+                    targets=targets if len({t for _, t in targets}) > 1 else (),
+                    call_paths=tuple(
+                        (handler, _call_path(program, handler, raw.function))
+                        for handler in handlers
+                    ),
                 )
+            )
     unique = sorted(set(findings), key=Finding.sort_key)
     return _fingerprinted(unique, program)
+
+
+def _call_path(program: Program, handler: str, function: str) -> tuple[tuple[str, int, int], ...]:
+    return tuple(
+        (program.module_of(edge.caller).path, edge.site.span.line, edge.site.span.column)
+        for edge in program.call_path(handler, function)
+    )
+
+
+def _targets(
+    program: Program, raw: RawFinding, handlers: tuple[str, ...]
+) -> tuple[tuple[str, str | None], ...]:
+    """The invoked function as each handler's call paths name it."""
+    site = raw.invoke
+    if site is None or len(handlers) < 2:
+        return ()
+    name = next((sym for key, sym in site.site.kwargs if key == "FunctionName"), None)
+    if name is None:
+        return ()
+    return tuple(
+        (handler, target_of(site, program.values_from(handler, site.function, name)))
+        for handler in handlers
+    )
 
 
 def _suppressed(suppressions: Iterable[object], rule_id: str, line: int, end_line: int) -> bool:
@@ -98,20 +138,32 @@ def _fingerprinted(findings: list[Finding], program: Program) -> list[Finding]:
     for module in program.modules.values():
         lines[module.path] = dict(module.lines)
     counts: dict[tuple[str, ...], int] = {}
+
+    def digest(identity: tuple[str, ...]) -> str:
+        occurrence = counts.get(identity, 0)
+        counts[identity] = occurrence + 1
+        return hashlib.sha256("\x1f".join((*identity, str(occurrence))).encode()).hexdigest()[:20]
+
     result = []
     for finding in findings:
         text = lines.get(finding.path, {}).get(finding.line, "")
-        # independent of how the paths were typed and of where the scan started
-        handler = ""
-        if finding.handler:
-            handler_path = program.module_of(finding.handler).path
-            handler = f"{_stable_path(handler_path)}:{program.functions[finding.handler].name}"
-        identity = (finding.rule, _stable_path(finding.path), handler, text)
-        occurrence = counts.get(identity, 0)
-        counts[identity] = occurrence + 1
-        digest = hashlib.sha256("\x1f".join((*identity, str(occurrence))).encode()).hexdigest()
-        result.append(replace(finding, fingerprint=digest[:20]))
+        # independent of how the paths were typed, of where the scan started, and of which
+        # handlers reach the place
+        path = _stable_path(finding.path)
+        fingerprint = digest((finding.rule, path, "*", text))
+        legacy = tuple(
+            digest((finding.rule, path, _handler_identity(program, handler), text))
+            for handler in finding.handlers or ("",)
+        )
+        result.append(replace(finding, fingerprint=fingerprint, legacy_fingerprints=legacy))
     return result
+
+
+def _handler_identity(program: Program, handler: str) -> str:
+    if not handler:
+        return ""
+    handler_path = program.module_of(handler).path
+    return f"{_stable_path(handler_path)}:{program.functions[handler].name}"
 
 
 def _stable_path(path: str) -> str:

@@ -119,6 +119,7 @@ MOCK_MODULES = (
     "aiobotocore.",
 )
 _MAX_CALL_DEPTH = 6
+_MAX_PATHS = 32
 
 Env_ = tuple[tuple[tuple[str, str], tuple[Sym, "Env_"]], ...]
 NO_ENV: Env_ = ()
@@ -697,6 +698,65 @@ class Program:
                         seen.add(callee)
                         queue.append(callee)
         self._reached = {k: tuple(sorted(v)) for k, v in reached.items()}
+
+    def values_from(self, handler: str, function: str, sym: Sym) -> Values:
+        """What `sym` (in `function`) can be when `handler` is what runs: its parameters bound
+        along each call path from the handler, not to every caller's arguments (a helper
+        `post(name)` called as `post("a")` by one handler and `post("b")` by another)."""
+        envs = self._envs_from(handler, function)
+        if envs is None:
+            return self.values(sym)
+        return _union(self.values(sym, env) for env in envs)
+
+    def _envs_from(self, handler: str, function: str) -> list[Env_] | None:
+        """The parameter bindings of `function` on each call path from `handler` (at most a
+        few short paths; None when there are more, or the function is only handed on)."""
+        if handler == function:
+            return [NO_ENV]
+        found: list[Env_] = []
+        stack: list[tuple[str, Env_, frozenset[str]]] = [(handler, NO_ENV, frozenset({handler}))]
+        while stack:
+            current, env, seen = stack.pop()
+            for edge in self.edges_from(current):
+                if edge.callee in seen or edge.handed:
+                    continue
+                callee = self.functions.get(edge.callee)
+                if callee is None:
+                    continue
+                bindings = list(env)
+                for index, param in enumerate(callee.params):
+                    if index < edge.offset:
+                        continue
+                    arg = _argument(edge.site, index - edge.offset, param)
+                    if arg is not None:
+                        bindings.append(((edge.callee, param), (arg, env)))
+                bound: Env_ = tuple(bindings)
+                if edge.callee == function:
+                    found.append(bound)
+                elif len(seen) < _MAX_CALL_DEPTH and edge.callee in self.invoking:
+                    stack.append((edge.callee, bound, seen | {edge.callee}))
+                if len(found) > _MAX_PATHS:
+                    return None
+        return found or None
+
+    def call_path(self, handler: str, function: str) -> list[Edge]:
+        """The shortest chain of calls from `handler` to `function` (empty when they are one)."""
+        previous: dict[str, Edge] = {}
+        queue = deque([handler])
+        while queue:
+            current = queue.popleft()
+            if current == function:
+                path: list[Edge] = []
+                while current != handler:
+                    edge = previous[current]
+                    path.append(edge)
+                    current = edge.caller
+                return path[::-1]
+            for edge in self.edges_from(current):
+                if edge.callee != handler and edge.callee not in previous:
+                    previous[edge.callee] = edge
+                    queue.append(edge.callee)
+        return []
 
     def handlers_reaching(self, qualname: str) -> tuple[str, ...]:
         return self._reached.get(qualname, ())

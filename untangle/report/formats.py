@@ -24,7 +24,7 @@ def text(
     lines = []
     for f in findings:
         where = f"{f.path}:{f.line}:{f.column}:"
-        handler = f" [handler {f.handler}]" if f.handler else ""
+        handler = _handlers_text(f)
         if color:
             lines.append(
                 f"{_BOLD}{where}{_RESET} {_RED}{f.rule}{_RESET} {f.message}{_DIM}{handler}{_RESET}"
@@ -43,6 +43,16 @@ def text(
     return "\n".join(lines) + "\n"
 
 
+def _handlers_text(f: Finding) -> str:
+    if not f.handlers:
+        return ""
+    if len(f.handlers) == 1:
+        return f" [handler {f.handlers[0]}]"
+    shown = ", ".join(f.handlers[:3])
+    more = f" and {len(f.handlers) - 3} more" if len(f.handlers) > 3 else ""
+    return f" [{len(f.handlers)} handlers: {shown}{more}]"
+
+
 def _finding_dict(f: Finding) -> dict[str, Any]:
     return {
         "rule": f.rule,
@@ -52,7 +62,9 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
         "end_line": f.end_line,
         "end_column": f.end_column,
         "handler": f.handler,
+        "handlers": list(f.handlers),
         "target": f.target,
+        "targets": {handler: target for handler, target in f.targets},
         "message": f.message,
         "fingerprint": f.fingerprint,
     }
@@ -114,8 +126,28 @@ def sarif(
             ],
             "partialFingerprints": {"untangle/v1": f.fingerprint},
         }
-        if f.handler:
-            result["properties"] = {"handler": f.handler, "target": f.target}
+        if f.handlers:
+            result["properties"] = {
+                "handler": f.handler,
+                "handlers": list(f.handlers),
+                "target": f.target,
+                **({"targets": dict(f.targets)} if f.targets else {}),
+            }
+            related = [
+                {
+                    "id": index,
+                    "message": {"text": f"call on the path from handler {handler}"},
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(path), "uriBaseId": "%SRCROOT%"},
+                        "region": {"startLine": line, "startColumn": column},
+                    },
+                }
+                for index, (handler, path, line, column) in enumerate(
+                    (handler, *call) for handler, calls in f.call_paths for call in calls
+                )
+            ]
+            if related:
+                result["relatedLocations"] = related
         results.append(result)
     notifications = [
         {

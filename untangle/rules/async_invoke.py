@@ -64,4 +64,5 @@ def handler(event, context):
                 f"asynchronous invoke of {describe_target(site)} ({how.detail}{shape_note(site)}): "
                 "a fire-and-forget chain nobody can follow; make it a state machine",
                 target_of(site),
+                site,
             )

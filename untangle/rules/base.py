@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from untangle.analysis.program import InvokeSite, Program
-from untangle.analysis.values import ConstV, Env, OwnName
+from untangle.analysis.values import ConstV, Env, OwnName, Values
 from untangle.facts.model import Span
 
 
@@ -24,6 +24,8 @@ class RawFinding:
     span: Span
     message: str
     target: str | None = None
+    # the invoke the finding is about: its target is worked out again for each handler
+    invoke: InvokeSite | None = None
 
 
 class Rule:
@@ -43,11 +45,14 @@ class Rule:
         raise NotImplementedError
 
 
-def target_of(site: InvokeSite) -> str | None:
+def target_of(site: InvokeSite, values: Values | None = None) -> str | None:
     """The invoked function's name when it is known: a literal (ARN prefix and qualifier
-    stripped), `$VAR` for an environment variable, `(itself)` for self-invocation."""
+    stripped), `$VAR` for an environment variable, `(itself)` for self-invocation. `values`:
+    what `FunctionName` can be on one handler's paths (default: on all of them)."""
     names: set[str] = set()
-    for value in site.kwargs.get("FunctionName", frozenset()):
+    if values is None:
+        values = site.kwargs.get("FunctionName", frozenset())
+    for value in values:
         if isinstance(value, ConstV) and isinstance(value.value, str):
             names.add(function_name_from_arn(value.value))
         elif isinstance(value, Env):

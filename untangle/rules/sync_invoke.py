@@ -88,4 +88,5 @@ def handler(event, context):
                 f"synchronous invoke of {describe_target(site)} ({how.detail}{shape_note(site)}): "
                 "the caller pays while it waits; let a Step Functions Task call it",
                 target_of(site),
+                site,
             )
