@@ -413,11 +413,11 @@ def test_github_escaping() -> None:
 # --- rules and explain -------------------------------------------------------------------------
 
 
-def test_rules_lists_six_ids() -> None:
+def test_rules_lists_seven_ids() -> None:
     result = cli("rules")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == [f"UNT00{i}" for i in range(1, 7)]
+    assert [line.split()[0] for line in lines] == [f"UNT00{i}" for i in range(1, 8)]
     for line, rule in zip(lines, ALL_RULES):
         assert line.split()[1] == rule.name
         assert line.endswith(rule.summary)

@@ -44,5 +44,6 @@ def test_rule_ids_are_unique_and_stable() -> None:
         "UNT004",
         "UNT005",
         "UNT006",
+        "UNT007",
     ]
     assert len({r.name for r in ALL_RULES}) == len(ALL_RULES)

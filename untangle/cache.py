@@ -11,7 +11,7 @@ import tempfile
 from untangle import __version__
 from untangle.facts.model import ModuleFacts, SourceError
 
-_SALT = f"{__version__}:{sys.version_info[:2]}:facts-v1".encode()
+_SALT = f"{__version__}:{sys.version_info[:2]}:facts-v2".encode()
 
 
 def default_cache_dir() -> str:

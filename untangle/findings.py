@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from untangle.analysis.patterns import outside_lambda_code
 from untangle.analysis.program import Program
 from untangle.rules import ALL_RULES, Rule, resolve_rule
 from untangle.rules.base import RawFinding, target_of
@@ -39,6 +40,9 @@ class Finding:
         return (self.path, self.line, self.column, self.rule, self.handler or "")
 
 
+OUTSIDE_LAMBDA = "UNT007"
+
+
 def selected_rules(select: Iterable[str] = (), ignore: Iterable[str] = ()) -> list[type[Rule]]:
     """Rules by id or name; unknown names raise `ValueError` (a usage error)."""
     chosen: list[type[Rule]] = []
@@ -67,6 +71,8 @@ def check(program: Program, rules: Iterable[type[Rule]]) -> list[Finding]:
             handlers = program.handlers_reaching(raw.function)
             if not handlers and rule.needs_handler:
                 continue
+            if raw.rule != OUTSIDE_LAMBDA and outside_lambda_code(program, raw.function):
+                continue  # a test or a script: its invokes are UNT007, nothing else is said
             message, target, targets = raw.message, raw.target, _targets(program, raw, handlers)
             if len({t for _, t in targets}) > 1:
                 # each handler names another function: said per handler, never as a union

@@ -90,6 +90,8 @@ def load_tree(
         for path in options.extra_paths
         if (prefix := _package_of(os.path.join(options.base, path), found.root)) is not None
     ]
+    template_packages: set[str] = set()
+    template_names: set[tuple[str, str, str]] = set()
     for template in found.templates:
         handlers = read_template(template)
         if isinstance(handlers, SourceError):
@@ -97,14 +99,18 @@ def load_tree(
             continue
         for handler in handlers:
             template_functions.append(handler)
+            source = by_file.get(handler.file)
+            if source is not None and handler.python:
+                template_handlers.add((source.module, handler.function))
+                if handler.function_name:
+                    template_names.add((source.module, handler.function, handler.function_name))
             importer = _package_of(handler.code_dir, found.root)
+            if importer is not None and source is not None and handler.python:
+                template_packages.add(importer)
             for layer in handler.layers:
                 prefix = _package_of(layer, found.root)
                 if importer is not None and prefix is not None:
                     import_roots.append((importer, prefix))
-            source = by_file.get(handler.file)
-            if source is not None and handler.python:
-                template_handlers.add((source.module, handler.function))
     handler_modules = {module for module, _ in template_handlers}
 
     cache = FactsCache(options.cache_dir)
@@ -147,6 +153,8 @@ def load_tree(
         template_handlers=template_handlers,
         handler_patterns=options.handler_patterns,
         import_roots=sorted(set(import_roots)),
+        template_packages=sorted(template_packages),
+        template_names=sorted(template_names),
     ).link()
     cache.save()
     if progress is not None:

@@ -80,13 +80,61 @@ def invocation(site: InvokeSite) -> Invocation:
     return Invocation("sync", "InvocationType not statically known")
 
 
-def is_self_invoke(site: InvokeSite) -> bool:
+_OUTSIDE_FOLDERS = frozenset({"tests", "test", "scripts", "bin"})
+
+
+def outside_lambda_code(program: Program, qualname: str) -> str | None:
+    """Why `qualname` is not Lambda code (a test, a script), or None: no handler of the tree
+    reaches it, and its file is a test, a `__main__` script, or under tests/ scripts/ bin/."""
+    if program.handlers_reaching(qualname):
+        return None
+    module = program.module_of(qualname)
+    parts = module.path.replace("\\", "/").split("/")
+    name = parts[-1]
+    if name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py":
+        return "a test"
+    folder = next((p for p in parts[:-1] if p in _OUTSIDE_FOLDERS), None)
+    if folder is not None:
+        return "a test" if folder.startswith("test") else "a script"
+    if module.main_guard:
+        return "a script"
+    return None
+
+
+def is_self_invoke(site: InvokeSite, program: Program | None = None) -> bool:
+    """The function invokes itself: `context.function_name`, `AWS_LAMBDA_FUNCTION_NAME`, or
+    the literal `FunctionName` its template gives the handler that reaches the call."""
+    own_names = (
+        {
+            name
+            for handler in program.handlers_reaching(site.function)
+            if (name := program.template_function_name(handler)) is not None
+        }
+        if program is not None
+        else set()
+    )
     for value in site.kwargs.get("FunctionName", frozenset()):
         if isinstance(value, OwnName):
             return True
         if isinstance(value, Env) and value.name in OWN_NAME_ENV:
             return True
+        if (
+            isinstance(value, ConstV)
+            and isinstance(value.value, str)
+            and function_name_from_arn(value.value) in own_names
+        ):
+            return True
     return False
+
+
+def function_name_from_arn(name: str) -> str:
+    """`arn:aws:lambda:us-east-1:123:function:foo:PROD` → `foo`; `foo:PROD` → `foo`."""
+    if name.startswith("arn:"):
+        parts = name.split(":")
+        if len(parts) >= 7:
+            return parts[6]
+        return name
+    return name.split(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -94,6 +142,9 @@ class RetryLoop:
     function: str
     loop: LoopFact
     sleeps: tuple[CallSite, ...]
+    # the invoke is inside a `try` in the loop: it goes round again on an exception (a retry
+    # loop); otherwise on what the invoke answered (a polling loop)
+    guarded: bool = False
 
 
 def retry_loops(program: Program) -> dict[tuple[str, int], RetryLoop]:
@@ -139,7 +190,7 @@ def _retry_loops(program: Program) -> dict[tuple[str, int], RetryLoop]:
             )
             repeating = loop.repeats or loop.kind == "while"
             if (repeating and (sleeps or guarded)) or (sleeps and loop.has_exit):
-                found[(qualname, loop.id)] = RetryLoop(qualname, loop, tuple(sleeps))
+                found[(qualname, loop.id)] = RetryLoop(qualname, loop, tuple(sleeps), guarded)
     return found
 
 

@@ -167,6 +167,8 @@ class Program:
         template_handlers: Iterable[tuple[str, str]] = (),
         handler_patterns: Iterable[str] = (),
         import_roots: Iterable[tuple[str, str]] = (),
+        template_packages: Iterable[str] = (),
+        template_names: Iterable[tuple[str, str, str]] = (),
     ) -> None:
         self.modules: dict[str, ModuleFacts] = {}
         self.functions: dict[str, FunctionFacts] = {}
@@ -197,6 +199,11 @@ class Program:
         # (importer package, root): modules under the first import from the second as from the
         # top (a Lambda layer's `python/` folder, an `extra-paths` entry); "" is every module
         self._import_roots = tuple(import_roots)
+        # the code folders (CodeUri) of the template functions, as module prefixes: inside one,
+        # the template says which function is the handler
+        self._template_packages = tuple(template_packages)
+        # (module, handler function) -> the FunctionName its template gives it
+        self._template_names = {(m, f): name for m, f, name in template_names}
         for module in modules:
             self._add_module(module)
 
@@ -289,6 +296,13 @@ class Program:
 
     # --- handlers -----------------------------------------------------------------------------
 
+    def template_function_name(self, qualname: str) -> str | None:
+        """The `FunctionName` a template gives the handler `qualname`, if one does."""
+        function = self.functions.get(qualname)
+        if function is None:
+            return None
+        return self._template_names.get((self.function_module[qualname], function.name))
+
     def is_handler(self, qualname: str) -> bool:
         function = self.functions.get(qualname)
         if function is None or function.is_method:
@@ -298,6 +312,11 @@ class Program:
             return True
         if any(fnmatch.fnmatchcase(qualname, p) for p in self._handler_patterns):
             return True
+        if any(
+            not package or module == package or module.startswith(package + ".")
+            for package in self._template_packages
+        ):
+            return False  # a template names this folder's handler, and it is another one
         return looks_like_handler(function)
 
     # --- evaluation ---------------------------------------------------------------------------

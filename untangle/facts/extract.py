@@ -85,6 +85,28 @@ def find_suppressions(source: str) -> tuple[Suppression, ...]:
     return tuple(found)
 
 
+_JUMPS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+
+
+def _constant_truth(test: ast.expr) -> bool | None:
+    """`if False:` / `if 0:` / `if True:`: a branch that never (or always) runs."""
+    if isinstance(test, ast.Constant) and isinstance(test.value, (bool, int, type(None))):
+        return bool(test.value)
+    return None
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """`if __name__ == "__main__":`, either way round."""
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+        return False
+    if not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    texts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return bool(names and texts)
+
+
 @dataclass
 class _Scope:
     qualname: str
@@ -153,6 +175,7 @@ class _ModuleBuilder:
         self.interesting_lines: set[int] = set()
         self.module_scope = _Scope(module, "module", None)
         self.lambda_count = 0
+        self.main_guard = False
 
     # --- results ------------------------------------------------------------------------------
 
@@ -170,6 +193,7 @@ class _ModuleBuilder:
             classes=tuple(self.classes),
             suppressions=find_suppressions(self.source),
             lines=lines,
+            main_guard=self.main_guard,
         )
 
     # --- positions ----------------------------------------------------------------------------
@@ -345,6 +369,8 @@ class _ModuleBuilder:
     def block(self, body: Iterable[ast.stmt], state: _FunctionState) -> None:
         for stmt in body:
             self.stmt(stmt, state)
+            if isinstance(stmt, _JUMPS) and state.scope.kind == "function":
+                break  # what follows in this block never runs: nothing there is reported
 
     def stmt(self, node: ast.stmt, state: _FunctionState) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -419,8 +445,13 @@ class _ModuleBuilder:
             self.block(node.body, state)
         elif isinstance(node, ast.If):
             self.expr(node.test, state)
-            self.block(node.body, state)
-            self.block(node.orelse, state)
+            constant = _constant_truth(node.test)
+            if constant is not False:
+                self.block(node.body, state)
+            if constant is not True:
+                self.block(node.orelse, state)
+            if _is_main_guard(node.test) and state.scope.kind == "module":
+                self.main_guard = True
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             if state.scope.kind != "module":
                 for name, ref in self._import_bindings(node):

@@ -264,6 +264,8 @@ class ModuleFacts:
     suppressions: tuple[Suppression, ...] = ()
     # stripped text of the lines where findings may start: fingerprints survive line shifts
     lines: tuple[tuple[int, str], ...] = ()
+    # `if __name__ == "__main__":` at module level: a script, not (only) Lambda code
+    main_guard: bool = False
 
     @property
     def relevant(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from untangle.rules.async_invoke import AsyncInvoke
 from untangle.rules.base import RawFinding, Rule
 from untangle.rules.fan_out import FanOut
+from untangle.rules.invoke_outside_handler import InvokeOutsideHandler
 from untangle.rules.retry_loop import RetryLoop
 from untangle.rules.self_invoke import SelfInvoke
 from untangle.rules.sleep_in_handler import SleepInHandler
@@ -17,6 +18,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     RetryLoop,
     FanOut,
     SelfInvoke,
+    InvokeOutsideHandler,
 )
 RULES_BY_ID: dict[str, type[Rule]] = {rule.id: rule for rule in ALL_RULES}
 RULES_BY_NAME: dict[str, type[Rule]] = {rule.name: rule for rule in ALL_RULES}

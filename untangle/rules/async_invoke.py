@@ -55,7 +55,7 @@ def handler(event, context):
     def check(self, program: Program) -> Iterator[RawFinding]:
         for site in program.invokes:
             how = invocation(site)
-            if how.kind != "async" or is_self_invoke(site):
+            if how.kind != "async" or is_self_invoke(site, program):
                 continue
             yield RawFinding(
                 self.id,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
+from untangle.analysis.patterns import function_name_from_arn
 from untangle.analysis.program import InvokeSite, Program
 from untangle.analysis.values import ConstV, Env, OwnName, Values
 from untangle.facts.model import Span
@@ -62,16 +63,6 @@ def target_of(site: InvokeSite, values: Values | None = None) -> str | None:
     if not names:
         return None
     return " | ".join(sorted(names))
-
-
-def function_name_from_arn(name: str) -> str:
-    """`arn:aws:lambda:us-east-1:123:function:foo:PROD` → `foo`; `foo:PROD` → `foo`."""
-    if name.startswith("arn:"):
-        parts = name.split(":")
-        if len(parts) >= 7:
-            return parts[6]
-        return name
-    return name.split(":", 1)[0]
 
 
 def shape_note(site: InvokeSite) -> str:

@@ -83,15 +83,19 @@ def handler(event, context):
             pauses = sorted(
                 {s for site in retry.sleeps for s in _sleep_seconds(program, retry.function, site)}
             )
-            pause = f", sleeping {', '.join(pauses)} between attempts" if pauses else ""
-            kind = "polling loop" if retry.loop.kind == "while" else "retry loop"
-            yield RawFinding(
-                self.id,
-                retry.function,
-                retry.loop.span,
-                f"hand-rolled {kind} around a Lambda invoke{pause}: "
-                "use a Retry field on a Task state (or Wait + Choice for polling)",
-            )
+            if retry.guarded:
+                pause = f", sleeping {', '.join(pauses)} between attempts" if pauses else ""
+                message = (
+                    f"hand-rolled retry loop around a Lambda invoke{pause}: "
+                    "use a Retry field on the Task state"
+                )
+            else:
+                pause = f", sleeping {', '.join(pauses)} between polls" if pauses else ""
+                message = (
+                    f"hand-rolled polling loop around a Lambda invoke{pause}: "
+                    "use a Wait state and a Choice that loops back to the Task"
+                )
+            yield RawFinding(self.id, retry.function, retry.loop.span, message)
         for qualname in program.invoking:
             found = retry_decorator(program, qualname)
             if found is None:

@@ -49,7 +49,7 @@ def handler(event, context):
 
     def check(self, program: Program) -> Iterator[RawFinding]:
         for site in program.invokes:
-            if not is_self_invoke(site) or invocation(site).kind == "dry-run":
+            if not is_self_invoke(site, program) or invocation(site).kind == "dry-run":
                 continue
             yield RawFinding(
                 self.id,

@@ -79,7 +79,7 @@ def handler(event, context):
     def check(self, program: Program) -> Iterator[RawFinding]:
         for site in program.invokes:
             how = invocation(site)
-            if how.kind != "sync" or is_self_invoke(site):
+            if how.kind != "sync" or is_self_invoke(site, program):
                 continue
             yield RawFinding(
                 self.id,

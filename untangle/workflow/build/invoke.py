@@ -6,14 +6,13 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from untangle.analysis.patterns import invocation
+from untangle.analysis.patterns import function_name_from_arn, invocation
 from untangle.analysis.program import InvokeSite, SleepSite
 from untangle.analysis.values import (
     ConstV,
     Env,
     OwnName,
 )
-from untangle.rules.base import function_name_from_arn
 from untangle.workflow.build.ast_helpers import Replace, copy_node, find_call, span_of
 from untangle.workflow.build.scope import (
     NOT_DATA,
