@@ -68,7 +68,11 @@ def check(program: Program, rules: Iterable[type[Rule]]) -> list[Finding]:
             module = program.module_of(raw.function)
             if _suppressed(module.suppressions, raw.rule, raw.span.line, raw.span.end_line):
                 continue
-            handlers = program.handlers_reaching(raw.function)
+            handlers = (
+                raw.handlers
+                if raw.handlers is not None
+                else program.handlers_reaching(raw.function)
+            )
             if not handlers and rule.needs_handler:
                 continue
             if raw.rule != OUTSIDE_LAMBDA and outside_lambda_code(program, raw.function):
@@ -78,7 +82,7 @@ def check(program: Program, rules: Iterable[type[Rule]]) -> list[Finding]:
                 # each handler names another function: said per handler, never as a union
                 message = message.replace(f"`{raw.target}`", "the function each handler names")
                 target = None
-            if not handlers:
+            if not handlers and raw.rule != OUTSIDE_LAMBDA:
                 message += "; no handler in the scanned tree reaches this code"
             findings.append(
                 Finding(

@@ -101,30 +101,54 @@ def outside_lambda_code(program: Program, qualname: str) -> str | None:
     return None
 
 
-def is_self_invoke(site: InvokeSite, program: Program | None = None) -> bool:
-    """The function invokes itself: `context.function_name`, `AWS_LAMBDA_FUNCTION_NAME`, or
-    the literal `FunctionName` its template gives the handler that reaches the call."""
-    own_names = (
-        {
-            name
-            for handler in program.handlers_reaching(site.function)
-            if (name := program.template_function_name(handler)) is not None
-        }
-        if program is not None
-        else set()
-    )
+def is_self_invoke(site: InvokeSite) -> bool:
+    """The call invokes the function it runs in, whichever handler that is:
+    `context.function_name`, `AWS_LAMBDA_FUNCTION_NAME`."""
     for value in site.kwargs.get("FunctionName", frozenset()):
         if isinstance(value, OwnName):
             return True
         if isinstance(value, Env) and value.name in OWN_NAME_ENV:
             return True
-        if (
-            isinstance(value, ConstV)
-            and isinstance(value.value, str)
-            and function_name_from_arn(value.value) in own_names
-        ):
-            return True
     return False
+
+
+@dataclass(frozen=True)
+class SelfInvokers:
+    """Which handlers reaching an invoke call their own template `FunctionName` there, and
+    which invoke another function there (a handler may do both through one helper)."""
+
+    itself: tuple[str, ...]
+    others: tuple[str, ...]
+
+
+def self_invokers(site: InvokeSite, program: Program) -> SelfInvokers | None:
+    """None where no handler invokes itself by its literal name at `site`."""
+    handlers = program.handlers_reaching(site.function)
+    named = [(h, program.template_function_name(h)) for h in handlers]
+    if all(name is None for _, name in named):
+        return None
+    name_sym = next((sym for key, sym in site.site.kwargs if key == "FunctionName"), None)
+    itself: list[str] = []
+    others: list[str] = []
+    for handler, own in named:
+        values = (
+            program.values_from(handler, site.function, name_sym)
+            if name_sym is not None
+            else site.kwargs.get("FunctionName", frozenset())
+        )
+        names = {
+            function_name_from_arn(v.value)
+            if isinstance(v, ConstV) and isinstance(v.value, str)
+            else None
+            for v in values
+        }
+        if own is not None and own in names:
+            itself.append(handler)
+        if own is None or names != {own}:
+            others.append(handler)
+    if not itself:
+        return None
+    return SelfInvokers(tuple(itself), tuple(others))
 
 
 def function_name_from_arn(name: str) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from untangle.analysis.patterns import invocation, is_self_invoke
+from untangle.analysis.patterns import invocation, is_self_invoke, self_invokers
 from untangle.analysis.program import Program
 from untangle.rules.base import RawFinding, Rule, describe_target, shape_note, target_of
 
@@ -55,8 +55,11 @@ def handler(event, context):
     def check(self, program: Program) -> Iterator[RawFinding]:
         for site in program.invokes:
             how = invocation(site)
-            if how.kind != "async" or is_self_invoke(site, program):
+            if how.kind != "async" or is_self_invoke(site):
                 continue
+            selves = self_invokers(site, program)
+            if selves is not None and not selves.others:
+                continue  # every handler here invokes itself: UNT006
             yield RawFinding(
                 self.id,
                 site.function,
@@ -65,4 +68,5 @@ def handler(event, context):
                 "a fire-and-forget chain nobody can follow; make it a state machine",
                 target_of(site),
                 site,
+                selves.others if selves is not None else None,
             )

@@ -27,6 +27,8 @@ class RawFinding:
     target: str | None = None
     # the invoke the finding is about: its target is worked out again for each handler
     invoke: InvokeSite | None = None
+    # the handlers it concerns, where not every handler that reaches the code
+    handlers: tuple[str, ...] | None = None
 
 
 class Rule:

@@ -70,12 +70,13 @@ if "__main__" == __name__:
             where = outside_lambda_code(program, site.function)
             if where is None:
                 continue
-            how = invocation(site)
+            kind = {"sync": "synchronous", "async": "asynchronous"}.get(invocation(site).kind)
             yield RawFinding(
                 self.id,
                 site.function,
                 site.site.span,
-                f"{how.kind} invoke of {describe_target(site)} in {where}, outside Lambda code: "
+                f"{kind or 'dry-run'} invoke of {describe_target(site)} in {where}, "
+                "outside Lambda code: "
                 "nobody is billed for waiting here; not part of a workflow",
                 target_of(site),
                 site,

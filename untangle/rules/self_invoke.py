@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from untangle.analysis.patterns import invocation, is_self_invoke
+from untangle.analysis.patterns import invocation, is_self_invoke, self_invokers
 from untangle.analysis.program import Program
 from untangle.rules.base import RawFinding, Rule
 
@@ -49,7 +49,10 @@ def handler(event, context):
 
     def check(self, program: Program) -> Iterator[RawFinding]:
         for site in program.invokes:
-            if not is_self_invoke(site, program) or invocation(site).kind == "dry-run":
+            if invocation(site).kind == "dry-run":
+                continue
+            selves = None if is_self_invoke(site) else self_invokers(site, program)
+            if not is_self_invoke(site) and selves is None:
                 continue
             yield RawFinding(
                 self.id,
@@ -58,4 +61,5 @@ def handler(event, context):
                 "the handler re-invokes itself: a recursive chain; "
                 "loop in a state machine (Choice back to the Task) instead",
                 "(itself)",
+                handlers=selves.itself if selves is not None else None,
             )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from untangle.analysis.patterns import invocation, is_self_invoke
+from untangle.analysis.patterns import invocation, is_self_invoke, self_invokers
 from untangle.analysis.program import Program
 from untangle.rules.base import RawFinding, Rule, describe_target, shape_note, target_of
 
@@ -79,8 +79,11 @@ def handler(event, context):
     def check(self, program: Program) -> Iterator[RawFinding]:
         for site in program.invokes:
             how = invocation(site)
-            if how.kind != "sync" or is_self_invoke(site, program):
+            if how.kind != "sync" or is_self_invoke(site):
                 continue
+            selves = self_invokers(site, program)
+            if selves is not None and not selves.others:
+                continue  # every handler here invokes itself: UNT006
             yield RawFinding(
                 self.id,
                 site.function,
@@ -89,4 +92,5 @@ def handler(event, context):
                 "the caller pays while it waits; let a Step Functions Task call it",
                 target_of(site),
                 site,
+                selves.others if selves is not None else None,
             )
