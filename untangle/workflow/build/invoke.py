@@ -191,6 +191,7 @@ def function_ref(
     if node is not None:
         value = builder.value(node, scope)
         if isinstance(value, Lit) and isinstance(value.value, str):
+            refuse_own_name(builder, value.value, line)
             return builder.remember(builder.name_function(function_name_from_arn(value.value)))
         if isinstance(value, Op) and value.op == Operator.ENV and isinstance(value.args[0], Lit):
             return builder.remember(builder.name_function(f"${value.args[0].value}"))
@@ -207,12 +208,25 @@ def function_ref(
     if len(known) == 1 and len(names) == 1:
         only = known[0]
         if isinstance(only, ConstV) and isinstance(only.value, str):
+            refuse_own_name(builder, only.value, line)
             return builder.remember(builder.name_function(function_name_from_arn(only.value)))
         if isinstance(only, Env):
             return builder.remember(builder.name_function(f"${only.name}"))
     raise Unsupported(
         line, "the invoked function's name is not known statically (dynamic dispatch)"
     )
+
+
+def refuse_own_name(builder: WorkflowBuilder, name: str, line: int) -> None:
+    """A literal name that is the handler's own `FunctionName` in its template is a
+    self-invocation (after the migration that function is the machine's entry, not a step)."""
+    own = builder.program.template_function_name(builder.handler)
+    if own is not None and function_name_from_arn(name) == own:
+        raise Unsupported(
+            line,
+            f"the handler invokes itself by its own name (`{own}`, its template's FunctionName)",
+            hint="loop in the state machine (a Choice back to the first state) instead",
+        )
 
 
 def dynamic_function(
