@@ -326,3 +326,59 @@ def test_a_new_function_inherits_what_the_orchestrator_runs_with(tmp_path: Path)
     assert yaml.safe_load((tmp_path / "statemachine").iterdir().__next__().read_text())
     # a second run has nothing left to do
     assert run(tmp_path, "--check")[0] == 0
+
+
+# --- validators that are not installed ----------------------------------------------------------
+
+
+@pytest.fixture
+def without_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with Python but no Node.js: PATH holds only the Python interpreter's folder."""
+    import sys
+
+    bin_dir = tmp_path / "bin-without-node"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+def test_write_goes_on_without_a_validator_and_names_it(tmp_path: Path, without_node: None) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "article" / "hello_world" / "module_client", app)
+    code, _, err = run(app, "--write")
+    assert code == 0, err
+    assert "not validated with asl-validator" in err and "node is not on PATH" in err
+    assert "wrote" in err
+    assert list((app / "statemachine").glob("*.asl.json"))
+
+
+def test_strict_validation_fails_when_a_validator_is_missing(
+    tmp_path: Path, without_node: None
+) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "article" / "hello_world" / "module_client", app)
+    before = _snapshot(app)
+    code, _, err = run(app, "--write", "--strict-validation")
+    assert code == 2
+    assert "validation failed: asl-validator" in err and "nothing was written" in err
+    assert _snapshot(app) == before
+
+
+def test_asl_validator_installed_with_npm_global_is_found_on_path(tmp_path: Path) -> None:
+    from untangle.validate import _package_of_command
+
+    package = tmp_path / "lib" / "node_modules" / "asl-validator"
+    (package / "bin").mkdir(parents=True)
+    (package / "package.json").write_text('{"name": "asl-validator", "version": "4.0.0"}')
+    (package / "bin" / "asl-validator.js").write_text("#!/usr/bin/env node\n")
+    (tmp_path / "bin").mkdir()
+    command = tmp_path / "bin" / "asl-validator"
+    command.symlink_to(package / "bin" / "asl-validator.js")
+    assert _package_of_command(str(command)) == package.resolve()
+    # a command of another package is not taken for it
+    other = tmp_path / "lib" / "node_modules" / "other"
+    (other / "bin").mkdir(parents=True)
+    (other / "package.json").write_text('{"name": "other"}')
+    (other / "bin" / "x.js").write_text("")
+    assert _package_of_command(str(other / "bin" / "x.js")) is None
+    assert _package_of_command(None) is None

@@ -385,6 +385,12 @@ def _workflow_text(item: Any, cost: Any, diagram: str, format_estimate: Any) -> 
     "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
+@click.option(
+    "--strict-validation",
+    is_flag=True,
+    help="With --write: fail when a validator is not installed (for CI), instead of naming it "
+    "and going on with the others.",
+)
 @_KEEP_UNCHECKED
 def migrate(
     paths: tuple[str, ...],
@@ -394,6 +400,7 @@ def migrate(
     query_language: str,
     config_path: str | None,
     no_cache: bool,
+    strict_validation: bool,
     keep_unchecked_errors: bool,
 ) -> None:
     """Rewrite orchestrating handlers under PATHS into state machines plus a SAM template.
@@ -446,7 +453,12 @@ def migrate(
         click.echo("nothing to migrate", err=True)
         sys.exit(EXIT_CLEAN)
     if write:
-        problems = check_migration(migration)
+        validation = check_migration(migration)
+        for validator in validation.skipped:
+            click.echo(f"untangle: not validated with {validator}: not installed", err=True)
+        problems = validation.problems
+        if strict_validation:
+            problems = problems + [f"{v} is not installed" for v in validation.skipped]
         if problems:
             for problem in problems:
                 click.echo(f"untangle: validation failed: {problem}", err=True)
@@ -515,7 +527,7 @@ def verify(
     """Run the original orchestrators of APP and the state machines `untangle migrate` would
     write on the same events (in a child process, with moto), and compare them.
 
-    Runs the app's code. Needs the verify extra: pip install 'untangle[verify]'.
+    Runs the app's code. Needs the verify extra: pip install 'untangle-lambda[verify]'.
     Exit codes: 0 every workflow equivalent on every event (or different only where documented,
     without --strict); 1 a mismatch (or a workflow that could not be verified); 2 usage error
     (no events, APP missing, the extra not installed).
@@ -536,7 +548,7 @@ def verify(
     try:
         results = verify_in_subprocess(app, events, query_language, original, keep_unchecked_errors)
     except (ImportError, EngineUnavailable) as exc:  # the child lacks moto / jsonata-python
-        _fail(f"{exc} (the verify extra: pip install 'untangle[verify]')")
+        _fail(f"{exc} (the verify extra: pip install 'untangle-lambda[verify]')")
     except VerifyFailed as exc:
         _fail(f"verify failed: {exc}")
     if output_format == "json":

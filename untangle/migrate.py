@@ -368,18 +368,43 @@ def unified_diff(migration: Migration) -> str:
     )
 
 
-def check_migration(migration: Migration) -> list[str]:
+@dataclass(frozen=True)
+class Validation:
+    """What the validators said about a migration, and which of them could not run here."""
+
+    problems: list[str]
+    skipped: list[str]
+
+
+def check_migration(migration: Migration) -> Validation:
     """Every validator on what would be written: Python compiles, templates pass the SAM
-    transform and cfn-lint, definitions pass asl-validator and cfn-lint E3601."""
+    transform and cfn-lint, definitions pass asl-validator and cfn-lint E3601. A validator that
+    is not installed (Node.js, asl-validator, cfn-lint, the SAM translator) is skipped and named."""
     from untangle.validate import ValidatorUnavailable, asl_errors, cfn_lint_errors
 
-    try:
-        return _check(migration, asl_errors, cfn_lint_errors)
-    except ValidatorUnavailable as exc:
-        return [f"a validator is missing: {exc}"]
+    skipped: set[str] = set()
+
+    def asl(definitions: list[dict[str, Any]]) -> list[list[str]]:
+        try:
+            return asl_errors(definitions)
+        except ValidatorUnavailable as exc:
+            skipped.add(f"asl-validator ({exc})")
+            return [[] for _ in definitions]
+
+    def cfn_lint(definition: dict[str, Any]) -> list[str]:
+        try:
+            return cfn_lint_errors(definition)
+        except ValidatorUnavailable:
+            skipped.add("cfn-lint (pip install cfn-lint)")
+            return []
+
+    problems = _check(migration, asl, cfn_lint, skipped)
+    return Validation(problems, sorted(skipped))
 
 
-def _check(migration: Migration, asl_errors: Any, cfn_lint_errors: Any) -> list[str]:
+def _check(
+    migration: Migration, asl_errors: Any, cfn_lint_errors: Any, skipped: set[str]
+) -> list[str]:
     problems: list[str] = []
     contents = migration.contents()
     definitions: list[tuple[str, dict[str, Any]]] = []
@@ -401,7 +426,8 @@ def _check(migration: Migration, asl_errors: Any, cfn_lint_errors: Any) -> list[
         if os.path.basename(path) in ("template.yaml", "template.yml"):
             relative = os.path.relpath(path, migration.root)
             problems += [
-                f"{relative}: {e}" for e in sam.validate(text, os.path.dirname(path), contents)
+                f"{relative}: {e}"
+                for e in sam.validate(text, os.path.dirname(path), contents, skipped)
             ]
     return problems
 

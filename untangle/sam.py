@@ -310,9 +310,12 @@ def cfn_load(text: str) -> Any:
     return yaml.load(text, Loader=Loader)  # a SafeLoader subclass
 
 
-def validate(text: str, directory: str, pending: dict[str, str]) -> list[str]:
+def validate(
+    text: str, directory: str, pending: dict[str, str], skipped: set[str] | None = None
+) -> list[str]:
     """The SAM transform (local `CodeUri` / `DefinitionUri` swapped for S3 URIs and inline
-    definitions, as `sam validate` does) and cfn-lint's errors on the template."""
+    definitions, as `sam validate` does) and cfn-lint's errors on the template. A validator that
+    is not installed is named in `skipped` (when given; otherwise it is a problem)."""
     import copy
     import os
 
@@ -344,12 +347,24 @@ def validate(text: str, directory: str, pending: dict[str, str]) -> list[str]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     try:
         transform = importlib.import_module("samtranslator.translator.transform").transform
+    except ImportError:
+        transform = None
+        missing = "the SAM transform (pip install aws-sam-translator)"
+        if skipped is None:
+            problems.append(f"{missing} is not installed")
+        else:
+            skipped.add(missing)
+    try:
+        if transform is None:
+            raise _Skipped
 
         class _Loader:
             def load(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
                 return {}
 
         transform(transformed, {}, _Loader())
+    except _Skipped:
+        pass
     except Exception as exc:  # samtranslator raises its own tree of exceptions
         problems.append(f"SAM transform: {exc}")
     try:
@@ -361,5 +376,13 @@ def validate(text: str, directory: str, pending: dict[str, str]) -> list[str]:
                     f"cfn-lint {match.rule.id}: {match.message} (line {match.linenumber})"
                 )
     except ImportError:
-        problems.append("cfn-lint is not installed: pip install 'untangle[test]'")
+        missing = "cfn-lint (pip install cfn-lint)"
+        if skipped is None:
+            problems.append(f"{missing} is not installed")
+        else:
+            skipped.add(missing)
     return problems
+
+
+class _Skipped(Exception):
+    """A validator that is not installed: nothing to run."""

@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,17 +103,38 @@ def find_asl_validator() -> Path:
             f"asl-validator@{ASL_VALIDATOR_VERSION}"
         )
     cwd = Path.cwd().resolve()
-    for base in (cwd, *cwd.parents, _checkout_root()):
+    for base in (cwd, *cwd.parents, _checkout_root(), Path(sys.prefix)):
         package = base / NODE_DIR_NAME / "node_modules" / "asl-validator"
         if (package / "package.json").is_file():
             return package
+    on_path = _package_of_command(shutil.which("asl-validator"))
+    if on_path is not None:
+        return on_path
     raise ValidatorUnavailable(
         f"asl-validator is not installed (looked in $UNTANGLE_ASL_VALIDATOR_DIR, then "
-        f"{NODE_DIR_NAME}/ of {cwd}, its parents and {_checkout_root()}). "
-        f"Install it from the repository root with: {INSTALL_HINT} "
+        f"{NODE_DIR_NAME}/ of {cwd}, its parents, {_checkout_root()} and {sys.prefix}, then "
+        f"for an `asl-validator` command on PATH). Install it with: "
+        f"npm install -g asl-validator@{ASL_VALIDATOR_VERSION}, or {INSTALL_HINT} "
         f"(needs node and npm), or point UNTANGLE_ASL_VALIDATOR_DIR at a directory "
         f"containing node_modules/asl-validator."
     )
+
+
+def _package_of_command(command: str | None) -> Path | None:
+    """`npm install -g asl-validator` puts a command on PATH that links into the package:
+    the package directory is the first parent of its real path with asl-validator's
+    package.json."""
+    if command is None:
+        return None
+    for parent in Path(command).resolve().parents:
+        manifest = parent / "package.json"
+        if manifest.is_file():
+            try:
+                name = json.loads(manifest.read_text(encoding="utf-8")).get("name")
+            except (OSError, ValueError, AttributeError):
+                return None
+            return parent if name == "asl-validator" else None
+    return None
 
 
 def asl_errors(definitions: list[Definition]) -> list[list[str]]:

@@ -16,8 +16,8 @@ hook points of that interpreter, for the duration of a run only:
 
 :func:`check_hooks` raises :class:`EngineUnavailable` naming the hook when a moto upgrade moved
 one of them. moto and jsonata-python come with the ``verify`` extra
-(``pip install 'untangle[verify]'``); they are imported lazily, so importing this module is cheap
-and never fails.
+(``pip install 'untangle-lambda[verify]'``); they are imported lazily, so importing this module
+is cheap and never fails.
 
 Runs are serialised by a process-wide lock: the hooks are module attributes.
 
@@ -239,7 +239,7 @@ def _import(module: str) -> Any:
     except ImportError as exc:
         raise EngineUnavailable(
             f"cannot import {module} ({exc}): install the verify extra, "
-            "pip install 'untangle[verify]'"
+            "pip install 'untangle-lambda[verify]'"
         ) from exc
 
 

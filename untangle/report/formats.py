@@ -173,7 +173,7 @@ def sarif(
                     "driver": {
                         "name": "untangle",
                         "version": __version__,
-                        "informationUri": "https://pypi.org/project/untangle/",
+                        "informationUri": "https://pypi.org/project/untangle-lambda/",
                         "rules": rules,
                     }
                 },
