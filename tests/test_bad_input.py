@@ -231,12 +231,11 @@ def test_bad_file_in_text_format_names_file_and_line(project: Path) -> None:
 
 
 def test_path_that_does_not_exist(project: Path) -> None:
-    code, document = scan_json("missing.py", "good.py")
-    assert document["errors"] == [
-        {"path": "missing.py", "line": None, "message": "no such file or directory"}
-    ]
-    assert_good_reported(document)
-    assert code == 1
+    """A path argument that does not exist is a usage error (exit 2, one line), as in every
+    command; a bad file found inside the tree is an `errors` entry and the scan goes on."""
+    result = run_cli("--format", "json", "missing.py", "good.py")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == "untangle: error: no such file or directory: missing.py\n"
 
 
 @pytest.mark.parametrize(

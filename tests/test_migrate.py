@@ -168,8 +168,12 @@ def test_failure_mid_write_leaves_the_tree_as_it_was(
 def test_handler_selection(tmp_path: Path) -> None:
     app = tmp_path / "app"
     shutil.copytree(FIXTURES / "article" / "order_chain" / "module_client", app)
-    code, diff, _ = run(app, "--handler", "no_such_handler")
-    assert code == 0 and diff == ""
+    code, diff, err = run(app, "--handler", "no_such_handler")
+    assert code == 2 and diff == ""
+    assert err.startswith("untangle: error: no handler named 'no_such_handler'")
+    assert "orchestrator.app.lambda_handler" in err and len(err.splitlines()) == 1
+    code, diff, _ = run(app, "--handler", "lambda_handler")
+    assert code == 0 and "+++ b/orchestrator/app.py" in diff
 
 
 def test_codemod_runs_from_libcst_tool(tmp_path: Path) -> None:
@@ -238,7 +242,8 @@ def test_inline_properties_are_reported_not_mangled(tmp_path: Path) -> None:
     template.write_text("".join(lines))
     before = _snapshot(app)
     code, _, err = run(app, "--write")
-    assert code == 0 and "not migrated" in err and "inline" in err
+    # the handler left as it was is a finding: exit 1, as plan does
+    assert code == 1 and "not migrated" in err and "inline" in err
     assert _snapshot(app) == before
 
 

@@ -111,7 +111,8 @@ def test_findings_are_valid_sarif(validator: Any, project: Path) -> None:
 def test_error_entries_are_valid_sarif(validator: Any, project: Path) -> None:
     (project / "broken.py").write_text("client.invoke(\n")
     (project / "latin.py").write_bytes(b'client.invoke(FunctionName="caf\xe9")\n')
-    document = report("sarif", ".", "missing.py")
+    (project / "missing.py").symlink_to("nowhere.py")  # a dangling link inside the tree
+    document = report("sarif", ".")
     assert schema_errors(validator, document) == []
     notifications = only_run(document)["invocations"][0]["toolExecutionNotifications"]
     summary = [
@@ -125,7 +126,7 @@ def test_error_entries_are_valid_sarif(validator: Any, project: Path) -> None:
     assert summary == [
         ("error", "./broken.py", {"startLine": 1}),
         ("error", "./latin.py", {"startLine": 1}),
-        ("error", "missing.py", None),
+        ("error", "./missing.py", None),
     ]
     assert "never closed" in notifications[0]["message"]["text"]
 

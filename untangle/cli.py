@@ -41,10 +41,85 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cli(click.Group):
+    """Usage errors (an unknown option, a bad value) as one line on stderr, exit 2, the same in
+    every command as the errors the commands find themselves."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        kwargs["prog_name"] = "untangle"
+        try:
+            returned = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "untangle"
+            click.echo(
+                f"untangle: error: {exc.format_message()} (see `{command} --help`)", err=True
+            )
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_FINDINGS)
+        sys.exit(returned if isinstance(returned, int) else EXIT_CLEAN)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="untangle")
 def main() -> None:
-    """Find AWS Lambda functions that orchestrate other Lambdas by hand."""
+    """Find AWS Lambda functions that orchestrate other Lambdas by hand.
+
+    \b
+    Exit codes (every command): 0 clean; 1 findings, refusals, mismatches or changes
+    (--check); 2 usage or configuration error, one line on stderr.
+    """
+
+
+_COLOR = click.option(
+    "--color/--no-color", default=None, help="Colour text output (default: on a TTY)."
+)
+
+
+def _use_color(color: bool | None) -> bool:
+    if color is not None:
+        return color
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _require_paths(paths: tuple[str, ...]) -> None:
+    """Every path exists, and a directory holds some Python: otherwise a usage error."""
+    from untangle.discover import SKIP_DIRS
+
+    for path in paths:
+        if not os.path.exists(path):
+            _fail(f"no such file or directory: {path}")
+        if os.path.isdir(path) and not any(
+            name.endswith(".py")
+            for folder, dirs, files in _walk_pruned(path, SKIP_DIRS)
+            for name in files
+        ):
+            _fail(f"no Python file under {path}")
+
+
+def _walk_pruned(path: str, skip: frozenset[str]) -> Any:
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d not in skip]
+        yield folder, dirs, files
+        if any(name.endswith(".py") for name in files):
+            return
+
+
+def _require_handlers(program: Any, handlers: tuple[str, ...], where: str) -> None:
+    from untangle.plan import orchestrators, unknown_handlers
+
+    unknown = unknown_handlers(program, handlers)
+    if unknown:
+        found = ", ".join(orchestrators(program)) or "none"
+        _fail(
+            f"no handler named {unknown[0]!r} invokes a Lambda function under {where} "
+            f"(the handlers that do: {found})"
+        )
 
 
 @main.command()
@@ -93,10 +168,20 @@ def scan(
     exit_zero: bool,
     color: bool | None,
 ) -> None:
-    """Report Lambda-to-Lambda invokes, sleeps, retry loops and fan-out under PATHS."""
+    """Report Lambda-to-Lambda invokes, sleeps, retry loops and fan-out under PATHS.
+
+    \b
+    Exit codes: 0 no findings; 1 findings (new ones, with --baseline) or files that could not
+    be scanned; 2 usage or configuration error.
+    \b
+    Examples:
+      untangle scan src/ --format sarif > untangle.sarif
+      untangle scan . --baseline untangle-baseline.json   # fail only on new findings
+    """
     from untangle.scan import scan as run_scan
 
     paths = paths or (".",)
+    _require_paths(paths)
     config = _config(paths, config_path)
     selected = _split(select) or config.select
     ignored = _split(ignore) or config.ignore
@@ -134,7 +219,7 @@ def scan(
         known = len(findings)
         findings = new_findings(findings, baseline_prints)
         click.echo(f"{known - len(findings)} finding(s) already in the baseline", err=True)
-    use_color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") if color is None else color
+    use_color = _use_color(color)
     click.echo(
         FORMATS[output_format](findings, result.errors, result.files_scanned, color=use_color),
         nl=False,
@@ -208,6 +293,7 @@ def scan(
     "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
+@_COLOR
 @_KEEP_UNCHECKED
 def plan(
     paths: tuple[str, ...],
@@ -222,12 +308,18 @@ def plan(
     items: int,
     config_path: str | None,
     no_cache: bool,
+    color: bool | None,
     keep_unchecked_errors: bool,
 ) -> None:
     """Infer the Step Functions workflow of every orchestrating handler under PATHS.
 
+    \b
     Exit codes: 0 every workflow converted; 1 some handler was not (fully) converted;
-    2 usage or configuration error.
+    2 usage or configuration error (a missing path, an unknown --handler).
+    \b
+    Examples:
+      untangle plan fixtures/article/order_chain/module_client
+      untangle plan app/ --query-language jsonpath --format json --out statemachine/
     """
     import json
 
@@ -237,6 +329,7 @@ def plan(
     from untangle.scan import load_tree
 
     paths = paths or (".",)
+    _require_paths(paths)
     config = _config(paths, config_path)
     profiles: dict[str, FunctionProfile] = {}
     for option, values in (("--duration", duration), ("--memory", memory)):
@@ -250,6 +343,7 @@ def plan(
             else:
                 profiles[name] = FunctionProfile(current.duration_ms, int(float(number)))
     tree = load_tree(paths, _scan_options(config, no_cache), progress=_progress_bar())
+    _require_handlers(tree.program, handlers, " ".join(paths))
     planned = run_plan(
         tree.program,
         tree.templates,
@@ -274,8 +368,12 @@ def plan(
             json.dumps({"workflows": [_workflow_json(i, c) for i, c in documents]}, indent=2)
         )
     else:
+        use_color = _use_color(color)
         for planned_item, cost in documents:
-            click.echo(_workflow_text(planned_item, cost, diagram, format_estimate))
+            click.echo(
+                _workflow_text(planned_item, cost, diagram, format_estimate, use_color),
+                color=use_color,
+            )
     for error in tree.errors:
         where = f"{error.path}:{error.line}" if error.line else error.path
         click.echo(f"{where}: error: {error.message}", err=True)
@@ -333,13 +431,18 @@ def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
     }
 
 
-def _workflow_text(item: Any, cost: Any, diagram: str, format_estimate: Any) -> str:
+def _workflow_text(
+    item: Any, cost: Any, diagram: str, format_estimate: Any, color: bool = False
+) -> str:
     import json
 
     from untangle.render import diagram as diagrams
 
     workflow = item.workflow
-    lines = [f"== {workflow.name}: {workflow.status} ({workflow.path}, {workflow.handler})"]
+    status = workflow.status
+    if color:
+        status = click.style(status, fg="green" if status == "converted" else "red", bold=True)
+    lines = [f"== {workflow.name}: {status} ({workflow.path}, {workflow.handler})"]
     for reason in workflow.reasons:
         lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.text()}")
     for note in workflow.notes:
@@ -391,6 +494,7 @@ def _workflow_text(item: Any, cost: Any, diagram: str, format_estimate: Any) -> 
     help="With --write: fail when a validator is not installed (for CI), instead of naming it "
     "and going on with the others.",
 )
+@_COLOR
 @_KEEP_UNCHECKED
 def migrate(
     paths: tuple[str, ...],
@@ -401,6 +505,7 @@ def migrate(
     config_path: str | None,
     no_cache: bool,
     strict_validation: bool,
+    color: bool | None,
     keep_unchecked_errors: bool,
 ) -> None:
     """Rewrite orchestrating handlers under PATHS into state machines plus a SAM template.
@@ -408,8 +513,15 @@ def migrate(
     Prints a unified diff (nothing is written) unless --write. The project root is the common
     directory of PATHS; nothing is ever written outside it.
     Handlers that cannot be converted are listed with their reasons and left untouched.
-    Exit codes: 0 done (or nothing to do); 1 with --check when there are changes; 2 usage,
-    configuration or validation error (then nothing is written).
+
+    \b
+    Exit codes: 0 done (or nothing to do); 1 with --check when there are changes, or when a
+    handler was not migrated; 2 usage, configuration or validation error (then nothing is
+    written).
+    \b
+    Examples:
+      untangle migrate app/                  # the diff, nothing written
+      untangle migrate app/ --write          # validate, then write it all or nothing
     """
     from untangle.migrate import (
         MigrationError,
@@ -424,13 +536,12 @@ def migrate(
     from untangle.scan import load_tree
 
     paths = paths or (".",)
-    missing = [p for p in paths if not os.path.exists(p)]
-    if missing:
-        _fail(f"no such file or directory: {', '.join(missing)}")
+    _require_paths(paths)
     config = _config(paths, config_path)
     roots = [os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p) or ".") for p in paths]
     root = os.path.commonpath(roots)
     tree = load_tree(paths, _scan_options(config, no_cache), progress=_progress_bar())
+    _require_handlers(tree.program, handlers, " ".join(paths))
     planned = run_plan(
         tree.program,
         tree.templates,
@@ -449,9 +560,11 @@ def migrate(
         click.echo(f"not migrated: {workflow.name} ({workflow.handler}):", err=True)
         for reason in reasons:
             click.echo(f"  {reason.path}:{reason.line}: {reason.text()}", err=True)
+    # a handler left as it was (refused) is a finding, as in plan and verify
+    done = EXIT_FINDINGS if migration.skipped else EXIT_CLEAN
     if not migration.changes:
         click.echo("nothing to migrate", err=True)
-        sys.exit(EXIT_CLEAN)
+        sys.exit(done)
     if write:
         validation = check_migration(migration)
         for validator in validation.skipped:
@@ -469,12 +582,28 @@ def migrate(
         except (MigrationError, OSError) as exc:
             _fail(f"{exc} (nothing was written)")
         click.echo(f"wrote {len(migration.changes)} file(s)", err=True)
-        sys.exit(EXIT_CLEAN)
-    click.echo(unified_diff(migration), nl=False)
+        sys.exit(done)
+    use_color = _use_color(color)
+    diff = unified_diff(migration)
+    if use_color:
+        diff = "".join(_colored_diff_line(line) for line in diff.splitlines(keepends=True))
+    click.echo(diff, nl=False, color=use_color)
     click.echo(
         f"{len(migration.changes)} file(s) would change (dry run; --write applies)", err=True
     )
-    sys.exit(EXIT_FINDINGS if check else EXIT_CLEAN)
+    sys.exit(EXIT_FINDINGS if check else done)
+
+
+def _colored_diff_line(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return click.style(line, bold=True)
+    if line.startswith("+"):
+        return click.style(line, fg="green")
+    if line.startswith("-"):
+        return click.style(line, fg="red")
+    if line.startswith("@@"):
+        return click.style(line, fg="cyan")
+    return line
 
 
 @main.command()
@@ -514,6 +643,10 @@ def migrate(
     help="A documented difference (the machine fails where the handler carried on with an "
     "unchecked function failure) is a mismatch too.",
 )
+@click.option(
+    "--handler", "handlers", multiple=True, help="Only this handler (name or qualified name)."
+)
+@_COLOR
 def verify(
     app: str,
     event_files: tuple[str, ...],
@@ -523,22 +656,33 @@ def verify(
     original: str | None,
     keep_unchecked_errors: bool,
     strict: bool,
+    handlers: tuple[str, ...],
+    color: bool | None,
 ) -> None:
     """Run the original orchestrators of APP and the state machines `untangle migrate` would
     write on the same events (in a child process, with moto), and compare them.
 
     Runs the app's code. Needs the verify extra: pip install 'untangle-lambda[verify]'.
+
+    \b
     Exit codes: 0 every workflow equivalent on every event (or different only where documented,
     without --strict); 1 a mismatch (or a workflow that could not be verified); 2 usage error
-    (no events, APP missing, the extra not installed).
+    (no events, APP missing, an unknown --handler, the extra not installed).
+    \b
+    Examples:
+      untangle verify fixtures/article/order_chain/module_client
+      untangle verify app/ --event events/big-order.json --history
     """
     import json
 
     from untangle.engine.machine import EngineUnavailable
-    from untangle.verify import VerifyFailed, load_events, verify_in_subprocess
+    from untangle.verify import UnknownHandler, VerifyFailed, load_events, verify_in_subprocess
 
+    if not os.path.exists(app):
+        _fail(f"no such file or directory: {app}")
     if not os.path.isdir(app):
-        _fail(f"no such directory: {app}")
+        _fail(f"not a directory: {app} (verify takes the app's folder)")
+    _require_paths((app,))
     try:
         events = load_events(app, event_files)
     except (OSError, ValueError) as exc:
@@ -546,7 +690,11 @@ def verify(
     if not events:
         _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
     try:
-        results = verify_in_subprocess(app, events, query_language, original, keep_unchecked_errors)
+        results = verify_in_subprocess(
+            app, events, query_language, original, keep_unchecked_errors, handlers
+        )
+    except UnknownHandler as exc:
+        _fail(str(exc))
     except (ImportError, EngineUnavailable) as exc:  # the child lacks moto / jsonata-python
         _fail(f"{exc} (the verify extra: pip install 'untangle-lambda[verify]')")
     except VerifyFailed as exc:
@@ -572,8 +720,9 @@ def verify(
         ]
         click.echo(json.dumps({"results": documents}, indent=2, default=str))
     else:
+        use_color = _use_color(color)
         for result in results:
-            click.echo(_verify_text(result, history))
+            click.echo(_verify_text(result, history, use_color), color=use_color)
     if not results:
         click.echo("no workflow to verify under this app", err=True)
     passed = all(r.equivalent or (r.documented and not strict) for r in results)
@@ -587,19 +736,24 @@ def _abbreviate(value: Any, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _verify_text(result: Any, history: bool) -> str:
+def _verify_text(result: Any, history: bool, color: bool = False) -> str:
+    def verdict(text: str, colour: str) -> str:
+        return click.style(text, fg=colour, bold=True) if color else text
+
     head = f"{result.workflow} {result.event}: "
     if result.skipped:
         return head + str(result.skipped)
     waited = result.machine_waited_seconds
     if result.equivalent:
         lines = [
-            head + f"equivalent ({result.machine['status']}, waited {waited:g} s fast-forwarded)"
+            head
+            + verdict("equivalent", "green")
+            + f" ({result.machine['status']}, waited {waited:g} s fast-forwarded)"
         ]
     elif result.documented:
-        lines = [head + f"documented difference: {result.documented}"]
+        lines = [head + verdict("documented difference", "yellow") + f": {result.documented}"]
     else:
-        lines = [head + "MISMATCH"]
+        lines = [head + verdict("MISMATCH", "red")]
         for side in ("original", "machine"):
             values = getattr(result, side)
             seconds = getattr(result, f"{side}_waited_seconds")

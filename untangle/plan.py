@@ -104,6 +104,12 @@ def _invokes_anything(workflow: Workflow) -> bool:
     )
 
 
+def unknown_handlers(program: Program, wanted: tuple[str, ...]) -> list[str]:
+    """The `--handler` names that select no orchestrating handler of the tree."""
+    found = orchestrators(program)
+    return [name for name in wanted if not any(_selected(h, (name,)) for h in found)]
+
+
 def _selected(handler: str, wanted: tuple[str, ...]) -> bool:
     short = handler.rsplit(".", 1)[-1]
     return any(w in (handler, short) or handler.endswith("." + w) for w in wanted)

@@ -115,18 +115,30 @@ def load_events(app_dir: str, files: Sequence[str] = ()) -> list[tuple[str, Any]
 
 
 def prepare(
-    app_dir: str, query_language: str = "jsonata", keep_unchecked_errors: bool = False
+    app_dir: str,
+    query_language: str = "jsonata",
+    keep_unchecked_errors: bool = False,
+    handlers: tuple[str, ...] = (),
 ) -> list[PreparedWorkflow]:
-    """Plan and migrate ``app_dir`` in memory; the workflows with what running them needs."""
+    """Plan and migrate ``app_dir`` in memory; the workflows with what running them needs
+    (only those of ``handlers`` when given; :class:`UnknownHandler` for a name that selects
+    none)."""
     from untangle import sam
     from untangle.engine.original import functions_from_template
     from untangle.migrate import compute_migration
-    from untangle.plan import PlanOptions, plan
+    from untangle.plan import PlanOptions, orchestrators, plan, unknown_handlers
     from untangle.scan import ScanOptions, load_tree
 
     root = os.path.abspath(app_dir)
     tree = load_tree([root], ScanOptions(cache_dir=None))
-    options = PlanOptions(query_language, keep_unchecked_errors=keep_unchecked_errors)
+    unknown = unknown_handlers(tree.program, handlers)
+    if unknown:
+        found = ", ".join(orchestrators(tree.program)) or "none"
+        raise UnknownHandler(
+            f"no handler named {unknown[0]!r} invokes a Lambda function under {app_dir} "
+            f"(the handlers that do: {found})"
+        )
+    options = PlanOptions(query_language, handlers, keep_unchecked_errors)
     planned = plan(tree.program, tree.templates, read_source, options)
     migration = compute_migration(planned, tree.templates, read_text, root)
     contents = migration.contents()
@@ -330,6 +342,7 @@ def prepare_written(
     original: str,
     query_language: str = "jsonata",
     keep_unchecked_errors: bool = False,
+    handlers: tuple[str, ...] = (),
 ) -> list[PreparedWorkflow]:
     """After `migrate --write`: the machines written under ``app_dir/statemachine`` against the
     orchestrators as they were at git revision ``original`` (checked out into a temporary
@@ -351,7 +364,7 @@ def prepare_written(
     old_app = os.path.join(checkout, relative)
     # planned again from the original code: what the written machine runs, and which of its
     # tasks fail where the original carried on (a documented difference)
-    prepared = prepare(old_app, query_language, keep_unchecked_errors)
+    prepared = prepare(old_app, query_language, keep_unchecked_errors, handlers)
     for item in prepared:
         if item.definition is None:
             continue
@@ -379,6 +392,7 @@ def verify_app(
     query_language: str = "jsonata",
     original: str | None = None,
     keep_unchecked_errors: bool = False,
+    handlers: tuple[str, ...] = (),
 ) -> list[VerifyResult]:
     """Every migrated workflow of ``app_dir`` against every ``(name, event)``, in this process
     (it runs the app's code: see :func:`verify_in_subprocess`). With ``original``, the written
@@ -386,9 +400,9 @@ def verify_app(
     from untangle.engine.machine import Engine
 
     prepared = (
-        prepare_written(app_dir, original, query_language, keep_unchecked_errors)
+        prepare_written(app_dir, original, query_language, keep_unchecked_errors, handlers)
         if original
-        else prepare(app_dir, query_language, keep_unchecked_errors)
+        else prepare(app_dir, query_language, keep_unchecked_errors, handlers)
     )
     results: list[VerifyResult] = []
     with Engine() as engine:
@@ -402,12 +416,17 @@ class VerifyFailed(RuntimeError):
     """The child process could not verify (its stderr is the message)."""
 
 
+class UnknownHandler(ValueError):
+    """A `--handler` that selects no orchestrating handler of the app (a usage error)."""
+
+
 def verify_in_subprocess(
     app_dir: str,
     events: list[tuple[str, Any]],
     query_language: str = "jsonata",
     original: str | None = None,
     keep_unchecked_errors: bool = False,
+    handlers: tuple[str, ...] = (),
 ) -> list[VerifyResult]:
     """:func:`verify_app` in a child process (``python -m untangle.verify``).
 
@@ -421,6 +440,7 @@ def verify_in_subprocess(
         "query_language": query_language,
         "original": original,
         "keep_unchecked_errors": keep_unchecked_errors,
+        "handlers": list(handlers),
     }
     child = subprocess.run(
         [sys.executable, "-m", "untangle.verify"],
@@ -431,6 +451,8 @@ def verify_in_subprocess(
     )
     if child.returncode == 3:
         raise EngineUnavailable(child.stderr.strip())
+    if child.returncode == 4:
+        raise UnknownHandler(child.stderr.strip())
     if child.returncode != 0:
         raise VerifyFailed(child.stderr.strip() or f"exit status {child.returncode}")
     answer = json.loads(child.stdout)
@@ -452,10 +474,14 @@ def _main() -> int:
             request.get("query_language", "jsonata"),
             request.get("original"),
             bool(request.get("keep_unchecked_errors")),
+            tuple(request.get("handlers") or ()),
         )
     except EngineUnavailable as exc:
         print(str(exc), file=sys.stderr)
         return 3
+    except UnknownHandler as exc:
+        print(str(exc), file=sys.stderr)
+        return 4
     except Exception as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
