@@ -11,6 +11,7 @@ from untangle.facts.model import Attr as AttrSym
 from untangle.facts.model import Ref, Sym
 from untangle.workflow.build.ast_helpers import dotted_name, is_module_ref, source_text
 from untangle.workflow.build.constant_fold import (
+    chosen_test,
     constant_of,
     constant_truth,
     fold,
@@ -112,10 +113,14 @@ def transform_sequence(builder: WorkflowBuilder, node: ast.List | ast.Tuple, sco
 
 def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) -> Value:
     op = Operator.AND if isinstance(node.op, ast.And) else Operator.OR
-    operands = [
-        truthy(to_expr(builder.value(v, scope), getattr(v, "lineno", node.lineno)))
-        for v in node.values
+    values = [
+        to_expr(builder.value(v, scope), getattr(v, "lineno", node.lineno)) for v in node.values
     ]
+    if not all(truthy(v) == v for v in values):
+        # a value, not only a condition: `a or b` is a when a is truthy, else b (`and`: the
+        # other way); truthy() of it is the condition again
+        return _bool_value(op, values)
+    operands = [truthy(v) for v in values]
     # constants decide or drop out (a StatusCode check that is always true, say)
     absorbing, neutral = (Lit(False), Lit(True)) if op == Operator.AND else (Lit(True), Lit(False))
     if absorbing in operands:
@@ -124,6 +129,29 @@ def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) 
     if not operands:
         return neutral
     return operands[0] if len(operands) == 1 else Op(op, tuple(operands))
+
+
+def _get_or_none(value: Expr) -> bool:
+    return isinstance(value, Op) and value.op == Operator.DEFAULT and value.args[1] == Lit(None)
+
+
+def _bool_value(op: Operator, values: list[Expr]) -> Expr:
+    result = values[-1]
+    for value in reversed(values[:-1]):
+        test = truthy(value)
+        if isinstance(test, Lit):  # a constant decides
+            result = (
+                (value if test.value else result)
+                if op == Operator.OR
+                else (result if test.value else value)
+            )
+        elif op == Operator.OR:
+            # where `d.get(k)` is truthy it is there: the path itself
+            present = value.args[0] if isinstance(value, Op) and _get_or_none(value) else value
+            result = Op(Operator.IF, (test, present, result))
+        else:
+            result = Op(Operator.IF, (test, result, value))
+    return result
 
 
 def transform_unary_op(builder: WorkflowBuilder, node: ast.UnaryOp, scope: Scope) -> Value:
@@ -257,7 +285,7 @@ def transform_compare(builder: WorkflowBuilder, node: ast.Compare, scope: Scope)
         elif isinstance(op, (ast.Is, ast.IsNot)):
             if right != Lit(None):
                 raise Unsupported(node.lineno, "`is` with something other than None")
-            test = Op(Operator.IS_NULL, (left,))
+            test = chosen_test(Operator.IS_NULL, left) or Op(Operator.IS_NULL, (left,))
             results.append(test if isinstance(op, ast.Is) else Op(Operator.NOT, (test,)))
         else:
             symbol = {

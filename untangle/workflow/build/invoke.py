@@ -100,6 +100,8 @@ def transform_invoke(
     label = function.display
     if function.dynamic is not None and isinstance(function.dynamic, Var):
         label = f"invoke_{function.dynamic.name.removeprefix('invoke_lambda_')}"
+    elif function.dynamic is not None:
+        label = "choose_function"  # a Choice then, a Task per function (dispatch.py)
     name = builder.unique(pascal(label))
     task = Task(
         name,
@@ -195,6 +197,10 @@ def function_ref(
             return builder.remember(builder.name_function(function_name_from_arn(value.value)))
         if isinstance(value, Op) and value.op == Operator.ENV and isinstance(value.args[0], Lit):
             return builder.remember(builder.name_function(f"${value.args[0].value}"))
+        if isinstance(value, Op) and value.op == Operator.IF:
+            chosen = choice_of_names(builder, value, {})
+            if chosen is not None:
+                return FunctionRef("", display_of(builder, value), chosen)
     names = site.kwargs.get("FunctionName", frozenset())
     if (
         node is not None
@@ -228,11 +234,10 @@ def dynamic_function(
         values = []
         for key, expr in state.values:
             if key == value.name and not value.path:
-                ref = name_of(builder, expr)
-                if ref is None:
+                chosen = choice_of_names(builder, expr, candidates)
+                if chosen is None:
                     raise Unsupported(line, "the invoked function is chosen from data")
-                candidates[ref.placeholder] = builder.remember(ref)
-                expr = Lit(ref.placeholder)
+                expr = chosen
             values.append((key, expr))
         builder.states[state_name] = replace(state, values=tuple(values))
     if not candidates:
@@ -241,6 +246,34 @@ def dynamic_function(
         )
     display = " | ".join(sorted(r.display for r in candidates.values()))
     return FunctionRef("", display, value)
+
+
+def choice_of_names(
+    builder: WorkflowBuilder, expr: Expr, candidates: dict[str, FunctionRef]
+) -> Expr | None:
+    """A function name, or a choice among names (`A if c else B`, a table lookup, None where
+    the original would pass None): the same with each name's placeholder, the functions added
+    to `candidates`; None when anything else chooses it."""
+    if isinstance(expr, Op) and expr.op == Operator.IF:
+        condition, then, otherwise = expr.args
+        first = choice_of_names(builder, then, candidates)
+        second = choice_of_names(builder, otherwise, candidates)
+        if first is None or second is None:
+            return None
+        return Op(Operator.IF, (condition, first, second))
+    if expr == Lit(None):
+        return expr
+    ref = name_of(builder, expr)
+    if ref is None:
+        return None
+    candidates[ref.placeholder] = builder.remember(ref)
+    return Lit(ref.placeholder)
+
+
+def display_of(builder: WorkflowBuilder, expr: Expr) -> str:
+    found: dict[str, FunctionRef] = {}
+    choice_of_names(builder, expr, found)
+    return " | ".join(sorted(r.display for r in found.values()))
 
 
 def name_of(builder: WorkflowBuilder, expr: Expr) -> FunctionRef | None:
