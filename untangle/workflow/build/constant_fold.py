@@ -63,11 +63,35 @@ def truthy(expr: Expr) -> Expr:
     if isinstance(expr, Op) and expr.op == Operator.IF:
         # `a or b` / `a and b` as values (`if(truthy(a), a, b)`): the condition again
         test, then, otherwise = expr.args
-        if test == truthy(then):
+        if test in (truthy(then), truthy(Op(Operator.DEFAULT, (then, Lit(None))))):
             return _either(Operator.OR, test, truthy(otherwise))
         if test == truthy(otherwise):
             return _either(Operator.AND, test, truthy(then))
+    if isinstance(expr, Op) and expr.op == Operator.FLATTEN and isinstance(expr.args[0], Arr):
+        kept = [_nonempty_when(part) for part in expr.args[0].items]
+        if all(k is not None for k in kept):  # `[x for x in FIXED if c(x)]`: some c holds
+            return _either_all([k for k in kept if k is not None])
     return chosen_test(Operator.TRUTHY, expr) or Op(Operator.TRUTHY, (expr,))
+
+
+def _nonempty_when(part: Expr) -> Expr | None:
+    """When `part`, a list, is not empty: a condition, or None when not known that way."""
+    if isinstance(part, Arr):
+        return Lit(bool(part.items))
+    if isinstance(part, Op) and part.op == Operator.IF:
+        test, then, otherwise = part.args
+        if isinstance(then, Arr) and then.items and otherwise == Arr(()):
+            return test
+    return None
+
+
+def _either_all(tests: list[Expr]) -> Expr:
+    if Lit(True) in tests:
+        return Lit(True)
+    tests = [t for t in tests if t != Lit(False)]
+    if not tests:
+        return Lit(False)
+    return tests[0] if len(tests) == 1 else Op(Operator.OR, tuple(tests))
 
 
 def _either(op: Operator, first: Expr, second: Expr) -> Expr:

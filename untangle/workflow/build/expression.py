@@ -15,6 +15,7 @@ from untangle.workflow.build.constant_fold import (
     constant_of,
     constant_truth,
     fold,
+    is_static,
     truthy,
     typed_binary,
 )
@@ -202,6 +203,33 @@ def transform_if_exp(builder: WorkflowBuilder, node: ast.IfExp, scope: Scope) ->
     )
 
 
+def _unrolled_listcomp(
+    builder: WorkflowBuilder, node: ast.ListComp, items: Arr, scope: Scope
+) -> Value:
+    """`[f(x) for x in ("a", "b") if c(x)]` over a few fixed values: each element with its
+    value in place (`"a" in body` is then a path test), those whose condition holds kept."""
+    generator = node.generators[0]
+    assert isinstance(generator.target, ast.Name)
+    parts: list[Expr] = []
+    for item in items.items:
+        inner = replace(scope, env={**scope.env, generator.target.id: item})
+        element = builder.value(node.elt, inner)
+        tests = [builder.value(c, inner) for c in generator.ifs]
+        if any(isinstance(v, NOT_DATA) for v in (element, *tests)):
+            return Opaque(node.lineno, "a comprehension on values the workflow lacks")
+        checks = [truthy(to_expr(t, node.lineno)) for t in tests]
+        condition = checks[0] if len(checks) == 1 else Op(Operator.AND, tuple(checks))
+        condition = Lit(True) if not checks else condition
+        kept = Arr((to_expr(element, node.lineno),))
+        parts.append(
+            kept if condition == Lit(True) else Op(Operator.IF, (condition, kept, Arr(())))
+        )
+    parts = [p for p in parts if not (isinstance(p, Op) and p.args[0] == Lit(False))]
+    if all(isinstance(p, Arr) for p in parts):
+        return Arr(tuple(e for p in parts if isinstance(p, Arr) for e in p.items))
+    return Op(Operator.FLATTEN, (Arr(tuple(parts)),))
+
+
 def transform_other(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> Value:
     """An expression the workflow cannot compute: an error only if something uses it."""
     return Opaque(node.lineno, f"`{source_text(node, scope)}`")
@@ -216,6 +244,8 @@ def transform_listcomp(builder: WorkflowBuilder, node: ast.ListComp, scope: Scop
     if isinstance(items, NOT_DATA):
         return Opaque(node.lineno, f"a comprehension over {describe(items)}")
     variable = generator.target.id
+    if isinstance(items, Arr) and items.items and all(is_static(i) for i in items.items):
+        return _unrolled_listcomp(builder, node, items, scope)
     inner = replace(scope, env={**scope.env, variable: Var(variable)})
     element = to_expr(builder.value(node.elt, inner), node.lineno)
     conditions = [truthy(to_expr(builder.value(c, inner), c.lineno)) for c in generator.ifs]
@@ -274,14 +304,23 @@ def transform_compare(builder: WorkflowBuilder, node: ast.Compare, scope: Scope)
     for op, comparator in zip(node.ops, node.comparators):
         right = to_expr(builder.value(comparator, scope), node.lineno)
         if isinstance(op, (ast.In, ast.NotIn)):
-            if isinstance(left, Lit) and isinstance(left.value, str):
+            if isinstance(right, Arr) and all(is_static(i) for i in right.items):
+                # in a few fixed values (`kind in ("pro", "team")`): equal to one of them
+                member = _either_of([fold(Op(Operator.EQ, (left, i))) for i in right.items])
+                results.append(member if isinstance(op, ast.In) else _negate(member))
+            elif isinstance(left, Lit) and isinstance(left.value, str):
                 found = with_path(right, left.value)
                 if found is None:
                     raise Unsupported(node.lineno, f"`in` on {source_text(comparator, scope)}")
                 test: Expr = Op(Operator.EXISTS, (found,))
                 results.append(test if isinstance(op, ast.In) else Op(Operator.NOT, (test,)))
-            else:
+            elif isinstance(right, Arr):
                 raise Unsupported(node.lineno, "`in` on a list")
+            else:
+                raise Unsupported(
+                    node.lineno,
+                    f"`in` on {source_text(comparator, scope)} with a value known only at run time",
+                )
         elif isinstance(op, (ast.Is, ast.IsNot)):
             if right != Lit(None):
                 raise Unsupported(node.lineno, "`is` with something other than None")
@@ -299,6 +338,19 @@ def transform_compare(builder: WorkflowBuilder, node: ast.Compare, scope: Scope)
             results.append(fold(Op(symbol, (left, right))))
         left = right
     return results[0] if len(results) == 1 else Op(Operator.AND, tuple(results))
+
+
+def _either_of(tests: list[Expr]) -> Expr:
+    if Lit(True) in tests:
+        return Lit(True)
+    tests = [t for t in tests if t != Lit(False)]
+    if not tests:
+        return Lit(False)
+    return tests[0] if len(tests) == 1 else Op(Operator.OR, tuple(tests))
+
+
+def _negate(test: Expr) -> Expr:
+    return Lit(not test.value) if isinstance(test, Lit) else Op(Operator.NOT, (test,))
 
 
 def transform_binop(builder: WorkflowBuilder, node: ast.BinOp, scope: Scope) -> Value:

@@ -4,6 +4,7 @@ by a small function of its own, registered by name."""
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -90,15 +91,31 @@ def json_loads(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value 
         and len(argument.values) == 2
         and isinstance(argument.values[1], ast.Constant)
     ):
-        argument = argument.values[0]  # `… or "null"`: an empty payload reads as null
+        first = builder.value(argument.values[0], scope)
+        if isinstance(first, (Stream, Response)):
+            return first.payload  # `… or "null"`: an empty payload reads as null
     inner = builder.value(argument, scope)
     if isinstance(inner, (Stream, Response)):
         return inner.payload
-    if isinstance(inner, Op) and inner.op == Operator.JSON_STRING:
-        return inner.args[0]
     if not isinstance(inner, NOT_DATA):
-        return Op(Operator.JSON_PARSE, (inner,))
+        return _parsed(to_expr(inner, node.lineno))
     return Opaque(node.lineno, f"`{source_text(node, scope)}`")
+
+
+def _parsed(text: Expr) -> Expr:
+    """json.loads(text): a choice of texts parsed in each branch (`body or "{}"`), a constant
+    text parsed now."""
+    if isinstance(text, Op) and text.op == Operator.JSON_STRING:
+        return text.args[0]
+    if isinstance(text, Op) and text.op == Operator.IF:
+        test, then, otherwise = text.args
+        return Op(Operator.IF, (test, _parsed(then), _parsed(otherwise)))
+    if isinstance(text, Lit) and isinstance(text.value, str):
+        try:
+            return Lit(json.loads(text.value))
+        except ValueError:
+            pass
+    return Op(Operator.JSON_PARSE, (text,))
 
 
 @specialize(functions=("json.dumps",))
