@@ -49,6 +49,10 @@ KNOWN_MISMATCHES: dict[tuple[str, str, str], str] = {
         )
         for event in ("out-of-stock", "valid")
     },
+    ("notify_fire_and_forget", "jsonpath", "events/no-items.json"): (
+        "JSONPath: `if not items:` on an empty list does not return early (the truthiness of "
+        "[] in a Choice rule, as dynamodb_stream_audit); JSONata verifies"
+    ),
     ("mixed_business_logic", "jsonpath", "*"): (
         "JSONPath: `totals['amount']` read from the optimizer's Parallel result "
         "(`$.vars.parallel_…value[1].amount`) formats as `[28]` in States.Format on moto's "

@@ -270,6 +270,10 @@ def global_value(builder: WorkflowBuilder, node: ast.Name | ast.Attribute, scope
             base = SelfRef(base.cls)
         if isinstance(base, SelfRef):
             return constant_of(builder.program.attribute_values(base.cls, node.attr), node, scope)
+        if isinstance(base, Lit) and node.attr == "value" and isinstance(base.value, (str, int)):
+            # an Enum member (`Fn.BILLING.value`, a member passed along): the analysis knows a
+            # member by its value, and neither str nor int has a `.value`
+            return base
         if isinstance(base, Response):
             return Opaque(node.lineno, "an attribute of the raw invoke response")
         if isinstance(base, Opaque):

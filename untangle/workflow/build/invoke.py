@@ -14,7 +14,7 @@ from untangle.analysis.values import (
     OwnName,
 )
 from untangle.rules.base import function_name_from_arn
-from untangle.workflow.build.ast_helpers import Replace, copy_node, find_call, span_of
+from untangle.workflow.build.ast_helpers import Replace, copy_node, find_call, located, span_of
 from untangle.workflow.build.scope import (
     NOT_DATA,
     Fragment,
@@ -28,6 +28,7 @@ from untangle.workflow.build.scope import (
 )
 from untangle.workflow.ir import (
     Assign,
+    Choice,
     Expr,
     FunctionRef,
     Lit,
@@ -88,6 +89,8 @@ def transform_invoke(
                     "a `DryRun` invoke (it checks permissions and calls nothing)",
                     "remove it: the machine's role is checked when it is deployed",
                 )
+            elif isinstance(mode, Op) and mode.op == Operator.IF and _modes(mode) is not None:
+                return _either_mode(builder, site, value, kind, mode, target, scope)
             elif mode != Lit("RequestResponse"):
                 raise Unsupported(call.lineno, "InvocationType is not a constant")
     function = function_ref(builder, site, kwargs.get("FunctionName"), scope, call.lineno)
@@ -126,6 +129,59 @@ def transform_invoke(
         builder.states[name] = replace(task, assign=variable)
         scope.env[target] = bind_result(builder, value, call, Var(variable), scope)
     return Fragment(name, [(name, "next")])
+
+
+def _modes(mode: Op) -> bool | None:
+    """`"Event" if c else "RequestResponse"`: True when c makes it asynchronous, False when
+    the other way round, None for anything else."""
+    _, then, otherwise = mode.args
+    if (then, otherwise) == (Lit("Event"), Lit("RequestResponse")):
+        return True
+    if (then, otherwise) == (Lit("RequestResponse"), Lit("Event")):
+        return False
+    return None
+
+
+def _either_mode(
+    builder: WorkflowBuilder,
+    site: InvokeSite,
+    value: ast.expr,
+    kind: ast.expr,
+    mode: Op,
+    target: str | None,
+    scope: Scope,
+) -> Fragment:
+    """An InvocationType chosen at run time: a Choice between the synchronous Task and the
+    asynchronous one (which has no result: an Event invoke's payload is empty)."""
+
+    def variant(literal: str, into: str | None) -> Fragment:
+        constant = located(ast.Constant(literal), kind)
+        return transform_invoke(
+            builder, site, Replace(kind, constant).visit(copy_node(value)), into, scope
+        )
+
+    synchronous = variant("RequestResponse", target)
+    asynchronous = variant("Event", None)
+    assert synchronous.start is not None and asynchronous.start is not None
+    test = mode.args[0] if _modes(mode) else Op(Operator.NOT, (mode.args[0],))
+    name = builder.add(
+        Choice(
+            builder.unique("ChooseInvocationType"),
+            ((test, asynchronous.start),),
+            synchronous.start,
+            span_of(kind),
+        )
+    )
+    if target is not None:
+        builder.notes.append(
+            Reason(
+                scope.path,
+                kind.lineno,
+                "InvocationType is chosen at run time: after the asynchronous invoke the "
+                f"result `{target}` is not set (the original's payload was empty)",
+            )
+        )
+    return Fragment(name, [*synchronous.exits, *asynchronous.exits])
 
 
 def bind_result(
