@@ -477,7 +477,7 @@ class Program:
             if name in ("function_name", "invoked_function_arn"):
                 return frozenset({OwnName()})
             return frozenset({Bound(base, name)})
-        if isinstance(base, ConstV) and name in ("value", "name"):
+        if isinstance(base, ConstV) and name == "value":  # an Enum member ("name" is not its value)
             return frozenset({base})
         return NOTHING
 

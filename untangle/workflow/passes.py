@@ -5,9 +5,11 @@ emitter renders out (the emitter only emits).
    checked went on with the error payload as its result. By default the Task fails instead, as
    Step Functions tasks do and as the article's machines do (`fail_unchecked`, noted on each);
    with `keep_unchecked_errors` its Task gets a Catch carrying on the same way (`carry_on`).
-2. `optimize`: drop empty pass-through states and dead stores; independent tasks in Parallel.
-3. `lower_for_jsonpath` (JSONPath only): what JSONPath cannot compute is made before its state.
-4. `end_branches`: a Map iteration or a Parallel branch ends on its last state (`End`, the
+2. `task_per_function`: an invoke whose function branches choose becomes a Task per function
+   behind the Choice (dispatch.py).
+3. `optimize`: drop empty pass-through states and dead stores; independent tasks in Parallel.
+4. `lower_for_jsonpath` (JSONPath only): what JSONPath cannot compute is made before its state.
+5. `end_branches`: a Map iteration or a Parallel branch ends on its last state (`End`, the
    branch's result as that state's output) rather than on a Succeed state after it.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from untangle.workflow.dispatch import task_per_function
 from untangle.workflow.ir import (
     Arr,
     Assign,
@@ -54,6 +57,7 @@ def run_passes(
     if workflow.graph is None:
         return workflow, ()
     workflow = carry_on(workflow) if keep_unchecked_errors else fail_unchecked(workflow)
+    workflow = task_per_function(workflow)
     workflow, optimizations = optimize(workflow)
     if query_language == "jsonpath":
         workflow = lower_for_jsonpath(workflow)

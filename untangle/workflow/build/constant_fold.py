@@ -60,7 +60,84 @@ def truthy(expr: Expr) -> Expr:
         return expr
     if isinstance(expr, Lit):
         return Lit(bool(expr.value))
-    return Op(Operator.TRUTHY, (expr,))
+    if isinstance(expr, Op) and expr.op == Operator.IF:
+        # `a or b` / `a and b` as values (`if(truthy(a), a, b)`): the condition again
+        test, then, otherwise = expr.args
+        if test in (truthy(then), truthy(Op(Operator.DEFAULT, (then, Lit(None))))):
+            return _either(Operator.OR, test, truthy(otherwise))
+        if test == truthy(otherwise):
+            return _either(Operator.AND, test, truthy(then))
+    if isinstance(expr, Op) and expr.op == Operator.FLATTEN and isinstance(expr.args[0], Arr):
+        kept = [_nonempty_when(part) for part in expr.args[0].items]
+        if all(k is not None for k in kept):  # `[x for x in FIXED if c(x)]`: some c holds
+            return _either_all([k for k in kept if k is not None])
+    return chosen_test(Operator.TRUTHY, expr) or Op(Operator.TRUTHY, (expr,))
+
+
+def _nonempty_when(part: Expr) -> Expr | None:
+    """When `part`, a list, is not empty: a condition, or None when not known that way."""
+    if isinstance(part, Arr):
+        return Lit(bool(part.items))
+    if isinstance(part, Op) and part.op == Operator.IF:
+        test, then, otherwise = part.args
+        if isinstance(then, Arr) and then.items and otherwise == Arr(()):
+            return test
+    return None
+
+
+def _either_all(tests: list[Expr]) -> Expr:
+    if Lit(True) in tests:
+        return Lit(True)
+    tests = [t for t in tests if t != Lit(False)]
+    if not tests:
+        return Lit(False)
+    return tests[0] if len(tests) == 1 else Op(Operator.OR, tuple(tests))
+
+
+def _either(op: Operator, first: Expr, second: Expr) -> Expr:
+    absorbing = Lit(op == Operator.OR)
+    if first == absorbing or second == absorbing:
+        return absorbing
+    parts = [p for p in (first, second) if p != Lit(op != Operator.OR)]
+    if len(parts) == 1:
+        return parts[0]
+    return Op(op, (*_flat(op, first), *_flat(op, second)))
+
+
+def _leaf_test(test: Operator, leaf: Expr) -> bool | None:
+    if isinstance(leaf, Lit):
+        return leaf.value is None if test == Operator.IS_NULL else bool(leaf.value)
+    if is_static(leaf) and test == Operator.IS_NULL:
+        return False  # an environment variable is a string
+    return None
+
+
+def chosen_test(test: Operator, expr: Expr) -> Expr | None:
+    """`is_null` / `truthy` of a choice among constants (`"a" if c else None`, a table lookup)
+    as a condition on what chooses: `is_null(if(c1, "a", if(c2, "b", null)))` is
+    `not c1 and not c2`. None when a branch is not a constant or a nested choice."""
+    if not (isinstance(expr, Op) and expr.op == Operator.IF):
+        return None
+    condition, then, otherwise = expr.args
+    first = _leaf_test(test, then)
+    if first is None:
+        return None
+    rest: Expr | None = Lit(result) if (result := _leaf_test(test, otherwise)) is not None else None
+    if rest is None:
+        rest = chosen_test(test, otherwise)
+    if rest is None:
+        return None
+    if isinstance(rest, Lit):
+        if rest.value == first:
+            return Lit(first)
+        return condition if first else Op(Operator.NOT, (condition,))
+    if first:
+        return Op(Operator.OR, (condition, *_flat(Operator.OR, rest)))
+    return Op(Operator.AND, (Op(Operator.NOT, (condition,)), *_flat(Operator.AND, rest)))
+
+
+def _flat(op: Operator, expr: Expr) -> tuple[Expr, ...]:
+    return expr.args if isinstance(expr, Op) and expr.op == op else (expr,)
 
 
 def constant_truth(expr: Expr) -> bool | None:

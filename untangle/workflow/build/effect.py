@@ -40,6 +40,7 @@ from untangle.workflow.build.work import work_call
 from untangle.workflow.ir import (
     Arr,
     Assign,
+    Lit,
     Obj,
     Op,
     Operator,
@@ -138,16 +139,14 @@ def transform_effect(
         if isinstance(computed, Op) and (
             computed.op is Operator.JSON_PARSE
             or (computed.op is Operator.DEFAULT and isinstance(computed.args[1], (Obj, Arr)))
+            or _chosen_container(computed)
         ):
             # `body = json.loads(event["body"])` (an API Gateway event), `customer =
             # event.get("customer", {})`: computed once, into a variable its fields are read from
             variable = scope.var(target)
             name = builder.add(
                 Assign(
-                    builder.unique(
-                        f"{'Parse' if computed.op is Operator.JSON_PARSE else 'Set'}"
-                        f"{pascal(target)}"
-                    ),
+                    builder.unique(f"{'Parse' if _parses(computed) else 'Set'}{pascal(target)}"),
                     ((variable, computed),),
                     None,
                     span_of(value),
@@ -222,3 +221,22 @@ def temp_name(builder: WorkflowBuilder, kind: str, info: object) -> str:
         counter += 1
     builder._temps.add(name)
     return name
+
+
+def _chosen_container(computed: Op) -> bool:
+    """`params = event.get("queryStringParameters") or {}`, `json.loads(body or "{}")`: a
+    dict or list chosen at run time, its fields read later."""
+    if computed.op is not Operator.IF:
+        return False
+    return any(
+        isinstance(branch, (Obj, Arr))
+        or (isinstance(branch, Lit) and isinstance(branch.value, (dict, list)))
+        or (isinstance(branch, Op) and branch.op is Operator.JSON_PARSE)
+        for branch in computed.args[1:]
+    )
+
+
+def _parses(computed: Op) -> bool:
+    if computed.op is Operator.IF:
+        return any(isinstance(b, Op) and _parses(b) for b in computed.args[1:])
+    return computed.op is Operator.JSON_PARSE

@@ -11,9 +11,11 @@ from untangle.facts.model import Attr as AttrSym
 from untangle.facts.model import Ref, Sym
 from untangle.workflow.build.ast_helpers import dotted_name, is_module_ref, source_text
 from untangle.workflow.build.constant_fold import (
+    chosen_test,
     constant_of,
     constant_truth,
     fold,
+    is_static,
     truthy,
     typed_binary,
 )
@@ -112,10 +114,14 @@ def transform_sequence(builder: WorkflowBuilder, node: ast.List | ast.Tuple, sco
 
 def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) -> Value:
     op = Operator.AND if isinstance(node.op, ast.And) else Operator.OR
-    operands = [
-        truthy(to_expr(builder.value(v, scope), getattr(v, "lineno", node.lineno)))
-        for v in node.values
+    values = [
+        to_expr(builder.value(v, scope), getattr(v, "lineno", node.lineno)) for v in node.values
     ]
+    if not all(truthy(v) == v for v in values):
+        # a value, not only a condition: `a or b` is a when a is truthy, else b (`and`: the
+        # other way); truthy() of it is the condition again
+        return _bool_value(op, values)
+    operands = [truthy(v) for v in values]
     # constants decide or drop out (a StatusCode check that is always true, say)
     absorbing, neutral = (Lit(False), Lit(True)) if op == Operator.AND else (Lit(True), Lit(False))
     if absorbing in operands:
@@ -124,6 +130,29 @@ def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) 
     if not operands:
         return neutral
     return operands[0] if len(operands) == 1 else Op(op, tuple(operands))
+
+
+def _get_or_none(value: Expr) -> bool:
+    return isinstance(value, Op) and value.op == Operator.DEFAULT and value.args[1] == Lit(None)
+
+
+def _bool_value(op: Operator, values: list[Expr]) -> Expr:
+    result = values[-1]
+    for value in reversed(values[:-1]):
+        test = truthy(value)
+        if isinstance(test, Lit):  # a constant decides
+            result = (
+                (value if test.value else result)
+                if op == Operator.OR
+                else (result if test.value else value)
+            )
+        elif op == Operator.OR:
+            # where `d.get(k)` is truthy it is there: the path itself
+            present = value.args[0] if isinstance(value, Op) and _get_or_none(value) else value
+            result = Op(Operator.IF, (test, present, result))
+        else:
+            result = Op(Operator.IF, (test, result, value))
+    return result
 
 
 def transform_unary_op(builder: WorkflowBuilder, node: ast.UnaryOp, scope: Scope) -> Value:
@@ -174,6 +203,33 @@ def transform_if_exp(builder: WorkflowBuilder, node: ast.IfExp, scope: Scope) ->
     )
 
 
+def _unrolled_listcomp(
+    builder: WorkflowBuilder, node: ast.ListComp, items: Arr, scope: Scope
+) -> Value:
+    """`[f(x) for x in ("a", "b") if c(x)]` over a few fixed values: each element with its
+    value in place (`"a" in body` is then a path test), those whose condition holds kept."""
+    generator = node.generators[0]
+    assert isinstance(generator.target, ast.Name)
+    parts: list[Expr] = []
+    for item in items.items:
+        inner = replace(scope, env={**scope.env, generator.target.id: item})
+        element = builder.value(node.elt, inner)
+        tests = [builder.value(c, inner) for c in generator.ifs]
+        if any(isinstance(v, NOT_DATA) for v in (element, *tests)):
+            return Opaque(node.lineno, "a comprehension on values the workflow lacks")
+        checks = [truthy(to_expr(t, node.lineno)) for t in tests]
+        condition = checks[0] if len(checks) == 1 else Op(Operator.AND, tuple(checks))
+        condition = Lit(True) if not checks else condition
+        kept = Arr((to_expr(element, node.lineno),))
+        parts.append(
+            kept if condition == Lit(True) else Op(Operator.IF, (condition, kept, Arr(())))
+        )
+    parts = [p for p in parts if not (isinstance(p, Op) and p.args[0] == Lit(False))]
+    if all(isinstance(p, Arr) for p in parts):
+        return Arr(tuple(e for p in parts if isinstance(p, Arr) for e in p.items))
+    return Op(Operator.FLATTEN, (Arr(tuple(parts)),))
+
+
 def transform_other(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> Value:
     """An expression the workflow cannot compute: an error only if something uses it."""
     return Opaque(node.lineno, f"`{source_text(node, scope)}`")
@@ -188,6 +244,8 @@ def transform_listcomp(builder: WorkflowBuilder, node: ast.ListComp, scope: Scop
     if isinstance(items, NOT_DATA):
         return Opaque(node.lineno, f"a comprehension over {describe(items)}")
     variable = generator.target.id
+    if isinstance(items, Arr) and items.items and all(is_static(i) for i in items.items):
+        return _unrolled_listcomp(builder, node, items, scope)
     inner = replace(scope, env={**scope.env, variable: Var(variable)})
     element = to_expr(builder.value(node.elt, inner), node.lineno)
     conditions = [truthy(to_expr(builder.value(c, inner), c.lineno)) for c in generator.ifs]
@@ -212,6 +270,10 @@ def global_value(builder: WorkflowBuilder, node: ast.Name | ast.Attribute, scope
             base = SelfRef(base.cls)
         if isinstance(base, SelfRef):
             return constant_of(builder.program.attribute_values(base.cls, node.attr), node, scope)
+        if isinstance(base, Lit) and node.attr == "value" and isinstance(base.value, (str, int)):
+            # an Enum member (`Fn.BILLING.value`, a member passed along): the analysis knows a
+            # member by its value, and neither str nor int has a `.value`
+            return base
         if isinstance(base, Response):
             return Opaque(node.lineno, "an attribute of the raw invoke response")
         if isinstance(base, Opaque):
@@ -246,18 +308,27 @@ def transform_compare(builder: WorkflowBuilder, node: ast.Compare, scope: Scope)
     for op, comparator in zip(node.ops, node.comparators):
         right = to_expr(builder.value(comparator, scope), node.lineno)
         if isinstance(op, (ast.In, ast.NotIn)):
-            if isinstance(left, Lit) and isinstance(left.value, str):
+            if isinstance(right, Arr) and all(is_static(i) for i in right.items):
+                # in a few fixed values (`kind in ("pro", "team")`): equal to one of them
+                member = _either_of([fold(Op(Operator.EQ, (left, i))) for i in right.items])
+                results.append(member if isinstance(op, ast.In) else _negate(member))
+            elif isinstance(left, Lit) and isinstance(left.value, str):
                 found = with_path(right, left.value)
                 if found is None:
                     raise Unsupported(node.lineno, f"`in` on {source_text(comparator, scope)}")
                 test: Expr = Op(Operator.EXISTS, (found,))
                 results.append(test if isinstance(op, ast.In) else Op(Operator.NOT, (test,)))
-            else:
+            elif isinstance(right, Arr):
                 raise Unsupported(node.lineno, "`in` on a list")
+            else:
+                raise Unsupported(
+                    node.lineno,
+                    f"`in` on {source_text(comparator, scope)} with a value known only at run time",
+                )
         elif isinstance(op, (ast.Is, ast.IsNot)):
             if right != Lit(None):
                 raise Unsupported(node.lineno, "`is` with something other than None")
-            test = Op(Operator.IS_NULL, (left,))
+            test = chosen_test(Operator.IS_NULL, left) or Op(Operator.IS_NULL, (left,))
             results.append(test if isinstance(op, ast.Is) else Op(Operator.NOT, (test,)))
         else:
             symbol = {
@@ -271,6 +342,19 @@ def transform_compare(builder: WorkflowBuilder, node: ast.Compare, scope: Scope)
             results.append(fold(Op(symbol, (left, right))))
         left = right
     return results[0] if len(results) == 1 else Op(Operator.AND, tuple(results))
+
+
+def _either_of(tests: list[Expr]) -> Expr:
+    if Lit(True) in tests:
+        return Lit(True)
+    tests = [t for t in tests if t != Lit(False)]
+    if not tests:
+        return Lit(False)
+    return tests[0] if len(tests) == 1 else Op(Operator.OR, tuple(tests))
+
+
+def _negate(test: Expr) -> Expr:
+    return Lit(not test.value) if isinstance(test, Lit) else Op(Operator.NOT, (test,))
 
 
 def transform_binop(builder: WorkflowBuilder, node: ast.BinOp, scope: Scope) -> Value:

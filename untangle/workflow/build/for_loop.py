@@ -46,6 +46,23 @@ if TYPE_CHECKING:
     from untangle.workflow.build.builder import WorkflowBuilder
 
 
+def checking_loop(
+    builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope: Scope
+) -> Fragment | None:
+    """A loop over a few fixed values that returns or raises from inside (`for field in
+    REQUIRED: if field not in body: return 400`): a new function cannot leave the handler, so
+    the checks are unrolled, one after another, each with the value in place."""
+    exits = any(isinstance(n, (ast.Return, ast.Raise)) for n in ast.walk(node))
+    if not exits or node.orelse or not isinstance(node.target, ast.Name):
+        return None
+    items = builder.value(node.iter, scope)
+    if not (isinstance(items, Arr) and 0 < len(items.items) <= MAX_UNROLLED):
+        return None
+    if not all(is_static(i) for i in items.items):
+        return None
+    return unroll_sequential(builder, node, items, scope)
+
+
 def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope: Scope) -> Fragment:
     retry = retry_for(builder, node, scope)
     if retry is not None:
@@ -63,6 +80,9 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         collected = collecting_loop(builder, node, scope)
         if collected is not None:
             return collected
+        checks = checking_loop(builder, node, scope)
+        if checks is not None:
+            return checks
         raise Unsupported(node.lineno, "a loop of local computation would need its own function")
     if node.orelse:
         raise Unsupported(

@@ -13,7 +13,7 @@ from untangle.analysis.values import (
     Env,
     OwnName,
 )
-from untangle.workflow.build.ast_helpers import Replace, copy_node, find_call, span_of
+from untangle.workflow.build.ast_helpers import Replace, copy_node, find_call, located, span_of
 from untangle.workflow.build.scope import (
     NOT_DATA,
     Fragment,
@@ -27,6 +27,7 @@ from untangle.workflow.build.scope import (
 )
 from untangle.workflow.ir import (
     Assign,
+    Choice,
     Expr,
     FunctionRef,
     Lit,
@@ -87,6 +88,8 @@ def transform_invoke(
                     "a `DryRun` invoke (it checks permissions and calls nothing)",
                     "remove it: the machine's role is checked when it is deployed",
                 )
+            elif isinstance(mode, Op) and mode.op == Operator.IF and _modes(mode) is not None:
+                return _either_mode(builder, site, value, kind, mode, target, scope)
             elif mode != Lit("RequestResponse"):
                 raise Unsupported(call.lineno, "InvocationType is not a constant")
     function = function_ref(builder, site, kwargs.get("FunctionName"), scope, call.lineno)
@@ -99,6 +102,8 @@ def transform_invoke(
     label = function.display
     if function.dynamic is not None and isinstance(function.dynamic, Var):
         label = f"invoke_{function.dynamic.name.removeprefix('invoke_lambda_')}"
+    elif function.dynamic is not None:
+        label = "choose_function"  # a Choice then, a Task per function (dispatch.py)
     name = builder.unique(pascal(label))
     task = Task(
         name,
@@ -123,6 +128,59 @@ def transform_invoke(
         builder.states[name] = replace(task, assign=variable)
         scope.env[target] = bind_result(builder, value, call, Var(variable), scope)
     return Fragment(name, [(name, "next")])
+
+
+def _modes(mode: Op) -> bool | None:
+    """`"Event" if c else "RequestResponse"`: True when c makes it asynchronous, False when
+    the other way round, None for anything else."""
+    _, then, otherwise = mode.args
+    if (then, otherwise) == (Lit("Event"), Lit("RequestResponse")):
+        return True
+    if (then, otherwise) == (Lit("RequestResponse"), Lit("Event")):
+        return False
+    return None
+
+
+def _either_mode(
+    builder: WorkflowBuilder,
+    site: InvokeSite,
+    value: ast.expr,
+    kind: ast.expr,
+    mode: Op,
+    target: str | None,
+    scope: Scope,
+) -> Fragment:
+    """An InvocationType chosen at run time: a Choice between the synchronous Task and the
+    asynchronous one (which has no result: an Event invoke's payload is empty)."""
+
+    def variant(literal: str, into: str | None) -> Fragment:
+        constant = located(ast.Constant(literal), kind)
+        return transform_invoke(
+            builder, site, Replace(kind, constant).visit(copy_node(value)), into, scope
+        )
+
+    synchronous = variant("RequestResponse", target)
+    asynchronous = variant("Event", None)
+    assert synchronous.start is not None and asynchronous.start is not None
+    test = mode.args[0] if _modes(mode) else Op(Operator.NOT, (mode.args[0],))
+    name = builder.add(
+        Choice(
+            builder.unique("ChooseInvocationType"),
+            ((test, asynchronous.start),),
+            synchronous.start,
+            span_of(kind),
+        )
+    )
+    if target is not None:
+        builder.notes.append(
+            Reason(
+                scope.path,
+                kind.lineno,
+                "InvocationType is chosen at run time: after the asynchronous invoke the "
+                f"result `{target}` is not set (the original's payload was empty)",
+            )
+        )
+    return Fragment(name, [*synchronous.exits, *asynchronous.exits])
 
 
 def bind_result(
@@ -195,6 +253,10 @@ def function_ref(
             return builder.remember(builder.name_function(function_name_from_arn(value.value)))
         if isinstance(value, Op) and value.op == Operator.ENV and isinstance(value.args[0], Lit):
             return builder.remember(builder.name_function(f"${value.args[0].value}"))
+        if isinstance(value, Op) and value.op == Operator.IF:
+            chosen = choice_of_names(builder, value, {})
+            if chosen is not None:
+                return FunctionRef("", display_of(builder, value), chosen)
     names = site.kwargs.get("FunctionName", frozenset())
     if (
         node is not None
@@ -241,11 +303,10 @@ def dynamic_function(
         values = []
         for key, expr in state.values:
             if key == value.name and not value.path:
-                ref = name_of(builder, expr)
-                if ref is None:
+                chosen = choice_of_names(builder, expr, candidates)
+                if chosen is None:
                     raise Unsupported(line, "the invoked function is chosen from data")
-                candidates[ref.placeholder] = builder.remember(ref)
-                expr = Lit(ref.placeholder)
+                expr = chosen
             values.append((key, expr))
         builder.states[state_name] = replace(state, values=tuple(values))
     if not candidates:
@@ -254,6 +315,34 @@ def dynamic_function(
         )
     display = " | ".join(sorted(r.display for r in candidates.values()))
     return FunctionRef("", display, value)
+
+
+def choice_of_names(
+    builder: WorkflowBuilder, expr: Expr, candidates: dict[str, FunctionRef]
+) -> Expr | None:
+    """A function name, or a choice among names (`A if c else B`, a table lookup, None where
+    the original would pass None): the same with each name's placeholder, the functions added
+    to `candidates`; None when anything else chooses it."""
+    if isinstance(expr, Op) and expr.op == Operator.IF:
+        condition, then, otherwise = expr.args
+        first = choice_of_names(builder, then, candidates)
+        second = choice_of_names(builder, otherwise, candidates)
+        if first is None or second is None:
+            return None
+        return Op(Operator.IF, (condition, first, second))
+    if expr == Lit(None):
+        return expr
+    ref = name_of(builder, expr)
+    if ref is None:
+        return None
+    candidates[ref.placeholder] = builder.remember(ref)
+    return Lit(ref.placeholder)
+
+
+def display_of(builder: WorkflowBuilder, expr: Expr) -> str:
+    found: dict[str, FunctionRef] = {}
+    choice_of_names(builder, expr, found)
+    return " | ".join(sorted(r.display for r in found.values()))
 
 
 def name_of(builder: WorkflowBuilder, expr: Expr) -> FunctionRef | None:

@@ -4,6 +4,7 @@ by a small function of its own, registered by name."""
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from untangle.workflow.ir import (
     Arr,
     Expr,
     Lit,
+    Obj,
     Op,
     Operator,
     Reason,
@@ -89,15 +91,31 @@ def json_loads(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value 
         and len(argument.values) == 2
         and isinstance(argument.values[1], ast.Constant)
     ):
-        argument = argument.values[0]  # `… or "null"`: an empty payload reads as null
+        first = builder.value(argument.values[0], scope)
+        if isinstance(first, (Stream, Response)):
+            return first.payload  # `… or "null"`: an empty payload reads as null
     inner = builder.value(argument, scope)
     if isinstance(inner, (Stream, Response)):
         return inner.payload
-    if isinstance(inner, Op) and inner.op == Operator.JSON_STRING:
-        return inner.args[0]
     if not isinstance(inner, NOT_DATA):
-        return Op(Operator.JSON_PARSE, (inner,))
+        return _parsed(to_expr(inner, node.lineno))
     return Opaque(node.lineno, f"`{source_text(node, scope)}`")
+
+
+def _parsed(text: Expr) -> Expr:
+    """json.loads(text): a choice of texts parsed in each branch (`body or "{}"`), a constant
+    text parsed now."""
+    if isinstance(text, Op) and text.op == Operator.JSON_STRING:
+        return text.args[0]
+    if isinstance(text, Op) and text.op == Operator.IF:
+        test, then, otherwise = text.args
+        return Op(Operator.IF, (test, _parsed(then), _parsed(otherwise)))
+    if isinstance(text, Lit) and isinstance(text.value, str):
+        try:
+            return Lit(json.loads(text.value))
+        except ValueError:
+            pass
+    return Op(Operator.JSON_PARSE, (text,))
 
 
 @specialize(functions=("json.dumps",))
@@ -164,13 +182,66 @@ def dict_get(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | 
     if isinstance(receiver, NOT_DATA) or not node.args:
         return None
     key = builder.value(node.args[0], scope)
+    entries = _constant_table(receiver)
+    if entries is not None:
+        table = _table_lookup(builder, node, scope, entries, key)
+        if table is not None:
+            return table
     if not (isinstance(key, Lit) and isinstance(key.value, str)):
         return None
-    found = with_path(receiver, key.value)
+    default = _argument(builder, node, scope, 1) if len(node.args) > 1 else Lit(None)
+    return _get(to_expr(receiver, node.lineno), key.value, default)
+
+
+def _get(receiver: Expr, key: str, default: Expr) -> Expr | None:
+    """`receiver.get(key, default)`: through a choice of dicts (`params or {}`) and constants."""
+    if isinstance(receiver, Op) and receiver.op == Operator.IF:
+        test, then, otherwise = receiver.args
+        first, second = _get(then, key, default), _get(otherwise, key, default)
+        if first is None or second is None:
+            return None
+        return first if first == second else Op(Operator.IF, (test, first, second))
+    if isinstance(receiver, Lit) and isinstance(receiver.value, dict):
+        return Lit(receiver.value[key]) if key in receiver.value else default
+    if isinstance(receiver, Obj):
+        return next((v for k, v in receiver.items if k == key), default)
+    found = with_path(receiver, key)
     if found is None:
         return None
-    default = _argument(builder, node, scope, 1) if len(node.args) > 1 else Lit(None)
     return Op(Operator.DEFAULT, (found, default))
+
+
+# a constant table looked up with a key known only at run time is a chain of conditionals
+# (`ROUTES.get(action)`: `"orders-create" if action == "create" else … else None`) up to this size
+TABLE_SIZE = 8
+
+
+def _constant_table(receiver: Value) -> dict[str, object] | None:
+    if isinstance(receiver, Lit) and isinstance(receiver.value, dict):
+        return dict(receiver.value)
+    if isinstance(receiver, Obj) and all(isinstance(v, Lit) for _, v in receiver.items):
+        return {k: v.value for k, v in receiver.items if isinstance(v, Lit)}
+    return None
+
+
+def _table_lookup(
+    builder: WorkflowBuilder, node: ast.Call, scope: Scope, table: dict[str, object], key: Value
+) -> Value | None:
+    """`TABLE.get(key, default)` of a constant dict of string keys and a key the workflow
+    computes: each entry tested in order (keys are distinct, so the order does not matter)."""
+    if isinstance(key, (*NOT_DATA, Lit)) or not table or len(table) > TABLE_SIZE:
+        return None
+    if not all(isinstance(k, str) for k in table):
+        return None
+    default = _argument(builder, node, scope, 1) if len(node.args) > 1 else Lit(None)
+    if isinstance(default, NOT_DATA) or len(node.args) > 2:
+        return None
+    result: Expr = to_expr(default, node.lineno)
+    for k, v in reversed(list(table.items())):
+        result = Op(
+            Operator.IF, (Op(Operator.EQ, (to_expr(key, node.lineno), Lit(k))), Lit(v), result)
+        )
+    return result
 
 
 @specialize(functions=("os.getenv", "os.environ.get"))
