@@ -44,11 +44,57 @@ def test_json_document(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_text_shows_diagram_estimate_and_asl(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    code, out, _ = run(ORDER)
+    code, out, _ = run(ORDER, "--detail", "all")
     assert code == 0
     assert "ValidatePayment" in out and "→" in out
     assert "cost at 100,000 executions/month" in out
     assert '"StartAt": "ValidatePayment"' in out
+
+
+def test_text_starts_with_one_line_per_workflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run("fixtures/article/order_chain", "fixtures/realworld/sleep_in_helper")
+    lines = out.splitlines()
+    summary = lines[: lines.index("")]
+    assert len(summary) == 4  # three idioms of order_chain, one refused
+    converted = [line for line in summary if line.startswith("converted ")]
+    refused = [line for line in summary if line.startswith("not converted ")]
+    assert len(converted) == 3 and len(refused) == 1
+    assert all(" states " in line and "/month" in line and " → " in line for line in converted)
+    assert "1 reason" in refused[0]
+    # the pricing assumptions once, after every workflow, not per workflow
+    assert out.count("prices are assumptions") == 1
+    assert out.index("pricing assumptions") > out.rindex("== ")
+    # the ASL only on request
+    assert '"StartAt"' not in out
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("detail", "present", "absent"),
+    [
+        pytest.param("asl", ['"StartAt"'], ["cost at", "note:", "prices are"], id="asl"),
+        pytest.param("cost", ["cost at", "prices are"], ['"StartAt"', "note:"], id="cost"),
+        pytest.param("notes", ["note:"], ['"StartAt"', "cost at"], id="notes"),
+        pytest.param("none", ["converted "], ['"StartAt"', "cost at", "note:", "== "], id="none"),
+        pytest.param("notes,asl", ["note:", '"StartAt"'], ["cost at"], id="comma-separated"),
+    ],
+)
+def test_detail_selects_what_follows_the_summary(
+    monkeypatch: pytest.MonkeyPatch, detail: str, present: list[str], absent: list[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(ORDER, "--detail", detail)
+    assert code == 0
+    assert all(p in out for p in present), out
+    assert not any(a in out for a in absent), out
+
+
+def test_unknown_detail_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, err = run(ORDER, "--detail", "everything")
+    assert (code, out) == (2, "")
+    assert err.startswith("untangle: error: --detail: unknown part 'everything'")
 
 
 @pytest.mark.parametrize(

@@ -293,6 +293,14 @@ def scan(
     "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
+@click.option(
+    "--detail",
+    "details",
+    multiple=True,
+    metavar="PART",
+    help="What follows the summary for each workflow (text format; repeatable or "
+    "comma-separated): notes, diagram, cost, asl, all, none. Default: notes,diagram,cost.",
+)
 @_COLOR
 @_KEEP_UNCHECKED
 def plan(
@@ -308,6 +316,7 @@ def plan(
     items: int,
     config_path: str | None,
     no_cache: bool,
+    details: tuple[str, ...],
     color: bool | None,
     keep_unchecked_errors: bool,
 ) -> None:
@@ -330,6 +339,7 @@ def plan(
 
     paths = paths or (".",)
     _require_paths(paths)
+    shown = _plan_details(details, diagram)
     config = _config(paths, config_path)
     profiles: dict[str, FunctionProfile] = {}
     for option, values in (("--duration", duration), ("--memory", memory)):
@@ -369,11 +379,18 @@ def plan(
         )
     else:
         use_color = _use_color(color)
+        if documents:
+            click.echo(_plan_summary(documents, use_color), color=use_color)
         for planned_item, cost in documents:
-            click.echo(
-                _workflow_text(planned_item, cost, diagram, format_estimate, use_color),
-                color=use_color,
-            )
+            if shown:
+                click.echo(
+                    _workflow_text(planned_item, cost, diagram, format_estimate, use_color, shown),
+                    color=use_color,
+                )
+        estimates = [cost for _, cost in documents if cost is not None]
+        if "cost" in shown and estimates:
+            click.echo("pricing assumptions (of every estimate above):")
+            click.echo("".join(f"  - {line}\n" for line in estimates[0].assumptions))
     for error in tree.errors:
         where = f"{error.path}:{error.line}" if error.line else error.path
         click.echo(f"{where}: error: {error.message}", err=True)
@@ -431,8 +448,81 @@ def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
     }
 
 
+PLAN_DETAILS = ("notes", "diagram", "cost", "asl")
+
+
+def _plan_details(details: tuple[str, ...], diagram: str) -> frozenset[str]:
+    chosen = set(_split(details)) or {"notes", "diagram", "cost"}
+    unknown = chosen - {*PLAN_DETAILS, "all", "none"}
+    if unknown:
+        _fail(
+            f"--detail: unknown part {sorted(unknown)[0]!r} "
+            f"(choose from {', '.join(PLAN_DETAILS)}, all, none)"
+        )
+    if "all" in chosen:
+        chosen |= set(PLAN_DETAILS)
+    if "none" in chosen:
+        chosen = set()
+    if diagram == "none":
+        chosen.discard("diagram")
+    return frozenset(chosen & set(PLAN_DETAILS))
+
+
+def _count_states(states: dict[str, Any]) -> int:
+    total = 0
+    for state in states.values():
+        total += 1
+        for branch in state.get("Branches", ()):
+            total += _count_states(branch.get("States", {}))
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(key), dict):
+                total += _count_states(state[key].get("States", {}))
+    return total
+
+
+def _plan_summary(documents: list[tuple[Any, Any]], color: bool) -> str:
+    """One line per workflow: what a reviewer reads first."""
+    from untangle.render.cost import usd
+
+    rows = []
+    for item, cost in documents:
+        workflow = item.workflow
+        status = workflow.status.replace("_", " ")
+        if item.asl is not None:
+            states = f"{_count_states(item.asl.get('States', {}))} states"
+        else:
+            states = "-"
+        reasons = len(workflow.reasons)
+        said = (
+            f"{reasons} reason{'s' * (reasons != 1)}"
+            if reasons
+            else f"{len(workflow.notes)} note{'s' * (len(workflow.notes) != 1)}"
+        )
+        if cost is not None:
+            kind = cost.recommendation
+            money = f"{usd(cost.before_monthly_usd)} → {usd(cost.after_monthly_usd)}/month"
+        else:
+            kind, money = "-", "-"
+        rows.append((status, workflow.name, states, said, kind, money))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for row in rows:
+        cells = [row[i].ljust(widths[i]) for i in range(5)]
+        if color:
+            cells[0] = click.style(
+                cells[0], fg="green" if row[0] == "converted" else "red", bold=True
+            )
+        lines.append("  ".join([*cells, row[5]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
 def _workflow_text(
-    item: Any, cost: Any, diagram: str, format_estimate: Any, color: bool = False
+    item: Any,
+    cost: Any,
+    diagram: str,
+    format_estimate: Any,
+    color: bool = False,
+    shown: frozenset[str] = frozenset(PLAN_DETAILS),
 ) -> str:
     import json
 
@@ -445,27 +535,29 @@ def _workflow_text(
     lines = [f"== {workflow.name}: {status} ({workflow.path}, {workflow.handler})"]
     for reason in workflow.reasons:
         lines.append(f"  not converted: {reason.path}:{reason.line}: {reason.text()}")
-    for note in workflow.notes:
-        lines.append(f"  note: {note.path}:{note.line}: {note.message}")
-    for found in item.optimizations:
-        lines.append(f"  optimization: {found.path}:{found.line}: {found.message}")
-    for extracted in workflow.extracted:
-        lines.append(
-            f"  new function: {extracted.function}({', '.join(extracted.params)}) computes "
-            f"`{extracted.expression}` ({extracted.path}:{extracted.line})"
-        )
+    if "notes" in shown:
+        for note in workflow.notes:
+            lines.append(f"  note: {note.path}:{note.line}: {note.message}")
+        for found in item.optimizations:
+            lines.append(f"  optimization: {found.path}:{found.line}: {found.message}")
+        for extracted in workflow.extracted:
+            lines.append(
+                f"  new function: {extracted.function}({', '.join(extracted.params)}) computes "
+                f"`{extracted.expression}` ({extracted.path}:{extracted.line})"
+            )
     if item.asl is not None:
-        if diagram != "none":
+        if "diagram" in shown and diagram != "none":
             render = {"text": diagrams.text, "mermaid": diagrams.mermaid, "dot": diagrams.dot}[
                 diagram
             ]
             lines.append("")
             lines.append(render(item.asl).rstrip("\n"))
-        if cost is not None:
+        if "cost" in shown and cost is not None:
             lines.append("")
-            lines.append(format_estimate(cost).rstrip("\n"))
-        lines.append("")
-        lines.append(json.dumps(item.asl, indent=2))
+            lines.append(format_estimate(cost, assumptions=False).rstrip("\n"))
+        if "asl" in shown:
+            lines.append("")
+            lines.append(json.dumps(item.asl, indent=2))
     return "\n".join(lines) + "\n"
 
 

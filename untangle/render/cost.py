@@ -393,6 +393,11 @@ def _price(amount: float) -> str:
     return f"${whole}.{fraction.ljust(2, '0')}"
 
 
+def usd(amount: float) -> str:
+    """`$12.34`, `$0.0012` for amounts under a cent."""
+    return _usd(amount)
+
+
 def _usd(amount: float) -> str:
     if amount != 0 and abs(amount) < 0.01:
         return f"${amount:.4f}"
