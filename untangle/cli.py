@@ -491,7 +491,7 @@ def _plan_summary(documents: list[tuple[Any, Any]], color: bool) -> str:
         if item.asl is not None:
             states = f"{_count_states(item.asl.get('States', {}))} states"
         else:
-            states = "-"
+            states = ""
         reasons = len(workflow.reasons)
         said = (
             f"{reasons} reason{'s' * (reasons != 1)}"
@@ -502,8 +502,8 @@ def _plan_summary(documents: list[tuple[Any, Any]], color: bool) -> str:
             kind = cost.recommendation
             money = f"{usd(cost.before_monthly_usd)} → {usd(cost.after_monthly_usd)}/month"
         else:
-            kind, money = "-", "-"
-        rows.append((status, workflow.name, states, said, kind, money))
+            kind, money = "", ""
+        rows.append((status, workflow.name, said, states, kind, money))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for row in rows:
