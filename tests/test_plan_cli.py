@@ -177,3 +177,17 @@ def test_bad_estimate_input_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.chdir(ROOT)
     code, _, err = run(ORDER, "--duration", "validate-payment")
     assert code == 2 and "FUNCTION=NUMBER" in err
+
+
+def test_markdown_report_for_a_pull_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(ORDER, "fixtures/realworld/sleep_in_helper", "--format", "markdown")
+    assert code == 1
+    table = [line for line in out.splitlines() if line.startswith("| `")]
+    assert len(table) == 2 and all(line.count("|") == 7 for line in table)
+    assert out.count("```mermaid\nflowchart TD\n") == 1  # the converted one only
+    assert "Not converted:" in out and "`fixtures/realworld/sleep_in_helper/" in out
+    assert out.count("cost at 100,000 executions/month") == 1
+    assert out.count("<summary>Pricing assumptions</summary>") == 1
+    # every fenced block is closed
+    assert out.count("```") % 2 == 0

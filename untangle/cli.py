@@ -241,9 +241,11 @@ def scan(
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
+    help="markdown: a report for a pull request (summary table, a Mermaid diagram, the notes "
+    "and the cost of each workflow).",
 )
 @click.option(
     "--query-language",
@@ -377,6 +379,8 @@ def plan(
         click.echo(
             json.dumps({"workflows": [_workflow_json(i, c) for i, c in documents]}, indent=2)
         )
+    elif output_format == "markdown":
+        click.echo(_plan_markdown(documents, format_estimate), nl=False)
     else:
         use_color = _use_color(color)
         if documents:
@@ -466,6 +470,68 @@ def _plan_details(details: tuple[str, ...], diagram: str) -> frozenset[str]:
     if diagram == "none":
         chosen.discard("diagram")
     return frozenset(chosen & set(PLAN_DETAILS))
+
+
+def _plan_markdown(documents: list[tuple[Any, Any]], format_estimate: Any) -> str:
+    """A pull-request report: the summary table, then per workflow its Mermaid diagram (which
+    GitHub renders), its reasons or notes and its cost; the pricing assumptions once."""
+    from untangle.render import diagram as diagrams
+    from untangle.render.cost import usd
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    converted = sum(1 for item, _ in documents if item.workflow.status == "converted")
+    lines = [
+        "## untangle plan",
+        "",
+        f"{converted} of {len(documents)} workflow(s) converted.",
+        "",
+        "| workflow | status | states | reasons / notes | type | cost per month (before → after) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for item, cost in documents:
+        workflow = item.workflow
+        states = str(_count_states(item.asl.get("States", {}))) if item.asl else ""
+        said = (
+            f"{len(workflow.reasons)} reason(s)"
+            if workflow.reasons
+            else f"{len(workflow.notes)} note(s)"
+        )
+        kind = cost.recommendation if cost is not None else ""
+        money = (
+            f"{usd(cost.before_monthly_usd)} → {usd(cost.after_monthly_usd)}"
+            if cost is not None
+            else ""
+        )
+        lines.append(
+            f"| `{workflow.name}` | {workflow.status.replace('_', ' ')} | {states} | {said} "
+            f"| {kind} | {money} |"
+        )
+    for item, cost in documents:
+        workflow = item.workflow
+        lines += ["", f"### `{workflow.name}`", "", f"`{workflow.handler}` in `{workflow.path}`"]
+        if workflow.reasons:
+            lines += ["", "Not converted:", ""]
+            lines += [f"- `{r.path}:{r.line}`: {cell(r.text())}" for r in workflow.reasons]
+        if item.asl is not None:
+            lines += ["", "```mermaid", diagrams.mermaid(item.asl).rstrip("\n"), "```"]
+        if workflow.notes or workflow.extracted:
+            lines += ["", "Notes:", ""]
+            lines += [f"- `{n.path}:{n.line}`: {cell(n.message)}" for n in workflow.notes]
+            lines += [
+                f"- new function `{e.function}` computes `{cell(e.expression)}` "
+                f"(`{e.path}:{e.line}`)"
+                for e in workflow.extracted
+            ]
+        if cost is not None:
+            lines += ["", "```text", format_estimate(cost, assumptions=False).rstrip("\n"), "```"]
+    estimates = [cost for _, cost in documents if cost is not None]
+    if estimates:
+        lines += ["", "<details><summary>Pricing assumptions</summary>", ""]
+        lines += [f"- {a}" for a in estimates[0].assumptions]
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
 
 
 def _count_states(states: dict[str, Any]) -> int:
