@@ -667,3 +667,104 @@ def test_text_choice_and_loops() -> None:
     assert len(re.findall(r"Poll +task poll", text)) == 1
     parse_mermaid(diagram.mermaid(loop))
     assert json.loads(json.dumps(loop)) == loop  # the renderers did not mutate the input
+
+
+# --- Drawings of the article's workflows, rendered by Graphviz --------------------------------
+
+
+def _article_workflows() -> list[Any]:
+    from tests.conftest import FIXTURES
+    from untangle.files import read_source
+    from untangle.plan import plan
+    from untangle.scan import ScanOptions, load_tree
+
+    tree = load_tree([str(FIXTURES / "article")], ScanOptions(cache_dir=None))
+    return [w for w in plan(tree.program, tree.templates, read_source) if w.asl is not None]
+
+
+def _graphviz_json(dot_text: str) -> dict[str, Any]:
+    import os
+
+    if shutil.which("dot") is None:
+        if os.environ.get("UNTANGLE_REQUIRE_DOT"):
+            pytest.fail("Graphviz `dot` is required here (UNTANGLE_REQUIRE_DOT) but missing")
+        pytest.skip("Graphviz `dot` is not installed")
+    result = subprocess.run(
+        ["dot", "-Tjson"], input=dot_text.encode(), capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr.decode()
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def test_article_drawings_render_with_their_joins_connected() -> None:
+    """Graphviz lays out every article workflow; in what it drew, every node but `start` and
+    the legend is entered, and every node but the ends and the legend is left: no join or end
+    floats apart."""
+    from untangle.cli import choice_conditions
+
+    workflows = _article_workflows()
+    assert len(workflows) >= 20
+    for workflow in workflows:
+        drawn = _graphviz_json(diagram.dot(workflow.asl, choice_conditions(workflow.workflow)))
+        nodes = {o["_gvid"]: o["name"] for o in drawn.get("objects", []) if "nodes" not in o}
+        edges = [(e["tail"], e["head"]) for e in drawn.get("edges", [])]
+        entered = {head for _, head in edges}
+        left = {tail for tail, _ in edges}
+        kinds = {n.id: n.kind for n in diagram.graph(workflow.asl).nodes}
+        for gvid, name in nodes.items():
+            kind = kinds[name]
+            if kind not in ("start", "legend"):
+                assert gvid in entered, (workflow.workflow.name, name)
+            if kind not in ("end", "succeed", "fail", "legend"):
+                assert gvid in left, (workflow.workflow.name, name)
+
+
+def test_choice_edges_show_the_python_condition() -> None:
+    conditions = {"CheckOrderSize": ('event["total"] > 1000', 'event["total"] > 100')}
+    labels = [e.label for e in diagram.graph(JSONATA["order_size"], conditions).edges]
+    assert 'event["total"] > 1000' in labels and 'event["total"] > 100' in labels
+    assert not any("$states" in label for label in labels)
+    # near miss: a count that does not match the rules keeps the ASL's own conditions
+    wrong = {"CheckOrderSize": ('event["total"] > 1000',)}
+    kept = [e.label for e in diagram.graph(JSONATA["order_size"], wrong).edges]
+    assert 'event["total"] > 1000' not in kept
+
+
+def test_the_lambda_service_retrier_is_a_legend_not_a_line_per_task() -> None:
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Next": "B",
+                "Retry": [_SERVICE_RETRIER],
+            },
+            "B": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "End": True,
+                "Retry": [_SERVICE_RETRIER, {"ErrorEquals": ["Timeout"], "MaxAttempts": 2}],
+            },
+        },
+    }
+    text = diagram.text(definition)
+    assert text.count("Lambda service errors") == 1  # the legend
+    assert text.count("\u21bb") == 3  # a mark on each Task, and the legend
+    assert "retry \u00d72" in text  # a retrier of its own stays on its Task
+    mermaid = diagram.mermaid(definition)
+    assert mermaid.count("Lambda service errors") == 1 and "n_legend" in mermaid
+
+
+_SERVICE_RETRIER = {
+    "ErrorEquals": [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ],
+    "IntervalSeconds": 2,
+    "MaxAttempts": 6,
+    "BackoffRate": 2,
+}

@@ -472,6 +472,32 @@ def _plan_details(details: tuple[str, ...], diagram: str) -> frozenset[str]:
     return frozenset(chosen & set(PLAN_DETAILS))
 
 
+def choice_conditions(workflow: Any) -> dict[str, tuple[str, ...]]:
+    """Each Choice state's rules as the Python conditions they came from: the diagram labels."""
+    from untangle.workflow.ir import Choice, all_states, expr_text
+
+    if workflow.graph is None:
+        return {}
+    return {
+        state.name: tuple(_unwrapped(expr_text(condition)) for condition, _ in state.rules)
+        for state in all_states(workflow.graph)
+        if isinstance(state, Choice)
+    }
+
+
+def _unwrapped(text: str) -> str:
+    """`(total > 1000)` → `total > 1000`, when the outer parentheses wrap the whole."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for index, char in enumerate(text):
+        depth += char == "("
+        depth -= char == ")"
+        if depth == 0 and index < len(text) - 1:
+            return text
+    return text[1:-1]
+
+
 def _plan_markdown(documents: list[tuple[Any, Any]], format_estimate: Any) -> str:
     """A pull-request report: the summary table, then per workflow its Mermaid diagram (which
     GitHub renders), its reasons or notes and its cost; the pricing assumptions once."""
@@ -515,7 +541,8 @@ def _plan_markdown(documents: list[tuple[Any, Any]], format_estimate: Any) -> st
             lines += ["", "Not converted:", ""]
             lines += [f"- `{r.path}:{r.line}`: {cell(r.text())}" for r in workflow.reasons]
         if item.asl is not None:
-            lines += ["", "```mermaid", diagrams.mermaid(item.asl).rstrip("\n"), "```"]
+            picture = diagrams.mermaid(item.asl, choice_conditions(workflow))
+            lines += ["", "```mermaid", picture.rstrip("\n"), "```"]
         if workflow.notes or workflow.extracted:
             lines += ["", "Notes:", ""]
             lines += [f"- `{n.path}:{n.line}`: {cell(n.message)}" for n in workflow.notes]
@@ -617,7 +644,7 @@ def _workflow_text(
                 diagram
             ]
             lines.append("")
-            lines.append(render(item.asl).rstrip("\n"))
+            lines.append(render(item.asl, choice_conditions(workflow)).rstrip("\n"))
         if "cost" in shown and cost is not None:
             lines.append("")
             lines.append(format_estimate(cost, assumptions=False).rstrip("\n"))

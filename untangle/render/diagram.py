@@ -33,6 +33,7 @@ tuples without the last name identify scopes (`()` is the top level)."""
 
 START_ID = "n_start"
 END_ID = "n_end"
+LEGEND_ID = "n_legend"
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,9 @@ class Graph:
 # --- The model -----------------------------------------------------------------------------
 
 
-def details(state: Json, times: str = "\u00d7") -> tuple[str, ...]:
-    """The annotation lines under a state's name: what it does, then its retries."""
+def details(state: Json, times: str = "\u00d7", legend: str | None = None) -> tuple[str, ...]:
+    """The annotation lines under a state's name: what it does, then its retries (but the
+    retrier the legend describes once for every Task)."""
     kind = _asl.kind(state)
     lines: list[str]
     if kind == "Task":
@@ -105,8 +107,40 @@ def details(state: Json, times: str = "\u00d7") -> tuple[str, ...]:
         lines = [kind.lower()]
     else:
         lines = [f"unknown type {kind}"]
-    lines.extend(_asl.retry_summary(r, times) for r in _asl.retriers(state))
+    for retrier in _asl.retriers(state):
+        summary = _asl.retry_summary(retrier, times)
+        if summary == legend:
+            lines.append("\u21bb" if times == "\u00d7" else "(retries)")
+        else:
+            lines.append(summary)
     return tuple(lines)
+
+
+def shared_retrier(definition: Json, times: str = "\u00d7") -> str | None:
+    """The Lambda service retrier the Tasks share (untangle puts it on every Lambda Task):
+    drawn once, in a legend, instead of on each Task."""
+    counts: dict[str, int] = {}
+
+    def walk(scope: Json) -> None:
+        for state in _asl.states(scope).values():
+            for retrier in _asl.retriers(state):
+                summary = _asl.retry_summary(retrier, times)
+                if summary.endswith("Lambda service errors"):
+                    counts[summary] = counts.get(summary, 0) + 1
+            for branch in _asl.branches(state):
+                walk(branch)
+            processor = _asl.processor(state)
+            if processor is not None:
+                walk(processor)
+
+    walk(definition)
+    if not counts:
+        return None
+    return max(sorted(counts), key=lambda k: counts[k])
+
+
+def legend_text(retrier: str) -> str:
+    return f"\u21bb on a Task: {retrier}"
 
 
 @dataclass
@@ -116,7 +150,10 @@ class _Builder:
     edges: list[Edge] = field(default_factory=list)
     ids: dict[StatePath, str] = field(default_factory=dict)
     exits: dict[StatePath, str] = field(default_factory=dict)
-    used: set[str] = field(default_factory=lambda: {START_ID, END_ID})
+    used: set[str] = field(default_factory=lambda: {START_ID, END_ID, LEGEND_ID})
+    # Choice state name -> the Python condition of each rule, in order (labels the reader wrote)
+    conditions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    legend: str | None = None
 
     def fresh(self, prefix: str, name: str) -> str:
         slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:40] or "x"
@@ -161,7 +198,9 @@ class _Builder:
         path = (*scope, name)
         node_id = self.ids[path]
         kind = _asl.kind(state)
-        self.nodes.append(Node(node_id, kind.lower(), name, details(state), cluster, path))
+        self.nodes.append(
+            Node(node_id, kind.lower(), name, details(state, legend=self.legend), cluster, path)
+        )
         src = node_id
         if kind in ("Parallel", "Map"):
             join = self.fresh("j", name)
@@ -183,7 +222,7 @@ class _Builder:
             self.nodes.append(Node(join, "join", title, (), cluster, None))
             src = join
         self.exits[path] = src
-        for t in _asl.transitions(state):
+        for t in labelled_transitions(name, state, self.conditions):
             if t.target is None:
                 self.edges.append(Edge(src, exit_id, "end"))
                 continue
@@ -192,13 +231,31 @@ class _Builder:
             self.edges.append(Edge(src, dst, t.kind, label))
 
 
-def graph(definition: Json) -> Graph:
+def labelled_transitions(
+    name: str, state: Json, conditions: Mapping[str, tuple[str, ...]]
+) -> list[_asl.Transition]:
+    """`_asl.transitions`, each Choice rule labelled with its Python condition where the plan
+    gave one per rule (else with the ASL's own)."""
+    found = _asl.transitions(state)
+    python = conditions.get(name)
+    rules = [t for t in found if t.kind == "choice"]
+    if not python or len(python) != len(rules):
+        return found
+    labels = iter(python)
+    return [
+        _asl.Transition(t.kind, t.target, next(labels)) if t.kind == "choice" else t for t in found
+    ]
+
+
+def graph(definition: Json, conditions: Mapping[str, tuple[str, ...]] | None = None) -> Graph:
     """The nodes, subgraphs and edges drawn by `mermaid()` and `dot()`."""
-    b = _Builder()
+    b = _Builder(conditions=conditions or {}, legend=shared_retrier(definition))
     b.nodes.append(Node(START_ID, "start", "start"))
     b.scope(definition, (), None, Edge(START_ID, "", "start"), END_ID)
     if any(e.dst == END_ID for e in b.edges):
         b.nodes.append(Node(END_ID, "end", "end"))
+    if b.legend is not None:
+        b.nodes.append(Node(LEGEND_ID, "legend", legend_text(b.legend)))
     return Graph(tuple(b.nodes), tuple(b.clusters), tuple(b.edges), b.ids, b.exits)
 
 
@@ -262,12 +319,13 @@ _MERMAID_SHAPES = {
     "parallel": ("[[", "]]"),
     "map": ("[[", "]]"),
     "missing": (">", "]"),
+    "legend": (">", "]"),
 }
 
 
-def mermaid(definition: Json) -> str:
+def mermaid(definition: Json, conditions: Mapping[str, tuple[str, ...]] | None = None) -> str:
     """A Mermaid `flowchart TD`."""
-    g = graph(definition)
+    g = graph(definition, conditions)
     lines = ["flowchart TD"]
     for depth, item in _layout(g):
         pad = "  " * (depth + 1)
@@ -316,12 +374,13 @@ _DOT_SHAPES = {
     "parallel": "shape=box3d",
     "map": "shape=box3d",
     "missing": 'shape=note, color="#c62828"',
+    "legend": 'shape=note, style=filled, fillcolor="#f5f5f5"',
 }
 
 
-def dot(definition: Json) -> str:
+def dot(definition: Json, conditions: Mapping[str, tuple[str, ...]] | None = None) -> str:
     """A Graphviz `digraph` (render with `dot -Tsvg`)."""
-    g = graph(definition)
+    g = graph(definition, conditions)
     lines = [
         "digraph state_machine {",
         "  rankdir=TB;",
@@ -371,15 +430,24 @@ _ASCII = _Glyphs("->", "|-", "`-", "|", "x")
 _NAME_WIDTH = 24
 
 
-def text(definition: Json, *, ascii: bool = False) -> str:
+def text(
+    definition: Json,
+    conditions: Mapping[str, tuple[str, ...]] | None = None,
+    *,
+    ascii: bool = False,
+) -> str:
     """A readable flow for a terminal, one state a line in order from StartAt.
 
     The main path reads down from `start`; a state's side exits (Catch, Choice rules, Default)
     are listed under it and the states they lead to follow as their own paragraphs. Parallel
     branches and Map processors are indented under their state. `ascii=True` uses only ASCII
     (`->`, `|-`, `x`, and `\\u` escapes for other characters in names)."""
-    out = _TextWriter(_ASCII if ascii else _UNICODE, ascii)
+    glyphs = _ASCII if ascii else _UNICODE
+    legend = shared_retrier(definition, glyphs.times)
+    out = _TextWriter(glyphs, ascii, conditions=conditions or {}, legend=legend)
     out.scope(definition, "", top=True)
+    if legend is not None:
+        out.lines += ["", out.clean(legend_text(legend) if not ascii else f"(retries): {legend}")]
     return "\n".join(line.rstrip() for line in out.lines) + "\n"
 
 
@@ -388,6 +456,8 @@ class _TextWriter:
     g: _Glyphs
     ascii: bool
     lines: list[str] = field(default_factory=list)
+    conditions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    legend: str | None = None
 
     def clean(self, value: str) -> str:
         value = _clean(value)
@@ -396,7 +466,7 @@ class _TextWriter:
         return value
 
     def describe(self, state: Json) -> str:
-        parts = list(details(state, self.g.times))
+        parts = list(details(state, self.g.times, self.legend))
         if _asl.kind(state) == "Fail" and "Cause" in state:
             parts[0] += f" ({_asl.show(state['Cause'])})"
         return self.clean(", ".join(parts))
@@ -448,7 +518,7 @@ class _TextWriter:
             state = states[name]
             self.lines.append(f"{prefix}{lead}{shown.ljust(column)}  {self.describe(state)}")
             self.nested(state, prefix + " " * (len(g.arrow) + 2) + g.bar + " ")
-            outs = _asl.transitions(state)
+            outs = labelled_transitions(name, state, self.conditions)
             side = [t for t in outs if t.kind in ("choice", "default", "catch")]
             indent = prefix + " " * (len(g.arrow) + 4)
             for i, t in enumerate(side):
