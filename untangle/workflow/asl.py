@@ -282,6 +282,23 @@ class _JSONata(StateVisitor[dict[str, Any]]):
                     "$reduce($list, function($all, $value, $index) "
                     "{ $append($all, [[$index, $value]]) }, []))"
                 )
+            # chunk by chunk, each built item by item: `$append(a, [x])` appends x unless x is
+            # a list (the constructor flattens it: `[[x]]` then); a chunk is a list
+            case Operator.CHUNKS:
+                chunk = (
+                    "$reduce($list, function($part, $value, $index) "
+                    "{ $index >= $chunk * $size and $index < ($chunk + 1) * $size "
+                    '? $append($part, $type($value) = "array" ? [[$value]] : [$value]) '
+                    ": $part }, [])"
+                )
+                element = f"[{chunk}]"  # an array constructor: one item of what holds it
+                if len(args) > 2:
+                    element = f"[$chunk * $size, {element}]"
+                return (
+                    f"($list := {args[0]}; $size := {args[1]}; $count($list) = 0 ? [] : "
+                    "$reduce([0..$ceil($count($list) / $size) - 1], function($all, $chunk) "
+                    f"{{ $append($all, [{element}]) }}, []))"
+                )
             case Operator.ZIP:
                 return (
                     f"($left := {args[0]}; $right := {args[1]}; "

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from untangle.workflow.build import collectors as lists
 from untangle.workflow.build.ast_helpers import attr_name, located, span_of, target_text
+from untangle.workflow.build.batching import batch_loop
 from untangle.workflow.build.constant_fold import is_static, truthy
 from untangle.workflow.build.locals import forget_loop_locals
 from untangle.workflow.build.retry import retry_for
@@ -51,6 +52,9 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     retry = retry_for(builder, node, scope)
     if retry is not None:
         return retry
+    chunked = batch_loop(builder, node, scope)
+    if chunked is not None:
+        return transform_for(builder, chunked, scope)
     nested = nested_append(node, scope)
     if nested is not None:
         # each outer iteration collects its inner loop's list; the lists are joined after
