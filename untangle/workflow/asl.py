@@ -163,6 +163,10 @@ class _JSONata(StateVisitor[dict[str, Any]]):
                 for catcher in states[state.name].get("Catch", []):
                     # a state's Assign is not made when it fails: its catchers name the item too
                     catcher.setdefault("Assign", {})[alias[0]] = "{% $states.input %}"
+                for rule in states[state.name].get("Choices", []):
+                    # a Choice's own Assign is made only when it takes its Default: the rules
+                    # name the item too
+                    rule.setdefault("Assign", {})[alias[0]] = "{% $states.input %}"
             self.item_alias = saved
         start = graph.get(graph.start)
         if item_var is not None and isinstance(start, (Map, Parallel)):
@@ -780,8 +784,30 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
         rule: dict[str, Any]
         other_path = self.path(other)
         if other_path is not None:
-            kind = "Numeric" if op not in (Operator.EQ, Operator.NE) else "String"
-            rule = {"Variable": variable, f"{kind}{base}Path": other_path}
+            # two values of types known only at run time: the rule of their common type
+            # (numbers, text; `==` also booleans and null); values of different types are
+            # not equal, and not ordered (where Python raises a TypeError)
+            kinds = ["Numeric", "String"] + (["Boolean"] if op == Operator.EQ or negate else [])
+            typed: list[dict[str, Any]] = [
+                {
+                    "And": [
+                        {"Variable": variable, f"Is{kind}": True},
+                        {"Variable": other_path, f"Is{kind}": True},
+                        {"Variable": variable, f"{kind}{base}Path": other_path},
+                    ]
+                }
+                for kind in kinds
+            ]
+            if op == Operator.EQ or negate:
+                typed.append(
+                    {
+                        "And": [
+                            {"Variable": variable, "IsNull": True},
+                            {"Variable": other_path, "IsNull": True},
+                        ]
+                    }
+                )
+            rule = {"Or": typed}
         elif isinstance(other, Lit) and isinstance(other.value, bool):
             if op not in (Operator.EQ, Operator.NE):
                 raise NotExpressible("an ordering comparison with a boolean")
