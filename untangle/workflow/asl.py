@@ -609,6 +609,9 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
             if all(isinstance(i, Lit) for i in expr.items):
                 return False, [i.value for i in expr.items if isinstance(i, Lit)]
             return True, "States.Array(" + ", ".join(self.intrinsic(i) for i in expr.items) + ")"
+        if isinstance(expr, Op) and expr.op == Operator.ENV and isinstance(expr.args[0], Lit):
+            # the environment value itself: a string substituted at deployment, not a path
+            return False, f"${{{expr.args[0].value}}}"
         if isinstance(expr, Op):
             return True, self.intrinsic(expr)
         raise NotExpressible(type(expr).__name__)

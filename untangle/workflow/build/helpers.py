@@ -194,6 +194,11 @@ def receiver_of(builder: WorkflowBuilder, call: ast.Call, method: str, scope: Sc
     """What `builder` is in `method` when called as `call`: the object made in the handler when
     there is one, else the class."""
     if isinstance(call.func, ast.Attribute):
+        if isinstance(call.func.value, ast.Call):
+            # `Pipeline(STEPS).run(payload)`: an object made for the call
+            made = construct(builder, call.func.value, scope)
+            if made is not None:
+                return made
         receiver = builder.value(call.func.value, scope)
         if isinstance(receiver, (ObjectRef, SelfRef)):
             return receiver
