@@ -163,6 +163,10 @@ class _JSONata(StateVisitor[dict[str, Any]]):
                 for catcher in states[state.name].get("Catch", []):
                     # a state's Assign is not made when it fails: its catchers name the item too
                     catcher.setdefault("Assign", {})[alias[0]] = "{% $states.input %}"
+                for rule in states[state.name].get("Choices", []):
+                    # a Choice's own Assign is made only when it takes its Default: the rules
+                    # name the item too
+                    rule.setdefault("Assign", {})[alias[0]] = "{% $states.input %}"
             self.item_alias = saved
         start = graph.get(graph.start)
         if item_var is not None and isinstance(start, (Map, Parallel)):
@@ -281,6 +285,23 @@ class _JSONata(StateVisitor[dict[str, Any]]):
                     f"($list := {args[0]}; $count($list) = 0 ? [] : "
                     "$reduce($list, function($all, $value, $index) "
                     "{ $append($all, [[$index, $value]]) }, []))"
+                )
+            # chunk by chunk, each built item by item: `$append(a, [x])` appends x unless x is
+            # a list (the constructor flattens it: `[[x]]` then); a chunk is a list
+            case Operator.CHUNKS:
+                chunk = (
+                    "$reduce($list, function($part, $value, $index) "
+                    "{ $index >= $chunk * $size and $index < ($chunk + 1) * $size "
+                    '? $append($part, $type($value) = "array" ? [[$value]] : [$value]) '
+                    ": $part }, [])"
+                )
+                element = f"[{chunk}]"  # an array constructor: one item of what holds it
+                if len(args) > 2:
+                    element = f"[$chunk * $size, {element}]"
+                return (
+                    f"($list := {args[0]}; $size := {args[1]}; $count($list) = 0 ? [] : "
+                    "$reduce([0..$ceil($count($list) / $size) - 1], function($all, $chunk) "
+                    f"{{ $append($all, [{element}]) }}, []))"
                 )
             case Operator.ZIP:
                 return (
@@ -588,6 +609,9 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
             if all(isinstance(i, Lit) for i in expr.items):
                 return False, [i.value for i in expr.items if isinstance(i, Lit)]
             return True, "States.Array(" + ", ".join(self.intrinsic(i) for i in expr.items) + ")"
+        if isinstance(expr, Op) and expr.op == Operator.ENV and isinstance(expr.args[0], Lit):
+            # the environment value itself: a string substituted at deployment, not a path
+            return False, f"${{{expr.args[0].value}}}"
         if isinstance(expr, Op):
             return True, self.intrinsic(expr)
         raise NotExpressible(type(expr).__name__)
@@ -763,8 +787,30 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
         rule: dict[str, Any]
         other_path = self.path(other)
         if other_path is not None:
-            kind = "Numeric" if op not in (Operator.EQ, Operator.NE) else "String"
-            rule = {"Variable": variable, f"{kind}{base}Path": other_path}
+            # two values of types known only at run time: the rule of their common type
+            # (numbers, text; `==` also booleans and null); values of different types are
+            # not equal, and not ordered (where Python raises a TypeError)
+            kinds = ["Numeric", "String"] + (["Boolean"] if op == Operator.EQ or negate else [])
+            typed: list[dict[str, Any]] = [
+                {
+                    "And": [
+                        {"Variable": variable, f"Is{kind}": True},
+                        {"Variable": other_path, f"Is{kind}": True},
+                        {"Variable": variable, f"{kind}{base}Path": other_path},
+                    ]
+                }
+                for kind in kinds
+            ]
+            if op == Operator.EQ or negate:
+                typed.append(
+                    {
+                        "And": [
+                            {"Variable": variable, "IsNull": True},
+                            {"Variable": other_path, "IsNull": True},
+                        ]
+                    }
+                )
+            rule = {"Or": typed}
         elif isinstance(other, Lit) and isinstance(other.value, bool):
             if op not in (Operator.EQ, Operator.NE):
                 raise NotExpressible("an ordering comparison with a boolean")

@@ -116,6 +116,9 @@ class Operator(StrEnum):
     ITEMS = "items"
     ENUMERATE = "enumerate"
     ZIP = "zip"
+    # chunks(a, Lit(n)): `[a[i:i + n] for i in range(0, len(a), n)]`, n a positive int (the
+    # last chunk the short rest); chunks(a, Lit(n), Lit(True)): `[[i, a[i:i + n]] for i …]`
+    CHUNKS = "chunks"
     # min(a, b, …) / max(a, b, …) of numbers
     MIN = "min"
     MAX = "max"
@@ -542,6 +545,7 @@ def expr_text(expr: Expr) -> str:
             | Operator.ITEMS
             | Operator.ENUMERATE
             | Operator.ZIP
+            | Operator.CHUNKS
             | Operator.MIN
             | Operator.MAX
             | Operator.ENDSWITH

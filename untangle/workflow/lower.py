@@ -247,6 +247,7 @@ def jsonpath_form(op: Operator) -> JSONPathForm:
             | Operator.ITEMS
             | Operator.ENUMERATE
             | Operator.ZIP
+            | Operator.CHUNKS
             | Operator.MIN
             | Operator.MAX
             | Operator.ENDSWITH

@@ -107,6 +107,11 @@ def _operation(expr: Op) -> str:
             return f"[[key, value] for key, value in {text[0]}.items()]"
         case Operator.ENUMERATE:
             return f"[[index, value] for index, value in enumerate({text[0]})]"
+        case Operator.CHUNKS:
+            chunk = f"{text[0]}[i : i + {text[1]}]"
+            if len(text) > 2:
+                chunk = f"[i, {chunk}]"
+            return f"[{chunk} for i in range(0, len({text[0]}), {text[1]})]"
         case Operator.ZIP:
             return f"[list(pair) for pair in zip({', '.join(text)})]"
         case Operator.JSON_STRING:

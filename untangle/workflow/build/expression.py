@@ -75,6 +75,8 @@ def transform_subscript(builder: WorkflowBuilder, node: ast.Subscript, scope: Sc
         if isinstance(key, Lit) and isinstance(key.value, str):
             return Op(Operator.ENV, (key,))
     base = builder.value(node.value, scope)
+    if isinstance(base, Opaque) and base.extract is not None:
+        base = base.extract()  # a value a new function computes, read in part
     key = builder.value(node.slice, scope)
     if isinstance(base, Response):
         if key == Lit("Payload"):

@@ -182,7 +182,8 @@ def extractable(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> list[
     """The locals a new function computing `node` needs, when they are all plain data."""
     params: list[str] = []
     for sub in ast.walk(node):
-        if isinstance(sub, (ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom)):
+        # (a lambda, `key=lambda q: q["price"]`, is copied with the expression)
+        if isinstance(sub, (ast.Await, ast.Yield, ast.YieldFrom)):
             return None
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id in scope.env:
             known = scope.env[sub.id]

@@ -6,7 +6,9 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from untangle.workflow.build import collectors as lists
 from untangle.workflow.build.ast_helpers import attr_name, located, span_of, target_text
+from untangle.workflow.build.batching import batch_loop
 from untangle.workflow.build.constant_fold import is_static, truthy
 from untangle.workflow.build.locals import forget_loop_locals
 from untangle.workflow.build.retry import retry_for
@@ -67,6 +69,9 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     retry = retry_for(builder, node, scope)
     if retry is not None:
         return retry
+    chunked = batch_loop(builder, node, scope)
+    if chunked is not None:
+        return transform_for(builder, chunked, scope)
     nested = nested_append(node, scope)
     if nested is not None:
         # each outer iteration collects its inner loop's list; the lists are joined after
@@ -117,7 +122,14 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     collect: ast.expr | None = None
     collector: str | None = None
     last = body[-1] if body else None
-    if (
+    # lists the body appends to elsewhere than in its last statement, or several lists
+    collectors = lists.loop_collectors(body, node.target, scope)
+    single = lists.appended_list(last) if isinstance(last, ast.stmt) else None
+    if single is not None and collectors == [single[0]] and appends(body, single[0]) == 1:
+        collectors = []
+    if collectors:
+        pass
+    elif (
         isinstance(last, ast.Expr)
         and isinstance(last.value, ast.Call)
         and attr_name(last.value.func) == "append"
@@ -140,10 +152,16 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     saved = dict(builder.states)
     continues: list[tuple[Exit, dict[str, Value]]] = []
     processor_scope = replace(
-        scope, env=dict(scope.env), catches=[], returns=None, breaks=None, continues=continues
+        scope,
+        env=dict(scope.env),
+        catches=[],
+        returns=None,
+        breaks=None,
+        continues=continues,
+        collectors=frozenset(collectors),
     )
     for key, known in scope.env.items():
-        if known == Arr(()):
+        if known == Arr(()) and key not in collectors:
             # a list from before the loop changes across its iterations: not a fresh [] here
             processor_scope.env[key] = Opaque(
                 node.lineno, f"`{key}`, a list that changes across the loop's iterations"
@@ -167,6 +185,8 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     skipping = bool(continues) and collect is not None
     if skipping:
         output = Arr((output,))
+    if collectors:
+        output = lists.collected(collectors, processor_scope.env, node.lineno)
     done = builder.add(Succeed(builder.unique(f"{pascal(item)}Done"), output, span_of(node)))
     builder.connect(fragment.exits, done)
     skipped = done
@@ -174,7 +194,16 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         skipped = builder.add(
             Succeed(builder.unique(f"{pascal(item)}Skipped"), Arr(()), span_of(node))
         )
-    builder.connect([exit_ for exit_, _ in continues], skipped)  # the round ends there
+    for exit_, env in continues:  # the round ends there
+        if collectors:
+            skipped = builder.add(
+                Succeed(
+                    builder.unique(f"{pascal(item)}Skipped"),
+                    lists.collected(collectors, env, node.lineno),
+                    span_of(node),
+                )
+            )
+        builder.connect([exit_], skipped)
     processor = builder.graph(fragment.start or done)
     for state in processor.states:
         if saved.get(state.name) is None:
@@ -185,8 +214,8 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         to_expr(items, node.lineno),
         item,
         processor,
-        output if collect is not None else None,
-        collector,
+        output if collect is not None or collectors else None,
+        scope.var(f"{item}_results") if collectors else collector,
         DEFAULT_CONCURRENCY,
         None,
         span_of(node),
@@ -200,6 +229,8 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             "at once (set MaxConcurrency to 1 to keep the order of side effects)",
         )
     )
+    for listed in collectors:
+        scope.env[listed] = lists.joined(scope.var(f"{item}_results"), listed, item)
     if collector is not None:
         results: Expr = Var(scope.var(collector))
         scope.env[collector] = Op(Operator.FLATTEN, (results,)) if skipping else results
@@ -334,3 +365,13 @@ def append_stmt(collector: str, value: ast.expr, where: ast.AST) -> ast.stmt:
     """`collector.append(value)`, placed at `where`."""
     method = ast.Attribute(ast.Name(collector, ast.Load()), "append", ast.Load())
     return located(ast.Expr(ast.Call(method, [value], [])), where)
+
+
+def appends(body: list[ast.stmt], name: str) -> int:
+    """How many `name.append(…)` statements `body` holds, at any depth."""
+    return sum(
+        1
+        for stmt in body
+        for sub in ast.walk(stmt)
+        if isinstance(sub, ast.stmt) and (found := lists.appended_list(sub)) and found[0] == name
+    )

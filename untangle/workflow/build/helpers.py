@@ -16,6 +16,7 @@ from untangle.workflow.build.retry import (
 )
 from untangle.workflow.build.scope import (
     Fragment,
+    FunctionOf,
     ObjectRef,
     Opaque,
     Scope,
@@ -133,6 +134,7 @@ def inline(
         if keyword.arg is None:
             raise Unsupported(call.lineno, "helper arguments passed through **kwargs")
         inner.env[keyword.arg] = builder.value(keyword.value, scope)
+    closed_over(scope, inner, callee, node, params)
     decorated = has_retry_decorator(node)
     if decorated:
         # the rule's error names depend on the body (its FunctionError checks): the tasks
@@ -192,6 +194,11 @@ def receiver_of(builder: WorkflowBuilder, call: ast.Call, method: str, scope: Sc
     """What `builder` is in `method` when called as `call`: the object made in the handler when
     there is one, else the class."""
     if isinstance(call.func, ast.Attribute):
+        if isinstance(call.func.value, ast.Call):
+            # `Pipeline(STEPS).run(payload)`: an object made for the call
+            made = construct(builder, call.func.value, scope)
+            if made is not None:
+                return made
         receiver = builder.value(call.func.value, scope)
         if isinstance(receiver, (ObjectRef, SelfRef)):
             return receiver
@@ -290,3 +297,31 @@ def pure_callee(builder: WorkflowBuilder, caller: str, call: ast.Call, scope: Sc
     if len(called) != 1 or through_parameter(builder, caller, call, scope):
         return None
     return called[0]
+
+
+def closed_over(
+    scope: Scope,
+    inner: Scope,
+    callee: str,
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+    params: list[str],
+) -> None:
+    """A function defined in the one being compiled (`def check(x): … parcel …` in the
+    handler) reads the handler's locals it does not bind itself, as they are when it is called
+    (a closure). Only where its `def` bound it: the caller's own name for it is this function."""
+    defined = scope.env.get(node.name)
+    if not (isinstance(defined, FunctionOf) and defined.qualname == callee):
+        return
+    bound = set(params) | {
+        a.arg for a in (*node.args.kwonlyargs, node.args.vararg, node.args.kwarg) if a
+    }
+    read: list[str] = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            if isinstance(sub.ctx, ast.Load):
+                read.append(sub.id)
+            else:
+                bound.add(sub.id)
+    for name in dict.fromkeys(read):
+        if name not in bound and name not in inner.env and name in scope.env:
+            inner.env[name] = scope.env[name]

@@ -154,6 +154,9 @@ class Scope:
     breaks: list[tuple[Exit, dict[str, Value]]] | None = None
     # inside a loop body that can end a round early: where each `continue` goes on from
     continues: list[tuple[Exit, dict[str, Value]]] | None = None
+    # inside a loop body: the lists from before the loop it collects into (`collectors.py`),
+    # each a local of the iteration
+    collectors: frozenset[str] = frozenset()
 
     def var(self, name: str) -> str:
         return f"{self.prefix}{name}"
