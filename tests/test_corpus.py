@@ -37,17 +37,7 @@ KNOWN_GAPS: dict[str, str] = {
 
 # (app, language, event or "*") -> why the machine answers differently though the app converts
 # (a strict xfail)
-KNOWN_MISMATCHES: dict[tuple[str, str, str], str] = {
-    ("dynamodb_stream_audit", "jsonpath", "events/unchanged.json"): (
-        "JSONPath: `if not changed:` on an empty list from a new function does not skip the "
-        "record (the truthiness of [] in a Choice rule); JSONata verifies"
-    ),
-    ("mixed_business_logic", "jsonpath", "*"): (
-        "JSONPath: `totals['amount']` read from the optimizer's Parallel result "
-        "(`$.vars.parallel_…value[1].amount`) formats as `[28]` in States.Format on moto's "
-        "interpreter, where Python prints 28"
-    ),
-}
+KNOWN_MISMATCHES: dict[tuple[str, str, str], str] = {}
 
 
 def _marks(app: str) -> list[Any]:

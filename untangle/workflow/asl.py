@@ -532,9 +532,9 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
     def machine(self, graph: Graph) -> dict[str, Any]:
         for state in all_states(graph):
             if isinstance(state, Parallel):
-                for index, name in enumerate(state.assign):
+                for name in state.assign:
                     if name:
-                        self.aliases[name] = f"$.vars.{_slot(state.name)}.value[{index}]"
+                        self.aliases[name] = f"$.vars.{_slot(state.name)}.{name}"
         body = self.graph(graph)
         init = "Initialize"
         while init in body["States"]:
@@ -697,7 +697,9 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
             op, args = form.op, expr.args
             match op:
                 case Operator.AND:
-                    return {"And": [self.condition(a) for a in args]}
+                    rules = [self.condition(a) for a in args]
+                    # `a and (b and c)` is one And of a, b, c
+                    return {"And": [r for rule in rules for r in rule.get("And", [rule])]}
                 case Operator.OR:
                     return {"Or": [self.condition(a) for a in args]}
                 case Operator.NOT:
@@ -967,7 +969,11 @@ class _JSONPath(StateVisitor[dict[str, Any]]):
             "Branches": [branch.graph(g) for g in state.branches],
         }
         if any(state.assign):
-            rendered["ResultSelector"] = {"value.$": "$"}
+            # each branch's result by the name of the variable it sets, as one writes by hand;
+            # a path through an index (`value[1].amount`) reads a list on moto's interpreter
+            rendered["ResultSelector"] = {
+                f"{name}.$": f"$[{index}]" for index, name in enumerate(state.assign) if name
+            }
             rendered["ResultPath"] = f"$.vars.{_slot(state.name)}"
         if state.output is not None:
             rendered.update(self.output(state.output, "$", state.name))
