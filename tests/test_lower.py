@@ -340,3 +340,17 @@ def test_the_truth_of_a_path_behind_and_is_refused_not_guessed() -> None:
         _truth_machine(condition)
     # a whole variable is always there: its text is made before the Choice
     _truth_machine(Op("and", (Op("exists", (Input(("x",)),)), Op("truthy", (Var("got"),)))))
+
+
+@pytest.mark.parametrize("value", TRUTH_VALUES, ids=json.dumps)
+def test_the_truth_of_a_value_is_pythons_in_jsonata_too(value: Any) -> None:
+    # $boolean([0]) is false in JSONata: a list is true when it has an item
+    from untangle.engine.machine import run_machine
+
+    workflow = _workflow(
+        Choice("Check", ((Op("truthy", (Input(("x",)),)), "Yes"),), "No", SPAN),
+        Succeed("Yes", Lit("yes"), SPAN),
+        Succeed("No", Lit("no"), SPAN),
+    )
+    run = run_machine(to_asl(workflow, "jsonata"), {}, {"x": value})
+    assert run.output == ("yes" if value else "no")

@@ -386,7 +386,7 @@ class _Computations:
         self.span: Span | None = None
         self.stem = "value"
         # variables only ever set to a scalar (their truth is a Choice rule's)
-        self.scalars = _scalar_variables(workflow.graph) if workflow.graph else set()
+        self.scalars = scalar_variables(workflow.graph) if workflow.graph else frozenset()
 
     def graph(self, graph: Graph) -> Graph:
         states: dict[str, State] = {}
@@ -689,7 +689,7 @@ def _all_variables(graph: Graph) -> set[str]:
     return names
 
 
-def _scalar_variables(graph: Graph) -> set[str]:
+def scalar_variables(graph: Graph) -> frozenset[str]:
     """Variables every Pass that sets them sets to a number, text, a boolean or null, and no
     Task, Map or Parallel sets."""
     values: dict[str, list[Expr]] = {}
@@ -711,11 +711,11 @@ def _scalar_variables(graph: Graph) -> set[str]:
                     collect(branch)
 
     collect(graph)
-    return {
+    return frozenset(
         name
         for name, set_to in values.items()
         if name not in others and all(_is_scalar_value(v) for v in set_to)
-    }
+    )
 
 
 def _is_scalar_value(expr: Expr) -> bool:

@@ -60,6 +60,13 @@ def truthy(expr: Expr) -> Expr:
         return expr
     if isinstance(expr, Lit):
         return Lit(bool(expr.value))
+    if isinstance(expr, Op) and expr.op == Operator.IF:
+        # the value of `a or b` / `a and b` (`transform_bool_op`): its truth is the operands'
+        test, body, orelse = expr.args
+        if test == truthy(body):  # a or b
+            return Op(Operator.OR, (test, truthy(orelse)))
+        if test == truthy(orelse):  # a and b
+            return Op(Operator.AND, (test, truthy(body)))
     return Op(Operator.TRUTHY, (expr,))
 
 

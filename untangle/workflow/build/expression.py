@@ -112,10 +112,24 @@ def transform_sequence(builder: WorkflowBuilder, node: ast.List | ast.Tuple, sco
 
 def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) -> Value:
     op = Operator.AND if isinstance(node.op, ast.And) else Operator.OR
-    operands = [
-        truthy(to_expr(builder.value(v, scope), getattr(v, "lineno", node.lineno)))
-        for v in node.values
+    values = [
+        to_expr(builder.value(v, scope), getattr(v, "lineno", node.lineno)) for v in node.values
     ]
+    if not all(truthy(v) == v for v in values):
+        # `name = a or b` is a or b, not a boolean: `a if a else b` (`b if a else a` for
+        # `and`), evaluated in turn; a condition is its truth again (`truthy` of this `if`)
+        result = values[-1]
+        for value in reversed(values[:-1]):
+            test = truthy(value)
+            decided = constant_truth(test)
+            if decided is not None:  # a constant decides: `FORCE or event["changed"]`
+                result = value if decided == (op == Operator.OR) else result
+                continue
+            result = Op(
+                Operator.IF, (test, value, result) if op == Operator.OR else (test, result, value)
+            )
+        return result
+    operands = values
     # constants decide or drop out (a StatusCode check that is always true, say)
     absorbing, neutral = (Lit(False), Lit(True)) if op == Operator.AND else (Lit(True), Lit(False))
     if absorbing in operands:
