@@ -125,9 +125,10 @@ def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) 
             if decided is not None:  # a constant decides: `FORCE or event["changed"]`
                 result = value if decided == (op == Operator.OR) else result
                 continue
-            result = Op(
-                Operator.IF, (test, value, result) if op == Operator.OR else (test, result, value)
-            )
+            if op == Operator.OR:
+                result = Op(Operator.IF, (test, _when_true(value), result))
+            else:
+                result = Op(Operator.IF, (test, result, value))
         return result
     operands = values
     # constants decide or drop out (a StatusCode check that is always true, say)
@@ -138,6 +139,15 @@ def transform_bool_op(builder: WorkflowBuilder, node: ast.BoolOp, scope: Scope) 
     if not operands:
         return neutral
     return operands[0] if len(operands) == 1 else Op(op, tuple(operands))
+
+
+def _when_true(value: Expr) -> Expr:
+    """`value` where it is true: `d.get("k")` (a falsy default) is `d["k"]` there."""
+    if isinstance(value, Op) and value.op == Operator.DEFAULT:
+        found, default = value.args
+        if isinstance(default, Lit) and not default.value:
+            return found
+    return value
 
 
 def transform_unary_op(builder: WorkflowBuilder, node: ast.UnaryOp, scope: Scope) -> Value:

@@ -16,6 +16,7 @@ from untangle.workflow.ir import (
     Arr,
     Expr,
     Lit,
+    Obj,
     Op,
     Operator,
     Reason,
@@ -166,10 +167,26 @@ def dict_get(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | 
     key = builder.value(node.args[0], scope)
     if not (isinstance(key, Lit) and isinstance(key.value, str)):
         return None
-    found = with_path(receiver, key.value)
-    if found is None:
+    if isinstance(receiver, (Opaque, Stream)):
         return None
     default = _argument(builder, node, scope, 1) if len(node.args) > 1 else Lit(None)
+    return _get(to_expr(receiver, node.lineno), key.value, default)
+
+
+def _get(receiver: Expr, key: str, default: Expr) -> Expr | None:
+    """`receiver.get(key, default)`; through `a or {}` (a conditional value: each side's) and
+    a dict literal (its item, or the default)."""
+    if isinstance(receiver, Op) and receiver.op == Operator.IF:
+        test, body, orelse = receiver.args
+        sides = _get(body, key, default), _get(orelse, key, default)
+        if sides[0] is None or sides[1] is None:
+            return None
+        return Op(Operator.IF, (test, sides[0], sides[1]))
+    if isinstance(receiver, Obj):
+        return dict(receiver.items).get(key, default)
+    found = with_path(receiver, key)
+    if found is None:
+        return None
     return Op(Operator.DEFAULT, (found, default))
 
 
