@@ -31,6 +31,10 @@ APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
 KNOWN_GAPS: dict[str, str] = {
     "api_order_endpoint": "orchestrator/app.py:23: `in` on a list",
+    "checkout_payment_gateway": (
+        "orchestrator/app.py:25: `raise PaymentError` is caught by the `except` at line 41: "
+        "control flow through exceptions"
+    ),
     "sqs_records_fanout": "orchestrator/app.py:16: a collection mutated across steps",
 }
 
