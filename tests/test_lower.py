@@ -354,3 +354,39 @@ def test_the_truth_of_a_value_is_pythons_in_jsonata_too(value: Any) -> None:
     )
     run = run_machine(to_asl(workflow, "jsonata"), {}, {"x": value})
     assert run.output == ("yes" if value else "no")
+
+
+# --- KeyError guards only where a key may be missing (JSONata) ---------------------------------
+
+
+def _payload_of_send(*setters: Any) -> str:
+    states = (
+        *setters,
+        Task("Send", SEND, Obj((("status", Var("result", ("status",))),)), None, "Done", SPAN),
+        Succeed("Done", Lit(None), SPAN),
+    )
+    definition = to_asl(_workflow(*states), "jsonata")
+    payload: str = definition["States"]["Send"]["Arguments"]["Payload"]
+    return payload
+
+
+def test_a_key_of_a_dict_the_handler_built_needs_no_guard() -> None:
+    built = _payload_of_send(
+        Assign("Ok", (("result", Obj((("status", Lit("ok")),))),), "Send", SPAN)
+    )
+    assert built == '{% {"status": $result.status} %}'
+
+
+def test_a_key_of_a_payload_keeps_its_guard() -> None:
+    # near miss: a function's payload may lack any key
+    fetched = _payload_of_send(Task("Fetch", FETCH, Input(()), "result", "Send", SPAN))
+    assert "KeyError: 'status'" in fetched
+
+
+def test_a_key_one_of_the_dicts_lacks_keeps_its_guard() -> None:
+    # near miss: set to {"status": …} on one path and {"state": …} on another
+    mixed = _payload_of_send(
+        Assign("A", (("result", Obj((("status", Lit("ok")),))),), "B", SPAN),
+        Assign("B", (("result", Obj((("state", Lit("ok")),))),), "Send", SPAN),
+    )
+    assert "KeyError: 'status'" in mixed

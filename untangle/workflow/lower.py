@@ -689,9 +689,9 @@ def _all_variables(graph: Graph) -> set[str]:
     return names
 
 
-def scalar_variables(graph: Graph) -> frozenset[str]:
-    """Variables every Pass that sets them sets to a number, text, a boolean or null, and no
-    Task, Map or Parallel sets."""
+def assigned_values(graph: Graph) -> dict[str, tuple[Expr, ...]]:
+    """Variables only Pass states set (no Task, Map, Parallel or Catch): the values they are
+    set to."""
     values: dict[str, list[Expr]] = {}
     others: set[str] = set()
 
@@ -711,11 +711,33 @@ def scalar_variables(graph: Graph) -> frozenset[str]:
                     collect(branch)
 
     collect(graph)
+    return {name: tuple(set_to) for name, set_to in values.items() if name not in others}
+
+
+def scalar_variables(graph: Graph) -> frozenset[str]:
+    """Variables every Pass that sets them sets to a number, text, a boolean or null, and no
+    Task, Map or Parallel sets."""
     return frozenset(
         name
-        for name, set_to in values.items()
-        if name not in others and all(_is_scalar_value(v) for v in set_to)
+        for name, set_to in assigned_values(graph).items()
+        if all(_is_scalar_value(v) for v in set_to)
     )
+
+
+def always_present(values: tuple[Expr, ...], path: tuple[str | int, ...]) -> bool:
+    """`path` is there in every value a variable is set to: the handler built those dicts
+    (`{"amount": …}`) with that key."""
+    if not values:
+        return False
+    for value in values:
+        for part in path:
+            if isinstance(part, str) and isinstance(value, Obj) and part in dict(value.items):
+                value = dict(value.items)[part]
+            elif isinstance(part, int) and isinstance(value, Arr) and 0 <= part < len(value.items):
+                value = value.items[part]
+            else:
+                return False
+    return True
 
 
 def _is_scalar_value(expr: Expr) -> bool:
