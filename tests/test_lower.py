@@ -274,3 +274,119 @@ def test_a_name_in_use_is_not_reused() -> None:
     assert to_asl(workflow, "jsonpath")["States"]["C"]["Parameters"] == {
         "value.$": "$.vars.inventory_text.value"
     }
+
+
+# --- the truth of a value: Python's bool(), exactly --------------------------------------------
+
+FETCH = FunctionRef("${FetchFunctionArn}", "fetch")
+
+
+def _truth_machine(condition: Expr) -> tuple[Workflow, dict[str, Any]]:
+    workflow = lower_for_jsonpath(
+        _workflow(
+            Task("Fetch", FETCH, Input(()), "got", "Check", SPAN),
+            Choice("Check", ((condition, "Yes"),), "No", SPAN),
+            Succeed("Yes", Lit("yes"), SPAN),
+            Succeed("No", Lit("no"), SPAN),
+        )
+    )
+    return workflow, to_asl(workflow, "jsonpath")
+
+
+TRUTH_VALUES = [[], {}, [0], [[]], {"a": 0}, 0, 0.0, 1, "", "x", None, False, True]
+
+
+@pytest.mark.parametrize("value", TRUTH_VALUES, ids=json.dumps)
+def test_the_truth_of_a_function_result_is_pythons_on_the_engine(value: Any) -> None:
+    from untangle.engine.machine import run_machine
+
+    _, definition = _truth_machine(Op("truthy", (Var("got"),)))
+    run = run_machine(definition, {"FetchFunctionArn": lambda event, context: value}, {})
+    assert run.status == "SUCCEEDED", run
+    assert run.output == ("yes" if value else "no")
+
+
+def test_an_empty_list_or_object_is_tested_by_its_json_text() -> None:
+    _, definition = _truth_machine(Op("truthy", (Var("got"),)))
+    states = definition["States"]
+    assert states["Fetch"]["Next"] == "ComputeGotJson"
+    assert states["ComputeGotJson"]["Parameters"] == {
+        "value.$": "States.JsonToString($.vars.got.value)"
+    }
+
+
+def test_a_variable_only_ever_a_scalar_needs_no_json_text() -> None:
+    # near miss: `done = False` … `done = True`: a Choice rule tests it as it is
+    workflow = lower_for_jsonpath(
+        _workflow(
+            Assign("Start", (("done", Lit(False)),), "Check", SPAN),
+            Choice("Check", ((Op("truthy", (Var("done"),)), "Yes"),), "No", SPAN),
+            Succeed("Yes", Lit("yes"), SPAN),
+            Succeed("No", Lit("no"), SPAN),
+        )
+    )
+    states = to_asl(workflow, "jsonpath")["States"]
+    assert set(states) == {"Initialize", "Start", "Check", "Yes", "No"}
+
+
+def test_the_truth_of_a_path_behind_and_is_refused_not_guessed() -> None:
+    # `"items" in got and got["items"]`: the JSON text would be read before the `in` test
+    from untangle.workflow.asl import NotExpressible
+
+    condition = Op(
+        "and", (Op("exists", (Var("got", ("items",)),)), Op("truthy", (Var("got", ("items",)),)))
+    )
+    with pytest.raises(NotExpressible, match="after `and` / `or`"):
+        _truth_machine(condition)
+    # a whole variable is always there: its text is made before the Choice
+    _truth_machine(Op("and", (Op("exists", (Input(("x",)),)), Op("truthy", (Var("got"),)))))
+
+
+@pytest.mark.parametrize("value", TRUTH_VALUES, ids=json.dumps)
+def test_the_truth_of_a_value_is_pythons_in_jsonata_too(value: Any) -> None:
+    # $boolean([0]) is false in JSONata: a list is true when it has an item
+    from untangle.engine.machine import run_machine
+
+    workflow = _workflow(
+        Choice("Check", ((Op("truthy", (Input(("x",)),)), "Yes"),), "No", SPAN),
+        Succeed("Yes", Lit("yes"), SPAN),
+        Succeed("No", Lit("no"), SPAN),
+    )
+    run = run_machine(to_asl(workflow, "jsonata"), {}, {"x": value})
+    assert run.output == ("yes" if value else "no")
+
+
+# --- KeyError guards only where a key may be missing (JSONata) ---------------------------------
+
+
+def _payload_of_send(*setters: Any) -> str:
+    states = (
+        *setters,
+        Task("Send", SEND, Obj((("status", Var("result", ("status",))),)), None, "Done", SPAN),
+        Succeed("Done", Lit(None), SPAN),
+    )
+    definition = to_asl(_workflow(*states), "jsonata")
+    payload: str = definition["States"]["Send"]["Arguments"]["Payload"]
+    return payload
+
+
+def test_a_key_of_a_dict_the_handler_built_needs_no_guard() -> None:
+    built = _payload_of_send(
+        Assign("Ok", (("result", Obj((("status", Lit("ok")),))),), "Send", SPAN)
+    )
+    assert built == '{% {"status": $result.status} %}'
+
+
+def test_a_key_of_a_payload_keeps_its_guard() -> None:
+    # near miss: a function's payload may lack any key
+    fetched = _payload_of_send(Task("Fetch", FETCH, Input(()), "result", "Send", SPAN))
+    assert "KeyError: 'status'" in fetched
+
+
+def test_a_key_one_of_the_dicts_lacks_keeps_its_guard() -> None:
+    # near miss: set to {"status": …} on one path and {"state": …} on another
+    mixed = _payload_of_send(
+        Assign("A", (("result", Obj((("status", Lit("ok")),))),), "B", SPAN),
+        Assign("B", (("result", Obj((("state", Lit("ok")),))),), "Send", SPAN),
+    )
+    assert "KeyError: 'status'" in mixed

@@ -202,8 +202,11 @@ def _unchecked_tasks(workflow: Any) -> dict[str, str]:
 
 def _documented(workflow: PreparedWorkflow, original: dict[str, Any], machine: Any) -> str | None:
     """The machine failed in a Task whose function failure the original never checked, where
-    the original went on: the difference plan noted on that invoke."""
-    if machine.status != "FAILED" or original["status"] == "FAILED":
+    the original went on: the difference plan noted on that invoke. The original may fail
+    later on that payload (`payload["name"]`: KeyError), with its own error."""
+    if machine.status != "FAILED":
+        return None
+    if original["status"] == "FAILED" and original.get("error") == machine.error:
         return None
     open_states: list[str] = []
     for event in machine.history:

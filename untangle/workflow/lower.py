@@ -386,6 +386,8 @@ class _Computations:
         self.cache: dict[Expr, Var] = {}
         self.span: Span | None = None
         self.stem = "value"
+        # variables only ever set to a scalar (their truth is a Choice rule's)
+        self.scalars = scalar_variables(workflow.graph) if workflow.graph else frozenset()
 
     def graph(self, graph: Graph) -> Graph:
         states: dict[str, State] = {}
@@ -506,14 +508,22 @@ class _Computations:
                     assert_never(form.op)
         return self.hoist(expr)
 
-    def condition(self, expr: Expr) -> Expr:
-        """A Choice rule: comparisons of a path with a path or a literal, presence tests."""
+    def condition(self, expr: Expr, guarded: bool = False) -> Expr:
+        """A Choice rule: comparisons of a path with a path or a literal, presence tests.
+        `guarded`: an earlier operand of `and` / `or` decides whether Python reads `expr`."""
         form = jsonpath_form(expr.op) if isinstance(expr, Op) else None
         if isinstance(expr, Op) and isinstance(form, Rule):
             match form.op:
-                case Operator.AND | Operator.OR | Operator.NOT:
-                    return Op(expr.op, tuple(self.condition(a) for a in expr.args))
+                case Operator.AND | Operator.OR:
+                    return Op(
+                        expr.op,
+                        tuple(self.condition(a, guarded or i > 0) for i, a in enumerate(expr.args)),
+                    )
+                case Operator.NOT:
+                    return Op(expr.op, (self.condition(expr.args[0], guarded),))
                 case Operator.EXISTS | Operator.IS_NULL | Operator.TRUTHY:
+                    if form.op == Operator.TRUTHY and _is_path(expr.args[0]):
+                        return self.truthy(expr.args[0], guarded)
                     if all(_is_path(a) for a in expr.args):
                         return expr
                     if form.op == Operator.TRUTHY:
@@ -537,6 +547,29 @@ class _Computations:
         if isinstance(expr, Lit):
             return expr
         return Op(Operator.EQ, (self.hoist(Op(Operator.TRUTHY, (expr,))), Lit(True)))
+
+    def truthy(self, path: Expr, guarded: bool) -> Expr:
+        """Python's `bool(path)`. Choice rules test null, false, 0 and "" but have no test for an
+        empty list or object: unless the value is proven a scalar, its JSON text is made first
+        (a Pass state, States.JsonToString) and compared with `[]` and `{}`. The Pass reads the
+        path before the Choice: only where Python reads it too (not behind an `and` / `or`),
+        or where it is always there (a variable)."""
+        from untangle.workflow.asl import NotExpressible
+        from untangle.workflow.ir import expr_text
+
+        rule = Op(Operator.TRUTHY, (path,))
+        if isinstance(path, Var) and path.name in self.scalars and not path.path:
+            return rule
+        if guarded and not (isinstance(path, Var) and not path.path):
+            raise NotExpressible(
+                f"the truth of `{expr_text(path)}` after `and` / `or` in JSONPath "
+                "(an empty list or object is false in Python; Choice rules cannot tell)"
+            )
+        text = self.hoist(Op(Operator.JSON_STRING, (path,)))
+        return Op(
+            Operator.AND,
+            (rule, Op(Operator.NE, (text, Lit("[]"))), Op(Operator.NE, (text, Lit("{}")))),
+        )
 
     # --- computing a value before the state --------------------------------------------------
 
@@ -655,6 +688,73 @@ def _all_variables(graph: Graph) -> set[str]:
             for branch in state.branches:
                 names |= _all_variables(branch)
     return names
+
+
+def assigned_values(graph: Graph) -> dict[str, tuple[Expr, ...]]:
+    """Variables only Pass states set (no Task, Map, Parallel or Catch): the values they are
+    set to."""
+    values: dict[str, list[Expr]] = {}
+    others: set[str] = set()
+
+    def collect(graph: Graph) -> None:
+        for state in graph.states:
+            if isinstance(state, Assign):
+                for name, value in state.values:
+                    values.setdefault(name, []).append(value)
+            elif isinstance(state, Task):
+                others.update(n for n in (state.assign, *(c.assign for c in state.catch)) if n)
+            elif isinstance(state, Map):
+                others.update(n for n in (state.assign, state.item_var) if n)
+                collect(state.processor)
+            elif isinstance(state, Parallel):
+                others.update(n for n in state.assign if n)
+                for branch in state.branches:
+                    collect(branch)
+
+    collect(graph)
+    return {name: tuple(set_to) for name, set_to in values.items() if name not in others}
+
+
+def scalar_variables(graph: Graph) -> frozenset[str]:
+    """Variables every Pass that sets them sets to a number, text, a boolean or null, and no
+    Task, Map or Parallel sets."""
+    return frozenset(
+        name
+        for name, set_to in assigned_values(graph).items()
+        if all(_is_scalar_value(v) for v in set_to)
+    )
+
+
+def always_present(values: tuple[Expr, ...], path: tuple[str | int, ...]) -> bool:
+    """`path` is there in every value a variable is set to: the handler built those dicts
+    (`{"amount": …}`) with that key."""
+    if not values:
+        return False
+    for value in values:
+        for part in path:
+            if isinstance(part, str) and isinstance(value, Obj) and part in dict(value.items):
+                value = dict(value.items)[part]
+            elif isinstance(part, int) and isinstance(value, Arr) and 0 <= part < len(value.items):
+                value = value.items[part]
+            else:
+                return False
+    return True
+
+
+def _is_scalar_value(expr: Expr) -> bool:
+    from untangle.workflow.ir import BOOLEAN_OPERATORS
+
+    if isinstance(expr, Lit):
+        return not isinstance(expr.value, (list, dict))
+    if isinstance(expr, Op):
+        return expr.op in BOOLEAN_OPERATORS or expr.op in (
+            Operator.CONCAT,
+            Operator.COUNT,
+            Operator.NUMBER,
+            Operator.JSON_STRING,
+            Operator.ENV,
+        )
+    return False
 
 
 def _all_names(graph: Graph) -> set[str]:

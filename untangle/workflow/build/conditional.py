@@ -261,7 +261,9 @@ def _failure_branch(
     """The branch compiled as the target of a Catch: where it starts, or None when control goes
     on after it (a Catch has nowhere to go back to). In it the decoded payload is the function's
     error payload (the Catch parses it out of the error's Cause into its own variable)."""
-    handler_scope = replace(scope, env=dict(scope.env), catches=[])
+    # the try blocks around the check are around its branch too: a `raise` there that one of
+    # them catches is refused (`transform_raise`), not turned into a Fail
+    handler_scope = replace(scope, env=dict(scope.env))
     failure = Var(_failure_var(response))
     for key, known in list(handler_scope.env.items()):
         if known == response.payload:

@@ -39,7 +39,8 @@ def transform_raise(builder: WorkflowBuilder, node: ast.Raise, scope: Scope) -> 
         if "States.ALL" in catch.errors or error in catch.errors:
             raise Unsupported(
                 node.lineno,
-                f"`raise {error}` is caught in the same function: control flow through exceptions",
+                f"`raise {error}` is caught by the `except` at line {catch.handler.lineno}: "
+                "control flow through exceptions",
             )
     name = builder.add(Fail(builder.unique(error), error, cause, span_of(node)))
     return Fragment(name, [])

@@ -25,6 +25,7 @@ from untangle.workflow.build.scope import (
     Value,
     to_expr,
 )
+from untangle.workflow.build.thunks import substitute, thunks_of
 from untangle.workflow.build.work import (
     handed,
     has_work,
@@ -128,13 +129,21 @@ def inline(
     defaults = node.args.defaults
     for param, default in zip(params[len(params) - len(defaults) :], defaults):
         inner.env[param] = builder.value(default, inner)
+    thunks = thunks_of(builder, call, params, scope, module.path)
     for param, arg in zip(params, call.args):
-        inner.env[param] = builder.value(arg, scope)
+        if param not in thunks:
+            inner.env[param] = builder.value(arg, scope)
     for keyword in call.keywords:
         if keyword.arg is None:
             raise Unsupported(call.lineno, "helper arguments passed through **kwargs")
-        inner.env[keyword.arg] = builder.value(keyword.value, scope)
+        if keyword.arg not in thunks:
+            inner.env[keyword.arg] = builder.value(keyword.value, scope)
     closed_over(scope, inner, callee, node, params)
+    statements = node.body
+    if thunks:
+        for param in thunks:
+            inner.env.pop(param, None)
+        statements = substitute(node.body, thunks, scope, inner, call.lineno)
     decorated = has_retry_decorator(node)
     if decorated:
         # the rule's error names depend on the body (its FunctionError checks): the tasks
@@ -142,7 +151,7 @@ def inline(
         inner.retry = (PENDING_RETRY,)
     builder._inline_depth += 1
     try:
-        body = builder.block(node.body, inner)
+        body = builder.block(statements, inner)
     finally:
         builder._inline_depth -= 1
     if decorated:

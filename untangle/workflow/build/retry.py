@@ -118,8 +118,13 @@ def error_names(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> tuple
         last = dotted.rsplit(".", 1)[-1]
         if last in ("Exception", "BaseException"):
             return ("States.ALL",)
-        if last in ("ClientError", "BotoCoreError", "TooManyRequestsException"):
+        if last in ("ClientError", "BotoCoreError"):
             names += [e for e in BOTO_ERRORS if e not in names]
+        elif last.endswith("Exception") and (
+            ".exceptions." in dotted or f"Lambda.{last}" in BOTO_ERRORS
+        ):
+            # `lambda_client.exceptions.TooManyRequestsException`: that error only
+            names.append(f"Lambda.{last}")
         elif last in builder._function_errors:
             names.append("States.TaskFailed")
         elif last:

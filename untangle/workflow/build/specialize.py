@@ -189,6 +189,8 @@ def dict_get(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | 
             return table
     if not (isinstance(key, Lit) and isinstance(key.value, str)):
         return None
+    if isinstance(receiver, (Opaque, Stream)):
+        return None
     default = _argument(builder, node, scope, 1) if len(node.args) > 1 else Lit(None)
     return _get(to_expr(receiver, node.lineno), key.value, default)
 

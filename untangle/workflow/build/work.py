@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from untangle.analysis.program import Edge
+from untangle.facts.model import Ref
 from untangle.workflow.build.ast_helpers import attr_name, column_of, dotted_name, source_text
 from untangle.workflow.build.scope import FunctionOf, Scope, Unsupported
+from untangle.workflow.build.thunks import lambda_with_work
 
 if TYPE_CHECKING:
     from untangle.workflow.build.builder import WorkflowBuilder
@@ -41,6 +43,39 @@ def work_call(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> tuple[s
         if key in builder.sleeps:
             return "sleep", builder.sleeps[key]
         callee = callee_of(builder, sub, scope)
+        if callee is None and lambda_with_work(builder, sub, scope):
+            # `retry(lambda: invoke(...))`: the helper runs the work it is handed
+            caller = builder.function_at(scope.path, sub.lineno)
+            named = named_function(sub.func, scope)
+            called = [named] if named else []
+            if not called and caller is not None:
+                called = unique(
+                    e.callee
+                    for e in site_edges(builder, caller, sub, scope)
+                    if not e.handed and e.callee in builder.program.functions
+                )
+            if not called and caller is not None and isinstance(sub.func, ast.Name):
+                # a function of the caller's module (no call edge: it does no work itself)
+                module = builder.program.module_of(caller)
+                own = f"{module.module}.{sub.func.id}"
+                if sub.func.id not in scope.env and own in builder.program.functions:
+                    called = [own]
+                imported = [
+                    sym.qualname
+                    for name, syms in module.globals
+                    if name == sub.func.id
+                    for sym in syms
+                    if isinstance(sym, Ref) and sym.qualname in builder.program.functions
+                ]
+                if not called and imported:
+                    raise Unsupported(
+                        sub.lineno,
+                        f"a lambda that invokes handed to `{sub.func.id}`, a helper of another "
+                        "module: the machine cannot place the lambda's calls in it",
+                        "define the helper in the handler's module, or call it with a named "
+                        "function",
+                    )
+            callee = one_of(called, sub, sub.func, scope)
         if callee is not None:
             return "call", (callee, sub)
     return None
