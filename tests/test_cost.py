@@ -22,6 +22,17 @@ FLAVOURS = [JSONPATH, JSONATA]
 LAMBDA_CALL = 0.02 + 0.04166675
 
 
+def starter(waits_ms: float, executions: int = 100_000, memory_mb: int = 128) -> float:
+    """The starter Lambda migrate keeps (128 MB): 50 ms of its own, plus the run it waits for
+    (an Express execution; nothing for Standard). Requests $0.20/1M; $0.0000166667/GB-s."""
+    seconds = (50 + waits_ms) / 1000
+    return executions * (0.20 / 1_000_000 + seconds * memory_mb / 1024 * 0.0000166667)
+
+
+# Standard: 100,000 x ($0.0000002 + 0.05 s x 0.125 GB x $0.0000166667) = $0.0304166875
+STANDARD_STARTER = starter(0)
+
+
 def lambda_task(function: str, **rest: Any) -> dict[str, Any]:
     return {
         "Type": "Task",
@@ -41,11 +52,13 @@ def test_hello_world_by_hand(flavour: dict[str, dict[str, Any]]) -> None:
     assert e.before_possible
     # Standard: 1 transition x 100,000 x $0.025/1,000 = $2.50, + callee
     assert e.transitions_per_execution == 1
-    assert e.after_standard_monthly_usd == pytest.approx(2.5 + LAMBDA_CALL)
+    assert e.after_standard_monthly_usd == pytest.approx(2.5 + LAMBDA_CALL + STANDARD_STARTER)
     # Express: 100,000 x $1/1M = $0.10; 0.2 s x 0.0625 GB x 100,000 = 1,250 GB-s x $0.00001667
-    # = $0.0208375; + callee
-    assert e.after_express_monthly_usd == pytest.approx(0.10 + 0.0208375 + LAMBDA_CALL)
-    assert e.after_express_monthly_usd == pytest.approx(0.18250425)
+    # = $0.0208375; + callee; + the starter waiting 50 + 200 ms: $0.02 + 3,125 GB-s = $0.0720834
+    assert e.after_express_monthly_usd == pytest.approx(
+        0.10 + 0.0208375 + LAMBDA_CALL + starter(200)
+    )
+    assert e.after_express_monthly_usd == pytest.approx(0.18250425 + 0.0720834375)
     assert e.latency_before_ms == e.latency_after_ms == 200
     assert e.recommendation == "Express"
     assert e.after_monthly_usd == e.after_express_monthly_usd
@@ -64,7 +77,7 @@ def test_reminder_by_hand(flavour: dict[str, dict[str, Any]]) -> None:
     assert e.before_monthly_usd == pytest.approx(hypothetical)
     # Standard: 3 transitions x 100,000 x $0.025/1,000 = $7.50, + two callees
     assert e.transitions_per_execution == 3
-    assert e.after_standard_monthly_usd == pytest.approx(7.5 + 2 * LAMBDA_CALL)
+    assert e.after_standard_monthly_usd == pytest.approx(7.5 + 2 * LAMBDA_CALL + STANDARD_STARTER)
     assert e.after_express_monthly_usd is None
     assert e.recommendation == "Standard"
     assert e.after_monthly_usd == e.after_standard_monthly_usd
@@ -84,7 +97,7 @@ def test_order_workflow_counts_the_happy_path(flavour: dict[str, dict[str, Any]]
     # not the typical path. The article's figure: 500K transitions -> $12.50.
     assert e.transitions_per_execution == 5
     assert e.latency_after_ms == e.latency_before_ms == 800
-    assert e.after_standard_monthly_usd == pytest.approx(12.5 + 4 * LAMBDA_CALL)
+    assert e.after_standard_monthly_usd == pytest.approx(12.5 + 4 * LAMBDA_CALL + STANDARD_STARTER)
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -158,11 +171,16 @@ def test_overriding_inputs_changes_results() -> None:
     assert default.latency_after_ms == 400
     bigger_orchestrator = cost.estimate(JSONPATH["order"], CostInputs(orchestrator_memory_mb=1024))
     assert bigger_orchestrator.orchestrator_monthly_usd > base.orchestrator_monthly_usd
-    assert bigger_orchestrator.after_standard_monthly_usd == base.after_standard_monthly_usd
+    # the starter keeps the orchestrator's memory
+    assert bigger_orchestrator.after_standard_monthly_usd == pytest.approx(
+        base.after_standard_monthly_usd - STANDARD_STARTER + starter(0, memory_mb=1024)
+    )
     pricier = cost.estimate(
         JSONPATH["order"], CostInputs(pricing=Pricing(standard_per_thousand_transitions=0.05))
     )
-    assert pricier.after_standard_monthly_usd == pytest.approx(25 + 4 * LAMBDA_CALL)
+    assert pricier.after_standard_monthly_usd == pytest.approx(
+        25 + 4 * LAMBDA_CALL + STANDARD_STARTER
+    )
     assert "$0.05 per 1,000" in " ".join(pricier.assumptions)
     fewer = cost.estimate(JSONPATH["order"], CostInputs(executions_per_month=1_000))
     assert fewer.after_standard_monthly_usd == pytest.approx(base.after_standard_monthly_usd / 100)
@@ -234,12 +252,25 @@ def test_wait_between_5_and_15_minutes() -> None:
 
 
 def test_short_wait_can_be_express() -> None:
-    e = cost.estimate(wait_machine({"Seconds": 30}))
-    assert e.latency_after_ms == 30_400
+    e = cost.estimate(wait_machine({"Seconds": 10}))
+    assert e.latency_after_ms == 10_400
     assert e.recommendation == "Express"
-    # Express bills the 30.4 s at 64 MB
-    express_duration = 100_000 * 30.4 * 0.0625 * 0.00001667
-    assert e.after_express_monthly_usd == pytest.approx(0.1 + express_duration + 2 * LAMBDA_CALL)
+    # Express bills the 10.4 s at 64 MB, and the starter waits for them at 128 MB
+    express_duration = 100_000 * 10.4 * 0.0625 * 0.00001667
+    assert e.after_express_monthly_usd == pytest.approx(
+        0.1 + express_duration + 2 * LAMBDA_CALL + starter(10_400)
+    )
+
+
+def test_a_starter_waiting_for_express_can_make_standard_cheaper() -> None:
+    """30 s of waiting: Express itself is cheap, but the synchronous starter is billed for the
+    whole run (30.45 s at 128 MB: $6.37 a month), more than Standard's 3 transitions ($7.50)
+    save."""
+    e = cost.estimate(wait_machine({"Seconds": 30}))
+    assert e.after_express_monthly_usd is not None
+    assert e.after_express_monthly_usd > e.after_standard_monthly_usd
+    assert e.recommendation == "Standard"
+    assert any("starter Lambda" in a for a in e.assumptions)
 
 
 def test_express_duration_rounds_up_to_100_ms() -> None:
@@ -247,7 +278,9 @@ def test_express_duration_rounds_up_to_100_ms() -> None:
     e = cost.estimate(definition, CostInputs(default_function=FunctionProfile(250)))
     callee = 0.02 + 100_000 * 0.25 * 0.125 * 0.0000166667
     express_duration = 100_000 * 0.3 * 0.0625 * 0.00001667  # 250 ms billed as 300 ms
-    assert e.after_express_monthly_usd == pytest.approx(0.1 + express_duration + callee)
+    assert e.after_express_monthly_usd == pytest.approx(
+        0.1 + express_duration + callee + starter(250)
+    )
 
 
 def test_dynamic_wait_is_standard_unless_given() -> None:
@@ -338,9 +371,9 @@ def test_format_estimate() -> None:
     lines = text.splitlines()
     assert lines[0] == "cost at 100,000 executions/month:"
     assert lines[1].startswith("  before  orchestrator Lambda  $0.43/month, 800 ms")
-    assert lines[2].startswith("  after   Standard             $12.75/month, 800 ms")
+    assert lines[2].startswith("  after   Standard             $12.78/month, 800 ms")
     assert "(5 state transitions per execution)" in lines[2]
-    assert lines[3].startswith("          Express              $0.43/month")
+    assert lines[3].startswith("          Express              $0.63/month")
     assert lines[4].startswith("  recommended: Express: ")
     for assumption in e.assumptions:
         assert f"    - {assumption}" in lines
@@ -358,3 +391,16 @@ def test_estimate_is_frozen() -> None:
         e.recommendation = "Standard"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         CostInputs().executions_per_month = 1  # type: ignore[misc]
+
+
+def test_an_event_invoke_is_billed_but_not_waited_for() -> None:
+    task = lambda_task("Audit", End=True)
+    task["Parameters"]["InvocationType"] = "Event"
+    definition = {"StartAt": "Audit", "States": {"Audit": task}}
+    e = cost.estimate(definition)
+    assert e.latency_before_ms == e.latency_after_ms == 0
+    assert e.callees_monthly_usd == pytest.approx(LAMBDA_CALL)  # the function still runs
+    assert any("asynchronously" in n for n in e.notes)
+    # near miss: the same Task, synchronous
+    sync = cost.estimate({"StartAt": "Audit", "States": {"Audit": lambda_task("Audit", End=True)}})
+    assert sync.latency_before_ms == 200

@@ -191,3 +191,13 @@ def test_markdown_report_for_a_pull_request(monkeypatch: pytest.MonkeyPatch) -> 
     assert out.count("<summary>Pricing assumptions</summary>") == 1
     # every fenced block is closed
     assert out.count("```") % 2 == 0
+
+
+def test_a_duration_for_a_function_no_workflow_calls_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, err = run(ORDER, "--duration", "no-such-function=900")
+    assert (code, out) == (2, "")
+    assert "no workflow here calls a function or has a state named 'no-such-function'" in err
+    assert "validate-payment" in err or "ValidatePayment" in err

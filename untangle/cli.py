@@ -362,6 +362,16 @@ def plan(
         read_source,
         PlanOptions(query_language, handlers, keep_unchecked_errors),
     )
+    known = _cost_keys(planned)
+    aliases = _function_aliases(planned)
+    for name in sorted(profiles):
+        if name in aliases:  # `validate-payment`, as the template names it
+            profiles[aliases[name]] = profiles.pop(name)
+        elif name not in known:
+            _fail(
+                f"--duration/--memory: no workflow here calls a function or has a state named "
+                f"{name!r} (known: {', '.join(sorted({*known, *aliases})) or 'none'})"
+            )
     inputs = CostInputs(executions_per_month=executions, functions=profiles, items_per_map=items)
     documents = []
     for planned_item in planned:
@@ -571,6 +581,48 @@ def _count_states(states: dict[str, Any]) -> int:
             if isinstance(state.get(key), dict):
                 total += _count_states(state[key].get("States", {}))
     return total
+
+
+def _function_aliases(planned: list[Any]) -> dict[str, str]:
+    """A called function's own name (`validate-payment`) -> how its Task names it in the ASL
+    (`ValidatePayment`, from `${ValidatePaymentFunctionArn}`): what the estimate is keyed by."""
+    from untangle.render import _asl
+
+    aliases: dict[str, str] = {}
+    for item in planned:
+        for ref in item.workflow.functions:
+            task = {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Arguments": {"FunctionName": ref.placeholder},
+            }
+            shown = _asl.lambda_function(task)
+            if shown and ref.display and ref.display != shown:
+                aliases[ref.display] = shown
+    return aliases
+
+
+def _cost_keys(planned: list[Any]) -> set[str]:
+    """The names `--duration` / `--memory` may use: the functions the Tasks call, state names."""
+    from untangle.render import _asl
+
+    found: set[str] = set()
+
+    def walk(scope: Any) -> None:
+        for name, state in _asl.states(scope).items():
+            found.add(name)
+            if _asl.kind(state) == "Task":
+                found.add(_asl.task_target(state))
+            for branch in _asl.branches(state):
+                walk(branch)
+            processor = _asl.processor(state)
+            if processor is not None:
+                walk(processor)
+
+    for item in planned:
+        if item.asl is not None:
+            walk(item.asl)
+    return found
 
 
 def _plan_summary(documents: list[tuple[Any, Any]], color: bool) -> str:

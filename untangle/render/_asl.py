@@ -134,6 +134,14 @@ def lambda_function(state: Json) -> str | None:
     return None
 
 
+def is_async_invoke(state: Json) -> bool:
+    """A Lambda Task with `InvocationType: Event`: it returns once the function is queued."""
+    for field in ("Arguments", "Parameters"):
+        if obj(state.get(field)).get("InvocationType") == "Event":
+            return True
+    return False
+
+
 def task_target(state: Json) -> str:
     """What a Task calls: a Lambda function's name, `sns:publish`, `aws-sdk:s3:getObject`, ..."""
     function = lambda_function(state)

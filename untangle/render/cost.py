@@ -107,6 +107,7 @@ class CostEstimate:
 
 
 LAMBDA_MAX_MS = _asl.LAMBDA_MAX_SECONDS * 1000
+STARTER_MS = 50.0  # the starter Lambda's own work: reading the event, starting the execution
 EXPRESS_MAX_MS = _asl.EXPRESS_MAX_SECONDS * 1000
 
 
@@ -221,6 +222,11 @@ class _Walker:
             self.note(f"{name} calls {target}, not Lambda: {ms:g} ms, its own charges not counted")
             return _Path(after_ms=ms, before_ms=ms, transitions=1)
         gb_seconds = math.ceil(ms) / 1000 * profile.memory_mb / 1024
+        if _asl.is_async_invoke(state):
+            # an Event invoke returns once the function is queued: nobody waits for it, but the
+            # function still runs and is billed
+            self.note(f"{name} invokes {target} asynchronously: billed, but not waited for")
+            return _Path(0.0, 0.0, 1, 1, gb_seconds)
         return _Path(ms, ms, 1, 1, gb_seconds)
 
     def wait(self, name: str, state: Json) -> _Path:
@@ -293,8 +299,16 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
             impossible = f"it would run {_latency(path.before_ms)}"
         impossible += ", and a Lambda stops after 15 min"
 
+    # the starter Lambda migrate keeps in the orchestrator's place: one request per execution;
+    # it waits for an Express run (StartSyncExecution) and returns at once for Standard
+    def starter(waits_ms: float) -> float:
+        seconds = math.ceil(waits_ms) / 1000 * inputs.orchestrator_memory_mb / 1024
+        return executions * (lambda_request + seconds * pricing.lambda_per_gb_second)
+
     standard = (
-        executions * path.transitions * pricing.standard_per_thousand_transitions / 1000 + callees
+        executions * path.transitions * pricing.standard_per_thousand_transitions / 1000
+        + callees
+        + starter(STARTER_MS)
     )
 
     wait_s, wait_state = path.longest_wait
@@ -315,6 +329,7 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
                 + billed_ms / 1000 * memory_gb * pricing.express_per_gb_second
             )
             + callees
+            + starter(STARTER_MS + path.after_ms)
         )
 
     recommendation: Recommendation
@@ -373,7 +388,11 @@ def _assumptions(inputs: CostInputs, has_map: bool) -> list[str]:
         f"chunks, assumed {p.express_memory_mb} MB",
         f"functions take {d.duration_ms:g} ms with {d.memory_mb} MB unless given; the "
         f"orchestrator ({inputs.orchestrator_memory_mb} MB) is billed while it calls them and "
-        f"sleeps, one after another (its own work is not counted)",
+        f"sleeps, one after another (its own work is not counted); an Event invoke is billed "
+        f"but not waited for",
+        f"after the migration the orchestrator is a starter Lambda ({STARTER_MS:g} ms of its "
+        f"own, {inputs.orchestrator_memory_mb} MB): it waits for an Express execution "
+        f"(StartSyncExecution) and returns at once for Standard (StartExecution)",
         "path: the slowest from StartAt; a Choice takes its slowest branch, Catch routes are "
         "not taken; Step Functions' own per-state overhead is not in the latency",
     ]
