@@ -30,7 +30,6 @@ APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
 KNOWN_GAPS: dict[str, str] = {
-    "api_order_endpoint": "orchestrator/app.py:23: `in` on a list",
     "sqs_records_fanout": "orchestrator/app.py:16: a collection mutated across steps",
 }
 
@@ -38,14 +37,20 @@ KNOWN_GAPS: dict[str, str] = {
 # (app, language, event or "*") -> why the machine answers differently though the app converts
 # (a strict xfail)
 KNOWN_MISMATCHES: dict[tuple[str, str, str], str] = {
-    ("dynamodb_stream_audit", "jsonpath", "events/unchanged.json"): (
-        "JSONPath: `if not changed:` on an empty list from a new function does not skip the "
-        "record (the truthiness of [] in a Choice rule); JSONata verifies"
-    ),
     ("mixed_business_logic", "jsonpath", "*"): (
         "JSONPath: `totals['amount']` read from the optimizer's Parallel result "
         "(`$.vars.parallel_…value[1].amount`) formats as `[28]` in States.Format on moto's "
         "interpreter, where Python prints 28"
+    ),
+    ("api_order_endpoint", "jsonpath", "events/valid.json"): (
+        "JSONPath: `price['total']` read from the optimizer's Parallel result "
+        "(`$.vars.parallel_…value[0].total`) formats as `[25.5]` in States.Format on moto's "
+        "interpreter, where Python prints 25.5"
+    ),
+    ("api_order_endpoint", "jsonpath", "events/out-of-stock.json"): (
+        "JSONPath: `reserved['reserved']` read from the optimizer's Parallel result "
+        "(`$.vars.parallel_…value[1].reserved`) is a list in a Choice rule on moto's "
+        "interpreter (States.Runtime), where Python reads False"
     ),
 }
 

@@ -20,6 +20,7 @@ from untangle.workflow.ir import (
     Lit,
     Op,
     Operator,
+    Var,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ def truthy(expr: Expr) -> Expr:
         return expr
     if isinstance(expr, Lit):
         return Lit(bool(expr.value))
+    if isinstance(expr, Var) and expr.kind == "list" and not expr.path:
+        return Op(Operator.GT, (Op(Operator.COUNT, (expr,)), Lit(0)))
     return Op(Operator.TRUTHY, (expr,))
 
 
