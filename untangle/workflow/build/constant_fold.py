@@ -56,13 +56,20 @@ def is_static(expr: Expr) -> bool:
     return isinstance(expr, Op) and expr.op == Operator.ENV and isinstance(expr.args[0], Lit)
 
 
+def count(expr: Expr) -> Expr:
+    """`len(expr)`: of a dict (a new function's output), its number of keys."""
+    if isinstance(expr, Var) and expr.kind == "dict":
+        return Op(Operator.COUNT, (Op(Operator.ITEMS, (expr,)),))
+    return Op(Operator.COUNT, (expr,))
+
+
 def truthy(expr: Expr) -> Expr:
     if isinstance(expr, Op) and expr.op in BOOLEAN_OPERATORS:
         return expr
     if isinstance(expr, Lit):
         return Lit(bool(expr.value))
-    if isinstance(expr, Var) and expr.kind == "list" and not expr.path:
-        return Op(Operator.GT, (Op(Operator.COUNT, (expr,)), Lit(0)))
+    if isinstance(expr, Var) and expr.kind in ("list", "dict"):
+        return Op(Operator.GT, (count(expr), Lit(0)))
     return Op(Operator.TRUTHY, (expr,))
 
 
@@ -130,7 +137,7 @@ def kind_of(expr: Expr) -> str | None:
         if isinstance(expr.value, str):
             return "text"
         return "number" if is_number(expr.value) else None
-    if isinstance(expr, Arr):
+    if isinstance(expr, Arr) or (isinstance(expr, Var) and expr.kind == "list"):
         return "list"
     if isinstance(expr, Op) and expr.op in TEXT_OPERATORS:
         return "text"

@@ -20,13 +20,9 @@ from typing import TYPE_CHECKING
 
 from untangle.workflow.build import visitor
 from untangle.workflow.build.ast_helpers import bound_names, head_of, span_of
-from untangle.workflow.build.region_extract import (
-    NoRegion,
-    binds_not_json,
-    extract_region,
-    loaded_names,
-    written_names,
-)
+from untangle.workflow.build.region_extract import NoRegion, extract_region
+from untangle.workflow.build.region_json import binds_not_json
+from untangle.workflow.build.region_names import loaded_names, written_names
 from untangle.workflow.build.scope import NOT_DATA, REFUSED, Fragment, Opaque, Scope, Unsupported
 from untangle.workflow.build.work import has_work_in
 from untangle.workflow.ir import Assign, FunctionRef, State, Task, next_of, with_next
