@@ -30,7 +30,12 @@ APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
 KNOWN_GAPS: dict[str, str] = {
-    "sqs_records_fanout": "orchestrator/app.py:16: a collection mutated across steps",
+    "sqs_records_fanout": (
+        "orchestrator/app.py:16: lines 16-16 would run as a new function, but they read "
+        "`skipped`, a list that changes across the loop's iterations, which is no JSON data to "
+        "pass it; to convert: compute what they need from `skipped` before, or create it inside "
+        "that code"
+    ),
 }
 
 
