@@ -119,9 +119,9 @@ MANY_PROBLEMS = {
         'client = boto3.client("lambda")\n'
         "def lambda_handler(event, context):\n"
         '    label = "order-"\n'
-        '    label += event["id"]\n'
+        "    label += context.aws_request_id\n"
         '    response = client.invoke(FunctionName="reserve", Payload=json.dumps({"l": label}))\n'
-        '    del event["scratch"]\n'
+        '    del event["scratch"], context\n'
         "    notify(event)\n"
         '    return json.loads(response["Payload"].read())\n'
     ),
@@ -150,18 +150,17 @@ def test_a_refused_handler_lists_every_reason_where_it_is(tmp_path: Path) -> Non
     [planned] = plan(tree.program, tree.templates, lambda p: Path(p).read_text(), PlanOptions())
     assert planned.status == "not_converted"
     found = [(Path(r.path).name, r.line, r.message) for r in planned.workflow.reasons]
+    context_read = (
+        "would run as a new function, but they read the Lambda context object, which is no "
+        "JSON data to pass it"
+    )
     assert found == [
-        (
-            "app.py",
-            7,
-            "the workflow would need `label`, updated in place by `label += event['id']` "
-            "(only numbers are)",
-        ),
-        ("app.py", 9, "a `del` statement"),
+        ("app.py", 6, f"lines 6-7 {context_read}"),
+        ("app.py", 9, f"lines 9-9 {context_read}"),
         ("helpers.py", 5, "an `assert` statement"),
     ]
     assert [r.hint for r in planned.workflow.reasons][1:] == [
-        "remove it: workflow variables need no clean-up",
+        "compute what they need from `context` before, or create it inside that code",
         "`if not …: raise …`, which becomes a Choice and a Fail",
     ]
     assert planned.workflow.notes == () and planned.workflow.extracted == ()
@@ -174,8 +173,8 @@ def test_refusal_hints_in_text_and_json(tmp_path: Path) -> None:
     assert "helpers.py:5: an `assert` statement; to convert: `if not …: raise …`" in out
     code, out, _ = _plan_cli(tmp_path, "--format", "json")
     reasons = json.loads(out)["workflows"][0]["reasons"]
-    assert reasons[0]["hint"] == ""
-    assert reasons[1]["message"] == "a `del` statement" and reasons[1]["hint"]
+    assert reasons[0]["hint"].startswith("compute what they need from `context`")
+    assert reasons[2]["message"] == "an `assert` statement" and reasons[2]["hint"]
 
 
 @pytest.mark.parametrize(
@@ -206,7 +205,7 @@ def test_a_statement_refused_at_its_head_still_reports_its_body(
                 "def lambda_handler(event, context):\n"
                 + header
                 + '        client.invoke(FunctionName="ship", Payload=json.dumps(order))\n'
-                "        del order\n"
+                "        del order, context\n"
             )
         },
     )
@@ -214,7 +213,14 @@ def test_a_statement_refused_at_its_head_still_reports_its_body(
     [planned] = plan(tree.program, tree.templates, lambda p: Path(p).read_text(), PlanOptions())
     messages = [(r.line, r.message) for r in planned.workflow.reasons]
     expected = [(5, reason)] if reason else []
-    assert messages == [*expected, (7, "a `del` statement")]
+    body = (
+        "lines 7-7 would run as a new function, but they read the Lambda context object, which "
+        "is no JSON data to pass it"
+    )
+    # the `del` is refused on its own: a region reading `context`, or (in a body whose loop
+    # target was refused) a `del` statement
+    assert messages[:-1] == expected
+    assert messages[-1] in ((7, body), (7, "a `del` statement"))
 
 
 UNREACHABLE = {

@@ -165,9 +165,9 @@ CASES += [
     ),
     pytest.param(
         "    n = 0\n    while n < 3:\n        n += 1\n    return call('status', {'n': n})\n",
-        "not_converted",
-        "a loop of local computation",
-        id="near-miss:a-while-loop-without-invokes",
+        "converted",
+        "",
+        id="a-while-loop-without-invokes-is-one-new-function",
     ),
     pytest.param(
         "    while call('status', event)['state'] == 'RUNNING':\n"
@@ -227,9 +227,9 @@ CASES += [
         "    for item in out['items']:\n"
         "        names.append(item['name'])\n"
         "    return {'names': names}\n",
-        "not_converted",
-        "a loop of local computation",
-        id="near-miss:appending-to-a-list-that-is-not-fresh",
+        "converted",
+        "",
+        id="appending-to-a-list-that-is-not-fresh-is-one-new-function",
     ),
 ]
 

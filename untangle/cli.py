@@ -686,6 +686,14 @@ def _workflow_text(
         for found in item.optimizations:
             lines.append(f"  optimization: {found.path}:{found.line}: {found.message}")
         for extracted in workflow.extracted:
+            if extracted.body:
+                outputs = ", ".join(extracted.outputs) or "nothing"
+                lines.append(
+                    f"  new function: {extracted.function}({', '.join(extracted.params)}) runs "
+                    f"lines {extracted.line}-{extracted.end_line} and returns {outputs} "
+                    f"({extracted.path}:{extracted.line})"
+                )
+                continue
             lines.append(
                 f"  new function: {extracted.function}({', '.join(extracted.params)}) computes "
                 f"`{extracted.expression}` ({extracted.path}:{extracted.line})"

@@ -22,7 +22,7 @@ from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
 from untangle.templates import TemplateHandler
 from untangle.workflow.asl import placeholders
-from untangle.workflow.ir import Reason, Workflow
+from untangle.workflow.ir import Extraction, Reason, Workflow
 
 ReadText = Callable[[str], str | None]  # absolute path → text, None when the file does not exist
 
@@ -304,16 +304,31 @@ def _invoke_policies(
     return sorted(dict.fromkeys(policies))
 
 
+def _lines_of(extracted: Extraction) -> str:
+    if extracted.end_line > extracted.line:
+        return f"lines {extracted.line}-{extracted.end_line}"
+    return f"line {extracted.line}"
+
+
 def _extracted_source(workflow: Workflow) -> str:
     parts = []
     for extracted in workflow.extracted:
         lines = [
             f"def {extracted.function}(event, context):",
             f'    """One step of the {workflow.name} state machine (extracted by untangle from '
-            f'line {extracted.line})."""',
+            f'{_lines_of(extracted)})."""',
         ]
         for param in extracted.params:
             lines.append(f"    {param} = event[{param!r}]")
+        if extracted.body:
+            lines += [f"    {line}" if line else "" for line in extracted.body.splitlines()]
+            if len(extracted.outputs) == 1:
+                lines.append(f"    return {extracted.outputs[0]}")
+            elif extracted.outputs:
+                fields = ", ".join(f"{name!r}: {name}" for name in extracted.outputs)
+                lines.append(f"    return {{{fields}}}")
+            parts.append("\n\n" + "\n".join(lines) + "\n")
+            continue
         lines.append(
             f"    return {extracted.expression}"
             if extracted.target

@@ -33,6 +33,9 @@ class Var:
 
     name: str
     path: tuple[PathPart, ...] = ()
+    # "list": the whole variable holds a list (a new function's output), so its truth is its
+    # length (a JSONPath Choice cannot tell an empty list from a full one)
+    kind: str = field(default="", compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -470,7 +473,10 @@ class Reason:
 @dataclass(frozen=True)
 class Extraction:
     """Local computation that becomes a new single-purpose function: `function(params) ->
-    expression`, taken from `path:line` (assigned to `target` there, or run for its effect)."""
+    expression`, taken from `path:line` (assigned to `target` there, or run for its effect).
+
+    A region of statements (`body`, lines `line`-`end_line`) returns its `outputs`: the one
+    value itself, several as an object keyed by name, none: nothing."""
 
     function: str
     params: tuple[str, ...]
@@ -478,6 +484,9 @@ class Extraction:
     path: str
     line: int
     target: str | None
+    body: str = ""
+    outputs: tuple[str, ...] = ()
+    end_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -601,6 +610,13 @@ def to_text(workflow: Workflow) -> str:
     for note in workflow.notes:
         lines.append(f"  note: {note.path}:{note.line}: {note.message}")
     for item in workflow.extracted:
+        if item.body:
+            lines.append(
+                f"  new function {item.function}({', '.join(item.params)}) -> "
+                f"({', '.join(item.outputs)})  from {item.path}:{item.line}-{item.end_line}"
+            )
+            lines += [f"    | {line}" for line in item.body.splitlines()]
+            continue
         lines.append(
             f"  new function {item.function}({', '.join(item.params)}) = {item.expression}"
             f"  from {item.path}:{item.line}"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from untangle.analysis.program import Program
-from untangle.workflow.build import effect, helpers, visitor
+from untangle.workflow.build import effect, helpers, region, visitor
 from untangle.workflow.build.ast_helpers import (
     bound_names,
     head_of,
@@ -76,6 +76,9 @@ class WorkflowBuilder:
         self._function_errors: set[str] = set()
         # a statement's bodies are being compiled only to find their reasons (see `stmt`)
         self._checking = False
+        # a local statement is being compiled to see whether ASL expresses it: no regions
+        # inside it (the whole statement is one, if any)
+        self._regions_off = False
 
     def build(self) -> Workflow:
         facts = self.program.functions[self.handler]
@@ -198,12 +201,9 @@ class WorkflowBuilder:
     # --- entry points of the construct modules ---------------------------------------------
 
     def block(self, body: list[ast.stmt], scope: Scope) -> Fragment:
-        fragment = Fragment(None, [])
-        for stmt in body:
-            if fragment.start is not None and not fragment.exits:
-                break  # everything after a return/raise is unreachable
-            fragment = self.sequence(fragment, self.stmt(stmt, scope))
-        return fragment
+        """The statements in order; a run of local code that ASL cannot express becomes one
+        new function (`region`)."""
+        return region.compile_block(self, body, scope)
 
     def stmt(self, node: ast.stmt, scope: Scope) -> Fragment:
         """Compile one statement. A statement that cannot be converted is recorded (`refuse`)

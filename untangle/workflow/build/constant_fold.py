@@ -20,6 +20,7 @@ from untangle.workflow.ir import (
     Lit,
     Op,
     Operator,
+    Var,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +56,13 @@ def is_static(expr: Expr) -> bool:
     return isinstance(expr, Op) and expr.op == Operator.ENV and isinstance(expr.args[0], Lit)
 
 
+def count(expr: Expr) -> Expr:
+    """`len(expr)`: of a dict (a new function's output), its number of keys."""
+    if isinstance(expr, Var) and expr.kind == "dict":
+        return Op(Operator.COUNT, (Op(Operator.ITEMS, (expr,)),))
+    return Op(Operator.COUNT, (expr,))
+
+
 def truthy(expr: Expr) -> Expr:
     if isinstance(expr, Op) and expr.op in BOOLEAN_OPERATORS:
         return expr
@@ -71,6 +79,8 @@ def truthy(expr: Expr) -> Expr:
         kept = [_nonempty_when(part) for part in expr.args[0].items]
         if all(k is not None for k in kept):  # `[x for x in FIXED if c(x)]`: some c holds
             return _either_all([k for k in kept if k is not None])
+    if isinstance(expr, Var) and expr.kind in ("list", "dict"):
+        return Op(Operator.GT, (count(expr), Lit(0)))
     return chosen_test(Operator.TRUTHY, expr) or Op(Operator.TRUTHY, (expr,))
 
 
@@ -204,7 +214,7 @@ def kind_of(expr: Expr) -> str | None:
         if isinstance(expr.value, str):
             return "text"
         return "number" if is_number(expr.value) else None
-    if isinstance(expr, Arr):
+    if isinstance(expr, Arr) or (isinstance(expr, Var) and expr.kind == "list"):
         return "list"
     if isinstance(expr, Op) and expr.op in TEXT_OPERATORS:
         return "text"

@@ -219,7 +219,10 @@ def extract_later(
     def extract() -> Expr:
         if not done:
             extract_task(builder, node, target, params, snapshot, placeholder)
-            variable = Var(scope.var(target))
+            listed = isinstance(node, (ast.ListComp, ast.List)) or (
+                isinstance(node, ast.Call) and dotted_name(node.func) in ("list", "sorted")
+            )
+            variable = Var(scope.var(target), (), "list" if listed else "")
             scope.env[target] = variable
             done.append(variable)
         return done[0]

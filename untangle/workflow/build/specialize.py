@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from untangle.workflow.build.ast_helpers import dotted_name, source_text
-from untangle.workflow.build.constant_fold import kind_of, truthy
+from untangle.workflow.build.constant_fold import count, kind_of, truthy
 from untangle.workflow.build.helpers import pure_inline
 from untangle.workflow.build.scope import NOT_DATA, Opaque, Response, Scope, Stream, Value, to_expr
 from untangle.workflow.ir import (
@@ -21,6 +21,7 @@ from untangle.workflow.ir import (
     Op,
     Operator,
     Reason,
+    Var,
     with_path,
 )
 
@@ -279,7 +280,8 @@ def builtin_str(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value
 def builtin_len(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
     if len(node.args) != 1:
         return None
-    return Op(Operator.COUNT, (_argument(builder, node, scope),))
+    argument = _argument(builder, node, scope)
+    return count(argument) if isinstance(argument, Var) else Op(Operator.COUNT, (argument,))
 
 
 @specialize(suffixes=("as_completed",))
