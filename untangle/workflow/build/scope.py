@@ -135,6 +135,12 @@ class PendingCatch:
     errors: tuple[str, ...]
     handler: ast.ExceptHandler
     tasks: list[str] = field(default_factory=list)
+    # the `try` it belongs to, and the `raise` statements it catches (`caught_raise.py`): where
+    # each goes on from, and the variable that holds the exception's message
+    node: ast.Try | None = None
+    raises: list[Exit] = field(default_factory=list)
+    var: str = ""
+    raised: list[tuple[int, str]] = field(default_factory=list)  # (line, class) of each raise
 
 
 @dataclass
