@@ -159,6 +159,10 @@ def transform_caught_raise(
     name = builder.add(Assign(builder.unique(error), values, None, span_of(node)))
     catch.raises.append((name, "next"))
     catch.raised.append((node.lineno, error))
+    level = scope  # the locals of the function the try is in, at the call that raised
+    while level.caller is not None and catch in level.caller.catches:
+        level = level.caller
+    catch.envs.append(dict(level.env))
     return Fragment(name, [])
 
 

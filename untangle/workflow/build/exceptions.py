@@ -96,6 +96,17 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
             continue
         handler_scope = replace(scope, env=dict(scope.env))
         body_stmts = [s for s in catch.handler.body if not is_reraise(s)]
+        live = [env for (n, _), env in zip(catch.raises, catch.envs) if n in builder.states]
+        if raises:
+            # the locals where the raise left the try body, the same at every raise (and for
+            # a failed task, the locals at the end of the body, which the handler sees then)
+            read = read_names(catch.handler)
+            envs = [{k: v for k, v in env.items() if k in read} for env in live]
+            after = {k: v for k, v in scope.env.items() if k in read}
+            if any(env != envs[0] for env in envs) or (catch.tasks and envs[0] != after):
+                line, error = catch.raised[0]
+                raise refused(line, error, catch.handler)
+            handler_scope = replace(scope, env=dict(scope.env if catch.tasks else live[0]))
         if catch.handler.name and raises:
             if catch.tasks and exception_uses(catch.handler)[0]:
                 line, error = catch.raised[0]
@@ -105,6 +116,13 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
         elif catch.handler.name:
             handler_scope.env[catch.handler.name] = Var("error")
         handler_fragment = builder.block(body_stmts, handler_scope)
+        if raises and (handler_fragment.start is None or handler_fragment.exits):
+            # it goes on after the try: with the locals the rest of the function reads
+            name = catch.handler.name  # Python unbinds it at the end of the except block
+            ends = [handler_scope.env] if handler_fragment.start is not None else live
+            if any({k: v for k, v in env.items() if k != name} != scope.env for env in ends):
+                line, error = catch.raised[0]
+                raise refused(line, error, catch.handler)
         if raises and handler_fragment.start is None:
             exits += raises  # `except X: pass`: the raise goes on after the try
         elif raises and handler_fragment.start is not None:
@@ -148,6 +166,15 @@ def shadowed(builder: WorkflowBuilder, task_name: str, errors: tuple[str, ...]) 
         ):
             return True
     return False
+
+
+def read_names(handler: ast.ExceptHandler) -> set[str]:
+    return {
+        n.id
+        for s in handler.body
+        for n in ast.walk(s)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
 
 
 def transparent(handler: ast.ExceptHandler) -> bool:

@@ -141,6 +141,7 @@ class PendingCatch:
     raises: list[Exit] = field(default_factory=list)
     var: str = ""
     raised: list[tuple[int, str]] = field(default_factory=list)  # (line, class) of each raise
+    envs: list[dict[str, Value]] = field(default_factory=list)  # the try's locals at each
 
 
 @dataclass
@@ -163,6 +164,8 @@ class Scope:
     # inside a loop body: the lists from before the loop it collects into (`collectors.py`),
     # each a local of the iteration
     collectors: frozenset[str] = frozenset()
+    # an inlined helper: the scope of the call (where a `raise` caught up there comes from)
+    caller: Scope | None = field(default=None, compare=False, repr=False)
 
     def var(self, name: str) -> str:
         return f"{self.prefix}{name}"
