@@ -29,12 +29,7 @@ LANGUAGES = ("jsonata", "jsonpath")
 APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
-KNOWN_GAPS: dict[str, str] = {
-    "checkout_payment_gateway": (
-        "orchestrator/app.py:25: `raise PaymentError` is caught by the `except` at line 41: "
-        "control flow through exceptions"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 # (app, language, event or "*") -> why the machine answers differently though the app converts

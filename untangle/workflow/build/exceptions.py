@@ -7,6 +7,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from untangle.workflow.build.ast_helpers import dotted_name, span_of
+from untangle.workflow.build.caught_raise import (
+    catching,
+    exception_uses,
+    message_body,
+    refused,
+    transform_caught_raise,
+)
 from untangle.workflow.build.retry import error_names
 from untangle.workflow.build.scope import NOT_DATA, Fragment, PendingCatch, Scope, Unsupported
 from untangle.workflow.ir import (
@@ -31,17 +38,13 @@ def transform_raise(builder: WorkflowBuilder, node: ast.Raise, scope: Scope) -> 
     error = (
         dotted_name(exc.func if isinstance(exc, ast.Call) else exc).rsplit(".", 1)[-1] or "Error"
     )
+    target = catching(builder, error, node.lineno, scope)
+    if target is not None:
+        return transform_caught_raise(builder, node, error, target, scope)
     cause: Expr | None = None
     if isinstance(exc, ast.Call) and exc.args:
         value = builder.value(exc.args[0], scope)
         cause = value if not isinstance(value, NOT_DATA) else None
-    for catch in reversed(scope.catches):
-        if "States.ALL" in catch.errors or error in catch.errors:
-            raise Unsupported(
-                node.lineno,
-                f"`raise {error}` is caught by the `except` at line {catch.handler.lineno}: "
-                "control flow through exceptions",
-            )
     name = builder.add(Fail(builder.unique(error), error, cause, span_of(node)))
     return Fragment(name, [])
 
@@ -78,23 +81,56 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
             if handler.type is not None
             else ("States.ALL",)
         )
-        handlers.append(PendingCatch(errors, handler))
+        var = scope.var(handler.name) if handler.name else ""
+        handlers.append(PendingCatch(errors, handler, node=node, var=var))
     if not handlers:
         return builder.block(node.body, scope)
     inner = replace(scope, catches=[*scope.catches, *handlers])
     body = builder.block(node.body, inner)
     exits = list(body.exits)
     for catch in handlers:
-        if not catch.tasks:
+        # a task that already catches every error its Lambda call raises never gets here
+        catch.tasks = [t for t in catch.tasks if not shadowed(builder, t, catch.errors)]
+        raises = [(n, slot) for n, slot in catch.raises if n in builder.states]
+        if not catch.tasks and not raises:
             continue
         handler_scope = replace(scope, env=dict(scope.env))
-        if catch.handler.name:
+        body_stmts = [s for s in catch.handler.body if not is_reraise(s)]
+        live = [env for (n, _), env in zip(catch.raises, catch.envs) if n in builder.states]
+        if raises:
+            # the locals where the raise left the try body, the same at every raise (and for
+            # a failed task, the locals at the end of the body, which the handler sees then)
+            read = read_names(catch.handler)
+            envs = [{k: v for k, v in env.items() if k in read} for env in live]
+            after = {k: v for k, v in scope.env.items() if k in read}
+            if any(env != envs[0] for env in envs) or (catch.tasks and envs[0] != after):
+                line, error = catch.raised[0]
+                raise refused(line, error, catch.handler)
+            handler_scope = replace(scope, env=dict(scope.env if catch.tasks else live[0]))
+        if catch.handler.name and raises:
+            if catch.tasks and exception_uses(catch.handler)[0]:
+                line, error = catch.raised[0]
+                raise refused(line, error, catch.handler)
+            handler_scope.env[catch.handler.name] = Var(catch.var)
+            body_stmts = message_body(catch.handler)
+        elif catch.handler.name:
             handler_scope.env[catch.handler.name] = Var("error")
-        handler_fragment = builder.block(
-            [s for s in catch.handler.body if not is_reraise(s)]
-            + [s for s in catch.handler.body if is_reraise(s)][:0],
-            handler_scope,
-        )
+        handler_fragment = builder.block(body_stmts, handler_scope)
+        if raises and (handler_fragment.start is None or handler_fragment.exits):
+            # it goes on after the try: with the locals the rest of the function reads
+            name = catch.handler.name  # Python unbinds it at the end of the except block
+            ends = [handler_scope.env] if handler_fragment.start is not None else live
+            if any({k: v for k, v in env.items() if k != name} != scope.env for env in ends):
+                line, error = catch.raised[0]
+                raise refused(line, error, catch.handler)
+        if raises and handler_fragment.start is None:
+            exits += raises  # `except X: pass`: the raise goes on after the try
+        elif raises and handler_fragment.start is not None:
+            builder.connect(raises, handler_fragment.start)
+        if not catch.tasks:
+            if handler_fragment.start is not None:
+                exits += handler_fragment.exits
+            continue
         reraise = any(is_reraise(s) for s in catch.handler.body)
         start = handler_fragment.start
         if reraise:
@@ -116,6 +152,29 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
                 task, catch=(*task.catch, CatchRule(catch.errors, start, "error"))
             )
     return Fragment(body.start, exits)
+
+
+def shadowed(builder: WorkflowBuilder, task_name: str, errors: tuple[str, ...]) -> bool:
+    """The task already has a Catch that takes every one of `errors`."""
+    task = builder.states[task_name]
+    assert isinstance(task, Task)
+    for rule in task.catch:
+        if "States.ALL" in rule.errors:
+            return True
+        if "States.TaskFailed" in rule.errors and not {"States.ALL", "States.Timeout"} & set(
+            errors
+        ):
+            return True
+    return False
+
+
+def read_names(handler: ast.ExceptHandler) -> set[str]:
+    return {
+        n.id
+        for s in handler.body
+        for n in ast.walk(s)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
 
 
 def transparent(handler: ast.ExceptHandler) -> bool:

@@ -122,6 +122,7 @@ def inline(
         catches=scope.catches,
         retry=scope.retry,
         prefix=prefix(builder, target or facts.name),
+        caller=scope,
     )
     if facts.is_method and params:
         inner.env[params[0]] = receiver_of(builder, call, callee, scope)

@@ -122,7 +122,9 @@ def transform_invoke(
     )
     builder.add(task)
     for catch in scope.catches:
-        catch.tasks.append(name)
+        # `client.invoke` raises botocore's errors only: no other except sees this Task fail
+        if any(e.startswith(("States.", "Lambda.")) for e in catch.errors):
+            catch.tasks.append(name)
     if target is not None:
         variable = scope.var(target)
         builder.states[name] = replace(task, assign=variable)

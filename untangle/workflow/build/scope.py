@@ -135,6 +135,13 @@ class PendingCatch:
     errors: tuple[str, ...]
     handler: ast.ExceptHandler
     tasks: list[str] = field(default_factory=list)
+    # the `try` it belongs to, and the `raise` statements it catches (`caught_raise.py`): where
+    # each goes on from, and the variable that holds the exception's message
+    node: ast.Try | None = None
+    raises: list[Exit] = field(default_factory=list)
+    var: str = ""
+    raised: list[tuple[int, str]] = field(default_factory=list)  # (line, class) of each raise
+    envs: list[dict[str, Value]] = field(default_factory=list)  # the try's locals at each
 
 
 @dataclass
@@ -157,6 +164,8 @@ class Scope:
     # inside a loop body: the lists from before the loop it collects into (`collectors.py`),
     # each a local of the iteration
     collectors: frozenset[str] = frozenset()
+    # an inlined helper: the scope of the call (where a `raise` caught up there comes from)
+    caller: Scope | None = field(default=None, compare=False, repr=False)
 
     def var(self, name: str) -> str:
         return f"{self.prefix}{name}"
