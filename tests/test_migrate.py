@@ -387,3 +387,18 @@ def test_asl_validator_installed_with_npm_global_is_found_on_path(tmp_path: Path
     (other / "bin" / "x.js").write_text("")
     assert _package_of_command(str(other / "bin" / "x.js")) is None
     assert _package_of_command(None) is None
+
+
+def test_the_template_deploys_twice_in_one_account(tmp_path: Path) -> None:
+    """No fixed `Name:` on the state machine (nor on its log group): CloudFormation names them
+    per stack, so two stacks of one template do not collide."""
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURES / "article" / "hello_world" / "module_client", app)
+    assert run(app, "--write")[0] == 0
+    template = cfn_load((app / "template.yaml").read_text())
+    machines = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::StateMachine"
+    ]
+    assert machines and all("Name" not in m["Properties"] for m in machines)
+    groups = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert all("AWS::StackName" in str(g["Properties"]["LogGroupName"]) for g in groups)

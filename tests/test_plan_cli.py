@@ -201,3 +201,20 @@ def test_a_duration_for_a_function_no_workflow_calls_is_a_usage_error(
     assert (code, out) == (2, "")
     assert "no workflow here calls a function or has a state named 'no-such-function'" in err
     assert "validate-payment" in err or "ValidatePayment" in err
+
+
+@pytest.mark.parametrize(
+    ("kind", "suffix", "marker"),
+    [("dot", "dot", "digraph"), ("mermaid", "mmd", "flowchart TD"), ("text", "txt", "start")],
+)
+def test_diagram_out_writes_one_file_per_workflow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str, suffix: str, marker: str
+) -> None:
+    monkeypatch.chdir(ROOT)
+    code, _, err = run(
+        "fixtures/article/order_chain", "--diagram", kind, "--diagram-out", str(tmp_path)
+    )
+    assert code == 0
+    written = sorted(tmp_path.glob(f"*.{suffix}"))
+    assert len(written) == 3 and all(p.read_text().startswith(marker) for p in written)
+    assert err.count("wrote ") == 3

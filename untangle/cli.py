@@ -270,6 +270,12 @@ def scan(
     help="Also write DIR/<name>.asl.json for each workflow.",
 )
 @click.option(
+    "--diagram-out",
+    type=click.Path(file_okay=False),
+    help="Also write each workflow's diagram to DIR/<name>.mmd, .dot or .txt (by --diagram; "
+    "mermaid when --diagram is none).",
+)
+@click.option(
     "--executions",
     type=click.IntRange(1),
     default=100_000,
@@ -312,6 +318,7 @@ def plan(
     diagram: str,
     handlers: tuple[str, ...],
     out: str | None,
+    diagram_out: str | None,
     executions: int,
     duration: tuple[str, ...],
     memory: tuple[str, ...],
@@ -385,6 +392,8 @@ def plan(
                 with open(target, "w", encoding="utf-8") as handle:
                     handle.write(json.dumps(planned_item.asl, indent=2) + "\n")
                 click.echo(f"wrote {target}", err=True)
+    if diagram_out is not None:
+        _write_diagrams(diagram_out, documents, diagram)
     if output_format == "json":
         click.echo(
             json.dumps({"workflows": [_workflow_json(i, c) for i, c in documents]}, indent=2)
@@ -600,6 +609,25 @@ def _function_aliases(planned: list[Any]) -> dict[str, str]:
             if shown and ref.display and ref.display != shown:
                 aliases[ref.display] = shown
     return aliases
+
+
+def _write_diagrams(folder: str, documents: list[tuple[Any, Any]], kind: str) -> None:
+    from untangle.render import diagram as diagrams
+
+    kind = "mermaid" if kind == "none" else kind
+    render = {"text": diagrams.text, "mermaid": diagrams.mermaid, "dot": diagrams.dot}[kind]
+    suffix = {"text": "txt", "mermaid": "mmd", "dot": "dot"}[kind]
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for item, _ in documents:
+            if item.asl is None:
+                continue
+            target = os.path.join(folder, f"{item.workflow.name}.{suffix}")
+            with open(target, "w", encoding="utf-8") as handle:
+                handle.write(render(item.asl, choice_conditions(item.workflow)))
+            click.echo(f"wrote {target}", err=True)
+    except OSError as exc:
+        _fail(f"--diagram-out {folder}: {exc.strerror or exc}")
 
 
 def _cost_keys(planned: list[Any]) -> set[str]:

@@ -164,7 +164,6 @@ def _migrate_one(
     substitutions = _substitutions(item, template, orchestrator, existing, workflow)
     resources = sam.render_state_machine(
         name=machine,
-        machine_name=sam.logical_id(workflow.name),
         machine_type="EXPRESS" if machine_type == "Express" else "STANDARD",
         definition_uri=os.path.relpath(definition_path, app_root).replace(os.sep, "/"),
         substitutions=substitutions,

@@ -45,7 +45,6 @@ STATE_MACHINE = _ENV.from_string(
   {{ name }}:
     Type: AWS::Serverless::StateMachine
     Properties:
-      Name: {{ machine_name | y }}
       Type: {{ machine_type | y }}
       DefinitionUri: {{ definition_uri | y }}
 {% if substitutions %}
