@@ -31,7 +31,11 @@ def optimize(workflow: Workflow) -> tuple[Workflow, tuple[Reason, ...]]:
     if workflow.graph is None:
         return workflow, ()
     graph = _drop_empty(_drop_dead_stores(workflow.graph))
-    graph, found = _parallelize(graph, workflow.path)
+    # a new function runs the handler's own code, which may write where a called function
+    # reads (an S3 object, a table row): it keeps its place in the order, never run beside
+    # another step
+    ordered = frozenset(e.function for e in workflow.extracted)
+    graph, found = _parallelize(graph, workflow.path, ordered)
     return replace(workflow, graph=graph), tuple(found)
 
 
@@ -131,7 +135,9 @@ def _predecessors(graph: Graph) -> dict[str, int]:
     return counts
 
 
-def _parallelize(graph: Graph, path: str) -> tuple[Graph, list[Reason]]:
+def _parallelize(
+    graph: Graph, path: str, ordered: frozenset[str] = frozenset()
+) -> tuple[Graph, list[Reason]]:
     """A run of two or more tasks, each the only way into the next, none reading what an earlier
     one of the run produced and none with a Catch, becomes one Parallel state."""
     reasons: list[Reason] = []
@@ -141,7 +147,7 @@ def _parallelize(graph: Graph, path: str) -> tuple[Graph, list[Reason]]:
     for first in list(states):
         if first not in states:
             continue
-        run = _independent_run(states, incoming, first)
+        run = _independent_run(states, incoming, first, ordered)
         if len(run) < 2:
             continue
         tasks = [states[n] for n in run]
@@ -187,13 +193,15 @@ def _ends_with_result(task: Task) -> Task:
     return replace(task, next=None, assign=None, output=Result())
 
 
-def _independent_run(states: dict[str, State], incoming: dict[str, int], first: str) -> list[str]:
+def _independent_run(
+    states: dict[str, State], incoming: dict[str, int], first: str, ordered: frozenset[str]
+) -> list[str]:
     run: list[str] = []
     produced: set[str] = set()
     current: str | None = first
     while current is not None and current in states:
         state = states[current]
-        if not isinstance(state, Task) or state.catch:
+        if not isinstance(state, Task) or state.catch or state.function.display in ordered:
             break
         if run and incoming.get(current, 0) != 1:
             break
