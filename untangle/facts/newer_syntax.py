@@ -13,8 +13,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-
-import libcst as cst
+from typing import Any
 
 _NEWEST = "3.12"  # the newest grammar LibCST's parser accepts for these files
 _TYPE_PARAMETERS = re.compile(r"\s*(?:type\s+\w+.*=|(?:async\s+)?def\s+\w+\s*\[|class\s+\w+\s*\[)")
@@ -57,72 +56,82 @@ def _may_be_newer_syntax(error: SyntaxError, text: str) -> bool:
 def older_spelling(text: str) -> str | SyntaxError | None:
     """`text` in syntax the running `ast` parses, lines kept; LibCST's `SyntaxError` when it
     cannot parse it either; None when nothing needed rewriting."""
+    import libcst as cst  # only for files the running `ast` rejects: it is slow to import
+
     try:
         module = cst.parse_module(text, config=cst.PartialParserConfig(python_version=_NEWEST))
     except cst.ParserSyntaxError as exc:
         return SyntaxError(exc.message, (None, exc.raw_line, exc.raw_column + 1, None))
     except (RecursionError, ValueError):
         return None
-    rewritten = module.visit(_ToOlderSyntax())
+    rewritten = module.visit(_to_older_syntax())
     code = rewritten.code
     return None if code == text else code
 
 
-class _ToOlderSyntax(cst.CSTTransformer):
-    def __init__(self) -> None:
-        super().__init__()
-        # the quote character of each f-string we are inside, innermost last
-        self._quotes: list[str] = []
+def _to_older_syntax() -> Any:
+    """The LibCST transformer, its class made on first use (LibCST is imported lazily)."""
+    import libcst as cst
 
-    def visit_FormattedString(self, node: cst.FormattedString) -> None:
-        self._quotes.append(node.quote)
+    class _ToOlderSyntax(cst.CSTTransformer):
+        def __init__(self) -> None:
+            super().__init__()
+            # the quote character of each f-string we are inside, innermost last
+            self._quotes: list[str] = []
 
-    def leave_FormattedString(
-        self, original_node: cst.FormattedString, updated_node: cst.FormattedString
-    ) -> cst.BaseExpression:
-        self._quotes.pop()
-        return self._requoted(updated_node)
+        def visit_FormattedString(self, node: cst.FormattedString) -> None:
+            self._quotes.append(node.quote)
 
-    def leave_SimpleString(
-        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
-    ) -> cst.BaseExpression:
-        return self._requoted(updated_node)
+        def leave_FormattedString(
+            self, original_node: cst.FormattedString, updated_node: cst.FormattedString
+        ) -> cst.BaseExpression:
+            self._quotes.pop()
+            return self._requoted(updated_node)
 
-    def _requoted(self, node: cst.SimpleString | cst.FormattedString) -> cst.BaseExpression:
-        """A string inside a replacement field that reuses an enclosing f-string's quote
-        (allowed since 3.12) gets the other quote, when its text lets it."""
-        if not self._quotes or len(node.quote) == 3:
-            return node
-        enclosing = {q for q in self._quotes if len(q) == 1}
-        if node.quote not in enclosing:
-            return node
-        other = "'" if node.quote == '"' else '"'
-        if other in enclosing:
-            return node
-        if isinstance(node, cst.SimpleString):
-            prefix_length = len(node.prefix)
-            body = node.value[prefix_length + 1 : -1]
-            if other in body or "\\" in body:
+        def leave_SimpleString(
+            self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+        ) -> cst.BaseExpression:
+            return self._requoted(updated_node)
+
+        def _requoted(self, node: cst.SimpleString | cst.FormattedString) -> cst.BaseExpression:
+            """A string inside a replacement field that reuses an enclosing f-string's quote
+            (allowed since 3.12) gets the other quote, when its text lets it."""
+            if not self._quotes or len(node.quote) == 3:
                 return node
-            return node.with_changes(value=f"{node.value[:prefix_length]}{other}{body}{other}")
-        texts = "".join(
-            part.value for part in node.parts if isinstance(part, cst.FormattedStringText)
-        )
-        if other in texts or "\\" in texts:
-            return node
-        return node.with_changes(start=node.start[:-1] + other, end=other)
+            enclosing = {q for q in self._quotes if len(q) == 1}
+            if node.quote not in enclosing:
+                return node
+            other = "'" if node.quote == '"' else '"'
+            if other in enclosing:
+                return node
+            if isinstance(node, cst.SimpleString):
+                prefix_length = len(node.prefix)
+                body = node.value[prefix_length + 1 : -1]
+                if other in body or "\\" in body:
+                    return node
+                return node.with_changes(value=f"{node.value[:prefix_length]}{other}{body}{other}")
+            texts = "".join(
+                part.value for part in node.parts if isinstance(part, cst.FormattedStringText)
+            )
+            if other in texts or "\\" in texts:
+                return node
+            return node.with_changes(start=node.start[:-1] + other, end=other)
 
-    def leave_FunctionDef(
-        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
-    ) -> cst.FunctionDef:
-        return updated_node.with_changes(type_parameters=None)
+        def leave_FunctionDef(
+            self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+        ) -> cst.FunctionDef:
+            return updated_node.with_changes(type_parameters=None)
 
-    def leave_ClassDef(
-        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
-    ) -> cst.ClassDef:
-        return updated_node.with_changes(type_parameters=None)
+        def leave_ClassDef(
+            self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+        ) -> cst.ClassDef:
+            return updated_node.with_changes(type_parameters=None)
 
-    def leave_TypeAlias(
-        self, original_node: cst.TypeAlias, updated_node: cst.TypeAlias
-    ) -> cst.Assign:
-        return cst.Assign(targets=[cst.AssignTarget(updated_node.name)], value=updated_node.value)
+        def leave_TypeAlias(
+            self, original_node: cst.TypeAlias, updated_node: cst.TypeAlias
+        ) -> cst.Assign:
+            return cst.Assign(
+                targets=[cst.AssignTarget(updated_node.name)], value=updated_node.value
+            )
+
+    return _ToOlderSyntax()
