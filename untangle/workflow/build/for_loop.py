@@ -129,15 +129,8 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         collectors = []
     if collectors:
         pass
-    elif (
-        isinstance(last, ast.Expr)
-        and isinstance(last.value, ast.Call)
-        and attr_name(last.value.func) == "append"
-        and isinstance(last.value.func, ast.Attribute)
-        and isinstance(last.value.func.value, ast.Name)
-        and len(last.value.args) == 1
-    ):
-        collector = last.value.func.value.id
+    elif single is not None and last is not None:
+        collector, collect = single
         if isinstance(scope.env.get(collector), Opaque):
             raise Unsupported(
                 last.lineno,
@@ -146,7 +139,6 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             )
         if scope.env.get(collector) != Arr(()):
             raise Unsupported(last.lineno, f"`{collector}` is not a fresh list before the loop")
-        collect = last.value.args[0]
         body = body[:-1]
     item = "_".join(unpacked) if unpacked else target_text(node.target)
     saved = dict(builder.states)
