@@ -244,6 +244,8 @@ def test_inline_properties_are_reported_not_mangled(tmp_path: Path) -> None:
     code, _, err = run(app, "--write")
     # the handler left as it was is a finding: exit 1, as plan does
     assert code == 1 and "not migrated" in err and "inline" in err
+    assert "nothing migrated: 1 handler refused (reasons above)" in err
+    assert "nothing to migrate" not in err
     assert _snapshot(app) == before
 
 

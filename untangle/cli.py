@@ -836,7 +836,12 @@ def migrate(
     # a handler left as it was (refused) is a finding, as in plan and verify
     done = EXIT_FINDINGS if migration.skipped else EXIT_CLEAN
     if not migration.changes:
-        click.echo("nothing to migrate", err=True)
+        if migration.skipped:
+            refused = len(migration.skipped)
+            handlers = "handler" if refused == 1 else "handlers"
+            click.echo(f"nothing migrated: {refused} {handlers} refused (reasons above)", err=True)
+        else:
+            click.echo("nothing to migrate", err=True)
         sys.exit(done)
     if write:
         validation = check_migration(migration)
