@@ -838,8 +838,8 @@ def migrate(
     if not migration.changes:
         if migration.skipped:
             refused = len(migration.skipped)
-            handlers = "handler" if refused == 1 else "handlers"
-            click.echo(f"nothing migrated: {refused} {handlers} refused (reasons above)", err=True)
+            noun = "handler" if refused == 1 else "handlers"
+            click.echo(f"nothing migrated: {refused} {noun} refused (reasons above)", err=True)
         else:
             click.echo("nothing to migrate", err=True)
         sys.exit(done)

@@ -33,9 +33,11 @@ from untangle.workflow.build.helpers import construct
 from untangle.workflow.build.invoke import static_target, transform_invoke, transform_sleep
 from untangle.workflow.build.scope import (
     Fragment,
+    NeedsData,
     Opaque,
     Scope,
     Unsupported,
+    Value,
 )
 from untangle.workflow.build.work import work_call
 from untangle.workflow.ir import (
@@ -73,6 +75,21 @@ COMPUTATIONS = (
     ast.List,
     ast.Tuple,
 )
+
+
+def value_or_opaque(builder: WorkflowBuilder, value: ast.expr, scope: Scope) -> Value:
+    """The value of `value`; Opaque when a part of it is something ASL cannot compute but the
+    whole can run as a new function (its inputs all plain data)."""
+    try:
+        return builder.value(value, scope)
+    except NeedsData as refusal:
+        if (
+            refusal.secondary
+            or not isinstance(value, COMPUTATIONS)
+            or extractable(builder, value, scope) is None
+        ):
+            raise
+        return Opaque(refusal.line, refusal.message.removeprefix("the workflow would need "))
 
 
 def transform_effect(

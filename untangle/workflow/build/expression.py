@@ -327,9 +327,18 @@ def transform_compare(builder: WorkflowBuilder, node: ast.Compare, scope: Scope)
                     node.lineno,
                     f"`in` on {source_text(comparator, scope)} with a value known only at run time",
                 )
+        elif isinstance(op, (ast.Is, ast.IsNot)) and _is_bool_literal(right):
+            # `x is True`: only the boolean itself, which is what `=` of JSONata and
+            # BooleanEquals of JSONPath test (`1 is True` is false, as `1 = true` is)
+            assert isinstance(right, Lit)
+            if isinstance(left, Lit):
+                same: Expr = Lit(left.value is right.value)
+            else:
+                same = Op(Operator.EQ, (left, right))
+            results.append(same if isinstance(op, ast.Is) else _negate(same))
         elif isinstance(op, (ast.Is, ast.IsNot)):
             if right != Lit(None):
-                raise Unsupported(node.lineno, "`is` with something other than None")
+                raise Unsupported(node.lineno, "`is` with something other than None, True or False")
             test = chosen_test(Operator.IS_NULL, left) or Op(Operator.IS_NULL, (left,))
             results.append(test if isinstance(op, ast.Is) else Op(Operator.NOT, (test,)))
         else:
@@ -344,6 +353,10 @@ def transform_compare(builder: WorkflowBuilder, node: ast.Compare, scope: Scope)
             results.append(fold(Op(symbol, (left, right))))
         left = right
     return results[0] if len(results) == 1 else Op(Operator.AND, tuple(results))
+
+
+def _is_bool_literal(expr: Expr) -> bool:
+    return isinstance(expr, Lit) and isinstance(expr.value, bool)
 
 
 def _either_of(tests: list[Expr]) -> Expr:

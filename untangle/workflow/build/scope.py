@@ -171,13 +171,18 @@ class Scope:
         return f"{self.prefix}{name}"
 
 
+class NeedsData(Unsupported):
+    """A part ASL cannot compute inside an expression that needs it as data: the whole
+    expression may still run as a new function (`json.dumps({**order, "ok": True})`)."""
+
+
 def to_expr(value: Value, line: int) -> Expr:
     if isinstance(value, Opaque) and value.extract is not None:
         return value.extract()
     if isinstance(value, (SelfRef, Pool, ObjectRef)):
         raise Unsupported(line, "the workflow would need an object, not data")
     if isinstance(value, Opaque):
-        raise Unsupported(value.line, f"the workflow would need {value.message}", path=value.path)
+        raise NeedsData(value.line, f"the workflow would need {value.message}", path=value.path)
     if isinstance(value, (Response, Stream)):
         return value.payload
     return value

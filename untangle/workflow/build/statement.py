@@ -14,8 +14,11 @@ from untangle.workflow.build.ast_helpers import (
 )
 from untangle.workflow.build.concurrency import pool_size, transform_gather
 from untangle.workflow.build.constant_fold import is_number
+from untangle.workflow.build.effect import COMPUTATIONS, value_or_opaque
+from untangle.workflow.build.extraction import extract_task, extractable, sdk_response
 from untangle.workflow.build.scope import (
     NOT_DATA,
+    REFUSED,
     Fragment,
     Opaque,
     Pool,
@@ -35,6 +38,7 @@ from untangle.workflow.ir import (
     Op,
     Operator,
     Succeed,
+    Var,
 )
 
 if TYPE_CHECKING:
@@ -204,8 +208,27 @@ def transform_return(builder: WorkflowBuilder, node: ast.Return, scope: Scope) -
         return builder.sequence(before, rest)
     output: Value = Lit(None)
     if node.value is not None:
-        output = builder.value(node.value, scope)
+        output = value_or_opaque(builder, node.value, scope)
+        if (
+            isinstance(output, Opaque)
+            and output.extract is None
+            and REFUSED not in output.message  # the aftermath of a refusal: no new step
+            and isinstance(node.value, COMPUTATIONS)
+        ):
+            # `return {"status": "shipped", **shipped}`: what ASL cannot build runs as the
+            # new function of an assignment would, and its value is returned
+            params = extractable(builder, node.value, scope)
+            # (an AWS SDK response is no JSON value a function can return: left refused)
+            if params is not None and not sdk_response(builder, node.value, scope):
+                target = next((n for n in RETURNED_NAMES if n not in scope.env), "returned")
+                task = extract_task(builder, node.value, target, params, scope)
+                rest = finish_return(builder, node, Var(scope.var(target)), scope)
+                return builder.sequence(Fragment(task, [(task, "next")]), rest)
     return finish_return(builder, node, output, scope)
+
+
+# the value a handler returns, named for a new function that computes it (`compute_response`)
+RETURNED_NAMES = ("response", "result", "output", "returned_value")
 
 
 def finish_return(
