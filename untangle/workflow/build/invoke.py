@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -202,6 +203,12 @@ def payload_of(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> Expr:
     value = builder.value(node, scope)
     if isinstance(value, Op) and value.op == Operator.JSON_STRING:
         return value.args[0]
+    if isinstance(value, Lit) and isinstance(value.value, (str, bytes)):
+        # `Payload='{"a": 1}'`, `json.dumps({"a": 1})` (folded): the event the callee gets
+        try:
+            return Lit(json.loads(value.value))
+        except ValueError:
+            raise Unsupported(node.lineno, "a payload that is not JSON text") from None
     if isinstance(value, (Response, Stream)):
         return value.payload
     if isinstance(value, Opaque):

@@ -121,9 +121,32 @@ def _parsed(text: Expr) -> Expr:
 
 @specialize(functions=("json.dumps",))
 def json_dumps(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | None:
-    if not node.args:
+    # `indent=`, `sort_keys=`, `separators=`, `ensure_ascii=`… change the text: the call runs
+    # as Python (`default=` is never called on JSON data, the only data a step holds)
+    if len(node.args) != 1 or any(k.arg != "default" for k in node.keywords):
         return None
-    return Op(Operator.JSON_STRING, (_argument(builder, node, scope),))
+    value = _argument(builder, node, scope)
+    literal = _literal(value)
+    if literal is not _NOT_LITERAL:
+        # the exact text Python writes (`ensure_ascii`, `3.0`), whatever the query language
+        return Lit(json.dumps(literal))
+    return Op(Operator.JSON_STRING, (value,))
+
+
+_NOT_LITERAL = object()
+
+
+def _literal(expr: Expr) -> object:
+    """The Python value of an expression made only of literals, else _NOT_LITERAL."""
+    if isinstance(expr, Lit):
+        return expr.value
+    if isinstance(expr, Arr):
+        items = [_literal(i) for i in expr.items]
+        return _NOT_LITERAL if any(i is _NOT_LITERAL for i in items) else items
+    if isinstance(expr, Obj):
+        values = {k: _literal(v) for k, v in expr.items}
+        return _NOT_LITERAL if any(v is _NOT_LITERAL for v in values.values()) else values
+    return _NOT_LITERAL
 
 
 @specialize(methods=("join",))
