@@ -6,11 +6,13 @@ Only this module and the CLI touch the disk.
 from __future__ import annotations
 
 import fnmatch
+import gc
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
@@ -18,7 +20,7 @@ from untangle.analysis.program import Program
 from untangle.cache import FactsCache
 from untangle.discover import SourceFile, discover, module_name
 from untangle.facts.model import ModuleFacts, SourceError
-from untangle.facts.source import parse_facts
+from untangle.facts.source import parse_facts, screened_facts
 from untangle.findings import Finding, check, selected_rules
 from untangle.templates import TemplateHandler, read_template
 
@@ -76,6 +78,31 @@ def scan(
 
 
 def load_tree(
+    paths: Sequence[str], options: ScanOptions, progress: Progress | None = None
+) -> LoadedTree:
+    with _no_cycle_collection():
+        return _load_tree(paths, options, progress)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Loading builds hundreds of thousands of objects (syntax trees, facts) and frees nothing
+    that refers to itself: the cycle collector would walk them again and again for nothing,
+    more often the larger the tree (scans were superlinear in its size). Objects that already
+    exist (the imported modules) are moved out of its sight too."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+def _load_tree(
     paths: Sequence[str], options: ScanOptions, progress: Progress | None = None
 ) -> LoadedTree:
     found = discover(paths, options.include, options.exclude, options.base)
@@ -205,8 +232,20 @@ def _parse_one(
     return result
 
 
-def _parse_job(items: list[tuple[bytes, str, str]]) -> list[ModuleFacts | SourceError]:
-    return [parse_facts(data, path, module) for data, path, module in items]
+def _parse_job(
+    items: list[tuple[bytes, str, str, bool]],
+) -> list[ModuleFacts | SourceError | None]:
+    return [_candidate_facts(*item) for item in items]
+
+
+def _candidate_facts(
+    data: bytes, path: str, module: str, named_handler: bool
+) -> ModuleFacts | SourceError | None:
+    """Facts of a prefilter candidate; None when it cannot be relevant (a module a template or
+    `handler-patterns` names is linked whatever it holds)."""
+    if named_handler:
+        return parse_facts(data, path, module)
+    return screened_facts(data, path, module)
 
 
 def _parse_all(
@@ -220,7 +259,7 @@ def _parse_all(
     irrelevant (and not named by a template) is skipped: it is loaded later if reached."""
     # in the order of the candidates, whichever were cached: the program is linked in it
     found: list[ModuleFacts | SourceError | None] = []
-    missing: list[tuple[SourceFile, bytes, str]] = []
+    missing: list[tuple[SourceFile, bytes, str, bool]] = []
     slots: list[int] = []
     for source, data in candidates:
         key = cache.key(data, source.module, source.path)
@@ -228,16 +267,20 @@ def _parse_all(
             continue
         cached = cache.get(key)
         if cached is None:
-            missing.append((source, data, key))
+            missing.append((source, data, key, source.module in handler_modules))
             slots.append(len(found))
         found.append(cached)
     workers = jobs or os.cpu_count() or 1
-    results: list[ModuleFacts | SourceError] | None = None
-    if workers > 1 and sum(len(d) for _, d, _ in missing) > _PARALLEL_BYTES:
+    results: list[ModuleFacts | SourceError | None] | None = None
+    if workers > 1 and sum(len(d) for _, d, _, _ in missing) > _PARALLEL_BYTES:
         results = _parse_in_pool(missing, workers)
     if results is None:
-        results = [parse_facts(data, s.path, s.module) for s, data, _ in missing]
-    for (_, _, key), result, slot in zip(missing, results, slots):
+        results = [_candidate_facts(data, s.path, s.module, named) for s, data, _, named in missing]
+    for (_, _, key, _), result, slot in zip(missing, results, slots):
+        if result is None:
+            # screened out: nothing is extracted or stored until the linker reaches it
+            cache.set_relevance(key, False)
+            continue
         cache.put(key, result)
         if not isinstance(result, SourceError):
             cache.set_relevance(key, result.relevant)
@@ -247,12 +290,13 @@ def _parse_all(
 
 
 def _parse_in_pool(
-    missing: list[tuple[SourceFile, bytes, str]], workers: int
-) -> list[ModuleFacts | SourceError] | None:
+    missing: list[tuple[SourceFile, bytes, str, bool]], workers: int
+) -> list[ModuleFacts | SourceError | None] | None:
     # biggest first, dealt round-robin, so both workers finish together
     order = sorted(range(len(missing)), key=lambda i: -len(missing[i][1]))
     chunks: list[list[int]] = [order[i :: workers * 4] for i in range(workers * 4)]
     results: list[ModuleFacts | SourceError | None] = [None] * len(missing)
+    done = [False] * len(missing)
     try:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [
@@ -260,7 +304,10 @@ def _parse_in_pool(
                     chunk,
                     pool.submit(
                         _parse_job,
-                        [(missing[i][1], missing[i][0].path, missing[i][0].module) for i in chunk],
+                        [
+                            (missing[i][1], missing[i][0].path, missing[i][0].module, missing[i][3])
+                            for i in chunk
+                        ],
                     ),
                 )
                 for chunk in chunks
@@ -273,13 +320,14 @@ def _parse_in_pool(
                     continue  # facts too deep to send back: parsed again in this process
                 for index, result in zip(chunk, chunk_results):
                     results[index] = result
+                    done[index] = True
     except (BrokenProcessPool, OSError):
         return None
-    complete: list[ModuleFacts | SourceError] = []
+    complete: list[ModuleFacts | SourceError | None] = []
     for index, found in enumerate(results):
-        if found is None:
-            source, data, _ = missing[index]
-            found = parse_facts(data, source.path, source.module)
+        if not done[index]:
+            source, data, _, named = missing[index]
+            found = _candidate_facts(data, source.path, source.module, named)
         complete.append(found)
     return complete
 

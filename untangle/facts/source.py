@@ -10,6 +10,7 @@ import traceback
 from untangle.facts.extract import extract_module
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.newer_syntax import parse_python
+from untangle.facts.screen import may_be_relevant
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 # PEP 263: the second line may declare the encoding only when the first is blank or a comment
@@ -50,6 +51,20 @@ def decode(data: bytes, path: str) -> str | SourceError:
 
 def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError:
     """Parse and extract; never raises for bad input."""
+    facts = _parse_facts(data, path, module, screen=False)
+    assert facts is not None  # only a screened parse leaves out the facts
+    return facts
+
+
+def screened_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError | None:
+    """`parse_facts`, or None where the parse shows the module cannot be relevant
+    (`ModuleFacts.relevant`): its facts are then extracted only if something reaches it."""
+    return _parse_facts(data, path, module, screen=True)
+
+
+def _parse_facts(
+    data: bytes, path: str, module: str, screen: bool
+) -> ModuleFacts | SourceError | None:
     text = decode(data, path)
     if isinstance(text, SourceError):
         return text
@@ -64,6 +79,8 @@ def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceErro
         return SourceError(path, None, "too deeply nested to parse")
     except ValueError as exc:
         return SourceError(path, None, f"cannot parse: {exc}")
+    if screen and not may_be_relevant(tree, text):
+        return None
     try:
         return extract_module(tree, text, module, path)
     except RecursionError:

@@ -1,0 +1,79 @@
+"""Whether a parsed module can be relevant (`ModuleFacts.relevant`), without extracting its facts.
+
+Most files the byte prefilter lets through (`.invoke_endpoint(`, a `def handler(event, context)`
+nested in a test) turn out not to matter, and extracting facts costs several times the parse. The
+screen is a superset of `ModuleFacts.relevant`: it says no only where the facts would say no, so a
+module it rejects is simply loaded later, like any helper, if something relevant reaches it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import unicodedata
+
+from untangle.facts.model import INVOKE_METHODS, handler_shaped
+
+# `x.invoke(…)` and `pool.submit(x.invoke, …)` need the method's name as a whole word
+_INVOKE_WORD = re.compile(
+    rb"\b(?:" + b"|".join(sorted(m.encode() for m in INVOKE_METHODS)) + rb")\b"
+)
+# statements whose bodies stay in the module's scope (a def there is still module-level)
+_SAME_SCOPE = (
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.Try,
+    ast.TryStar,
+    ast.With,
+    ast.AsyncWith,
+)
+
+
+def may_be_relevant(tree: ast.Module, text: str) -> bool:
+    """False only when no function of the module can look like a handler or invoke."""
+    return _defines_handler_shape(tree.body) or _may_invoke(tree, text)
+
+
+def _may_invoke(tree: ast.Module, text: str) -> bool:
+    if text.isascii():
+        if _INVOKE_WORD.search(text.encode("ascii")) is None:
+            return False
+    # identifiers are NFKC-normalised: `ｉnvoke` is `invoke` to the parser
+    elif _INVOKE_WORD.search(unicodedata.normalize("NFKC", text).encode("utf-8")) is None:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            if node.attr in INVOKE_METHODS:
+                return True
+        elif isinstance(node, ast.Name) and node.id in INVOKE_METHODS:
+            return True  # a class body's own `invoke`, read as an attribute of the class
+    return False
+
+
+def _defines_handler_shape(body: list[ast.stmt]) -> bool:
+    stack = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            params = [
+                *(a.arg for a in (*args.posonlyargs, *args.args)),
+                *([args.vararg.arg] if args.vararg else []),
+                *(a.arg for a in args.kwonlyargs),
+                *([args.kwarg.arg] if args.kwarg else []),
+            ]
+            if handler_shaped(node.name, params):
+                return True
+        elif isinstance(node, _SAME_SCOPE):
+            stack.extend(node.body)
+            stack.extend(node.orelse if not isinstance(node, (ast.With, ast.AsyncWith)) else ())
+            if isinstance(node, (ast.Try, ast.TryStar)):
+                stack.extend(node.finalbody)
+                for handler in node.handlers:
+                    stack.extend(handler.body)
+        elif isinstance(node, ast.Match):
+            for case in node.cases:
+                stack.extend(case.body)
+    return False
