@@ -33,22 +33,22 @@ _SAME_SCOPE = (
 
 def may_be_relevant(tree: ast.Module, text: str) -> bool:
     """False only when no function of the module can look like a handler or invoke."""
-    return _defines_handler_shape(tree.body) or _may_invoke(tree, text)
+    return _defines_handler_shape(tree.body) or _may_invoke(text)
 
 
-def _may_invoke(tree: ast.Module, text: str) -> bool:
-    if text.isascii():
-        if _INVOKE_WORD.search(text.encode("ascii")) is None:
-            return False
+def _may_invoke(text: str) -> bool:
+    """Whether the name of an invoke method appears outside comments: an `x.invoke` (or a
+    class body's own `invoke`) needs it in the code."""
     # identifiers are NFKC-normalised: `ｉnvoke` is `invoke` to the parser
-    elif _INVOKE_WORD.search(unicodedata.normalize("NFKC", text).encode("utf-8")) is None:
-        return False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute):
-            if node.attr in INVOKE_METHODS:
-                return True
-        elif isinstance(node, ast.Name) and node.id in INVOKE_METHODS:
-            return True  # a class body's own `invoke`, read as an attribute of the class
+    data = text.encode("ascii") if text.isascii() else unicodedata.normalize("NFKC", text).encode()
+    for match in _INVOKE_WORD.finditer(data):
+        line_start = max(data.rfind(b"\n", 0, match.start()), data.rfind(b"\r", 0, match.start()))
+        before = data[line_start + 1 : match.start()]
+        # a `#` with no quote before it on the line starts a comment, or lies inside a string
+        # that goes on past the name: either way the name is not code
+        if b"#" in before and b'"' not in before and b"'" not in before:
+            continue
+        return True
     return False
 
 
