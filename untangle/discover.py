@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from untangle.facts.model import SourceError
@@ -57,11 +57,17 @@ def _matches(path: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+# told the path and `os.stat` of every folder walked and file named (a later scan may skip
+# the walk when none of them changed)
+OnStat = Callable[[str, os.stat_result], None]
+
+
 def discover(
     paths: Iterable[str],
     include: Iterable[str] = ("*.py",),
     exclude: Iterable[str] = (),
     base: str = ".",
+    on_stat: OnStat | None = None,
 ) -> Discovered:
     """Walk `paths`; `exclude` globs are matched against paths relative to `base`."""
     include, exclude = tuple(include), tuple(exclude)
@@ -79,12 +85,14 @@ def discover(
         if stat.S_ISDIR(info.st_mode):
             roots.append(os.path.abspath(path))
             extra = tuple(p for p in include if p != "*.py")
-            for item in _walk(path, base, exclude, seen_dirs, errors):
+            for item in _walk(path, base, exclude, seen_dirs, errors, on_stat):
                 if item.endswith(".py") or (extra and _matches(os.path.basename(item), extra)):
                     found.append(item)
                 elif looks_like_template(os.path.basename(item)):
                     templates.append(item)
         else:
+            if on_stat is not None:
+                on_stat(path, info)
             roots.append(os.path.dirname(os.path.abspath(path)))
             if path.endswith(TEMPLATE_SUFFIXES):
                 templates.append(path)
@@ -117,6 +125,7 @@ def _walk(
     exclude: tuple[str, ...],
     seen: set[tuple[int, int]],
     errors: list[SourceError],
+    on_stat: OnStat | None,
     ancestors: tuple[tuple[int, int], ...] = (),
 ) -> Iterator[str]:
     try:
@@ -124,6 +133,8 @@ def _walk(
     except OSError as exc:
         errors.append(SourceError(top, None, _os_message(exc)))
         return
+    if on_stat is not None:
+        on_stat(top, info)
     key = (info.st_dev, info.st_ino)
     if key in ancestors:
         errors.append(SourceError(top, None, "symlink loop: this directory was already scanned"))
@@ -151,7 +162,7 @@ def _walk(
         if is_dir:
             if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
                 continue
-            yield from _walk(path, base, exclude, seen, errors, ancestors)
+            yield from _walk(path, base, exclude, seen, errors, on_stat, ancestors)
         elif is_file:
             yield path
         elif entry.is_symlink() and entry.name.endswith(".py"):

@@ -12,17 +12,18 @@ import pickle
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 from untangle.analysis.program import Program
 from untangle.cache import FactsCache
-from untangle.discover import SourceFile, discover, module_name
+from untangle.discover import Discovered, SourceFile, discover, module_name
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.source import parse_facts, screened_facts
 from untangle.findings import Finding, check, selected_rules
 from untangle.templates import TemplateHandler, read_template
+from untangle.tree_memo import FileNote, TreeMemo, current_stamp, stamp_of
 
 # A file is parsed up front when it may invoke (`.invoke…` appears in it: the only way to call a
 # client method) or may be a handler; helpers they reach are parsed on demand while linking.
@@ -71,17 +72,33 @@ def scan(
     paths: Sequence[str], options: ScanOptions, progress: Progress | None = None
 ) -> ScanResult:
     rules = selected_rules(options.select, options.ignore)
-    tree = load_tree(paths, options, progress)
-    findings = check(tree.program, rules)
+    memo = TreeMemo.load(options.cache_dir, _identity(paths, options))
+    found = memo.unchanged_discovery()
+    if found is not None:
+        known = memo.unchanged_result([s.path for s in found.sources], list(found.templates))
+        if isinstance(known, ScanResult):
+            if progress is not None:
+                progress(known.files_scanned, known.files_scanned)
+            return known
+    with _no_cycle_collection():
+        tree = _load_tree(paths, options, progress, memo)
+        findings = check(tree.program, rules)
     unique_errors = sorted(set(tree.errors), key=lambda e: (e.path, e.line or 0, e.message))
-    return ScanResult(findings, unique_errors, tree.files_scanned, tree.program.handlers)
+    result = ScanResult(findings, unique_errors, tree.files_scanned, tree.program.handlers)
+    memo.save(result)
+    return result
 
 
 def load_tree(
     paths: Sequence[str], options: ScanOptions, progress: Progress | None = None
 ) -> LoadedTree:
     with _no_cycle_collection():
-        return _load_tree(paths, options, progress)
+        return _load_tree(paths, options, progress, TreeMemo(None))
+
+
+def _identity(paths: Sequence[str], options: ScanOptions) -> tuple[object, ...]:
+    """What a scan's result depends on besides the files: where it runs, what it was asked."""
+    return (os.getcwd(), tuple(paths), replace(options, cache_dir=None, jobs=0))
 
 
 @contextmanager
@@ -103,9 +120,9 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def _load_tree(
-    paths: Sequence[str], options: ScanOptions, progress: Progress | None = None
+    paths: Sequence[str], options: ScanOptions, progress: Progress | None, memo: TreeMemo
 ) -> LoadedTree:
-    found = discover(paths, options.include, options.exclude, options.base)
+    found = _discover(paths, options, memo)
     errors: list[SourceError] = list(found.errors)
     by_module = {source.module: source for source in found.sources}
     by_file = {os.path.abspath(source.path): source for source in found.sources}
@@ -120,7 +137,7 @@ def _load_tree(
     template_packages: set[str] = set()
     template_names: set[tuple[str, str, str]] = set()
     for template in found.templates:
-        handlers = read_template(template)
+        handlers = _template(template, memo)
         if isinstance(handlers, SourceError):
             errors.append(handlers)
             continue
@@ -142,23 +159,27 @@ def _load_tree(
 
     cache = FactsCache(options.cache_dir)
     extra_handler = _pattern_defs(options.handler_patterns)
-    candidates: list[tuple[SourceFile, bytes]] = []
+    candidates: list[tuple[SourceFile, FileNote, bytes | None]] = []
+    notes: dict[str, FileNote] = {}
     total = len(found.sources)
     for done, source in enumerate(found.sources, 1):
-        data = _read(source, options.max_file_size, errors)
-        if data is not None and (
-            b".invoke" in data
-            or source.module in handler_modules
-            or ((b"event" in data or b"handler" in data) and _HANDLER_DEF.search(data))
-        ):
-            candidates.append((source, data))
-        elif data is not None and extra_handler is not None and extra_handler.search(data):
-            handler_modules.add(source.module)
-            candidates.append((source, data))
+        note, data = _note(source, options.max_file_size, extra_handler, cache, memo, errors)
         if progress is not None and done % 200 == 0:
             progress(done, total)
+        if note is None:
+            continue
+        if note.error is not None:
+            errors.append(note.error)
+        if note.too_large:
+            continue
+        notes[source.module] = note
+        if note.prefiltered or source.module in handler_modules:
+            candidates.append((source, note, data))
+        elif note.pattern_handler:
+            handler_modules.add(source.module)
+            candidates.append((source, note, data))
 
-    parsed = _parse_all(candidates, cache, options.jobs, errors, handler_modules)
+    parsed = _parse_all(candidates, cache, options, errors, handler_modules)
     modules = [m for m in parsed if m.relevant or m.module in handler_modules]
     preloaded = {m.module: m for m in parsed}
 
@@ -166,12 +187,10 @@ def _load_tree(
         if module in preloaded:
             return preloaded[module]
         source = by_module.get(module)
-        if source is None:
+        note = notes.get(module)
+        if source is None or note is None:
             return None
-        data = _read(source, options.max_file_size, errors)
-        if data is None:
-            return None
-        return _parse_one(source, data, cache, errors)
+        return _lazy_facts(source, note, cache, options.max_file_size, errors)
 
     program = Program(
         modules,
@@ -187,6 +206,90 @@ def _load_tree(
     if progress is not None:
         progress(total, total)
     return LoadedTree(program, errors, total, template_functions)
+
+
+def _discover(paths: Sequence[str], options: ScanOptions, memo: TreeMemo) -> Discovered:
+    """The files under `paths`: the last walk's, when no folder on it changed."""
+    found: Discovered | None = memo.unchanged_discovery()
+    if found is None:
+        found = discover(
+            paths,
+            options.include,
+            options.exclude,
+            options.base,
+            on_stat=memo.record_folder if memo.enabled else None,
+        )
+        memo.record_discovery(found, reusable=not found.errors)
+    return found
+
+
+def _template(path: str, memo: TreeMemo) -> list[TemplateHandler] | SourceError:
+    known, handlers = memo.template(path)
+    if known:
+        return handlers  # type: ignore[no-any-return]
+    stamp = current_stamp(path) if memo.enabled else None  # before reading: never too new
+    handlers = read_template(path)
+    if memo.enabled:
+        memo.record_template(path, None if isinstance(handlers, SourceError) else stamp, handlers)
+    return handlers
+
+
+def _note(
+    source: SourceFile,
+    limit: int,
+    extra_handler: re.Pattern[bytes] | None,
+    cache: FactsCache,
+    memo: TreeMemo,
+    errors: list[SourceError],
+) -> tuple[FileNote | None, bytes | None]:
+    """What the prefilter needs of a file, and its bytes when they had to be read (None, None:
+    it cannot be read)."""
+    if memo.enabled:
+        known = memo.file_note(source.path)
+        if known is not None:
+            return known, None
+    try:
+        with open(source.path, "rb") as handle:
+            stamp = stamp_of(os.fstat(handle.fileno())) if memo.enabled else None
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        errors.append(SourceError(source.path, None, f"cannot read: {exc.strerror or exc}"))
+        memo.record_file(source.path, None)
+        return None, None
+    if len(data) > limit:
+        error = None
+        if b"invoke" in data:
+            error = SourceError(
+                source.path, None, f"skipped: larger than {_size(limit)} (max-file-size)"
+            )
+        note = FileNote(stamp, None, False, False, too_large=True, error=error)
+        memo.record_file(source.path, note)
+        return note, None
+    prefiltered = b".invoke" in data or bool(
+        (b"event" in data or b"handler" in data) and _HANDLER_DEF.search(data)
+    )
+    note = FileNote(
+        stamp,
+        cache.key(data, source.module, source.path) if prefiltered else None,
+        prefiltered,
+        extra_handler is not None and extra_handler.search(data) is not None,
+    )
+    memo.record_file(source.path, note)
+    return note, data
+
+
+def _lazy_facts(
+    source: SourceFile, note: FileNote, cache: FactsCache, limit: int, errors: list[SourceError]
+) -> ModuleFacts | None:
+    """A module the linker reached: its cached facts without reading it, when it is known."""
+    if note.key is not None:
+        cached = cache.get(note.key)
+        if isinstance(cached, ModuleFacts):
+            return cached
+    data = _read(source, limit, errors)
+    if data is None:
+        return None
+    return _parse_one(source, data, cache, errors)
 
 
 def _package_of(folder: str, root: str) -> str | None:
@@ -249,9 +352,9 @@ def _candidate_facts(
 
 
 def _parse_all(
-    candidates: Iterable[tuple[SourceFile, bytes]],
+    candidates: Iterable[tuple[SourceFile, FileNote, bytes | None]],
     cache: FactsCache,
-    jobs: int,
+    options: ScanOptions,
     errors: list[SourceError],
     handler_modules: set[str],
 ) -> list[ModuleFacts]:
@@ -261,15 +364,26 @@ def _parse_all(
     found: list[ModuleFacts | SourceError | None] = []
     missing: list[tuple[SourceFile, bytes, str, bool]] = []
     slots: list[int] = []
-    for source, data in candidates:
-        key = cache.key(data, source.module, source.path)
+    for source, note, data in candidates:
+        key = note.key
+        if key is None:  # named by a template or handler-patterns only: hashed when needed
+            data = data if data is not None else _read(source, options.max_file_size, errors)
+            if data is None:
+                continue
+            key = cache.key(data, source.module, source.path)
         if cache.relevance(key) is False and source.module not in handler_modules:
             continue
         cached = cache.get(key)
         if cached is None:
+            if data is None:  # unchanged since it was noted, but its facts were never kept
+                data = _read(source, options.max_file_size, errors)
+                if data is None:
+                    continue
+                key = cache.key(data, source.module, source.path)
             missing.append((source, data, key, source.module in handler_modules))
             slots.append(len(found))
         found.append(cached)
+    jobs = options.jobs
     workers = jobs or os.cpu_count() or 1
     results: list[ModuleFacts | SourceError | None] | None = None
     if workers > 1 and sum(len(d) for _, d, _, _ in missing) > _PARALLEL_BYTES:

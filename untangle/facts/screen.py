@@ -39,7 +39,7 @@ def may_be_relevant(tree: ast.Module, text: str) -> bool:
 def _may_invoke(text: str) -> bool:
     """Whether the name of an invoke method appears outside comments: an `x.invoke` (or a
     class body's own `invoke`) needs it in the code."""
-    # identifiers are NFKC-normalised: `ｉnvoke` is `invoke` to the parser
+    # identifiers are NFKC-normalised: a fullwidth `i` in `invoke` is still `invoke` to the parser
     data = text.encode("ascii") if text.isascii() else unicodedata.normalize("NFKC", text).encode()
     for match in _INVOKE_WORD.finditer(data):
         line_start = max(data.rfind(b"\n", 0, match.start()), data.rfind(b"\r", 0, match.start()))
