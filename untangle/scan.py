@@ -73,13 +73,11 @@ def scan(
 ) -> ScanResult:
     rules = selected_rules(options.select, options.ignore)
     memo = TreeMemo.load(options.cache_dir, _identity(paths, options))
-    found = memo.unchanged_discovery()
-    if found is not None:
-        known = memo.unchanged_result([s.path for s in found.sources], list(found.templates))
-        if isinstance(known, ScanResult):
-            if progress is not None:
-                progress(known.files_scanned, known.files_scanned)
-            return known
+    known = memo.unchanged_result()
+    if isinstance(known, ScanResult):
+        if progress is not None:
+            progress(known.files_scanned, known.files_scanned)
+        return known
     with _no_cycle_collection():
         tree = _load_tree(paths, options, progress, memo)
         findings = check(tree.program, rules)
@@ -210,7 +208,7 @@ def _load_tree(
 
 def _discover(paths: Sequence[str], options: ScanOptions, memo: TreeMemo) -> Discovered:
     """The files under `paths`: the last walk's, when no folder on it changed."""
-    found: Discovered | None = memo.unchanged_discovery()
+    found = memo.unchanged_discovery()
     if found is None:
         found = discover(
             paths,
@@ -219,7 +217,7 @@ def _discover(paths: Sequence[str], options: ScanOptions, memo: TreeMemo) -> Dis
             options.base,
             on_stat=memo.record_folder if memo.enabled else None,
         )
-        memo.record_discovery(found, reusable=not found.errors)
+        memo.record_discovery(found)
     return found
 
 

@@ -18,9 +18,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from untangle import __version__
+from untangle.discover import Discovered, SourceFile
 from untangle.facts.model import SourceError
 
 Stamp = tuple[int, int, int, int, int]
@@ -39,9 +40,9 @@ def current_stamp(path: str) -> Stamp | None:
         return None
 
 
-@dataclass(frozen=True)
-class FileNote:
-    """What a source file's bytes told the scan before any parsing."""
+class FileNote(NamedTuple):
+    """What a source file's bytes told the scan before any parsing (a plain tuple on disk: a
+    warm scan loads thousands of them)."""
 
     stamp: Stamp | None  # None: not recorded (no cache directory)
     key: str | None  # its facts-cache key (content, module name, path), if it was prefiltered
@@ -60,13 +61,13 @@ class TreeMemo:
     started_ns: int = field(default_factory=time.time_ns)
     old_folders: dict[str, Stamp] | None = None
     old_discovered: Any = None
-    old_files: dict[str, FileNote] = field(default_factory=dict)
+    old_files: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     old_templates: dict[str, tuple[Stamp, Any]] = field(default_factory=dict)
     old_result: Any = None
     # filled while scanning; None: some folder could not be stamped, discovery not reusable
     new_folders: dict[str, Stamp] | None = field(default_factory=dict)
     new_discovered: Any = None
-    new_files: dict[str, FileNote] = field(default_factory=dict)
+    new_files: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     new_templates: dict[str, tuple[Stamp, Any]] = field(default_factory=dict)
     complete: bool = True  # every source and template was stamped
     _walk_changed: bool = False
@@ -98,27 +99,36 @@ class TreeMemo:
 
     # --- reading the old record ---------------------------------------------------------------
 
-    def unchanged_discovery(self) -> Any:
-        """The previous walk's result, if no folder it went through has changed since."""
+    def unchanged_walk(self) -> bool:
+        """Whether no folder the previous walk went through has changed since."""
         if self.new_discovered is not None or self._walk_changed:
-            return self.new_discovered
+            return self.new_discovered is not None
         if self.old_folders is None or self.old_discovered is None:
-            return None
+            return False
         for folder, stamp in self.old_folders.items():
             if current_stamp(folder) != stamp:
                 self._walk_changed = True
-                return None
+                return False
         self.new_folders = dict(self.old_folders)
         self.new_discovered = self.old_discovered
-        return self.old_discovered
+        return True
+
+    def unchanged_discovery(self) -> Discovered | None:
+        """The previous walk's result, if no folder it went through has changed since."""
+        if not self.unchanged_walk():
+            return None
+        sources, templates, root = self.new_discovered
+        return Discovered(
+            tuple(SourceFile(path, module) for path, module in sources), templates, (), root
+        )
 
     def file_note(self, path: str) -> FileNote | None:
         """The previous note of an unchanged file (and it is kept for the next scan)."""
         note = self.old_files.get(path)
-        if note is None or current_stamp(path) != note.stamp:
+        if note is None or current_stamp(path) != note[0]:
             return None
         self.new_files[path] = note
-        return note
+        return FileNote._make(note)
 
     def template(self, path: str) -> tuple[bool, Any]:
         """(True, what reading it gave) for an unchanged template."""
@@ -128,19 +138,15 @@ class TreeMemo:
         self.new_templates[path] = known
         return True, known[1]
 
-    def unchanged_result(self, sources: list[str], templates: list[str]) -> Any:
-        """The previous result, when every file it came from is as it was (the caller has
-        already found the folders, hence the list of files, unchanged)."""
-        if self.old_result is None:
+    def unchanged_result(self) -> Any:
+        """The previous result, when no folder or file it came from has changed. A result is
+        only recorded when every file of the walk was, so the files recorded are the walk's."""
+        if self.old_result is None or not self.unchanged_walk():
             return None
-        if set(self.old_files) != set(sources) or set(self.old_templates) != set(templates):
-            return None
-        for path in sources:
-            if self.file_note(path) is None:
-                return None
-        for path in templates:
-            if not self.template(path)[0]:
-                return None
+        for known in (self.old_files, self.old_templates):
+            for path, note in known.items():
+                if current_stamp(path) != note[0]:
+                    return None
         return self.old_result
 
     # --- recording this scan ------------------------------------------------------------------
@@ -155,17 +161,18 @@ class TreeMemo:
         else:
             self.new_folders = None
 
-    def record_discovery(self, found: Any, reusable: bool) -> None:
-        if reusable:
-            self.new_discovered = found
-        else:
+    def record_discovery(self, found: Discovered) -> None:
+        if found.errors:  # a dangling link or an unreadable folder: walked again every time
             self.new_folders = None
+        else:
+            sources = tuple((source.path, source.module) for source in found.sources)
+            self.new_discovered = (sources, found.templates, found.root)
 
     def record_file(self, path: str, note: FileNote | None) -> None:
         if not self.enabled:
             return
         if note is not None and note.stamp is not None and self.settled(note.stamp):
-            self.new_files[path] = note
+            self.new_files[path] = tuple(note)
         else:
             self.complete = False
 
