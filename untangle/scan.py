@@ -10,10 +10,10 @@ import gc
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 
 from untangle.analysis.program import Program
@@ -30,7 +30,9 @@ from untangle.tree_memo import FileNote, TreeMemo, current_stamp, stamp_of
 _HANDLER_DEF = re.compile(
     rb"def\s+(?:lambda_handler|handler)\s*\(|def\s+\w+\s*\(\s*\w*event\w*\s*,\s*\w*(?:context|ctx)"
 )
-_PARALLEL_BYTES = 2_000_000
+# candidates waiting to be parsed that are worth sending to a worker process (forking one and
+# sending the facts back costs about as much as parsing this much here)
+_WORKER_BYTES = 200_000
 
 Progress = Callable[[int, int], None]
 
@@ -157,7 +159,7 @@ def _load_tree(
 
     cache = FactsCache(options.cache_dir)
     extra_handler = _pattern_defs(options.handler_patterns)
-    candidates: list[tuple[SourceFile, FileNote, bytes | None]] = []
+    candidates = _Candidates(cache, options, errors, handler_modules)
     notes: dict[str, FileNote] = {}
     total = len(found.sources)
     for done, source in enumerate(found.sources, 1):
@@ -172,12 +174,12 @@ def _load_tree(
             continue
         notes[source.module] = note
         if note.prefiltered or source.module in handler_modules:
-            candidates.append((source, note, data))
+            candidates.add(source, note, data)
         elif note.pattern_handler:
             handler_modules.add(source.module)
-            candidates.append((source, note, data))
+            candidates.add(source, note, data)
 
-    parsed = _parse_all(candidates, cache, options, errors, handler_modules)
+    parsed = candidates.facts()
     modules = [m for m in parsed if m.relevant or m.module in handler_modules]
     preloaded = {m.module: m for m in parsed}
 
@@ -349,99 +351,98 @@ def _candidate_facts(
     return screened_facts(data, path, module)
 
 
-def _parse_all(
-    candidates: Iterable[tuple[SourceFile, FileNote, bytes | None]],
-    cache: FactsCache,
-    options: ScanOptions,
-    errors: list[SourceError],
-    handler_modules: set[str],
-) -> list[ModuleFacts]:
-    """Facts of the candidates, from the cache or parsed; a cached module known to be
-    irrelevant (and not named by a template) is skipped: it is loaded later if reached."""
-    # in the order of the candidates, whichever were cached: the program is linked in it
-    found: list[ModuleFacts | SourceError | None] = []
-    missing: list[tuple[SourceFile, bytes, str, bool]] = []
-    slots: list[int] = []
-    for source, note, data in candidates:
+class _Candidates:
+    """Facts of the prefilter's candidates, in their order (the program is linked in it), from
+    the cache or parsed. A cached module known to be irrelevant (and not named by a template) is
+    skipped: it is loaded later if reached. Once the candidates waiting to be parsed are worth a
+    process of their own, they are parsed by worker processes while the tree is still being
+    read; a few small files are parsed here, at the end."""
+
+    def __init__(
+        self,
+        cache: FactsCache,
+        options: ScanOptions,
+        errors: list[SourceError],
+        handler_modules: set[str],
+    ) -> None:
+        self.cache, self.options, self.errors = cache, options, errors
+        self.handler_modules = handler_modules
+        self.workers = options.jobs or os.cpu_count() or 1
+        self.found: list[ModuleFacts | SourceError | None] = []
+        # (slot in `found`, cache key, the job to parse it)
+        self.missing: list[tuple[int, str, tuple[bytes, str, str, bool]]] = []
+        self.waiting: list[int] = []  # indices into `missing` not yet sent to a worker
+        self.waiting_bytes = 0
+        self.pool: ProcessPoolExecutor | None = None
+        self.pool_failed = False
+        self.sent: list[tuple[list[int], Future[list[ModuleFacts | SourceError | None]]]] = []
+
+    def add(self, source: SourceFile, note: FileNote, data: bytes | None) -> None:
+        limit = self.options.max_file_size
         key = note.key
         if key is None:  # named by a template or handler-patterns only: hashed when needed
-            data = data if data is not None else _read(source, options.max_file_size, errors)
+            data = data if data is not None else _read(source, limit, self.errors)
             if data is None:
-                continue
-            key = cache.key(data, source.module, source.path)
-        if cache.relevance(key) is False and source.module not in handler_modules:
-            continue
-        cached = cache.get(key)
+                return
+            key = self.cache.key(data, source.module, source.path)
+        named = source.module in self.handler_modules
+        if self.cache.relevance(key) is False and not named:
+            return
+        cached = self.cache.get(key)
         if cached is None:
             if data is None:  # unchanged since it was noted, but its facts were never kept
-                data = _read(source, options.max_file_size, errors)
+                data = _read(source, limit, self.errors)
                 if data is None:
-                    continue
-                key = cache.key(data, source.module, source.path)
-            missing.append((source, data, key, source.module in handler_modules))
-            slots.append(len(found))
-        found.append(cached)
-    jobs = options.jobs
-    workers = jobs or os.cpu_count() or 1
-    results: list[ModuleFacts | SourceError | None] | None = None
-    if workers > 1 and sum(len(d) for _, d, _, _ in missing) > _PARALLEL_BYTES:
-        results = _parse_in_pool(missing, workers)
-    if results is None:
-        results = [_candidate_facts(data, s.path, s.module, named) for s, data, _, named in missing]
-    for (_, _, key, _), result, slot in zip(missing, results, slots):
-        if result is None:
-            # screened out: nothing is extracted or stored until the linker reaches it
-            cache.set_relevance(key, False)
-            continue
-        cache.put(key, result)
-        if not isinstance(result, SourceError):
-            cache.set_relevance(key, result.relevant)
-        found[slot] = result
-    errors += [f for f in found if isinstance(f, SourceError)]
-    return [f for f in found if isinstance(f, ModuleFacts)]
+                    return
+                key = self.cache.key(data, source.module, source.path)
+            self.waiting.append(len(self.missing))
+            self.missing.append((len(self.found), key, (data, source.path, source.module, named)))
+            self.waiting_bytes += len(data)
+            if self.workers > 1 and self.waiting_bytes >= _WORKER_BYTES:
+                self._send()
+        self.found.append(cached)
 
+    def _send(self) -> None:
+        if self.pool is None and not self.pool_failed:
+            try:
+                self.pool = ProcessPoolExecutor(max_workers=self.workers)
+            except (OSError, ValueError):
+                self.pool_failed = True
+        if self.pool is None:
+            return
+        chunk, self.waiting, self.waiting_bytes = self.waiting, [], 0
+        try:
+            jobs = [self.missing[i][2] for i in chunk]
+            self.sent.append((chunk, self.pool.submit(_parse_job, jobs)))
+        except (BrokenProcessPool, RuntimeError, OSError):
+            self.pool_failed = True
+            self.waiting = chunk + self.waiting
 
-def _parse_in_pool(
-    missing: list[tuple[SourceFile, bytes, str, bool]], workers: int
-) -> list[ModuleFacts | SourceError | None] | None:
-    # biggest first, dealt round-robin, so both workers finish together
-    order = sorted(range(len(missing)), key=lambda i: -len(missing[i][1]))
-    chunks: list[list[int]] = [order[i :: workers * 4] for i in range(workers * 4)]
-    results: list[ModuleFacts | SourceError | None] = [None] * len(missing)
-    done = [False] * len(missing)
-    try:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                (
-                    chunk,
-                    pool.submit(
-                        _parse_job,
-                        [
-                            (missing[i][1], missing[i][0].path, missing[i][0].module, missing[i][3])
-                            for i in chunk
-                        ],
-                    ),
-                )
-                for chunk in chunks
-                if chunk
-            ]
-            for chunk, future in futures:
-                try:
-                    chunk_results = future.result()
-                except (RecursionError, pickle.PicklingError):
-                    continue  # facts too deep to send back: parsed again in this process
-                for index, result in zip(chunk, chunk_results):
-                    results[index] = result
-                    done[index] = True
-    except (BrokenProcessPool, OSError):
-        return None
-    complete: list[ModuleFacts | SourceError | None] = []
-    for index, found in enumerate(results):
-        if not done[index]:
-            source, data, _, named = missing[index]
-            found = _candidate_facts(data, source.path, source.module, named)
-        complete.append(found)
-    return complete
+    def facts(self) -> list[ModuleFacts]:
+        results: dict[int, ModuleFacts | SourceError | None] = {}
+        if self.pool is not None:
+            if self.waiting_bytes >= _WORKER_BYTES // 4:
+                self._send()  # a last batch worth sending
+            for chunk, future in self.sent:
+                # a dead worker, or facts too deep to send back: those are parsed here
+                with suppress(BrokenProcessPool, RecursionError, pickle.PicklingError, OSError):
+                    results.update(zip(chunk, future.result()))
+            self.pool.shutdown()
+        for index, (_, _, job) in enumerate(self.missing):
+            if index not in results:
+                results[index] = _candidate_facts(*job)
+        for index, (slot, key, _) in enumerate(self.missing):
+            result = results[index]
+            if result is None:
+                # screened out: nothing is extracted or stored until the linker reaches it
+                self.cache.set_relevance(key, False)
+                continue
+            self.cache.put(key, result)
+            if not isinstance(result, SourceError):
+                self.cache.set_relevance(key, result.relevant)
+            self.found[slot] = result
+        self.errors += [f for f in self.found if isinstance(f, SourceError)]
+        return [f for f in self.found if isinstance(f, ModuleFacts)]
 
 
 def _size(limit: int) -> str:
