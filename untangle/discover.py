@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from untangle.facts.model import SourceError
@@ -85,7 +85,9 @@ def discover(
         if stat.S_ISDIR(info.st_mode):
             roots.append(os.path.abspath(path))
             extra = tuple(p for p in include if p != "*.py")
-            for item in _walk(path, base, exclude, seen_dirs, errors, on_stat):
+            walked: list[str] = []
+            _walk(path, base, exclude, seen_dirs, errors, on_stat, walked)
+            for item in walked:
                 if item.endswith(".py") or (extra and _matches(os.path.basename(item), extra)):
                     found.append(item)
                 elif looks_like_template(os.path.basename(item)):
@@ -126,8 +128,10 @@ def _walk(
     seen: set[tuple[int, int]],
     errors: list[SourceError],
     on_stat: OnStat | None,
+    walked: list[str],
     ancestors: tuple[tuple[int, int], ...] = (),
-) -> Iterator[str]:
+) -> None:
+    """Appends the files under `top` to `walked`, depth first, in name order."""
     try:
         info = os.stat(top)
     except OSError as exc:
@@ -155,16 +159,16 @@ def _walk(
             continue
         try:
             is_dir = entry.is_dir()
-            is_file = entry.is_file()
+            is_file = not is_dir and entry.is_file()
         except OSError as exc:
             errors.append(SourceError(path, None, _os_message(exc)))
             continue
         if is_dir:
             if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
                 continue
-            yield from _walk(path, base, exclude, seen, errors, on_stat, ancestors)
+            _walk(path, base, exclude, seen, errors, on_stat, walked, ancestors)
         elif is_file:
-            yield path
+            walked.append(path)
         elif entry.is_symlink() and entry.name.endswith(".py"):
             try:
                 os.stat(path)
