@@ -1,6 +1,7 @@
 """The scan recipe: files → candidate bytes → facts (parallel, cached) → program → findings.
 
-Only this module and the CLI touch the disk.
+Only this module and the CLI touch the disk (with the caches: `cache.py` keeps facts by content,
+`tree_memo.py` what the last scan of the same tree saw).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import os
 import pickle
 import re
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from untangle.analysis.program import Program
 from untangle.cache import FactsCache
@@ -24,6 +24,9 @@ from untangle.facts.source import parse_facts, screened_facts
 from untangle.findings import Finding, check, selected_rules
 from untangle.templates import TemplateHandler, read_template
 from untangle.tree_memo import FileNote, TreeMemo, current_stamp, stamp_of
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 # A file is parsed up front when it may invoke (`.invoke…` appears in it: the only way to call a
 # client method) or may be a handler; helpers they reach are parsed on demand while linking.
@@ -404,6 +407,9 @@ class _Candidates:
 
     def _send(self) -> None:
         if self.pool is None and not self.pool_failed:
+            # imported here: multiprocessing costs a warm scan more than it does
+            from concurrent.futures import ProcessPoolExecutor
+
             try:
                 self.pool = ProcessPoolExecutor(max_workers=self.workers)
             except (OSError, ValueError):
@@ -414,7 +420,7 @@ class _Candidates:
         try:
             jobs = [self.missing[i][2] for i in chunk]
             self.sent.append((chunk, self.pool.submit(_parse_job, jobs)))
-        except (BrokenProcessPool, RuntimeError, OSError):
+        except (RuntimeError, OSError):  # a broken pool is a RuntimeError
             self.pool_failed = True
             self.waiting = chunk + self.waiting
 
@@ -425,7 +431,7 @@ class _Candidates:
                 self._send()  # a last batch worth sending
             for chunk, future in self.sent:
                 # a dead worker, or facts too deep to send back: those are parsed here
-                with suppress(BrokenProcessPool, RecursionError, pickle.PicklingError, OSError):
+                with suppress(RuntimeError, RecursionError, pickle.PicklingError, OSError):
                     results.update(zip(chunk, future.result()))
             self.pool.shutdown()
         for index, (_, _, job) in enumerate(self.missing):
