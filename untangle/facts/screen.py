@@ -18,6 +18,14 @@ from untangle.facts.model import INVOKE_METHODS, handler_shaped
 _INVOKE_WORD = re.compile(
     rb"\b(?:" + b"|".join(sorted(m.encode() for m in INVOKE_METHODS)) + rb")\b"
 )
+# `def handler(`, `def lambda_handler(`, or a def whose first parameter (after any `*`, comments
+# or line continuations) has "event" in its name: what `handler_shaped` needs of the source; a
+# def with type parameters (`def f[T](…)`) is always let through
+_HANDLER_SHAPED_DEF = re.compile(
+    rb"\bdef(?:\s|\\)+(?:lambda_handler|handler)\b"
+    rb"|\bdef(?:\s|\\)+[^\s(\[\\]+(?:\s|\\)*"
+    rb"(?:\[|\((?:\s|\\|#[^\r\n]*|[*,])*[\w\x80-\xff]*(?i:event))"
+)
 # statements whose bodies stay in the module's scope (a def there is still module-level)
 _SAME_SCOPE = (
     ast.If,
@@ -33,14 +41,24 @@ _SAME_SCOPE = (
 
 def may_be_relevant(tree: ast.Module, text: str) -> bool:
     """False only when no function of the module can look like a handler or invoke."""
-    return _defines_handler_shape(tree.body) or _may_invoke(text)
+    return _defines_handler_shape(tree.body) or _may_invoke(_as_parsed(text))
 
 
-def _may_invoke(text: str) -> bool:
+def may_be_relevant_text(text: str) -> bool:
+    """The same question before parsing, by the text alone: False only when nothing in it can be
+    a handler-shaped `def` or an invoke (its syntax tree is then not needed)."""
+    data = _as_parsed(text)
+    return _HANDLER_SHAPED_DEF.search(data) is not None or _may_invoke(data)
+
+
+def _as_parsed(text: str) -> bytes:
+    # identifiers are NFKC-normalised: a fullwidth `i` in `invoke` is still `invoke` to the parser
+    return text.encode("ascii") if text.isascii() else unicodedata.normalize("NFKC", text).encode()
+
+
+def _may_invoke(data: bytes) -> bool:
     """Whether the name of an invoke method appears outside comments: an `x.invoke` (or a
     class body's own `invoke`) needs it in the code."""
-    # identifiers are NFKC-normalised: a fullwidth `i` in `invoke` is still `invoke` to the parser
-    data = text.encode("ascii") if text.isascii() else unicodedata.normalize("NFKC", text).encode()
     for match in _INVOKE_WORD.finditer(data):
         line_start = max(data.rfind(b"\n", 0, match.start()), data.rfind(b"\r", 0, match.start()))
         before = data[line_start + 1 : match.start()]

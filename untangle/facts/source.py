@@ -5,12 +5,14 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import symtable
 import traceback
+import warnings
 
 from untangle.facts.extract import extract_module
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.newer_syntax import parse_python
-from untangle.facts.screen import may_be_relevant
+from untangle.facts.screen import may_be_relevant, may_be_relevant_text
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 # PEP 263: the second line may declare the encoding only when the first is blank or a comment
@@ -49,6 +51,20 @@ def decode(data: bytes, path: str) -> str | SourceError:
         return SourceError(path, line, f"not valid {encoding} (byte 0x{byte}), {why}")
 
 
+def _parses(text: str, path: str) -> bool:
+    """Whether `ast.parse` accepts the text, found without building its syntax tree (half the
+    cost of parsing): the symbol table is built from the same parser's tree. Where this says
+    no, the file is parsed again for the exact error (the symbol table refuses more, such as
+    a module-level `nonlocal`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escapes are the file's business, not ours
+        try:
+            symtable.symtable(text, path, "exec")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+    return True
+
+
 def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError:
     """Parse and extract; never raises for bad input."""
     facts = _parse_facts(data, path, module, screen=False)
@@ -68,6 +84,8 @@ def _parse_facts(
     text = decode(data, path)
     if isinstance(text, SourceError):
         return text
+    if screen and not may_be_relevant_text(text) and _parses(text, path):
+        return None
     try:
         tree = parse_python(text, path)
     except SyntaxError as exc:
