@@ -46,9 +46,6 @@ KEPT = [
     ),
     # let through though irrelevant: the screen reads text, not meaning
     pytest.param("NAME = 'x.invoke'\n", False, id="invoke-in-a-string"),
-    pytest.param(
-        "def test():\n    def handler(event, context):\n        pass\n", False, id="nested"
-    ),
 ]
 
 # near misses: none of them can be relevant, and none is extracted
