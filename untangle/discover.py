@@ -102,11 +102,18 @@ def discover(
                 found.append(path)
     root = os.path.commonpath(roots) if roots else os.path.abspath(".")
     unique: dict[str, SourceFile] = {}
-    for path in found:
-        real = os.path.abspath(path)
+    for path, real in zip(found, absolute_paths(found)):
         if real not in unique:
             unique[real] = SourceFile(path, module_name(real, root))
     return Discovered(tuple(unique.values()), tuple(templates), tuple(errors), root)
+
+
+def absolute_paths(paths: Iterable[str]) -> list[str]:
+    """`os.path.abspath` of each path, asking for the working directory once (not per path)."""
+    if os.name != "posix":
+        return [os.path.abspath(path) for path in paths]
+    cwd = os.getcwd()
+    return [os.path.normpath(os.path.join(cwd, path)) for path in paths]
 
 
 def module_name(path: str, root: str) -> str:

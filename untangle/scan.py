@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from untangle.analysis.program import Program
 from untangle.cache import FactsCache
-from untangle.discover import Discovered, SourceFile, discover, module_name
+from untangle.discover import Discovered, SourceFile, absolute_paths, discover, module_name
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.source import parse_facts, screened_facts
 from untangle.findings import Finding, check, selected_rules
@@ -128,7 +128,7 @@ def _load_tree(
     found = _discover(paths, options, memo)
     errors: list[SourceError] = list(found.errors)
     by_module = {source.module: source for source in found.sources}
-    by_file = {os.path.abspath(source.path): source for source in found.sources}
+    by_file = dict(zip(absolute_paths(s.path for s in found.sources), found.sources))
 
     template_handlers: set[tuple[str, str]] = set()
     template_functions: list[TemplateHandler] = []
