@@ -28,6 +28,7 @@ KEPT = [
     ),
     pytest.param("def f \\\n(event, context):\n    pass\n", True, id="line-continuation"),
     pytest.param("if True:\n    def handler(event, context):\n        pass\n", True, id="under-if"),
+    pytest.param("def go(*event, context):\n    pass\n", True, id="star-event-then-context"),
     pytest.param(
         "try:\n    import x\nexcept ImportError:\n    def handler(event, context):\n        pass\n",
         True,
@@ -63,6 +64,8 @@ SCREENED_OUT = [
         id="nested-handler-and-no-invoke",
     ),
     pytest.param("def handler(event):\n    pass\n", id="one-parameter"),
+    pytest.param("handler = lambda event, context: None\n", id="a-lambda"),
+    pytest.param("def go(*context, event):\n    pass\n", id="star-context-then-event"),
     pytest.param("def process(payload, context):\n    pass\n", id="no-event-first"),
     pytest.param("def handle(event, data):\n    pass\n", id="no-context-second"),
 ]

@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import ast
 import re
+import symtable
 import unicodedata
 
-from untangle.facts.model import INVOKE_METHODS, handler_shaped
+from untangle.facts.model import HANDLER_NAMES, INVOKE_METHODS, handler_shaped
 
 # `x.invoke(…)` and `pool.submit(x.invoke, …)` need the method's name as a whole word
 _INVOKE_WORD = re.compile(
     rb"\b(?:" + b"|".join(sorted(m.encode() for m in INVOKE_METHODS)) + rb")\b"
-)
-# `def handler(`, `def lambda_handler(`, or a def whose first parameter (after any `*`, comments
-# or line continuations) has "event" in its name: what `handler_shaped` needs of the source; a
-# def with type parameters (`def f[T](…)`) is always let through
-_HANDLER_SHAPED_DEF = re.compile(
-    rb"\bdef(?:\s|\\)+(?:lambda_handler|handler)\b"
-    rb"|\bdef(?:\s|\\)+[^\s(\[\\]+(?:\s|\\)*"
-    rb"(?:\[|\((?:\s|\\|#[^\r\n]*|[*,])*[\w\x80-\xff]*(?i:event))"
 )
 # statements whose bodies stay in the module's scope (a def there is still module-level)
 _SAME_SCOPE = (
@@ -44,11 +37,30 @@ def may_be_relevant(tree: ast.Module, text: str) -> bool:
     return _defines_handler_shape(tree.body) or _may_invoke(_as_parsed(text))
 
 
-def may_be_relevant_text(text: str) -> bool:
-    """The same question before parsing, by the text alone: False only when nothing in it can be
-    a handler-shaped `def` or an invoke (its syntax tree is then not needed)."""
-    data = _as_parsed(text)
-    return _HANDLER_SHAPED_DEF.search(data) is not None or _may_invoke(data)
+def may_invoke_text(text: str) -> bool:
+    """Whether an invoke can be in the module, by its text alone."""
+    return _may_invoke(_as_parsed(text))
+
+
+def may_define_handler(table: symtable.SymbolTable) -> bool:
+    """Whether a function of the module's own scope (not a method, not nested) may have a
+    handler's name and parameters, by the module's symbol table (which is cheaper to build than
+    its syntax tree). The table lists keyword-only parameters before `*args`, so this asks only
+    for a parameter with "event" and another with "context" or "ctx", in any order."""
+    stack = list(table.get_children())
+    while stack:
+        child = stack.pop()
+        kind = child.get_type()
+        if isinstance(child, symtable.Function):
+            params = [p.lower() for p in child.get_parameters()]
+            if child.get_name() in HANDLER_NAMES and len(params) == 2:
+                return True
+            event = any("event" in p for p in params)
+            if len(params) >= 2 and event and any("context" in p or "ctx" in p for p in params):
+                return True
+        elif kind != "class":
+            stack.extend(child.get_children())  # a def's type parameters (3.12) hold the def
+    return False
 
 
 def _as_parsed(text: str) -> bytes:

@@ -12,7 +12,7 @@ import warnings
 from untangle.facts.extract import extract_module
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.newer_syntax import parse_python
-from untangle.facts.screen import may_be_relevant, may_be_relevant_text
+from untangle.facts.screen import may_be_relevant, may_define_handler, may_invoke_text
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 # PEP 263: the second line may declare the encoding only when the first is blank or a comment
@@ -51,18 +51,17 @@ def decode(data: bytes, path: str) -> str | SourceError:
         return SourceError(path, line, f"not valid {encoding} (byte 0x{byte}), {why}")
 
 
-def _parses(text: str, path: str) -> bool:
-    """Whether `ast.parse` accepts the text, found without building its syntax tree (half the
-    cost of parsing): the symbol table is built from the same parser's tree. Where this says
-    no, the file is parsed again for the exact error (the symbol table refuses more, such as
-    a module-level `nonlocal`)."""
+def _symbol_table(text: str, path: str) -> symtable.SymbolTable | None:
+    """The module's symbol table, built from the same parser's tree as `ast.parse` builds, without
+    the syntax tree's objects (half the cost of parsing): if it builds, `ast.parse` accepts the
+    text. None where it does not: the file is then parsed for the exact error (the symbol table
+    also refuses a few things `ast.parse` accepts, such as a module-level `nonlocal`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid escapes are the file's business, not ours
         try:
-            symtable.symtable(text, path, "exec")
+            return symtable.symtable(text, path, "exec")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return False
-    return True
+            return None
 
 
 def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError:
@@ -84,8 +83,10 @@ def _parse_facts(
     text = decode(data, path)
     if isinstance(text, SourceError):
         return text
-    if screen and not may_be_relevant_text(text) and _parses(text, path):
-        return None
+    if screen and not may_invoke_text(text):
+        table = _symbol_table(text, path)
+        if table is not None and not may_define_handler(table):
+            return None
     try:
         tree = parse_python(text, path)
     except SyntaxError as exc:
