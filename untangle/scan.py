@@ -36,6 +36,7 @@ _HANDLER_DEF = re.compile(
 # candidates waiting to be parsed that are worth sending to a worker process (forking one and
 # sending the facts back costs about as much as parsing this much here)
 _WORKER_BYTES = 200_000
+_MAX_WORKERS = 8
 
 Progress = Callable[[int, int], None]
 
@@ -411,7 +412,8 @@ class _Candidates:
             from concurrent.futures import ProcessPoolExecutor
 
             try:
-                self.pool = ProcessPoolExecutor(max_workers=self.workers)
+                # forked all at once: a many-core machine need not fork one per core for this
+                self.pool = ProcessPoolExecutor(max_workers=min(self.workers, _MAX_WORKERS))
             except (OSError, ValueError):
                 self.pool_failed = True
         if self.pool is None:
