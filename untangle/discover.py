@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from untangle.facts.model import SourceError
@@ -57,11 +57,17 @@ def _matches(path: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+# told the path and `os.stat` of every folder walked and file named (a later scan may skip
+# the walk when none of them changed)
+OnStat = Callable[[str, os.stat_result], None]
+
+
 def discover(
     paths: Iterable[str],
     include: Iterable[str] = ("*.py",),
     exclude: Iterable[str] = (),
     base: str = ".",
+    on_stat: OnStat | None = None,
 ) -> Discovered:
     """Walk `paths`; `exclude` globs are matched against paths relative to `base`."""
     include, exclude = tuple(include), tuple(exclude)
@@ -79,12 +85,16 @@ def discover(
         if stat.S_ISDIR(info.st_mode):
             roots.append(os.path.abspath(path))
             extra = tuple(p for p in include if p != "*.py")
-            for item in _walk(path, base, exclude, seen_dirs, errors):
+            walked: list[str] = []
+            _walk(path, base, exclude, seen_dirs, errors, on_stat, walked)
+            for item in walked:
                 if item.endswith(".py") or (extra and _matches(os.path.basename(item), extra)):
                     found.append(item)
                 elif looks_like_template(os.path.basename(item)):
                     templates.append(item)
         else:
+            if on_stat is not None:
+                on_stat(path, info)
             roots.append(os.path.dirname(os.path.abspath(path)))
             if path.endswith(TEMPLATE_SUFFIXES):
                 templates.append(path)
@@ -92,11 +102,18 @@ def discover(
                 found.append(path)
     root = os.path.commonpath(roots) if roots else os.path.abspath(".")
     unique: dict[str, SourceFile] = {}
-    for path in found:
-        real = os.path.abspath(path)
+    for path, real in zip(found, absolute_paths(found)):
         if real not in unique:
             unique[real] = SourceFile(path, module_name(real, root))
     return Discovered(tuple(unique.values()), tuple(templates), tuple(errors), root)
+
+
+def absolute_paths(paths: Iterable[str]) -> list[str]:
+    """`os.path.abspath` of each path, asking for the working directory once (not per path)."""
+    if os.name != "posix":
+        return [os.path.abspath(path) for path in paths]
+    cwd = os.getcwd()
+    return [os.path.normpath(os.path.join(cwd, path)) for path in paths]
 
 
 def module_name(path: str, root: str) -> str:
@@ -117,13 +134,18 @@ def _walk(
     exclude: tuple[str, ...],
     seen: set[tuple[int, int]],
     errors: list[SourceError],
+    on_stat: OnStat | None,
+    walked: list[str],
     ancestors: tuple[tuple[int, int], ...] = (),
-) -> Iterator[str]:
+) -> None:
+    """Appends the files under `top` to `walked`, depth first, in name order."""
     try:
         info = os.stat(top)
     except OSError as exc:
         errors.append(SourceError(top, None, _os_message(exc)))
         return
+    if on_stat is not None:
+        on_stat(top, info)
     key = (info.st_dev, info.st_ino)
     if key in ancestors:
         errors.append(SourceError(top, None, "symlink loop: this directory was already scanned"))
@@ -144,16 +166,16 @@ def _walk(
             continue
         try:
             is_dir = entry.is_dir()
-            is_file = entry.is_file()
+            is_file = not is_dir and entry.is_file()
         except OSError as exc:
             errors.append(SourceError(path, None, _os_message(exc)))
             continue
         if is_dir:
             if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
                 continue
-            yield from _walk(path, base, exclude, seen, errors, ancestors)
+            _walk(path, base, exclude, seen, errors, on_stat, walked, ancestors)
         elif is_file:
-            yield path
+            walked.append(path)
         elif entry.is_symlink() and entry.name.endswith(".py"):
             try:
                 os.stat(path)

@@ -132,31 +132,55 @@ class _FunctionState:
     try_stack: list[int] = field(default_factory=list)
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_DECLARATIONS = (ast.Global, ast.Nonlocal)
+_IMPORTS = (ast.Import, ast.ImportFrom)
+# what holds no name: never looked into (every function body is walked once, so the walk is a
+# large part of extracting a module's facts); lists of fields also hold strings (`Global.names`,
+# `MatchClass.kwd_attrs`) and None (the key of `**rest` in a dict display)
+_LEAVES = frozenset(
+    cls
+    for base in (ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop)
+    for cls in base.__subclasses__()
+) | {ast.Constant, str, type(None)}
+
+
 def _bound_names(body: Iterable[ast.stmt]) -> tuple[set[str], set[str]]:
     """Names a function body binds, and names it declares global/nonlocal (not descending into
     nested functions or classes)."""
     bound: set[str] = set()
     declared: set[str] = set()
     stack: list[ast.AST] = list(body)
+    leaves, store = _LEAVES, (ast.Store, ast.Del)
     while stack:
         node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        kind = type(node)
+        if kind is ast.Name:
+            if isinstance(node.ctx, store):  # type: ignore[attr-defined]
+                bound.add(node.id)  # type: ignore[attr-defined]
+            continue
+        if kind in leaves:
+            continue
+        if isinstance(node, _SCOPES):
             bound.add(node.name)
             stack.extend(node.decorator_list)
             continue
-        if isinstance(node, ast.Lambda):
+        if kind is ast.Lambda:
             continue
-        if isinstance(node, (ast.Global, ast.Nonlocal)):
+        if isinstance(node, _DECLARATIONS):
             declared.update(node.names)
             continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            bound.add(node.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        if isinstance(node, _IMPORTS):
             for alias in node.names:
                 bound.add((alias.asname or alias.name).split(".")[0])
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        stack.extend(ast.iter_child_nodes(node))
+        elif kind is ast.ExceptHandler and node.name:  # type: ignore[attr-defined]
+            bound.add(node.name)  # type: ignore[attr-defined]
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                stack.extend(value)
+            elif isinstance(value, ast.AST):
+                stack.append(value)
     return bound - declared, declared
 
 
@@ -170,6 +194,7 @@ class _ModuleBuilder:
         self.globals: dict[str, list[Sym]] = {}
         self.imports: dict[str, Ref] = {}
         self.functions: list[FunctionFacts] = []
+        self.function_qualnames: set[str] = set()
         self.classes: list[ClassFacts] = []
         self.class_attrs: dict[str, dict[str, list[Sym]]] = {}
         self.interesting_lines: set[int] = set()
@@ -322,9 +347,7 @@ class _ModuleBuilder:
         return Ref(f"builtins.{name}")
 
     def _assigned_at_module(self, name: str) -> bool:
-        return name in self.globals or any(
-            f.qualname == f"{self.module}.{name}" for f in self.functions
-        )
+        return name in self.globals or f"{self.module}.{name}" in self.function_qualnames
 
     def bind(self, state: _FunctionState, target: ast.expr, value: Sym) -> None:
         scope = state.scope
@@ -554,6 +577,7 @@ class _ModuleBuilder:
         defaults: tuple[tuple[str, Sym], ...] = (),
     ) -> None:
         qualname = state.scope.qualname if name != MODULE_SCOPE else f"{self.module}.{MODULE_SCOPE}"
+        self.function_qualnames.add(qualname)
         self.functions.append(
             FunctionFacts(
                 qualname=qualname,

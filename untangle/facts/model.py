@@ -8,6 +8,7 @@ decided later by `untangle.analysis.program`, which sees every module at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
@@ -245,12 +246,19 @@ def may_invoke(site: CallSite) -> bool:
 
 def looks_like_handler(function: FunctionFacts) -> bool:
     """`def handler(event, context)`, `def lambda_handler(e, c)`, `def process(evt, ctx)`."""
-    if not function.module_level or function.is_method or len(function.params) < 2:
+    if not function.module_level or function.is_method:
         return False
-    first, second = function.params[0].lower(), function.params[1].lower()
+    return handler_shaped(function.name, function.params)
+
+
+def handler_shaped(name: str, params: Sequence[str]) -> bool:
+    """The name and parameters of a handler, wherever the function is defined."""
+    if len(params) < 2:
+        return False
+    first, second = params[0].lower(), params[1].lower()
     if "event" in first and ("context" in second or "ctx" in second):
         return True
-    return function.name in HANDLER_NAMES and len(function.params) == 2
+    return name in HANDLER_NAMES and len(params) == 2
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import symtable
 import traceback
+import warnings
 
 from untangle.facts.extract import extract_module
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.newer_syntax import parse_python
+from untangle.facts.screen import may_be_relevant, may_define_handler, may_invoke_text
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 # PEP 263: the second line may declare the encoding only when the first is blank or a comment
@@ -48,11 +51,42 @@ def decode(data: bytes, path: str) -> str | SourceError:
         return SourceError(path, line, f"not valid {encoding} (byte 0x{byte}), {why}")
 
 
+def _symbol_table(text: str, path: str) -> symtable.SymbolTable | None:
+    """The module's symbol table, built from the same parser's tree as `ast.parse` builds, without
+    the syntax tree's objects (half the cost of parsing): if it builds, `ast.parse` accepts the
+    text. None where it does not: the file is then parsed for the exact error (the symbol table
+    also refuses a few things `ast.parse` accepts, such as a module-level `nonlocal`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escapes are the file's business, not ours
+        try:
+            return symtable.symtable(text, path, "exec")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+
+
 def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError:
     """Parse and extract; never raises for bad input."""
+    facts = _parse_facts(data, path, module, screen=False)
+    assert facts is not None  # only a screened parse leaves out the facts
+    return facts
+
+
+def screened_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError | None:
+    """`parse_facts`, or None where the parse shows the module cannot be relevant
+    (`ModuleFacts.relevant`): its facts are then extracted only if something reaches it."""
+    return _parse_facts(data, path, module, screen=True)
+
+
+def _parse_facts(
+    data: bytes, path: str, module: str, screen: bool
+) -> ModuleFacts | SourceError | None:
     text = decode(data, path)
     if isinstance(text, SourceError):
         return text
+    if screen and not may_invoke_text(text):
+        table = _symbol_table(text, path)
+        if table is not None and not may_define_handler(table):
+            return None
     try:
         tree = parse_python(text, path)
     except SyntaxError as exc:
@@ -64,6 +98,8 @@ def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceErro
         return SourceError(path, None, "too deeply nested to parse")
     except ValueError as exc:
         return SourceError(path, None, f"cannot parse: {exc}")
+    if screen and not may_be_relevant(tree, text):
+        return None
     try:
         return extract_module(tree, text, module, path)
     except RecursionError:
