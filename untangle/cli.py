@@ -919,6 +919,26 @@ def _colored_diff_line(line: str) -> str:
 @click.option(
     "--handler", "handlers", multiple=True, help="Only this handler (name or qualified name)."
 )
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Each event's run (the original and the machine) and each orchestrator's import; "
+    "longer is a timeout verdict for that event.",
+)
+@click.option(
+    "--memory-limit",
+    "memory_limit_mib",
+    type=click.IntRange(min=0),
+    default=2048,
+    show_default=True,
+    metavar="MIB",
+    help="Address space of the process running the app's code (0: no limit); over it is an "
+    "out-of-memory verdict.",
+)
 @_COLOR
 def verify(
     app: str,
@@ -930,6 +950,8 @@ def verify(
     keep_unchecked_errors: bool,
     strict: bool,
     handlers: tuple[str, ...],
+    timeout_seconds: float,
+    memory_limit_mib: int,
     color: bool | None,
 ) -> None:
     """Run the original orchestrators of APP and the state machines `untangle migrate` would
@@ -939,7 +961,8 @@ def verify(
 
     \b
     Exit codes: 0 every workflow equivalent on every event (or different only where documented,
-    without --strict); 1 a mismatch (or a workflow that could not be verified); 2 usage error
+    without --strict); 1 a mismatch, a workflow that could not be verified, or an event whose
+    run timed out, ran out of memory, exited, crashed or tried the network; 2 usage error
     (no events, APP missing, an unknown --handler, the extra not installed).
     \b
     Examples:
@@ -964,7 +987,14 @@ def verify(
         _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
     try:
         results = verify_in_subprocess(
-            app, events, query_language, original, keep_unchecked_errors, handlers
+            app,
+            events,
+            query_language,
+            original,
+            keep_unchecked_errors,
+            handlers,
+            timeout_seconds,
+            memory_limit_mib,
         )
     except UnknownHandler as exc:
         _fail(str(exc))
@@ -988,6 +1018,7 @@ def verify(
                 **({"notes": r.notes} if r.notes else {}),
                 **({"documented": r.documented} if r.documented else {}),
                 **({"skipped": r.skipped} if r.skipped else {}),
+                **({"verdict": r.verdict, "reason": r.reason} if r.verdict else {}),
             }
             for r in results
         ]
@@ -1016,6 +1047,12 @@ def _verify_text(result: Any, history: bool, color: bool = False) -> str:
     head = f"{result.workflow} {result.event}: "
     if result.skipped:
         return head + str(result.skipped)
+    if result.verdict and result.original["status"] is None:  # nothing came back to compare
+        return head + verdict(result.verdict.upper(), "red") + f": {result.reason}"
+    if result.verdict:
+        lines = [head + verdict(result.verdict.upper(), "red") + f": {result.reason}"]
+        lines.extend(f"  note: {note}" for note in result.notes)
+        return "\n".join(lines)
     waited = result.machine_waited_seconds
     if result.equivalent:
         lines = [
