@@ -272,15 +272,14 @@ def cfn_lint_errors(definition: Definition) -> list[str]:
     Raises `ValidatorUnavailable` when cfn-lint is not installed.
     """
     try:
-        # cfn-lint ships no type information: import it as a plain module object.
-        api = importlib.import_module("cfnlint.api")
+        _import_cfn_lint()
     except ImportError as exc:
         raise ValidatorUnavailable(
             "cfn-lint is not installed; install it with: pip install cfn-lint "
             "(or pip install -e '.[test]')"
         ) from exc
     text = json.dumps(cloudformation_template(definition), indent=2)
-    matches = api.lint(text, config=api.ManualArgs(regions=["us-east-1"]))
+    matches = cfn_lint_matches(text)
     errors: list[str] = []
     for match in matches:
         if str(match.rule.severity).lower() != "error":
@@ -292,3 +291,41 @@ def cfn_lint_errors(definition: Definition) -> list[str]:
             where = "/".join(path) or "template"
         errors.append(f"{match.rule.id} {match.message} at {where}")
     return errors
+
+
+def _import_cfn_lint() -> Any:
+    """``cfnlint.runner``, imported with an empty schema cache: on import cfn-lint looks for
+    newer resource schemas in ``$XDG_CACHE_HOME`` / ``~/.cache/aws/cfn-lint``, and crashes when
+    that folder cannot be read. Its bundled schemas are the ones the tests pin anyway.
+    Raises ImportError when cfn-lint is not installed."""
+    if "cfnlint.runner" in sys.modules:
+        return sys.modules["cfnlint.runner"]
+    saved = os.environ.get("XDG_CACHE_HOME")
+    # a folder that cannot exist (under a file): no cache to read, nothing created
+    os.environ["XDG_CACHE_HOME"] = os.path.join(os.devnull, "untangle-no-cache")
+    try:
+        # cfn-lint ships no type information: import it as a plain module object.
+        return importlib.import_module("cfnlint.runner")
+    finally:
+        if saved is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
+
+
+def cfn_lint_matches(text: str) -> list[Any]:
+    """cfn-lint's matches for a template, with untangle's configuration and cfn-lint's own rules
+    only. ``cfnlint.api.lint`` would also read a ``.cfnlintrc`` in the working directory (the
+    project's: its ``append_rules`` and ``custom_rules`` import Python from the project, which
+    untangle never runs outside ``verify``) and in the home folder; an explicit empty
+    configuration file turns both off. Raises ImportError when cfn-lint is not installed."""
+    runner = _import_cfn_lint()
+    config = importlib.import_module("cfnlint.config")
+    decode = importlib.import_module("cfnlint.decode.decode")
+    template, errors = decode.decode_str(text)
+    if errors:
+        return list(errors)
+    if template is None:
+        return []
+    settings = config.ConfigMixIn(["--config-file", os.devnull], regions=["us-east-1"])
+    return list(runner.Runner(settings).validate_template(template))
