@@ -369,6 +369,7 @@ def plan(
         read_source,
         PlanOptions(query_language, handlers, keep_unchecked_errors),
     )
+    planned = _refuse_invalid(planned, tree.program)
     known = _cost_keys(planned)
     aliases = _function_aliases(planned)
     for name in sorted(profiles):
@@ -422,6 +423,19 @@ def plan(
     converted = sum(1 for p in planned if p.status == "converted")
     click.echo(f"{converted} of {len(planned)} workflow(s) converted", err=True)
     sys.exit(EXIT_CLEAN if converted == len(planned) else EXIT_FINDINGS)
+
+
+def _refuse_invalid(planned: list[Any], program: Any) -> list[Any]:
+    """asl-validator on every converted definition (one node process for all); where it cannot
+    run, plan says that this check was skipped and goes on."""
+    from untangle.plan import refuse_invalid
+    from untangle.validate import ValidatorUnavailable, asl_errors
+
+    try:
+        return refuse_invalid(planned, program, asl_errors)
+    except (ValidatorUnavailable, RuntimeError) as exc:
+        click.echo(f"untangle: definitions not checked with asl-validator: {exc}", err=True)
+        return planned
 
 
 def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
