@@ -124,8 +124,8 @@ def refuse_invalid(
     """``planned`` with every converted definition that ``asl_errors`` (asl-validator, one call
     for all of them) rejects refused, its errors as the reason. The validator's own failures
     (not installed, node failing) are the caller's to report."""
-    checked = [item for item in planned if item.asl is not None]
-    verdicts = dict(zip((id(item) for item in checked), asl_errors([i.asl for i in checked])))
+    checked = [(id(item), item.asl) for item in planned if item.asl is not None]
+    verdicts = dict(zip((key for key, _ in checked), asl_errors([asl for _, asl in checked])))
     result = []
     for item in planned:
         errors = verdicts.get(id(item))
