@@ -703,15 +703,24 @@ class _ChildRun:
 def _exit_status(process: subprocess.Popen[bytes]) -> int | None:
     """The child's wait status once it has ended, without reaping it: while it is a zombie its
     process group id cannot be reused, so killing that group never hits another program."""
+    if not hasattr(os, "waitid"):  # pragma: no cover - macOS: reaped, as Popen does
+        return _wait_status(process.poll())
     try:
         found = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:  # pragma: no cover - reaped already
-        return process.returncode
+        return _wait_status(process.returncode)
     if found is None:
         return None
     if found.si_code == os.CLD_EXITED:
         return found.si_status << 8
     return found.si_status  # killed (or dumped core) by this signal
+
+
+def _wait_status(returncode: int | None) -> int | None:
+    """Popen's return code (minus the signal's number when killed) as a wait status."""
+    if returncode is None:
+        return None
+    return -returncode if returncode < 0 else returncode << 8
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
