@@ -42,7 +42,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -482,8 +482,8 @@ class _Request:
 
 def _serve(
     request: _Request,
-    send: Any,
-    answer: Any,
+    send: Callable[[dict[str, Any]], None],
+    answer: Callable[[VerifyResult], None],
     scratch: str | None,
 ) -> None:
     """Verify ``request``: ``send`` gets each step before it runs the app's code (``load``, an
