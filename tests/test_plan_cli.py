@@ -218,3 +218,75 @@ def test_diagram_out_writes_one_file_per_workflow(
     written = sorted(tmp_path.glob(f"*.{suffix}"))
     assert len(written) == 3 and all(p.read_text().startswith(marker) for p in written)
     assert err.count("wrote ") == 3
+
+
+# A handler whose payload holds PAYLOAD's entries as constants (and the event's id).
+_PAYLOAD_HANDLER = """\
+import json
+import boto3
+
+lam = boto3.client("lambda")
+
+
+def lambda_handler(event, context):
+    payload = {PAYLOAD, "id": event["id"]}
+    answer = lam.invoke(FunctionName="validate", Payload=json.dumps(payload))
+    return json.loads(answer["Payload"].read())
+"""
+
+
+@pytest.mark.parametrize(
+    ("entry", "language", "refusal"),
+    [
+        # in JSONPath a key ending in `.$` takes a path: a constant there is no valid definition
+        pytest.param(
+            '"total.$": "not a path"',
+            "jsonpath",
+            "asl-validator rejects the generated definition (a bug of untangle's: please report "
+            "it with this handler): SCHEMA_VALIDATION_FAILED at "
+            "/States/Validate/Parameters/Payload/total.$",
+            id="asl-validator-rejects",
+        ),
+        pytest.param('"total.$": "not a path"', "jsonata", None, id="dollar-key-in-jsonata"),
+        pytest.param('"total": "not a path"', "jsonpath", None, id="plain-key-in-jsonpath"),
+        pytest.param(
+            f'"blob": "{"x" * 1_100_000}"',
+            "jsonata",
+            "the definition is 1,100,803 bytes as deployed, over Step Functions' limit of "
+            "1,048,576 bytes (1 MiB)",
+            id="definition-over-1-mib",
+        ),
+        pytest.param(f'"blob": "{"x" * 1_040_000}"', "jsonata", None, id="definition-under-1-mib"),
+    ],
+)
+def test_a_definition_step_functions_would_refuse_is_not_converted(
+    tmp_path: Path, entry: str, language: str, refusal: str | None
+) -> None:
+    (tmp_path / "app.py").write_text(_PAYLOAD_HANDLER.replace("PAYLOAD", entry))
+    code, out, err = run(str(tmp_path), "--format", "json", "--query-language", language)
+    [workflow] = json.loads(out)["workflows"]
+    if refusal is None:
+        assert (code, workflow["status"]) == (0, "converted"), workflow["reasons"]
+        return
+    assert (code, workflow["status"], workflow["asl"]) == (1, "not_converted", None)
+    [reason] = workflow["reasons"]
+    assert reason["message"].startswith(refusal), reason
+    assert reason["line"] == 7  # the handler's def
+    assert "0 of 1 workflow(s) converted" in err
+
+
+def test_plan_says_when_asl_validator_could_not_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without asl-validator, plan converts what it can and names the check it skipped."""
+    monkeypatch.setenv("UNTANGLE_ASL_VALIDATOR_DIR", str(tmp_path / "no-node-modules"))
+    (tmp_path / "app.py").write_text(_PAYLOAD_HANDLER.replace("PAYLOAD", '"total.$": "x"'))
+    code, out, err = run(str(tmp_path), "--format", "json", "--query-language", "jsonpath")
+    assert code == 0 and json.loads(out)["workflows"][0]["status"] == "converted"
+    assert err.startswith(
+        "untangle: definitions not checked with asl-validator: UNTANGLE_ASL_VALIDATOR_DIR="
+    )
+    # with it, the same handler is refused (the near miss)
+    monkeypatch.delenv("UNTANGLE_ASL_VALIDATOR_DIR")
+    code, out, err = run(str(tmp_path), "--format", "json", "--query-language", "jsonpath")
+    assert code == 1 and "not checked" not in err

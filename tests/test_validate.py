@@ -441,3 +441,102 @@ def test_template_without_placeholders_has_no_substitutions() -> None:
     properties = cloudformation_template(definition)["Resources"]["StateMachine"]["Properties"]
     assert "DefinitionSubstitutions" not in properties
     assert _cfn_lint(definition) == []
+
+
+# A cfn-lint rule as a project could ship one: importing it writes MARKER next to it.
+_PLANTED_RULE = """\
+import pathlib
+
+pathlib.Path(__file__).with_name("MARKER").write_text("project code ran")
+
+from cfnlint.rules import CloudFormationLintRule
+
+
+class Planted(CloudFormationLintRule):
+    id = "E9999"
+    shortdesc = "planted"
+    description = "planted"
+    source_url = ""
+    tags = []
+"""
+
+_SAM_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Machine:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Definition: {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}
+  Broken:
+    Type: AWS::SNS::Topic
+    Properties:
+      NoSuchProperty: 1
+"""
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param("project", id="cfnlintrc-in-the-working-directory"),
+        pytest.param("home", id="cfnlintrc-in-home"),
+    ],
+)
+def test_validators_never_load_rules_from_a_cfnlintrc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """cfn-lint's `.cfnlintrc` can `append_rules` (Python it imports): the validators run with
+    an explicit configuration, and still report what cfn-lint's own rules find."""
+    from untangle import sam
+
+    folder = tmp_path / where
+    (folder / "rules").mkdir(parents=True)
+    (folder / "rules" / "planted.py").write_text(_PLANTED_RULE)
+    (folder / ".cfnlintrc").write_text(f"append_rules:\n  - {folder / 'rules'}\n")
+    monkeypatch.chdir(tmp_path / "project" if where == "project" else tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home" if where == "home" else tmp_path))
+    broken = next(d for d in CAUGHT_BY_CFN)
+    assert broken.cfn is not None
+    assert any(broken.cfn in e for e in _cfn_lint(broken.definition))  # the near miss
+    assert _cfn_lint(GOOD_JSONATA) == []
+    problems = sam.validate(_SAM_TEMPLATE, str(tmp_path), {}, set())
+    assert any("E3002" in p and "NoSuchProperty" in p for p in problems), problems
+    assert not (folder / "rules" / "MARKER").exists()
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        pytest.param({"XDG_CACHE_HOME": "/tmp/" + "c" * 300}, id="cache-folder-unusable"),
+        pytest.param({"HOME": None, "XDG_CACHE_HOME": None}, id="home-unset"),
+        pytest.param({"HOME": "/nonexistent/home", "XDG_CACHE_HOME": None}, id="home-missing"),
+    ],
+)
+def test_validators_run_whatever_the_cache_folder(environment: dict[str, str | None]) -> None:
+    """cfn-lint reads its schema cache under ~/.cache (or $XDG_CACHE_HOME) on import, and
+    crashed where that folder cannot be read; the validators run on its bundled schemas."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    for key, value in environment.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    broken = next(d for d in CAUGHT_BY_CFN)
+    script = (
+        "import json, sys\n"
+        "from untangle.validate import cfn_lint_errors\n"
+        "print(json.dumps(cfn_lint_errors(json.loads(sys.argv[1]))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(broken.definition)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert broken.cfn is not None
+    assert any(broken.cfn in e for e in json.loads(done.stdout)), done.stdout

@@ -375,6 +375,7 @@ def plan(
         read_source,
         PlanOptions(query_language, handlers, keep_unchecked_errors),
     )
+    planned = _refuse_invalid(planned, tree.program)
     known = _cost_keys(planned)
     aliases = _function_aliases(planned)
     for name in sorted(profiles):
@@ -428,6 +429,19 @@ def plan(
     converted = sum(1 for p in planned if p.status == "converted")
     click.echo(f"{converted} of {len(planned)} workflow(s) converted", err=True)
     sys.exit(EXIT_CLEAN if converted == len(planned) else EXIT_FINDINGS)
+
+
+def _refuse_invalid(planned: list[Any], program: Any) -> list[Any]:
+    """asl-validator on every converted definition (one node process for all); where it cannot
+    run, plan says that this check was skipped and goes on."""
+    from untangle.plan import refuse_invalid
+    from untangle.validate import ValidatorUnavailable, asl_errors
+
+    try:
+        return refuse_invalid(planned, program, asl_errors)
+    except (ValidatorUnavailable, RuntimeError) as exc:
+        click.echo(f"untangle: definitions not checked with asl-validator: {exc}", err=True)
+        return planned
 
 
 def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
@@ -930,6 +944,26 @@ def _colored_diff_line(line: str) -> str:
 @click.option(
     "--handler", "handlers", multiple=True, help="Only this handler (name or qualified name)."
 )
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Each event's run (the original and the machine) and each orchestrator's import; "
+    "longer is a timeout verdict for that event.",
+)
+@click.option(
+    "--memory-limit",
+    "memory_limit_mib",
+    type=click.IntRange(min=0),
+    default=2048,
+    show_default=True,
+    metavar="MIB",
+    help="Address space of the process running the app's code (0: no limit); over it is an "
+    "out-of-memory verdict.",
+)
 @_COLOR
 def verify(
     app: str,
@@ -941,6 +975,8 @@ def verify(
     keep_unchecked_errors: bool,
     strict: bool,
     handlers: tuple[str, ...],
+    timeout_seconds: float,
+    memory_limit_mib: int,
     color: bool | None,
 ) -> None:
     """Run the original orchestrators of APP and the state machines `untangle migrate` would
@@ -950,7 +986,8 @@ def verify(
 
     \b
     Exit codes: 0 every workflow equivalent on every event (or different only where documented,
-    without --strict); 1 a mismatch (or a workflow that could not be verified); 2 usage error
+    without --strict); 1 a mismatch, a workflow that could not be verified, or an event whose
+    run timed out, ran out of memory, exited, crashed or tried the network; 2 usage error
     (no events, APP missing, an unknown --handler, the extra not installed).
     \b
     Examples:
@@ -975,7 +1012,14 @@ def verify(
         _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
     try:
         results = verify_in_subprocess(
-            app, events, query_language, original, keep_unchecked_errors, handlers
+            app,
+            events,
+            query_language,
+            original,
+            keep_unchecked_errors,
+            handlers,
+            timeout_seconds,
+            memory_limit_mib,
         )
     except UnknownHandler as exc:
         _fail(str(exc))
@@ -999,6 +1043,7 @@ def verify(
                 **({"notes": r.notes} if r.notes else {}),
                 **({"documented": r.documented} if r.documented else {}),
                 **({"skipped": r.skipped} if r.skipped else {}),
+                **({"verdict": r.verdict, "reason": r.reason} if r.verdict else {}),
             }
             for r in results
         ]
@@ -1027,6 +1072,12 @@ def _verify_text(result: Any, history: bool, color: bool = False) -> str:
     head = f"{result.workflow} {result.event}: "
     if result.skipped:
         return head + str(result.skipped)
+    if result.verdict and result.original["status"] is None:  # nothing came back to compare
+        return head + verdict(result.verdict.upper(), "red") + f": {result.reason}"
+    if result.verdict:
+        lines = [head + verdict(result.verdict.upper(), "red") + f": {result.reason}"]
+        lines.extend(f"  note: {note}" for note in result.notes)
+        return "\n".join(lines)
     waited = result.machine_waited_seconds
     if result.equivalent:
         lines = [

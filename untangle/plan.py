@@ -5,6 +5,7 @@ Pure functions over the loaded tree; the CLI reads the files and prints.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -75,21 +76,70 @@ def plan(
             workflow, options.query_language, options.keep_unchecked_errors
         )
         asl = None
+        line = program.functions[handler].span.line
         if workflow.graph is not None:
             try:
                 asl = to_asl(workflow, options.query_language)
             except NotExpressible as exc:
-                workflow = replace(
-                    workflow,
-                    status="not_converted",
-                    graph=None,
-                    reasons=(
-                        *workflow.reasons,
-                        Reason(workflow.path, program.functions[handler].span.line, str(exc)),
-                    ),
-                )
+                workflow = _refused(workflow, Reason(workflow.path, line, str(exc)))
+        if asl is not None and deployed_size(asl) > MAX_DEFINITION_BYTES:
+            size = deployed_size(asl)
+            reason = Reason(
+                workflow.path,
+                line,
+                f"the definition is {size:,} bytes as deployed, over Step Functions' limit of "
+                f"{MAX_DEFINITION_BYTES:,} bytes (1 MiB)",
+                "keep large constants out of the handler's payloads (a file in S3, a parameter "
+                "the function reads), or split the workflow",
+            )
+            workflow, asl = _refused(workflow, reason), None
         planned.append(PlannedWorkflow(workflow, asl, optimizations))
     return planned
+
+
+# Step Functions refuses a state machine definition over 1 MiB (its JSON, in UTF-8)
+MAX_DEFINITION_BYTES = 1_048_576
+_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+
+
+def deployed_size(asl: dict[str, Any]) -> int:
+    """The bytes of ``asl`` as Step Functions receives it: compact JSON, each ``${Name}``
+    placeholder substituted by a function ARN (``DefinitionSubstitutions``)."""
+    text = json.dumps(asl, separators=(",", ":"), ensure_ascii=False)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:"
+    return len(_PLACEHOLDER.sub(lambda m: arn + m.group(1), text).encode("utf-8"))
+
+
+def _refused(workflow: Workflow, reason: Reason) -> Workflow:
+    return replace(
+        workflow, status="not_converted", graph=None, reasons=(*workflow.reasons, reason)
+    )
+
+
+def refuse_invalid(
+    planned: list[PlannedWorkflow],
+    program: Program,
+    asl_errors: Callable[[list[dict[str, Any]]], list[list[str]]],
+) -> list[PlannedWorkflow]:
+    """``planned`` with every converted definition that ``asl_errors`` (asl-validator, one call
+    for all of them) rejects refused, its errors as the reason. The validator's own failures
+    (not installed, node failing) are the caller's to report."""
+    checked = [(id(item), item.asl) for item in planned if item.asl is not None]
+    verdicts = dict(zip((key for key, _ in checked), asl_errors([asl for _, asl in checked])))
+    result = []
+    for item in planned:
+        errors = verdicts.get(id(item))
+        if errors:
+            workflow = item.workflow
+            reason = Reason(
+                workflow.path,
+                program.functions[workflow.handler].span.line,
+                "asl-validator rejects the generated definition (a bug of untangle's: please "
+                "report it with this handler): " + "; ".join(errors),
+            )
+            item = replace(item, workflow=_refused(workflow, reason), asl=None)
+        result.append(item)
+    return result
 
 
 def _invokes_anything(workflow: Workflow) -> bool:

@@ -367,9 +367,9 @@ def validate(
     except Exception as exc:  # samtranslator raises its own tree of exceptions
         problems.append(f"SAM transform: {exc}")
     try:
-        api = importlib.import_module("cfnlint.api")
-        matches = api.lint(text, config=api.ManualArgs(regions=["us-east-1"]))
-        for match in matches:
+        from untangle.validate import cfn_lint_matches
+
+        for match in cfn_lint_matches(text):
             if str(match.rule.id).startswith("E") and match.rule.id not in ("E0001",):
                 problems.append(
                     f"cfn-lint {match.rule.id}: {match.message} (line {match.linenumber})"

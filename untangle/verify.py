@@ -16,8 +16,10 @@ engine's JSON has one number type (``3.0`` prints as ``3``) and its own spacing;
 is reported in ``notes``, as is a difference in the seconds waited.
 
 This runs user code: :func:`verify_in_subprocess` (what ``untangle verify`` uses) does it in a
-child process (``python -m untangle.verify``, a JSON request on stdin, JSON results on stdout),
-so the app's imports, module globals and ``sys.path`` changes never touch the CLI's process.
+child process (``python -m untangle.verify``, a JSON request in a file, its messages on a pipe of
+their own), so the app's imports, module globals and ``sys.path`` changes never touch the CLI's
+process, and whatever the app prints or however it ends, each event gets an answer: a timeout,
+an exit, a crash, a memory error or a blocked connection is that event's verdict.
 
 Not verified (reported with ``skipped`` set, never as equivalent): workflows that are not
 migrated, workflows whose orchestrator no template declares (the callees come from the
@@ -27,18 +29,24 @@ The new single-purpose functions a migration extracts are run from the rewritten
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+import select
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from untangle.engine import guard
 from untangle.files import read_source, read_text
 
 if TYPE_CHECKING:
@@ -68,6 +76,10 @@ class VerifyResult:
     # not equivalent, in a way plan said it would be (a Task failing where the original carried
     # on with an unchecked function failure): why, else None
     documented: str | None = None
+    # the run could not be compared: "timeout", "out-of-memory", "exited", "crashed" or
+    # "network" (a blocked connection), with ``reason`` saying what happened
+    verdict: str | None = None
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,10 +131,12 @@ def prepare(
     query_language: str = "jsonata",
     keep_unchecked_errors: bool = False,
     handlers: tuple[str, ...] = (),
+    scratch: str | None = None,
 ) -> list[PreparedWorkflow]:
     """Plan and migrate ``app_dir`` in memory; the workflows with what running them needs
     (only those of ``handlers`` when given; :class:`UnknownHandler` for a name that selects
-    none)."""
+    none). Copies of code (the migrated module of a workflow that extracts functions) go
+    under ``scratch`` (default: a new temporary folder), which the caller removes."""
     from untangle import sam
     from untangle.engine.original import functions_from_template
     from untangle.migrate import compute_migration
@@ -177,7 +191,7 @@ def prepare(
         if workflow.extracted:
             # the new single-purpose functions live in the rewritten handler module: load them
             # from a copy of the code folder holding the migrated module
-            item.functions.update(_extracted_functions(workflow, handler_path, contents))
+            item.functions.update(_extracted_functions(workflow, handler_path, contents, scratch))
         defaults = dict(workflow.env_defaults)
         environment = dict(getattr(orchestrator, "environment", {}))
         item.substitutions = {
@@ -226,22 +240,27 @@ def _documented(workflow: PreparedWorkflow, original: dict[str, Any], machine: A
 
 
 def _extracted_functions(
-    workflow: Any, handler_path: str, contents: Mapping[str, str]
+    workflow: Any, handler_path: str, contents: Mapping[str, str], scratch: str | None
 ) -> dict[str, Any]:
     import shutil
 
     from untangle import sam
-    from untangle.engine.original import load_handler
+    from untangle.engine.original import TemplateFunction
 
     code_dir = os.path.dirname(handler_path)
-    copy = os.path.join(tempfile.mkdtemp(prefix="untangle-extracted-"), "code")
+    copy = os.path.join(tempfile.mkdtemp(prefix="untangle-extracted-", dir=scratch), "code")
     shutil.copytree(code_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
     module = os.path.splitext(os.path.basename(handler_path))[0]
     with open(os.path.join(copy, f"{module}.py"), "w", encoding="utf-8") as handle:
         handle.write(contents[handler_path])
+    # imported on first call, within an event's run (and its limits), like the other functions
     return {
-        sam.logical_id(item.function, "FunctionArn"): load_handler(
-            copy, f"{module}.{item.function}"
+        sam.logical_id(item.function, "FunctionArn"): TemplateFunction(
+            sam.logical_id(item.function, "Function"),
+            item.function,
+            copy,
+            f"{module}.{item.function}",
+            {},
         )
         for item in workflow.extracted
     }
@@ -308,6 +327,7 @@ def compare(
     except Exception as exc:  # the app's own import fails (a missing dependency ...)
         why = f"not verified: cannot import the orchestrator ({type(exc).__name__}: {exc})"
         return VerifyResult(workflow.name, event_name, False, empty, empty, skipped=why)
+    attempts, memory_errors = len(guard.network_attempts()), guard.memory_errors()
     original = run_original(workflow.orchestrator, workflow.functions, event)
     machine = engine.run(
         workflow.definition,
@@ -317,8 +337,9 @@ def compare(
         substitutions=workflow.substitutions,
     )
     left, right = _side(original), _side(machine)
-    equivalent = _as_json(left) == _as_json(right)
-    documented = None if equivalent else _documented(workflow, left, machine)
+    verdict, reason = _guarded(guard.network_attempts()[attempts:], memory_errors)
+    equivalent = verdict is None and _as_json(left) == _as_json(right)
+    documented = None if equivalent or verdict else _documented(workflow, left, machine)
     notes = _text_differences(left["output"], right["output"], "output")
     if original.waited_seconds != machine.waited_seconds:
         notes.append(
@@ -337,7 +358,25 @@ def compare(
         calls=[[name, payload] for name, payload in original.calls],
         original_waited_seconds=original.waited_seconds,
         machine_waited_seconds=machine.waited_seconds,
+        verdict=verdict,
+        reason=reason,
     )
+
+
+def _guarded(
+    network_attempts: list[str], memory_errors_before: int
+) -> tuple[str | None, str | None]:
+    """What the guards of the run refused, as a verdict: the handlers' answers after a blocked
+    connection or an allocation over the limit say nothing about the migration."""
+    if guard.memory_errors() > memory_errors_before:
+        return "out-of-memory", "a handler ran out of memory (MemoryError under --memory-limit)"
+    if network_attempts:
+        shown = ", ".join(dict.fromkeys(network_attempts))
+        return "network", (
+            f"blocked network access ({shown}): verify runs no network, moto answers the AWS "
+            "calls in the process"
+        )
+    return None, None
 
 
 def prepare_written(
@@ -346,13 +385,14 @@ def prepare_written(
     query_language: str = "jsonata",
     keep_unchecked_errors: bool = False,
     handlers: tuple[str, ...] = (),
+    scratch: str | None = None,
 ) -> list[PreparedWorkflow]:
     """After `migrate --write`: the machines written under ``app_dir/statemachine`` against the
     orchestrators as they were at git revision ``original`` (checked out into a temporary
-    folder, never over the working tree)."""
+    folder under ``scratch``, never over the working tree)."""
     top = _git(app_dir, "rev-parse", "--show-toplevel").strip()
     relative = os.path.relpath(os.path.abspath(app_dir), top)
-    checkout = tempfile.mkdtemp(prefix="untangle-original-")
+    checkout = tempfile.mkdtemp(prefix="untangle-original-", dir=scratch)
     archive = subprocess.run(
         ["git", "-C", top, "archive", "--format=tar", original, "--", relative],
         capture_output=True,
@@ -367,7 +407,7 @@ def prepare_written(
     old_app = os.path.join(checkout, relative)
     # planned again from the original code: what the written machine runs, and which of its
     # tasks fail where the original carried on (a documented difference)
-    prepared = prepare(old_app, query_language, keep_unchecked_errors, handlers)
+    prepared = prepare(old_app, query_language, keep_unchecked_errors, handlers, scratch)
     for item in prepared:
         if item.definition is None:
             continue
@@ -398,20 +438,14 @@ def verify_app(
     handlers: tuple[str, ...] = (),
 ) -> list[VerifyResult]:
     """Every migrated workflow of ``app_dir`` against every ``(name, event)``, in this process
-    (it runs the app's code: see :func:`verify_in_subprocess`). With ``original``, the written
-    machines against the code at that git revision."""
-    from untangle.engine.machine import Engine
-
-    prepared = (
-        prepare_written(app_dir, original, query_language, keep_unchecked_errors, handlers)
-        if original
-        else prepare(app_dir, query_language, keep_unchecked_errors, handlers)
-    )
+    (it runs the app's code, with no limits: see :func:`verify_in_subprocess`). With
+    ``original``, the written machines against the code at that git revision."""
     results: list[VerifyResult] = []
-    with Engine() as engine:
-        for workflow in prepared:
-            for name, event in events:
-                results.append(compare(workflow, name, event, engine))
+    with tempfile.TemporaryDirectory(prefix="untangle-verify-") as scratch:
+        request = _Request(
+            app_dir, events, query_language, original, keep_unchecked_errors, tuple(handlers)
+        )
+        _serve(request, lambda message: None, results.append, scratch)
     return results
 
 
@@ -423,6 +457,62 @@ class UnknownHandler(ValueError):
     """A `--handler` that selects no orchestrating handler of the app (a usage error)."""
 
 
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_MEMORY_LIMIT_MIB = 2048
+# planning, migrating and starting moto run untangle's code, not the app's: a bound for a
+# child that hangs there all the same
+_PREPARE_SECONDS = 600.0
+
+
+@dataclass
+class _Request:
+    """What the child verifies; ``done`` lists the (workflow, event) indexes an earlier child
+    already answered for (the child is restarted after a timeout or a crash)."""
+
+    app_dir: str
+    events: list[tuple[str, Any]]
+    query_language: str = "jsonata"
+    original: str | None = None
+    keep_unchecked_errors: bool = False
+    handlers: tuple[str, ...] = ()
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_MIB << 20
+    done: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _serve(
+    request: _Request,
+    send: Callable[[dict[str, Any]], None],
+    answer: Callable[[VerifyResult], None],
+    scratch: str | None,
+) -> None:
+    """Verify ``request``: ``send`` gets each step before it runs the app's code (``load``, an
+    orchestrator's import; ``start``, an event), ``answer`` each :class:`VerifyResult`."""
+    from untangle.engine.machine import Engine
+
+    args = (request.query_language, request.keep_unchecked_errors, request.handlers)
+    prepared = (
+        prepare_written(request.app_dir, request.original, *args, scratch=scratch)
+        if request.original
+        else prepare(request.app_dir, *args, scratch=scratch)
+    )
+    done = {tuple(key) for key in request.done}
+    # the machine's own bound stays above the event's: the parent kills a looping child first
+    with Engine(timeout_seconds=2 * request.timeout_seconds + 5) as engine:
+        for w, workflow in enumerate(prepared):
+            todo = [e for e in range(len(request.events)) if (w, e) not in done]
+            if todo and workflow.skipped is None and workflow.orchestrator is not None:
+                send({"kind": "load", "workflow": w, "name": workflow.name})
+                with contextlib.suppress(Exception):  # compare() reports a failed import
+                    workflow.orchestrator.load()
+            for e in todo:
+                name, event = request.events[e]
+                send({"kind": "start", "workflow": w, "event": e, "name": workflow.name})
+                result = compare(workflow, name, event, engine)
+                send({"kind": "result", "workflow": w, "event": e, "result": result.to_json()})
+                answer(result)
+
+
 def verify_in_subprocess(
     app_dir: str,
     events: list[tuple[str, Any]],
@@ -430,70 +520,264 @@ def verify_in_subprocess(
     original: str | None = None,
     keep_unchecked_errors: bool = False,
     handlers: tuple[str, ...] = (),
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB,
 ) -> list[VerifyResult]:
-    """:func:`verify_app` in a child process (``python -m untangle.verify``).
+    """:func:`verify_app` in a child process (``python -m untangle.verify``), with limits.
+
+    Each event's run (and each orchestrator's import) gets ``timeout_seconds``; the child's
+    address space is capped at ``memory_limit_mib`` (0: no cap); it cannot open a connection
+    (:mod:`untangle.engine.guard`). The child answers over a pipe of its own, so the app may
+    print anything. An event that times out (the child's whole process group is killed), makes
+    the child exit or crash gets a verdict, and a new child goes on with the events left.
+    Temporary copies live in one folder, removed at the end; no bytecode is written.
 
     Raises :class:`untangle.engine.machine.EngineUnavailable` when the child lacks the verify
-    extra, :class:`VerifyFailed` for any other failure."""
-    from untangle.engine.machine import EngineUnavailable
-
-    request = {
-        "app_dir": app_dir,
-        "events": events,
-        "query_language": query_language,
-        "original": original,
-        "keep_unchecked_errors": keep_unchecked_errors,
-        "handlers": list(handlers),
-    }
-    child = subprocess.run(
-        [sys.executable, "-m", "untangle.verify"],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        check=False,
+    extra, :class:`UnknownHandler` for a ``--handler`` that selects nothing,
+    :class:`VerifyFailed` when the child fails outside the run of an event."""
+    request = _Request(
+        app_dir,
+        events,
+        query_language,
+        original,
+        keep_unchecked_errors,
+        tuple(handlers),
+        timeout_seconds,
+        max(0, memory_limit_mib) << 20,
     )
-    if child.returncode == 3:
-        raise EngineUnavailable(child.stderr.strip())
-    if child.returncode == 4:
-        raise UnknownHandler(child.stderr.strip())
-    if child.returncode != 0:
-        raise VerifyFailed(child.stderr.strip() or f"exit status {child.returncode}")
-    answer = json.loads(child.stdout)
-    return [VerifyResult.from_json(r) for r in answer["results"]]
+    results: dict[tuple[int, int], VerifyResult] = {}
+    scratch = tempfile.mkdtemp(prefix="untangle-verify-")
+    try:
+        while True:
+            request.done = sorted(results)
+            answered, finished = _ChildRun(request, scratch).run()
+            if finished:
+                results.update(answered)
+                break
+            if not set(answered) - set(results):  # pragma: no cover - a child always progresses
+                raise VerifyFailed("the verify child made no progress")
+            results.update(answered)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return [results[key] for key in sorted(results)]
 
 
-def _main() -> int:
-    """The child side: a request on stdin, ``{"results": [...]}`` on stdout; exit 3 when the
-    verify extra is missing, 1 on any other error (a message on stderr)."""
+class _ChildRun:
+    """One child process: its messages read as they come, its deadline kept."""
+
+    def __init__(self, request: _Request, scratch: str) -> None:
+        self.request = request
+        self.scratch = scratch
+        self.answered: dict[tuple[int, int], VerifyResult] = {}
+        self.current: dict[str, Any] | None = None  # the load or start message being run
+        self.failure: dict[str, Any] | None = None
+        self.finished = False
+        self.timed_out = False
+
+    def run(self) -> tuple[dict[tuple[int, int], VerifyResult], bool]:
+        request_path = os.path.join(self.scratch, "request.json")
+        with open(request_path, "w", encoding="utf-8") as handle:
+            json.dump(asdict(self.request), handle, default=str)
+        read_end, write_end = os.pipe()
+        environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TMPDIR=self.scratch)
+        with tempfile.TemporaryFile(dir=self.scratch) as output:
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "untangle.verify", request_path, str(write_end)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,  # the app prints there, and may leave a child holding it
+                    stderr=output,
+                    pass_fds=(write_end,),
+                    start_new_session=True,  # its own process group, killed as a whole
+                    env=environment,
+                )
+            finally:
+                os.close(write_end)
+            try:
+                status = self._read(process, read_end)
+            finally:
+                _kill_group(process)
+                os.close(read_end)
+            output.seek(0)
+            printed = output.read().decode("utf-8", errors="replace")
+        if self.finished:
+            return self.answered, True
+        self._raise_failure(status, printed)
+        self._abort_current(status)
+        return self.answered, False
+
+    def _read(self, process: subprocess.Popen[bytes], read_end: int) -> int | None:
+        """Messages until the child says done, exits, or misses its deadline; the child's
+        wait status (None when it is still running)."""
+        buffer = b""
+        deadline = time.monotonic() + _PREPARE_SECONDS
+        while True:
+            exited = _exit_status(process)
+            # after exiting, read what is left; a child of the app may hold the pipe open
+            wait = 0.0 if exited is not None else min(0.25, deadline - time.monotonic())
+            ready = select.select([read_end], [], [], max(wait, 0.0))[0]
+            chunk = os.read(read_end, 1 << 16) if ready else b""
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if self._message(line):
+                    deadline = time.monotonic() + (
+                        self.request.timeout_seconds if self.current else _PREPARE_SECONDS
+                    )
+            if self.finished or self.failure is not None:
+                return exited
+            if exited is not None and not chunk:
+                return exited
+            if exited is None and not chunk and time.monotonic() >= deadline:
+                self.timed_out = True
+                return None
+
+    def _message(self, line: bytes) -> bool:
+        try:
+            message = json.loads(line)
+            kind = message["kind"]
+        except (ValueError, TypeError, KeyError):
+            return False  # not the child's: something the app forked writing to the pipe
+        if kind in ("load", "start"):
+            self.current = message
+        elif kind == "result":
+            key = (int(message["workflow"]), int(message["event"]))
+            self.answered[key] = VerifyResult.from_json(message["result"])
+            self.current = None
+        elif kind == "failed":
+            self.failure = message
+        elif kind == "done":
+            self.finished = True
+        return True
+
+    def _raise_failure(self, status: int | None, printed: str) -> None:
+        from untangle.engine.machine import EngineUnavailable
+
+        if self.failure is not None:
+            text = str(self.failure.get("message", ""))
+            if self.failure.get("error") == "engine-unavailable":
+                raise EngineUnavailable(text)
+            if self.failure.get("error") == "unknown-handler":
+                raise UnknownHandler(text)
+            raise VerifyFailed(text)
+        if self.current is None:
+            tail = printed.strip()[-2000:]
+            if self.timed_out:
+                raise VerifyFailed(f"no answer within {_PREPARE_SECONDS:g} s\n{tail}".strip())
+            raise VerifyFailed(f"{_how_it_ended(status)}\n{tail}".strip())
+
+    def _abort_current(self, status: int | None) -> None:
+        """A verdict for the event being run (for every event left of the workflow when its
+        orchestrator's import did not come back)."""
+        assert self.current is not None
+        timeout = self.request.timeout_seconds
+        if self.timed_out:
+            verdict = "timeout"
+            reason = f"no answer within {timeout:g} s (--timeout); its process group was killed"
+        elif status is not None and os.WIFSIGNALED(status):
+            verdict, reason = "crashed", _how_it_ended(status)
+        else:
+            verdict, reason = "exited", _how_it_ended(status)
+            reason += " (os._exit or sys.exit in the app's code?)"
+        w = int(self.current["workflow"])
+        if self.current["kind"] == "load":
+            reason = f"importing the orchestrator: {reason}"
+            done = set(self.request.done) | set(self.answered)
+            keys = [(w, e) for e in range(len(self.request.events)) if (w, e) not in done]
+        else:
+            keys = [(w, int(self.current["event"]))]
+        empty = {"status": None, "output": None, "error": None}
+        for key in keys:
+            name = self.request.events[key[1]][0]
+            self.answered[key] = VerifyResult(
+                str(self.current["name"]),
+                name,
+                False,
+                dict(empty),
+                dict(empty),
+                verdict=verdict,
+                reason=reason,
+            )
+
+
+def _exit_status(process: subprocess.Popen[bytes]) -> int | None:
+    """The child's wait status once it has ended, without reaping it: while it is a zombie its
+    process group id cannot be reused, so killing that group never hits another program."""
+    if not hasattr(os, "waitid"):  # pragma: no cover - macOS: reaped, as Popen does
+        return _wait_status(process.poll())
+    try:
+        found = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # pragma: no cover - reaped already
+        return _wait_status(process.returncode)
+    if found is None:
+        return None
+    if found.si_code == os.CLD_EXITED:
+        return found.si_status << 8
+    return found.si_status  # killed (or dumped core) by this signal
+
+
+def _wait_status(returncode: int | None) -> int | None:
+    """Popen's return code (minus the signal's number when killed) as a wait status."""
+    if returncode is None:
+        return None
+    return -returncode if returncode < 0 else returncode << 8
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    # the app may have left children (holding the output file, looping): all of them go
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _how_it_ended(status: int | None) -> str:
+    if status is None:
+        return "the process did not answer"
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        hint = " (the system's out-of-memory killer?)" if number == signal.SIGKILL else ""
+        return f"the process was killed by {name}{hint}"
+    return f"the process exited with code {os.WEXITSTATUS(status)}"
+
+
+def _main(argv: list[str]) -> int:
+    """The child side: ``python -m untangle.verify REQUEST.json FD``; messages, one JSON
+    document a line, on the pipe FD (stdout and stderr are the app's)."""
     from untangle.engine.machine import EngineUnavailable
 
-    request = json.loads(sys.stdin.read())
-    real_stdout = sys.stdout
-    sys.stdout = sys.stderr  # whatever the app prints must not corrupt the answer
+    request_path, descriptor = argv[0], int(argv[1])
+    os.set_inheritable(descriptor, False)  # programs the app starts do not get the pipe
+    channel = os.fdopen(descriptor, "w", encoding="utf-8")
+    sys.dont_write_bytecode = True
+
+    def send(message: dict[str, Any]) -> None:
+        channel.write(json.dumps(message, default=str) + "\n")
+        channel.flush()
+
+    with open(request_path, encoding="utf-8") as handle:
+        fields = json.load(handle)
+    request = _Request(**fields)
+    request.events = [(name, event) for name, event in request.events]
+    request.handlers = tuple(request.handlers)
+    guard.limit_memory(request.memory_limit_bytes)
+    guard.block_network()
     try:
-        results = verify_app(
-            request["app_dir"],
-            [(name, event) for name, event in request["events"]],
-            request.get("query_language", "jsonata"),
-            request.get("original"),
-            bool(request.get("keep_unchecked_errors")),
-            tuple(request.get("handlers") or ()),
-        )
+        _serve(request, send, lambda result: None, None)
     except EngineUnavailable as exc:
-        print(str(exc), file=sys.stderr)
-        return 3
+        send({"kind": "failed", "error": "engine-unavailable", "message": str(exc)})
     except UnknownHandler as exc:
-        print(str(exc), file=sys.stderr)
-        return 4
+        send({"kind": "failed", "error": "unknown-handler", "message": str(exc)})
     except Exception as exc:
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        sys.stdout = real_stdout
-    real_stdout.write(json.dumps({"results": [r.to_json() for r in results]}, default=str))
-    real_stdout.flush()
+        send({"kind": "failed", "error": "error", "message": f"{type(exc).__name__}: {exc}"})
+    else:
+        send({"kind": "done"})
+    channel.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(_main(sys.argv[1:]))

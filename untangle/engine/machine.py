@@ -32,8 +32,9 @@ Known differences from AWS (moto's interpreter, and fast-forwarded time):
 - a Choice with no match and no Default fails with ``States.Runtime`` (AWS:
   ``States.NoChoiceMatched``); ``$uuid()`` / ``$hash()`` are not supported;
   ``ToleratedFailurePercentage`` is rejected;
-- handler timeouts and memory are not enforced; handlers run in the interpreter's worker threads,
-  concurrently under Map and Parallel;
+- handler timeouts and memory are not enforced per function (``untangle verify`` limits each
+  event's run as a whole, see :mod:`untangle.engine.guard`); handlers run in the
+  interpreter's worker threads, concurrently under Map and Parallel;
 - moto's Lambda task drops ``InvocationType``: the engine marks ``Event`` invokes (a qualifier on
   a literal ``FunctionName``) and answers them as Lambda does, errors unseen; an ``Event`` invoke
   whose function name is computed runs as a synchronous one.
@@ -56,6 +57,8 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from untangle.engine.guard import note_memory_error
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -158,6 +161,7 @@ class LambdaContext:
 
 def lambda_error_payload(exc: BaseException) -> dict[str, Any]:
     """The payload the AWS Python runtime returns for an unhandled exception."""
+    note_memory_error(exc)
     return {
         "errorMessage": str(exc),
         "errorType": type(exc).__name__,

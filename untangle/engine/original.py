@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, SupportsIndex
 
+from untangle.engine.guard import note_memory_error
 from untangle.engine.machine import (
     MOTO_CONFIG,
     LambdaContext,
@@ -120,9 +121,12 @@ def load_handler(
         _purge(names)
         sys.path[0:0] = paths
         importlib.invalidate_caches()
+        # verify reads the app, it must not leave __pycache__ folders in it
+        writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
         try:
             module = importlib.import_module(module_name)
         finally:
+            sys.dont_write_bytecode = writes_bytecode
             for path in paths:
                 with contextlib.suppress(ValueError):
                     sys.path.remove(path)
@@ -689,6 +693,7 @@ def run_original(
                     result = asyncio.run(result)
                 output = _marshal(result)
             except Exception as exc:
+                note_memory_error(exc)
                 return OriginalRun(
                     status="FAILED",
                     output=None,
