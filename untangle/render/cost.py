@@ -572,7 +572,8 @@ def _assumptions(inputs: CostInputs, has_map: bool) -> list[str]:
         f"{_price(p.express_per_gb_second)} per GB-second (first tier), duration rounded up to "
         f"{p.express_duration_increment_ms} ms, memory billed in {p.express_memory_chunk_mb} MB "
         f"chunks, assumed {p.express_memory_mb} MB",
-        f"functions take {d.duration_ms:g} ms with {d.memory_mb} MB unless given; the "
+        f"functions take {d.duration_ms:g} ms unless given, with the MemorySize their template "
+        f"gives (else {d.memory_mb} MB), at most their Timeout; the "
         f"orchestrator ({inputs.orchestrator_memory_mb} MB) is billed while it calls them and "
         f"sleeps, one after another (its own work is not counted); an Event invoke is billed "
         f"but not waited for",
@@ -580,7 +581,8 @@ def _assumptions(inputs: CostInputs, has_map: bool) -> list[str]:
         f"own, {inputs.orchestrator_memory_mb} MB): it waits for an Express execution "
         f"(StartSyncExecution) and returns at once for Standard (StartExecution)",
         "path: the slowest from StartAt; a Choice takes its slowest branch, Catch routes are "
-        "not taken, a loop is run once around and then left; Step Functions' own per-state "
+        "not taken, a loop runs once around (unless given) and then out; Step Functions' own "
+        "per-state "
         "overhead is not in the latency",
     ]
     if has_map:
