@@ -88,6 +88,7 @@ def test_a_fresh_venv_with_the_documented_install_migrates_a_copy(tmp_path: Path
                 str(prefix),
                 "--no-audit",
                 "--no-fund",
+                "--prefer-offline",
                 ASL_VALIDATOR,
             ],
             tmp_path,
