@@ -354,5 +354,7 @@ def test_retries_add_transitions(monkeypatch: pytest.MonkeyPatch) -> None:
     _, plain, _ = run(ORDER, "--format", "json")
     _, retried, _ = run(ORDER, "--format", "json", "--retries", "ValidatePayment=2")
     count = json.loads(plain)["workflows"][0]["recommendation"]["transitions_per_execution"]
-    again = json.loads(retried)["workflows"][0]["recommendation"]["transitions_per_execution"]
-    assert again == count + 2
+    again = json.loads(retried)["workflows"][0]["recommendation"]
+    assert again["transitions_per_execution"] == count + 2
+    assert again["transitions_counted"].startswith(f"{count + 2} = ")
+    assert "(ValidatePayment: 2 retries)" in again["transitions_counted"]

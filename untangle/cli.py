@@ -452,6 +452,8 @@ def plan(
 
 
 def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
+    from untangle.render.cost import transitions_counted
+
     workflow = item.workflow
     recommendation = None
     if cost is not None:
@@ -468,6 +470,8 @@ def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
             "latency_before_ms": cost.latency_before_ms,
             "latency_after_ms": cost.latency_after_ms,
             "transitions_per_execution": cost.transitions_per_execution,
+            "transitions_counted": transitions_counted(cost),
+            "notes": cost.notes,
             "assumptions": cost.assumptions,
         }
     return {
