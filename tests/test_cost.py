@@ -449,6 +449,17 @@ def _polling() -> dict[str, Any]:
     )
 
 
+def _nested_loops() -> dict[str, Any]:
+    return _machine(
+        "Outer",
+        Outer=_choice("Inner", "Done"),
+        Inner=_choice("Work", "Back"),
+        Work=lambda_task("Work", Next="Inner"),
+        Back=_pass("Outer"),
+        Done={"Type": "Succeed"},
+    )
+
+
 TRANSITION_CASES = [
     pytest.param(
         _machine("P", P=_pass("C"), C=_choice("S", "S"), S={"Type": "Succeed"}),
@@ -562,6 +573,21 @@ TRANSITION_CASES = [
         3,
         "3 = 1 Task + 1 Choice + 1 Succeed (loop at Check: 0 rounds of 3, then out)",
         id="near-miss-a-loop-never-taken",
+    ),
+    pytest.param(
+        _nested_loops(),
+        CostInputs(loop_rounds={"Outer": 2, "Inner": 3}),
+        20,
+        "20 = 6 Task + 11 Choice + 2 Pass + 1 Succeed "
+        "(loop at Outer: 2 rounds of 9, then out; loop at Inner: 3 rounds of 2, then out)",
+        id="nested-loops-rounds-multiply",
+    ),
+    pytest.param(
+        _machine("A", A=lambda_task("A", Next="B"), B=_pass("A")),
+        CostInputs(),
+        2,
+        "2 = 1 Task + 1 Pass",
+        id="no-end-reached-one-pass",
     ),
     pytest.param(
         _machine("A", A=lambda_task("A", Next="B"), B=lambda_task("B", End=True)),

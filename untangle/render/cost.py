@@ -253,7 +253,11 @@ class _Walker:
             if goal in tables:
                 return tables[goal]
             table: dict[str, _Path | None] = {}
+            tables[goal] = table  # (a loop entered on the way never leads back to this one)
+            inside = set(post) if goal is None else _reachable(goal, forward)
             for name in post:  # each state after the states it leads to (back edges aside)
+                if name not in inside:
+                    continue
                 tails = [t for s in forward[name] if (t := table.get(s)) is not None]
                 if goal is None and not successors(name):
                     tails.append(_Path())  # an end
@@ -278,7 +282,6 @@ class _Walker:
                             f"around, then the way out (--rounds {name}=N to change it)"
                         )
                 table[name] = path
-            tables[goal] = table
             return table
 
         found = slowest(None).get(first)
@@ -406,6 +409,18 @@ class _Walker:
             before_ms=items * each.before_ms,
             how=(how, *path.how),
         )
+
+
+def _reachable(first: str, forward: Mapping[str, list[str]]) -> set[str]:
+    """The states `first` leads to (itself included) without taking a back edge."""
+    found = {first}
+    pending = [first]
+    while pending:
+        for succ in forward.get(pending.pop(), ()):
+            if succ not in found:
+                found.add(succ)
+                pending.append(succ)
+    return found
 
 
 def _backoff_seconds(state: Json, retries: int) -> float:
