@@ -5,15 +5,22 @@
 - **before**: the hand-written orchestrator Lambda. It calls the functions one after another and
   sleeps through the Waits, so it is billed for the whole chain (the callees' durations plus the
   Wait seconds) and the latency is that sequential sum; the callees are billed too. A chain that
-  takes longer than Lambda's 15-minute maximum could not have run at all.
-- **after, Standard**: state transitions (every state entered on the path; a Map multiplies its
-  processor by the items per execution, a Parallel adds its branches) plus the callees.
+  takes longer than Lambda's 15-minute maximum, or than the handler's `Timeout`, could not have
+  run at all. Functions are billed at their `MemorySize`, never past their `Timeout`.
+- **after, Standard**: state transitions plus the callees. Each state entered on the path is one
+  transition, whatever its type (Pass, Choice, Wait, Succeed and Fail too), and so is each retry;
+  an inline Map bills its processor's states once per item (not the iterations themselves), a
+  Distributed Map one transition per child execution it starts (an Express child is billed as
+  an Express execution), a Parallel its branches' states. A loop is run `loop_rounds` times
+  around (once unless given), then out of its head. `CostEstimate.transitions_by_type` and
+  `transitions_how` say how the count was made.
 - **after, Express**: requests plus duration (the state machine's latency, Waits included) plus
   the callees. An Express execution lasts at most 5 minutes.
 
-The path is the slowest one from StartAt to an end (a Choice takes its slowest branch; Catch
-routes are not taken). The state machine's latency runs Parallel branches side by side (the
-slowest counts) and a Map's items in ceil(items / MaxConcurrency) rounds.
+The path is the slowest one from StartAt to an end (a Choice takes its slowest branch, the one
+that succeeds among equally slow ones; Catch routes are not taken). The state machine's latency
+runs Parallel branches side by side (the slowest counts) and a Map's items in
+ceil(items / MaxConcurrency) rounds.
 
 Every price is an assumption (`Pricing`, us-east-1 list prices as of 2025) and is listed in
 `CostEstimate.assumptions`, to be printed with the result.
