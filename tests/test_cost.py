@@ -348,8 +348,9 @@ def test_non_lambda_tasks_and_loops_are_noted() -> None:
         },
     }
     e = cost.estimate(definition)
-    assert e.transitions_per_execution == 4
-    assert e.callees_monthly_usd == pytest.approx(LAMBDA_CALL)  # SNS is not a Lambda
+    # Publish, Poll, Done?, once around the loop (Poll, Done?), then Finish
+    assert e.transitions_per_execution == 6
+    assert e.callees_monthly_usd == pytest.approx(2 * LAMBDA_CALL)  # SNS is not a Lambda
     assert any("sns:publish" in n for n in e.notes)
     assert any("loop" in n for n in e.notes)
 
@@ -374,7 +375,8 @@ def test_format_estimate() -> None:
     assert lines[2].startswith("  after   Standard             $12.78/month, 800 ms")
     assert "(5 state transitions per execution)" in lines[2]
     assert lines[3].startswith("          Express              $0.63/month")
-    assert lines[4].startswith("  recommended: Express: ")
+    assert lines[4] == "  transitions: 5 = 4 Task + 1 Succeed"
+    assert lines[5].startswith("  recommended: Express: ")
     for assumption in e.assumptions:
         assert f"    - {assumption}" in lines
     assert "$0.0000166667 per GB-second" in text
@@ -382,7 +384,7 @@ def test_format_estimate() -> None:
     assert "$0.025 per 1,000 state transitions" in text
     assert "us-east-1" in text and "2025" in text and "assumption" in text
     short = cost.format_estimate(e, assumptions=False)
-    assert "assumptions" not in short and len(short.splitlines()) == 5
+    assert "assumptions" not in short and len(short.splitlines()) == 6
 
 
 def test_estimate_is_frozen() -> None:
@@ -404,3 +406,305 @@ def test_an_event_invoke_is_billed_but_not_waited_for() -> None:
     # near miss: the same Task, synchronous
     sync = cost.estimate({"StartAt": "Audit", "States": {"Audit": lambda_task("Audit", End=True)}})
     assert sync.latency_before_ms == 200
+
+
+# --- What Standard bills: the transitions of the states that run on the estimated path -------
+# AWS: "Step Functions counts a state transition each time a step of your workflow is
+# executed ... including retries"; every state type is a step (Pass, Choice, Wait, Succeed and
+# Fail too). An inline Map bills its items' states, not the iterations; a Distributed Map bills
+# one transition per child execution it starts, and its children by their own type.
+
+
+def _machine(start: str, **states: dict[str, Any]) -> dict[str, Any]:
+    return {"StartAt": start, "States": states}
+
+
+def _pass(next_: str | None = None) -> dict[str, Any]:
+    return {"Type": "Pass", **({"Next": next_} if next_ else {"End": True})}
+
+
+def _choice(rule_next: str, default: str) -> dict[str, Any]:
+    rule = {"Variable": "$.x", "BooleanEquals": True, "Next": rule_next}
+    return {"Type": "Choice", "Choices": [rule], "Default": default}
+
+
+def _inline_map(processor: dict[str, Any], **rest: Any) -> dict[str, Any]:
+    return {"Type": "Map", "ItemProcessor": processor, "End": True, **rest}
+
+
+def _distributed(execution_type: str) -> dict[str, Any]:
+    processor = _machine("Item", Item=lambda_task("Item", End=True))
+    processor["ProcessorConfig"] = {"Mode": "DISTRIBUTED", "ExecutionType": execution_type}
+    return _machine("Fan", Fan=_inline_map(processor))
+
+
+def _polling() -> dict[str, Any]:
+    return _machine(
+        "Start",
+        Start=lambda_task("Start", Next="Check"),
+        Check=_choice("Finish", "Pause"),
+        Pause={"Type": "Wait", "Seconds": 5, "Next": "Poll"},
+        Poll=lambda_task("Poll", Next="Check"),
+        Finish={"Type": "Succeed"},
+    )
+
+
+def _nested_loops() -> dict[str, Any]:
+    return _machine(
+        "Outer",
+        Outer=_choice("Inner", "Done"),
+        Inner=_choice("Work", "Back"),
+        Work=lambda_task("Work", Next="Inner"),
+        Back=_pass("Outer"),
+        Done={"Type": "Succeed"},
+    )
+
+
+TRANSITION_CASES = [
+    pytest.param(
+        _machine("P", P=_pass("C"), C=_choice("S", "S"), S={"Type": "Succeed"}),
+        CostInputs(),
+        3,
+        "3 = 1 Choice + 1 Pass + 1 Succeed",
+        id="pass-choice-succeed-each-one",
+    ),
+    pytest.param(
+        _machine("W", W={"Type": "Wait", "Seconds": 1, "Next": "F"}, F={"Type": "Fail"}),
+        CostInputs(),
+        2,
+        "2 = 1 Wait + 1 Fail",
+        id="wait-and-fail-each-one",
+    ),
+    pytest.param(
+        _machine("A", A=lambda_task("A", End=True), Orphan=_pass(), Orphan2=_pass("Orphan")),
+        CostInputs(),
+        1,
+        "1 = 1 Task",
+        id="states-never-entered-are-not-counted",
+    ),
+    pytest.param(
+        _machine(
+            "A",
+            A=lambda_task("A", Next="B", Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Oops"}]),
+            B=_pass(),
+            Oops={"Type": "Fail"},
+        ),
+        CostInputs(),
+        2,
+        "2 = 1 Task + 1 Pass",
+        id="a-catch-route-is-not-the-path",
+    ),
+    pytest.param(
+        _machine("C", C=_choice("Bad", "Good"), Bad={"Type": "Fail"}, Good={"Type": "Succeed"}),
+        CostInputs(),
+        2,
+        "2 = 1 Choice + 1 Succeed",
+        id="equally-slow-branches-the-one-that-succeeds",
+    ),
+    pytest.param(
+        _machine(
+            "C",
+            C=_choice("Slow", "Quick"),
+            Slow=lambda_task("Slow", Next="Bad"),
+            Bad={"Type": "Fail"},
+            Quick={"Type": "Succeed"},
+        ),
+        CostInputs(),
+        3,
+        "3 = 1 Task + 1 Choice + 1 Fail",
+        id="near-miss-the-slower-branch-wins-even-when-it-fails",
+    ),
+    pytest.param(
+        _machine(
+            "Par",
+            Par={
+                "Type": "Parallel",
+                "Branches": [
+                    _machine("A", A=lambda_task("A", Next="A2"), A2=_pass()),
+                    _machine("B", B=lambda_task("B", End=True)),
+                ],
+                "Next": "Done",
+            },
+            Done={"Type": "Succeed"},
+        ),
+        CostInputs(),
+        5,
+        "5 = 2 Task + 1 Pass + 1 Parallel + 1 Succeed",
+        id="parallel-one-plus-every-branch",
+    ),
+    pytest.param(
+        _machine("Fan", Fan=_inline_map(_machine("T", T=lambda_task("T", Next="P"), P=_pass()))),
+        CostInputs(items_per_map=4),
+        9,
+        "9 = 4 Task + 4 Pass + 1 Map (Fan: 4 items x 2 states)",
+        id="inline-map-its-items-states-not-the-iterations",
+    ),
+    pytest.param(
+        _distributed("STANDARD"),
+        CostInputs(items_per_map=4),
+        9,
+        "9 = 4 Task + 1 Map + 4 Map child execution (Fan: 4 items x (1 states + 1 child))",
+        id="distributed-map-one-per-child-and-standard-children-states",
+    ),
+    pytest.param(
+        _distributed("EXPRESS"),
+        CostInputs(items_per_map=4),
+        5,
+        "5 = 1 Map + 4 Map child execution (Fan: 4 items, each an Express child execution)",
+        id="distributed-map-express-children-bill-no-transitions",
+    ),
+    pytest.param(
+        _polling(),
+        CostInputs(),
+        6,
+        "6 = 2 Task + 2 Choice + 1 Wait + 1 Succeed (loop at Check: 1 round of 3, then out)",
+        id="a-loop-once-around-then-out",
+    ),
+    pytest.param(
+        _polling(),
+        CostInputs(loop_rounds={"Check": 3}),
+        12,
+        "12 = 4 Task + 4 Choice + 3 Wait + 1 Succeed (loop at Check: 3 rounds of 3, then out)",
+        id="a-loop-three-rounds",
+    ),
+    pytest.param(
+        _polling(),
+        CostInputs(loop_rounds={"Check": 0}),
+        3,
+        "3 = 1 Task + 1 Choice + 1 Succeed (loop at Check: 0 rounds of 3, then out)",
+        id="near-miss-a-loop-never-taken",
+    ),
+    pytest.param(
+        _nested_loops(),
+        CostInputs(loop_rounds={"Outer": 2, "Inner": 3}),
+        20,
+        "20 = 6 Task + 11 Choice + 2 Pass + 1 Succeed "
+        "(loop at Outer: 2 rounds of 9, then out; loop at Inner: 3 rounds of 2, then out)",
+        id="nested-loops-rounds-multiply",
+    ),
+    pytest.param(
+        _machine("A", A=lambda_task("A", Next="B"), B=_pass("A")),
+        CostInputs(),
+        2,
+        "2 = 1 Task + 1 Pass",
+        id="no-end-reached-one-pass",
+    ),
+    pytest.param(
+        _machine("A", A=lambda_task("A", Next="B"), B=lambda_task("B", End=True)),
+        CostInputs(retries={"A": 2}),
+        4,
+        "4 = 4 Task (A: 2 retries)",
+        id="each-retry-is-one-more",
+    ),
+    pytest.param(
+        _machine("A", A=lambda_task("A", Next="B"), B=lambda_task("B", End=True)),
+        CostInputs(retries={"Other": 2}),
+        2,
+        "2 = 2 Task",
+        id="near-miss-retries-of-another-state",
+    ),
+]
+
+
+@pytest.mark.parametrize(("definition", "inputs", "count", "how"), TRANSITION_CASES)
+def test_transitions_count_what_runs(
+    definition: dict[str, Any], inputs: CostInputs, count: int, how: str
+) -> None:
+    e = cost.estimate(definition, inputs)
+    assert e.transitions_per_execution == count
+    assert cost.transitions_counted(e) == how
+    assert f"  transitions: {how}\n" in cost.format_estimate(e)
+    standard_share = e.after_standard_monthly_usd - e.callees_monthly_usd
+    assert standard_share == pytest.approx(
+        count * 100_000 * 0.025 / 1000 + STANDARD_STARTER + 100_000 * _express_children(e)
+    )
+
+
+def _express_children(e: cost.CostEstimate) -> float:
+    """Express child executions of a Distributed Map: $1/1M requests + 100 ms x 64 MB each."""
+    if not any(kind == "Map child execution" for kind, _ in e.transitions_by_type):
+        return 0.0
+    if "Express child" not in cost.transitions_counted(e):
+        return 0.0
+    return 4 * (1 / 1_000_000 + 0.2 * 0.0625 * 0.00001667)
+
+
+def test_express_bills_duration_and_requests_not_transitions() -> None:
+    short = _machine("A", A=lambda_task("A", End=True))
+    padded = _machine(
+        "P1", P1=_pass("P2"), P2=_pass("P3"), P3=_pass("A"), A=lambda_task("A", End=True)
+    )
+    one, four = cost.estimate(short), cost.estimate(padded)
+    assert four.transitions_per_execution == one.transitions_per_execution + 3
+    assert four.after_express_monthly_usd == pytest.approx(one.after_express_monthly_usd)
+    assert four.after_standard_monthly_usd == pytest.approx(
+        one.after_standard_monthly_usd + 3 * 100_000 * 0.025 / 1000
+    )
+
+
+def test_a_retry_is_called_again_after_its_backoff() -> None:
+    retry = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 3, "BackoffRate": 2}]
+    definition = _machine("A", A=lambda_task("A", End=True, Retry=retry))
+    e = cost.estimate(definition, CostInputs(retries={"A": 2}))
+    assert e.latency_after_ms == 3 * 200 + (3 + 6) * 1000  # three calls, waits of 3 s and 6 s
+    assert e.callees_monthly_usd == pytest.approx(3 * LAMBDA_CALL)
+    capped = copy.deepcopy(definition)
+    capped["States"]["A"]["Retry"][0]["MaxDelaySeconds"] = 4
+    assert cost.estimate(capped, CostInputs(retries={"A": 2})).latency_after_ms == 600 + 7000
+
+
+# --- MemorySize and Timeout from the template ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "ms", "gb_seconds_each", "noted"),
+    [
+        pytest.param(FunctionProfile(200, 1024), 200, 0.2, False, id="memory-1024"),
+        pytest.param(FunctionProfile(200, 128, 3.0), 200, 0.025, False, id="within-timeout"),
+        pytest.param(FunctionProfile(5000, 128, 3.0), 3000, 0.375, True, id="over-timeout-capped"),
+        pytest.param(FunctionProfile(3000, 128, 3.0), 3000, 0.375, False, id="exactly-timeout"),
+    ],
+)
+def test_a_function_profile_bills_its_memory_and_stops_at_its_timeout(
+    profile: FunctionProfile, ms: float, gb_seconds_each: float, noted: bool
+) -> None:
+    definition = _machine("A", A=lambda_task("A", End=True))
+    e = cost.estimate(definition, CostInputs(functions={"A": profile}))
+    assert e.latency_after_ms == ms
+    assert e.callees_monthly_usd == pytest.approx(
+        100_000 * (0.20 / 1_000_000 + gb_seconds_each * 0.0000166667)
+    )
+    assert any("more than its Timeout of 3 s" in n for n in e.notes) == noted
+
+
+@pytest.mark.parametrize(
+    ("timeout_s", "possible", "reason"),
+    [
+        pytest.param(None, True, "", id="no-timeout-known"),
+        pytest.param(30.0, True, "", id="within-its-timeout"),
+        pytest.param(
+            0.3, False, "it would run 400 ms, and its Timeout is 0.3 s", id="over-its-timeout"
+        ),
+        pytest.param(1000.0, True, "", id="timeout-above-the-chain"),
+    ],
+)
+def test_the_orchestrators_timeout_bounds_its_waiting(
+    timeout_s: float | None, possible: bool, reason: str
+) -> None:
+    definition = _machine("A", A=lambda_task("A", Next="B"), B=lambda_task("B", End=True))
+    e = cost.estimate(definition, CostInputs(orchestrator_timeout_s=timeout_s))
+    assert (e.before_possible, e.before_impossible_reason) == (possible, reason)
+    starter_note = any("the starter waits" in n for n in e.notes)
+    assert starter_note == (timeout_s is not None and timeout_s * 1000 < 450)
+
+
+def test_the_orchestrators_memory_bills_the_starter_and_the_orchestrator() -> None:
+    definition = _machine("A", A=lambda_task("A", End=True))
+    small = cost.estimate(definition, CostInputs())
+    large = cost.estimate(definition, CostInputs(orchestrator_memory_mb=1024))
+    assert large.orchestrator_monthly_usd == pytest.approx(
+        0.02 + 100_000 * 0.2 * 1.0 * 0.0000166667
+    )
+    assert large.after_standard_monthly_usd - small.after_standard_monthly_usd == pytest.approx(
+        starter(0, memory_mb=1024) - STANDARD_STARTER
+    )

@@ -768,3 +768,94 @@ _SERVICE_RETRIER = {
     "MaxAttempts": 6,
     "BackoffRate": 2,
 }
+
+
+# --- Drawings of the article's workflows, parsed by Mermaid's own parser ---------------------
+
+MERMAID_PARSER_INSTALL = (
+    "npm install --no-save --prefix .untangle-node asl-validator@4.0.0 mermaid@11.12.2 jsdom@26.1.0"
+)
+
+
+def _mermaid_graphs(texts: list[str]) -> list[dict[str, Any]]:
+    """What Mermaid's flowchart parser (in Node, with jsdom for its sanitizer) read from each
+    text: its nodes, edges and subgraphs, or the parse error."""
+    import os
+
+    from tests.conftest import ROOT
+
+    modules = ROOT / ".untangle-node" / "node_modules"
+    node = shutil.which("node")
+    if node is None or not (modules / "mermaid").is_dir() or not (modules / "jsdom").is_dir():
+        why = "no Node.js" if node is None else "mermaid and jsdom not in .untangle-node"
+        if os.environ.get("UNTANGLE_REQUIRE_MERMAID"):
+            pytest.fail(f"Mermaid's parser is required here (UNTANGLE_REQUIRE_MERMAID): {why}")
+        pytest.skip(f"Mermaid's parser is not available ({why}): {MERMAID_PARSER_INSTALL}")
+    script = ROOT / "tests" / "node" / "mermaid_graph.mjs"
+    result = subprocess.run(
+        [node, str(script), str(modules)],
+        input=json.dumps(texts).encode(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    parsed: list[dict[str, Any]] = json.loads(result.stdout)
+    assert len(parsed) == len(texts)
+    return parsed
+
+
+def _loose_ends(parsed: dict[str, Any], kinds: dict[str, str]) -> list[str]:
+    """Nodes Mermaid drew with no way in (all but `start` and the legend) or no way out (all
+    but the ends and the legend): a join or an end floating apart."""
+    entered = {dst for _, dst, _ in parsed["edges"]}
+    left = {src for src, _, _ in parsed["edges"]}
+    problems = []
+    for node in parsed["nodes"]:
+        kind = kinds.get(node, "?")
+        if kind not in ("start", "legend") and node not in entered:
+            problems.append(f"{node} ({kind}) is never entered")
+        if kind not in ("end", "succeed", "fail", "legend") and node not in left:
+            problems.append(f"{node} ({kind}) is never left")
+    return problems
+
+
+def test_article_mermaid_parses_with_its_joins_connected() -> None:
+    """Mermaid's own parser reads every article workflow's diagram: the nodes and edges it
+    understood are the diagram's, and every join and end is connected."""
+    from untangle.cli import choice_conditions
+
+    workflows = _article_workflows()
+    assert len(workflows) >= 20
+    texts = [diagram.mermaid(w.asl, choice_conditions(w.workflow)) for w in workflows]
+    broken = texts[0].replace("-->", "--> -->", 1)  # near miss: the parser really checks
+    parsed = _mermaid_graphs([*texts, broken])
+    assert "error" in parsed[-1] and "Parse error" in parsed[-1]["error"]
+    for workflow, text, drawn in zip(workflows, texts, parsed, strict=False):
+        name = workflow.workflow.name
+        assert "error" not in drawn, (name, drawn.get("error"), text)
+        assert drawn["type"] == "flowchart-v2"
+        model = diagram.graph(workflow.asl, choice_conditions(workflow.workflow))
+        kinds = {n.id: n.kind for n in model.nodes}
+        assert sorted(drawn["nodes"]) == sorted(kinds), name
+        assert sorted((s, d) for s, d, _ in drawn["edges"]) == sorted(
+            (e.src, e.dst) for e in model.edges
+        ), name
+        assert _loose_ends(drawn, kinds) == [], name
+
+
+def test_a_loose_join_is_caught_in_what_mermaid_parsed() -> None:
+    """Near miss for the check above: the same diagram without the edge out of the Parallel's
+    join parses, and the check reports the join."""
+    model = diagram.graph(JSONATA["parallel_notifications"])
+    join = next(n.id for n in model.nodes if n.kind == "join")
+    text = diagram.mermaid(JSONATA["parallel_notifications"])
+    cut = "\n".join(line for line in text.splitlines() if not line.startswith(f"  {join} -")) + "\n"
+    assert cut != text
+    [whole, without] = _mermaid_graphs([text, cut])
+    kinds = {n.id: n.kind for n in model.nodes}
+    assert _loose_ends(whole, kinds) == []
+    assert _loose_ends(without, kinds) == [
+        f"{join} (join) is never left",
+        "n_end (end) is never entered",
+    ]

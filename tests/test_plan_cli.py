@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -290,3 +291,142 @@ def test_plan_says_when_asl_validator_could_not_check(
     monkeypatch.delenv("UNTANGLE_ASL_VALIDATOR_DIR")
     code, out, err = run(str(tmp_path), "--format", "json", "--query-language", "jsonpath")
     assert code == 1 and "not checked" not in err
+
+
+# --- MemorySize and Timeout from the template ------------------------------------------------
+
+_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+{globals}
+Resources:
+  Fn:
+    Type: {kind}
+    Properties:
+      Handler: app.handler
+      Runtime: python3.12
+{own}
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "globals_", "own", "expected"),
+    [
+        pytest.param("AWS::Serverless::Function", "", "", (None, None), id="none-given"),
+        pytest.param(
+            "AWS::Serverless::Function",
+            "",
+            "      MemorySize: 512\n      Timeout: 30",
+            (512, 30.0),
+            id="its-own",
+        ),
+        pytest.param(
+            "AWS::Serverless::Function",
+            "Globals:\n  Function:\n    MemorySize: 256\n    Timeout: 20",
+            "",
+            (256, 20.0),
+            id="from-globals",
+        ),
+        pytest.param(
+            "AWS::Serverless::Function",
+            "Globals:\n  Function:\n    MemorySize: 256\n    Timeout: 20",
+            "      MemorySize: 1024",
+            (1024, 20.0),
+            id="its-own-over-globals",
+        ),
+        pytest.param(
+            "AWS::Lambda::Function",
+            "Globals:\n  Function:\n    MemorySize: 256\n    Timeout: 20",
+            "",
+            (None, None),
+            id="near-miss-globals-are-sam-only",
+        ),
+        pytest.param(
+            "AWS::Serverless::Function",
+            "",
+            "      MemorySize: !Ref Memory\n      Timeout: '45'",
+            (None, 45.0),
+            id="near-miss-a-parameter-is-not-known",
+        ),
+    ],
+)
+def test_template_memory_and_timeout(
+    tmp_path: Path, kind: str, globals_: str, own: str, expected: tuple[Any, Any]
+) -> None:
+    from untangle.templates import read_template
+
+    path = tmp_path / "template.yaml"
+    path.write_text(_TEMPLATE.format(kind=kind, globals=globals_, own=own))
+    result = read_template(str(path))
+    assert isinstance(result, list)
+    [declared] = result
+    assert (declared.memory_mb, declared.timeout_s) == expected
+
+
+def _order_copy(tmp_path: Path, old: str, new: str) -> Path:
+    import shutil
+
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / ORDER, app)
+    template = app / "template.yaml"
+    text = template.read_text()
+    assert old in text
+    template.write_text(text.replace(old, new, 1))
+    return app
+
+
+def test_plan_bills_the_memory_the_template_gives(tmp_path: Path) -> None:
+    plain = _order_copy(tmp_path / "a", "MemorySize: 128", "MemorySize: 128")
+    larger = _order_copy(tmp_path / "b", "MemorySize: 128", "MemorySize: 1024")
+    _, out_plain, _ = run(str(plain), "--format", "json")
+    _, out_larger, _ = run(str(larger), "--format", "json")
+    small = json.loads(out_plain)["workflows"][0]["recommendation"]
+    large = json.loads(out_larger)["workflows"][0]["recommendation"]
+    # every function is 8 times larger: the duration part of each bill 8 times
+    assert large["before_monthly_usd"] > 4 * small["before_monthly_usd"]
+    # near miss: --memory for one function wins over the template
+    _, out_given, _ = run(str(larger), "--format", "json", "--memory", "validate-payment=128")
+    given = json.loads(out_given)["workflows"][0]["recommendation"]
+    assert small["before_monthly_usd"] < given["before_monthly_usd"] < large["before_monthly_usd"]
+
+
+def test_a_duration_beyond_the_functions_timeout_is_noted(tmp_path: Path) -> None:
+    app = _order_copy(tmp_path, "MemorySize: 128", "MemorySize: 128")
+    _, out, _ = run(str(app), "--detail", "cost", "--duration", "validate-payment=20000")
+    assert "ValidatePayment is assumed to take 20 s, more than its Timeout of 10 s" in out
+    _, out, _ = run(str(app), "--detail", "cost", "--duration", "validate-payment=9000")
+    assert "more than its Timeout" not in out
+
+
+def test_the_handlers_timeout_bounds_the_orchestrator(tmp_path: Path) -> None:
+    app = _order_copy(tmp_path, "Timeout: 60", "Timeout: 1")
+    _, out, _ = run(str(app), "--detail", "cost")
+    assert "could not even run" not in out  # 1 s of calls: just within
+    _, out, _ = run(str(app), "--detail", "cost", "--duration", "validate-payment=900")
+    assert "could not even run: it would run 1.7 s, and its Timeout is 1 s" in out
+    assert "the starter waits 1.55 s for the execution, more than the handler's Timeout" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        pytest.param("--retries", "Nope=1", "no workflow here has a state named 'Nope'", id="r"),
+        pytest.param("--rounds", "Nope=1", "no workflow here has a state named 'Nope'", id="l"),
+        pytest.param("--retries", "ValidatePayment=x", "STATE=N", id="retries-not-a-number"),
+        pytest.param("--rounds", "CheckValid=1.5", "STATE=N", id="rounds-not-whole"),
+    ],
+)
+def test_retries_and_rounds_name_states(option: str, value: str, message: str) -> None:
+    code, out, err = run(str(ROOT / ORDER), option, value)
+    assert (code, out) == (2, "") and message in err
+
+
+def test_retries_add_transitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    _, plain, _ = run(ORDER, "--format", "json")
+    _, retried, _ = run(ORDER, "--format", "json", "--retries", "ValidatePayment=2")
+    count = json.loads(plain)["workflows"][0]["recommendation"]["transitions_per_execution"]
+    again = json.loads(retried)["workflows"][0]["recommendation"]
+    assert again["transitions_per_execution"] == count + 2
+    assert again["transitions_counted"].startswith(f"{count + 2} = ")
+    assert "(ValidatePayment: 2 retries)" in again["transitions_counted"]

@@ -304,6 +304,19 @@ def scan(
     "--items", type=click.IntRange(1), default=10, show_default=True, help="Items per Map."
 )
 @click.option(
+    "--retries",
+    multiple=True,
+    metavar="STATE=N",
+    help="Retries a Task is expected to make per execution (repeatable; default 0): each is "
+    "one more transition and call.",
+)
+@click.option(
+    "--rounds",
+    multiple=True,
+    metavar="STATE=N",
+    help="Times a loop starting at STATE runs around per execution (repeatable; default 1).",
+)
+@click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="pyproject.toml to use."
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
@@ -329,6 +342,8 @@ def plan(
     duration: tuple[str, ...],
     memory: tuple[str, ...],
     items: int,
+    retries: tuple[str, ...],
+    rounds: tuple[str, ...],
     config_path: str | None,
     no_cache: bool,
     details: tuple[str, ...],
@@ -349,24 +364,18 @@ def plan(
 
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
-    from untangle.render.cost import CostInputs, FunctionProfile, estimate, format_estimate
+    from untangle.render.cost import CostInputs, estimate, format_estimate
+    from untangle.render.cost_inputs import inputs_for
     from untangle.scan import load_tree
 
     paths = paths or (".",)
     _require_paths(paths)
     shown = _plan_details(details, diagram)
     config = _config(paths, config_path)
-    profiles: dict[str, FunctionProfile] = {}
-    for option, values in (("--duration", duration), ("--memory", memory)):
-        for item in values:
-            name, _, number = item.partition("=")
-            if not name or not number.replace(".", "", 1).isdigit():
-                _fail(f"{option} expects FUNCTION=NUMBER, got {item!r}")
-            current = profiles.get(name, FunctionProfile())
-            if option == "--duration":
-                profiles[name] = FunctionProfile(float(number), current.memory_mb)
-            else:
-                profiles[name] = FunctionProfile(current.duration_ms, int(float(number)))
+    durations = {k: float(v) for k, v in _named_numbers("--duration", duration).items()}
+    memories = {k: int(v) for k, v in _named_numbers("--memory", memory).items()}
+    retry_counts = {k: int(v) for k, v in _named_numbers("--retries", retries, whole=True).items()}
+    loop_rounds = {k: int(v) for k, v in _named_numbers("--rounds", rounds, whole=True).items()}
     tree = load_tree(paths, _scan_options(config, no_cache), progress=_progress_bar())
     _require_handlers(tree.program, handlers, " ".join(paths))
     planned = run_plan(
@@ -378,18 +387,36 @@ def plan(
     planned = _refuse_invalid(planned, tree.program)
     known = _cost_keys(planned)
     aliases = _function_aliases(planned)
-    for name in sorted(profiles):
-        if name in aliases:  # `validate-payment`, as the template names it
-            profiles[aliases[name]] = profiles.pop(name)
-        elif name not in known:
-            _fail(
-                f"--duration/--memory: no workflow here calls a function or has a state named "
-                f"{name!r} (known: {', '.join(sorted({*known, *aliases})) or 'none'})"
-            )
-    inputs = CostInputs(executions_per_month=executions, functions=profiles, items_per_map=items)
+    by_function: list[dict[str, Any]] = [durations, memories]
+    for table in by_function:
+        for name in sorted(table):
+            if name in aliases:  # `validate-payment`, as the template names it
+                table[aliases[name]] = table.pop(name)
+            elif name not in known:
+                _fail(
+                    f"--duration/--memory: no workflow here calls a function or has a state "
+                    f"named {name!r} (known: {', '.join(sorted({*known, *aliases})) or 'none'})"
+                )
+    states = _state_names(planned)
+    for option, table in (("--retries", retry_counts), ("--rounds", loop_rounds)):
+        for name in sorted(table):
+            if name not in states:
+                _fail(
+                    f"{option}: no workflow here has a state named {name!r} "
+                    f"(known: {', '.join(sorted(states)) or 'none'})"
+                )
+    base = CostInputs(
+        executions_per_month=executions,
+        items_per_map=items,
+        retries=retry_counts,
+        loop_rounds=loop_rounds,
+    )
     documents = []
     for planned_item in planned:
-        cost = estimate(planned_item.asl, inputs) if planned_item.asl is not None else None
+        cost = None
+        if planned_item.asl is not None:
+            inputs = inputs_for(planned_item.workflow, tree.templates, base, durations, memories)
+            cost = estimate(planned_item.asl, inputs)
         documents.append((planned_item, cost))
     if out is not None:
         os.makedirs(out, exist_ok=True)
@@ -445,6 +472,8 @@ def _refuse_invalid(planned: list[Any], program: Any) -> list[Any]:
 
 
 def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
+    from untangle.render.cost import transitions_counted
+
     workflow = item.workflow
     recommendation = None
     if cost is not None:
@@ -461,6 +490,8 @@ def _workflow_json(item: Any, cost: Any) -> dict[str, Any]:
             "latency_before_ms": cost.latency_before_ms,
             "latency_after_ms": cost.latency_after_ms,
             "transitions_per_execution": cost.transitions_per_execution,
+            "transitions_counted": transitions_counted(cost),
+            "notes": cost.notes,
             "assumptions": cost.assumptions,
         }
     return {
@@ -650,6 +681,30 @@ def _write_diagrams(folder: str, documents: list[tuple[Any, Any]], kind: str) ->
         _fail(f"--diagram-out {folder}: {exc.strerror or exc}")
 
 
+def _named_numbers(option: str, values: tuple[str, ...], whole: bool = False) -> dict[str, str]:
+    """`NAME=NUMBER` options by name (a later one wins); anything else exits 2."""
+    found: dict[str, str] = {}
+    for item in values:
+        name, _, number = item.partition("=")
+        digits = number if whole else number.replace(".", "", 1)
+        if not name or not digits.isdigit():
+            shape = "STATE=N (a whole number)" if whole else "FUNCTION=NUMBER"
+            _fail(f"{option} expects {shape}, got {item!r}")
+        found[name] = number
+    return found
+
+
+def _state_names(planned: list[Any]) -> set[str]:
+    """Every state name of the planned machines, inside Parallel branches and Maps too."""
+    from untangle.render import _asl
+
+    found: set[str] = set()
+    for item in planned:
+        if item.asl is not None:
+            found.update(name for name, _ in _asl.walk(item.asl))
+    return found
+
+
 def _cost_keys(planned: list[Any]) -> set[str]:
     """The names `--duration` / `--memory` may use: the functions the Tasks call, state names."""
     from untangle.render import _asl
@@ -825,7 +880,8 @@ def migrate(
     )
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
-    from untangle.render.cost import estimate
+    from untangle.render.cost import CostInputs, estimate
+    from untangle.render.cost_inputs import inputs_for
     from untangle.scan import load_tree
 
     paths = paths or (".",)
@@ -841,9 +897,19 @@ def migrate(
         read_source,
         PlanOptions(query_language, handlers, keep_unchecked_errors),
     )
+    # the same estimate as plan's (the template's memory sizes), so the same Express/Standard
+    inputs = {
+        id(item.asl): inputs_for(item.workflow, tree.templates, CostInputs())
+        for item in planned
+        if item.asl is not None
+    }
     try:
         migration = compute_migration(
-            planned, tree.templates, read_text, root, lambda asl: estimate(asl).recommendation
+            planned,
+            tree.templates,
+            read_text,
+            root,
+            lambda asl: estimate(asl, inputs.get(id(asl))).recommendation,
         )
     except MigrationError as exc:
         _fail(str(exc))

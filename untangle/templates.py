@@ -41,6 +41,10 @@ class TemplateHandler:
     code_dir: str = ""
     # folders its layers put on the import path (a layer's `python/`), absolute
     layers: tuple[str, ...] = ()
+    # `MemorySize` (MB) and `Timeout` (s), its own or `Globals: Function:`; None when the
+    # template gives none (Lambda then uses 128 MB and 3 s) or an expression (`!Ref Param`)
+    memory_mb: int | None = None
+    timeout_s: float | None = None
 
 
 def _load_yaml(text: str) -> Any:
@@ -114,6 +118,8 @@ def _handlers(path: str, document: Any) -> Any:
         module, function = handler.rsplit(".", 1)
         file = os.path.normpath(os.path.join(directory, code, *module.split("."))) + ".py"
         name = props.get("FunctionName")
+        # SAM's Globals apply to AWS::Serverless::Function only
+        serverless_globals = global_function if resource.get("Type") == _FUNCTION_TYPES[0] else {}
         yield TemplateHandler(
             path,
             str(logical_id),
@@ -124,7 +130,20 @@ def _handlers(path: str, document: Any) -> Any:
             python,
             os.path.normpath(os.path.join(directory, code)),
             tuple(_layer_folders(props, global_function, resources, directory)),
+            _setting(props, serverless_globals, "MemorySize"),
+            _setting(props, serverless_globals, "Timeout"),
         )
+
+
+def _setting(props: dict[str, Any], global_function: dict[str, Any], key: str) -> Any:
+    """A positive number the function sets, else the `Globals` one; a parameter or an
+    intrinsic (`!Ref MemoryParam`) is not known here: None."""
+    value = props.get(key, global_function.get(key))
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return int(value) if key == "MemorySize" else float(value)
 
 
 def _layer_folders(

@@ -365,6 +365,13 @@ def is_distributed(state: Json) -> bool:
     return config.get("Mode") == "DISTRIBUTED"
 
 
+def map_execution_type(state: Json) -> str:
+    """`STANDARD` or `EXPRESS`: how a Distributed Map runs its child executions."""
+    config = obj(obj(processor(state)).get("ProcessorConfig"))
+    value = config.get("ExecutionType")
+    return value if isinstance(value, str) else "STANDARD"
+
+
 def map_concurrency(state: Json) -> int | str | None:
     """An int (0 = unbounded), the path/expression it is read from, or None when not given."""
     value = state.get("MaxConcurrency")

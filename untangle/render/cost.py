@@ -5,15 +5,22 @@
 - **before**: the hand-written orchestrator Lambda. It calls the functions one after another and
   sleeps through the Waits, so it is billed for the whole chain (the callees' durations plus the
   Wait seconds) and the latency is that sequential sum; the callees are billed too. A chain that
-  takes longer than Lambda's 15-minute maximum could not have run at all.
-- **after, Standard**: state transitions (every state entered on the path; a Map multiplies its
-  processor by the items per execution, a Parallel adds its branches) plus the callees.
+  takes longer than Lambda's 15-minute maximum, or than the handler's `Timeout`, could not have
+  run at all. Functions are billed at their `MemorySize`, never past their `Timeout`.
+- **after, Standard**: state transitions plus the callees. Each state entered on the path is one
+  transition, whatever its type (Pass, Choice, Wait, Succeed and Fail too), and so is each retry;
+  an inline Map bills its processor's states once per item (not the iterations themselves), a
+  Distributed Map one transition per child execution it starts (an Express child is billed as
+  an Express execution), a Parallel its branches' states. A loop is run `loop_rounds` times
+  around (once unless given), then out of its head. `CostEstimate.transitions_by_type` and
+  `transitions_how` say how the count was made.
 - **after, Express**: requests plus duration (the state machine's latency, Waits included) plus
   the callees. An Express execution lasts at most 5 minutes.
 
-The path is the slowest one from StartAt to an end (a Choice takes its slowest branch; Catch
-routes are not taken). The state machine's latency runs Parallel branches side by side (the
-slowest counts) and a Map's items in ceil(items / MaxConcurrency) rounds.
+The path is the slowest one from StartAt to an end (a Choice takes its slowest branch, the one
+that succeeds among equally slow ones; Catch routes are not taken). The state machine's latency
+runs Parallel branches side by side (the slowest counts) and a Map's items in
+ceil(items / MaxConcurrency) rounds.
 
 Every price is an assumption (`Pricing`, us-east-1 list prices as of 2025) and is listed in
 `CostEstimate.assumptions`, to be printed with the result.
@@ -23,8 +30,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from untangle.render import _asl
 from untangle.render._asl import Json
@@ -56,6 +63,7 @@ class FunctionProfile:
 
     duration_ms: float = 200.0
     memory_mb: int = 128
+    timeout_s: float | None = None  # its `Timeout`: Lambda stops it then (None: not known)
 
 
 @dataclass(frozen=True)
@@ -64,19 +72,24 @@ class CostInputs:
 
     `functions` is keyed by the function a Task shows in the diagrams (`ValidatePayment` for
     `${ValidatePaymentFunctionArn}`, `validate-payment` for a Lambda ARN), or by the Task's state
-    name; other Tasks use `default_function`. `map_items` and `wait_seconds` are keyed by state
-    name: items per execution for a Map (else `items_per_map`), and the seconds a Wait whose
-    duration is only known at run time (`SecondsPath`, `Timestamp`, a JSONata expression) is
-    expected to last.
+    name; other Tasks use `default_function`. `map_items`, `wait_seconds`, `retries` and
+    `loop_rounds` are keyed by state name: items per execution for a Map (else `items_per_map`),
+    the seconds a Wait whose duration is only known at run time (`SecondsPath`, `Timestamp`, a
+    JSONata expression) is expected to last, the retries a Task is expected to make per
+    execution (none unless given), and the times a loop starting at that state is run around
+    (once unless given).
     """
 
     executions_per_month: int = 100_000
     functions: Mapping[str, FunctionProfile] = field(default_factory=dict)
     default_function: FunctionProfile = FunctionProfile()
     orchestrator_memory_mb: int = 128
+    orchestrator_timeout_s: float | None = None  # the handler's `Timeout` (kept by the starter)
     items_per_map: int = 10
     map_items: Mapping[str, int] = field(default_factory=dict)
     wait_seconds: Mapping[str, float] = field(default_factory=dict)
+    retries: Mapping[str, int] = field(default_factory=dict)  # expected retries, by state
+    loop_rounds: Mapping[str, int] = field(default_factory=dict)  # rounds, by loop head
     pricing: Pricing = Pricing()
 
 
@@ -99,6 +112,8 @@ class CostEstimate:
     latency_before_ms: float
     latency_after_ms: float
     transitions_per_execution: int
+    transitions_by_type: Counts  # (state type, transitions): how the count was made
+    transitions_how: list[str]  # how Map items, loops and retries were counted
     recommendation: Recommendation
     reason: str
     express_blockers: list[str]
@@ -111,6 +126,16 @@ STARTER_MS = 50.0  # the starter Lambda's own work: reading the event, starting 
 EXPRESS_MAX_MS = _asl.EXPRESS_MAX_SECONDS * 1000
 
 
+Counts = tuple[tuple[str, int], ...]  # (state type, transitions), sorted by type
+
+
+def _merged(a: Counts, b: Counts, times: int = 1) -> Counts:
+    total = dict(a)
+    for kind, count in b:
+        total[kind] = total.get(kind, 0) + count * times
+    return tuple(sorted((k, v) for k, v in total.items() if v))
+
+
 @dataclass(frozen=True)
 class _Path:
     """Totals along a path, per execution."""
@@ -121,6 +146,10 @@ class _Path:
     lambda_requests: int = 0
     lambda_gb_seconds: float = 0.0
     longest_wait: tuple[float, str] = (0.0, "")  # (seconds, state)
+    by_type: Counts = ()  # the transitions by the type of state that bills them
+    how: tuple[str, ...] = ()  # how repeated parts were counted (Map items, loops, retries)
+    fails: bool = False  # the path ends in a Fail state
+    child_express_usd: float = 0.0  # Express child executions of a Distributed Map
 
     def then(self, other: _Path) -> _Path:
         return _Path(
@@ -130,10 +159,35 @@ class _Path:
             self.lambda_requests + other.lambda_requests,
             self.lambda_gb_seconds + other.lambda_gb_seconds,
             max(self.longest_wait, other.longest_wait),
+            _merged(self.by_type, other.by_type),
+            self.how + tuple(h for h in other.how if h not in self.how),
+            self.fails or other.fails,  # a Fail state ends its path
+            self.child_express_usd + other.child_express_usd,
         )
 
-    def slowness(self) -> tuple[float, int, float]:
-        return (self.after_ms, self.transitions, self.before_ms)
+    def times(self, n: int) -> _Path:
+        """`n` runs of this path one after another."""
+        return _Path(
+            n * self.after_ms,
+            n * self.before_ms,
+            n * self.transitions,
+            n * self.lambda_requests,
+            n * self.lambda_gb_seconds,
+            self.longest_wait if n else (0.0, ""),
+            _merged((), self.by_type, n),
+            self.how,
+            self.fails,
+            n * self.child_express_usd,
+        )
+
+    def slowness(self) -> tuple[float, int, float, bool]:
+        # the slowest; among equally slow paths, one that succeeds
+        return (self.after_ms, self.transitions, self.before_ms, not self.fails)
+
+
+def _step(kind: str, **rest: Any) -> _Path:
+    """One state entered: one transition of its type."""
+    return _Path(transitions=1, by_type=((kind, 1),), **rest)
 
 
 @dataclass
@@ -152,39 +206,98 @@ class _Walker:
             self.blockers.append(text)
 
     def scope(self, definition: Json) -> _Path:
-        """The slowest path through a scope (iterative DFS; a loop's back edge adds nothing)."""
+        """The slowest path from StartAt to an end of a scope.
+
+        A loop (a back edge of the depth-first walk, `u -> head`) is taken `loop_rounds` times
+        around (one unless given), then the way out of its head: its states are counted once
+        per round, and once more on the way out, as Step Functions bills them. Catch routes are
+        not taken."""
         states = _asl.states(definition)
         first = _asl.start_at(definition)
         if first is None or first not in states:
             return _Path()
 
         def successors(name: str) -> list[str]:
-            outs = _asl.transitions(states[name])
             return [
                 t.target
-                for t in outs
+                for t in _asl.transitions(states[name])
                 if t.target in states and t.kind in ("next", "choice", "default")
             ]
 
-        best: dict[str, _Path] = {}
+        # an iterative depth-first walk: the back edges (loops) and a post-order
+        back: set[tuple[str, str]] = set()
+        post: list[str] = []
+        seen = {first}
         on_stack = {first}
         stack = [(first, iter(successors(first)))]
         while stack:
             name, pending = stack[-1]
             for succ in pending:
                 if succ in on_stack:
-                    self.note(f"{succ} is in a loop: each state of the loop is counted once")
-                elif succ not in best:
+                    back.add((name, succ))
+                elif succ not in seen:
+                    seen.add(succ)
                     on_stack.add(succ)
                     stack.append((succ, iter(successors(succ))))
                     break
             else:
                 stack.pop()
                 on_stack.discard(name)
-                tails = [best[s] for s in successors(name) if s in best]
-                tail = max(tails, key=_Path.slowness) if tails else _Path()
-                best[name] = self.state(name, states[name]).then(tail)
-        return best[first]
+                post.append(name)
+        heads = {head for _, head in back}
+        forward = {n: [s for s in successors(n) if (n, s) not in back] for n in post}
+        own: dict[str, _Path] = {}
+        tables: dict[str | None, dict[str, _Path | None]] = {}
+
+        def here(name: str) -> _Path:
+            if name not in own:
+                own[name] = self.state(name, states[name])
+            return own[name]
+
+        def slowest(goal: str | None) -> dict[str, _Path | None]:
+            """From each state, the slowest path to an end (goal None) or around to the loop
+            head `goal`; a loop entered on the way is taken around first."""
+            if goal in tables:
+                return tables[goal]
+            table: dict[str, _Path | None] = {}
+            tables[goal] = table  # (a loop entered on the way never leads back to this one)
+            inside = set(post) if goal is None else _reachable(goal, forward)
+            for name in post:  # each state after the states it leads to (back edges aside)
+                if name not in inside:
+                    continue
+                tails = [t for s in forward[name] if (t := table.get(s)) is not None]
+                if goal is None and not successors(name):
+                    tails.append(_Path())  # an end
+                if goal is not None and (name, goal) in back:
+                    tails.append(_Path())  # the end of one round
+                if not tails:
+                    table[name] = None
+                    continue
+                path = here(name).then(max(tails, key=_Path.slowness))
+                if name in heads and name != goal:
+                    around = slowest(name).get(name)
+                    if around is not None:
+                        rounds = max(0, self.inputs.loop_rounds.get(name, 1))
+                        path = around.times(rounds).then(path)
+                        how = (
+                            f"loop at {name}: {rounds} round{'s' * (rounds != 1)} of "
+                            f"{around.transitions}, then out"
+                        )
+                        path = replace(path, how=(how, *path.how))
+                        self.note(
+                            f"{name} starts a loop: counted {rounds} time{'s' * (rounds != 1)} "
+                            f"around, then the way out (--rounds {name}=N to change it)"
+                        )
+                table[name] = path
+            return table
+
+        found = slowest(None).get(first)
+        if found is None:
+            self.note("no end is reached from StartAt: one pass over the states is counted")
+            found = _Path()
+            for name in post:
+                found = found.then(here(name))
+        return found
 
     def profile(self, state_name: str, target: str) -> FunctionProfile:
         functions = self.inputs.functions
@@ -198,17 +311,18 @@ class _Walker:
             return self.wait(name, state)
         if kind == "Parallel":
             parts = [self.scope(b) for b in _asl.branches(state)]
-            return _Path(
+            path = _step("Parallel")
+            for part in parts:
+                path = path.then(part)
+            return replace(
+                path,
                 after_ms=max((p.after_ms for p in parts), default=0.0),
-                before_ms=sum(p.before_ms for p in parts),
-                transitions=1 + sum(p.transitions for p in parts),
-                lambda_requests=sum(p.lambda_requests for p in parts),
-                lambda_gb_seconds=sum(p.lambda_gb_seconds for p in parts),
                 longest_wait=max((p.longest_wait for p in parts), default=(0.0, "")),
+                fails=False,
             )
         if kind == "Map":
             return self.map(name, state)
-        return _Path(transitions=1)
+        return _step(kind or "?", fails=kind == "Fail")
 
     def task(self, name: str, state: Json) -> _Path:
         target = _asl.task_target(state)
@@ -218,16 +332,36 @@ class _Walker:
         if pattern is not None:
             self.block(f"{name} uses the .{pattern} integration, which Express does not support")
             self.note(f"{name} waits for .{pattern}; its duration is taken as {ms:g} ms")
+        retries = max(0, int(self.inputs.retries.get(name, 0)))
+        backoff_ms = _backoff_seconds(state, retries) * 1000
+        how = (f"{name}: {retries} retr{'ies' if retries != 1 else 'y'}",) if retries else ()
         if _asl.lambda_function(state) is None:
             self.note(f"{name} calls {target}, not Lambda: {ms:g} ms, its own charges not counted")
-            return _Path(after_ms=ms, before_ms=ms, transitions=1)
+            waited = (1 + retries) * ms + backoff_ms
+            return _Path(waited, waited, 1 + retries, by_type=(("Task", 1 + retries),), how=how)
+        if profile.timeout_s is not None and ms > profile.timeout_s * 1000:
+            self.note(
+                f"{name}: {target} is assumed to take {_latency(ms)}, more than its Timeout of "
+                f"{profile.timeout_s:g} s: counted as {profile.timeout_s:g} s (Lambda stops it)"
+            )
+            ms = profile.timeout_s * 1000
         gb_seconds = math.ceil(ms) / 1000 * profile.memory_mb / 1024
+        calls = 1 + retries
+        waited = calls * ms + backoff_ms
         if _asl.is_async_invoke(state):
             # an Event invoke returns once the function is queued: nobody waits for it, but the
             # function still runs and is billed
             self.note(f"{name} invokes {target} asynchronously: billed, but not waited for")
-            return _Path(0.0, 0.0, 1, 1, gb_seconds)
-        return _Path(ms, ms, 1, 1, gb_seconds)
+            waited = 0.0
+        return _Path(
+            waited,
+            waited,
+            calls,
+            calls,
+            calls * gb_seconds,
+            by_type=(("Task", calls),),
+            how=how,
+        )
 
     def wait(self, name: str, state: Json) -> _Path:
         seconds = _asl.wait_seconds(state)
@@ -241,7 +375,7 @@ class _Walker:
             else:
                 seconds = float(given)
         ms = seconds * 1000
-        return _Path(ms, ms, 1, longest_wait=(seconds, name))
+        return _step("Wait", after_ms=ms, before_ms=ms, longest_wait=(seconds, name))
 
     def map(self, name: str, state: Json) -> _Path:
         self.has_map = True
@@ -259,14 +393,74 @@ class _Walker:
         elif concurrency is None or concurrency <= 0 or concurrency > cap:
             concurrency = cap
         rounds = math.ceil(items / concurrency)
-        return _Path(
+        item_word = f"item{'s' * (items != 1)}"
+        inner = replace(each, fails=False)
+        if distributed:
+            # one transition per child execution it starts; an Express child is billed as an
+            # Express execution (requests and duration), a Standard one by its own transitions
+            children = _Path(transitions=items, by_type=(("Map child execution", items),))
+            if _asl.map_execution_type(state) == "EXPRESS":
+                usd = _express_usd(each.after_ms, self.inputs.pricing)
+                inner = replace(inner, transitions=0, by_type=(), child_express_usd=usd)
+                how = f"{name}: {items} {item_word}, each an Express child execution"
+            else:
+                how = f"{name}: {items} {item_word} x ({each.transitions} states + 1 child)"
+        else:
+            # an inline Map bills the states each iteration enters, not the iteration itself
+            children = _Path()
+            how = f"{name}: {items} {item_word} x {each.transitions} states"
+        path = _step("Map").then(children).then(inner.times(items))
+        return replace(
+            path,
             after_ms=rounds * each.after_ms,
             before_ms=items * each.before_ms,
-            transitions=1 + items * each.transitions,
-            lambda_requests=items * each.lambda_requests,
-            lambda_gb_seconds=items * each.lambda_gb_seconds,
-            longest_wait=each.longest_wait if items else (0.0, ""),
+            how=(how, *path.how),
         )
+
+
+def _reachable(first: str, forward: Mapping[str, list[str]]) -> set[str]:
+    """The states `first` leads to (itself included) without taking a back edge."""
+    found = {first}
+    pending = [first]
+    while pending:
+        for succ in forward.get(pending.pop(), ()):
+            if succ not in found:
+                found.add(succ)
+                pending.append(succ)
+    return found
+
+
+def _backoff_seconds(state: Json, retries: int) -> float:
+    """The seconds Step Functions waits before `retries` retries of the state's first retrier
+    (IntervalSeconds, then times BackoffRate each time, at most MaxDelaySeconds)."""
+    rules = _asl.retriers(state)
+    if not retries or not rules:
+        return 0.0
+    rule = rules[0]
+    interval = rule.get("IntervalSeconds", 1)
+    rate = rule.get("BackoffRate", 2.0)
+    cap = rule.get("MaxDelaySeconds")
+    interval = float(interval) if _asl.is_number(interval) else 1.0
+    rate = float(rate) if _asl.is_number(rate) else 2.0
+    total = 0.0
+    for attempt in range(retries):
+        delay = interval * rate**attempt
+        if _asl.is_number(cap):
+            delay = min(delay, float(cap))
+        total += delay
+    return total
+
+
+def _express_usd(after_ms: float, pricing: Pricing) -> float:
+    """One Express execution: its request and its duration at the assumed memory."""
+    increment = pricing.express_duration_increment_ms
+    billed_ms = max(increment, math.ceil(after_ms / increment) * increment)
+    chunk = pricing.express_memory_chunk_mb
+    memory_gb = math.ceil(pricing.express_memory_mb / chunk) * chunk / 1024
+    return (
+        pricing.express_per_million_requests / 1_000_000
+        + billed_ms / 1000 * memory_gb * pricing.express_per_gb_second
+    )
 
 
 def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate:
@@ -289,25 +483,36 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
         lambda_request + orchestrator_gb_seconds * pricing.lambda_per_gb_second
     )
     before = orchestrator + callees
-    before_possible = path.before_ms <= LAMBDA_MAX_MS
+    timeout_s = inputs.orchestrator_timeout_s
+    limit_ms = float(LAMBDA_MAX_MS)
+    if timeout_s is not None and timeout_s * 1000 < limit_ms:
+        limit_ms = timeout_s * 1000
+    before_possible = path.before_ms <= limit_ms
     impossible = ""
     if not before_possible:
         wait_s, wait_state = path.longest_wait
-        if wait_s * 1000 > LAMBDA_MAX_MS:
+        if wait_s * 1000 > limit_ms:
             impossible = f"it would sleep {_asl.duration(wait_s)} in {wait_state}"
         else:
             impossible = f"it would run {_latency(path.before_ms)}"
-        impossible += ", and a Lambda stops after 15 min"
+        if limit_ms < LAMBDA_MAX_MS:
+            impossible += f", and its Timeout is {timeout_s:g} s"
+        else:
+            impossible += ", and a Lambda stops after 15 min"
 
-    # the starter Lambda migrate keeps in the orchestrator's place: one request per execution;
-    # it waits for an Express run (StartSyncExecution) and returns at once for Standard
+    # the starter Lambda migrate keeps in the orchestrator's place (with the handler's memory
+    # and Timeout): one request per execution; it waits for an Express run
+    # (StartSyncExecution) and returns at once for Standard; Lambda stops it at its Timeout
     def starter(waits_ms: float) -> float:
+        if timeout_s is not None:
+            waits_ms = min(waits_ms, timeout_s * 1000)
         seconds = math.ceil(waits_ms) / 1000 * inputs.orchestrator_memory_mb / 1024
         return executions * (lambda_request + seconds * pricing.lambda_per_gb_second)
 
     standard = (
         executions * path.transitions * pricing.standard_per_thousand_transitions / 1000
         + callees
+        + executions * path.child_express_usd
         + starter(STARTER_MS)
     )
 
@@ -318,19 +523,17 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
         walker.block(f"an execution takes {_latency(path.after_ms)}")
     express: float | None = None
     if not walker.blockers:
-        increment = pricing.express_duration_increment_ms
-        billed_ms = max(increment, math.ceil(path.after_ms / increment) * increment)
-        chunk = pricing.express_memory_chunk_mb
-        memory_gb = math.ceil(pricing.express_memory_mb / chunk) * chunk / 1024
         express = (
-            executions
-            * (
-                pricing.express_per_million_requests / 1_000_000
-                + billed_ms / 1000 * memory_gb * pricing.express_per_gb_second
-            )
+            executions * _express_usd(path.after_ms, pricing)
             + callees
+            + executions * path.child_express_usd
             + starter(STARTER_MS + path.after_ms)
         )
+        if timeout_s is not None and STARTER_MS + path.after_ms > timeout_s * 1000:
+            walker.note(
+                f"as Express, the starter waits {_latency(STARTER_MS + path.after_ms)} for the "
+                f"execution, more than the handler's Timeout of {timeout_s:g} s: raise it"
+            )
 
     recommendation: Recommendation
     if express is None:
@@ -364,6 +567,8 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
         latency_before_ms=path.before_ms,
         latency_after_ms=path.after_ms,
         transitions_per_execution=path.transitions,
+        transitions_by_type=path.by_type,
+        transitions_how=list(path.how),
         recommendation=recommendation,
         reason=reason,
         express_blockers=list(walker.blockers),
@@ -377,16 +582,20 @@ def _assumptions(inputs: CostInputs, has_map: bool) -> list[str]:
     d = inputs.default_function
     lines = [
         f"prices are assumptions: {p.region} list prices as of {p.as_of}, x86 Lambda, "
-        f"no free tier, no retries; check current pricing for your region",
+        f"no free tier, no retries unless given; check current pricing for your region",
         f"Lambda: {_price(p.lambda_per_gb_second)} per GB-second (billed per ms) and "
         f"{_price(p.lambda_per_million_requests)} per 1M requests",
         f"Step Functions Standard: {_price(p.standard_per_thousand_transitions)} per 1,000 "
-        f"state transitions (every state entered is one)",
+        f"state transitions: every state entered on the path is one (Pass, Choice, Wait, "
+        f"Succeed and Fail too), and each retry; an inline Map bills the states of each item, "
+        f"a Distributed Map one per child execution; Express bills requests and duration "
+        f"instead",
         f"Step Functions Express: {_price(p.express_per_million_requests)} per 1M requests and "
         f"{_price(p.express_per_gb_second)} per GB-second (first tier), duration rounded up to "
         f"{p.express_duration_increment_ms} ms, memory billed in {p.express_memory_chunk_mb} MB "
         f"chunks, assumed {p.express_memory_mb} MB",
-        f"functions take {d.duration_ms:g} ms with {d.memory_mb} MB unless given; the "
+        f"functions take {d.duration_ms:g} ms unless given, with the MemorySize their template "
+        f"gives (else {d.memory_mb} MB), at most their Timeout; the "
         f"orchestrator ({inputs.orchestrator_memory_mb} MB) is billed while it calls them and "
         f"sleeps, one after another (its own work is not counted); an Event invoke is billed "
         f"but not waited for",
@@ -394,7 +603,9 @@ def _assumptions(inputs: CostInputs, has_map: bool) -> list[str]:
         f"own, {inputs.orchestrator_memory_mb} MB): it waits for an Express execution "
         f"(StartSyncExecution) and returns at once for Standard (StartExecution)",
         "path: the slowest from StartAt; a Choice takes its slowest branch, Catch routes are "
-        "not taken; Step Functions' own per-state overhead is not in the latency",
+        "not taken, a loop runs once around (unless given) and then out; Step Functions' own "
+        "per-state "
+        "overhead is not in the latency",
     ]
     if has_map:
         lines.append(
@@ -436,6 +647,23 @@ def _latency(ms: float) -> str:
     return f"{seconds / 86400:.3g} d"
 
 
+_TYPE_ORDER = ("Task", "Choice", "Pass", "Wait", "Parallel", "Map", "Map child execution")
+
+
+def transitions_counted(e: CostEstimate) -> str:
+    """How the Standard transitions were counted: `9 = 5 Task + 2 Choice + 1 Parallel + 1
+    Succeed`, then how Map items, loops and retries were counted."""
+    ranked = sorted(
+        e.transitions_by_type,
+        key=lambda item: (_TYPE_ORDER.index(item[0]) if item[0] in _TYPE_ORDER else 99, item[0]),
+    )
+    parts = " + ".join(f"{count:,} {kind}" for kind, count in ranked) or "none"
+    text = f"{e.transitions_per_execution:,} = {parts}"
+    if e.transitions_how:
+        text += f" ({'; '.join(e.transitions_how)})"
+    return text
+
+
 def format_estimate(e: CostEstimate, *, assumptions: bool = True) -> str:
     """A few readable lines: before, after (Standard and Express), the recommendation, the
     notes and (unless `assumptions=False`) the assumptions."""
@@ -465,6 +693,7 @@ def format_estimate(e: CostEstimate, *, assumptions: bool = True) -> str:
         f"  before  orchestrator Lambda  {before}",
         f"  after   Standard             {standard}",
         f"          Express              {express}",
+        f"  transitions: {transitions_counted(e)}",
         f"  recommended: {e.recommendation}: {e.reason}",
     ]
     lines.extend(f"  note: {n}" for n in e.notes)
