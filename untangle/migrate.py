@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-from untangle import sam
+from untangle import iam, sam
 from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
 from untangle.templates import TemplateHandler
 from untangle.workflow.asl import placeholders
-from untangle.workflow.ir import Extraction, Reason, Workflow
+from untangle.workflow.ir import Extraction, Reason, Task, Workflow, all_states
 
 ReadText = Callable[[str], str | None]  # absolute path → text, None when the file does not exist
 
@@ -167,7 +167,7 @@ def _migrate_one(
         machine_type="EXPRESS" if machine_type == "Express" else "STANDARD",
         definition_uri=os.path.relpath(definition_path, app_root).replace(os.sep, "/"),
         substitutions=substitutions,
-        policies=_invoke_policies(workflow, existing, template),
+        policies=_invoke_policies(workflow, existing),
     )
     code_dir = os.path.dirname(handler_path)
     module = os.path.splitext(os.path.basename(handler_path))[0]
@@ -285,22 +285,45 @@ def _substitutions(
     ]
 
 
-def _invoke_policies(
-    workflow: Workflow, existing: set[str], template: sam.Template | None
-) -> list[str]:
-    policies = []
+def _invoke_policies(workflow: Workflow, existing: set[str]) -> list[str]:
+    """The machine's permission to invoke what its Tasks call: an explicit statement on exact
+    ARNs (SAM's `LambdaInvokePolicy` grants `function:NAME*`, every function for `*`)."""
     made = {extracted.function for extracted in workflow.extracted}
+    qualified = _qualified_placeholders(workflow)
+    callees = []
     for function in workflow.functions:
         if function.display in made:
-            continue  # a new function: referenced below
+            continue  # a new function: granted by its logical id below
         logical = function.placeholder.strip("${}").removesuffix("Arn")
-        if logical in existing:
-            policies.append(f"!Ref {logical}")
-        else:
-            policies.append(sam.yaml_scalar(function.display))
+        callees.append(
+            iam.Callee(
+                function.display,
+                logical if logical in existing else None,
+                qualified is None or function.placeholder in qualified,
+            )
+        )
     for extracted in workflow.extracted:
-        policies.append(f"!Ref {sam.logical_id(extracted.function, 'Function')}")
-    return sorted(dict.fromkeys(policies))
+        callees.append(
+            iam.Callee(extracted.function, sam.logical_id(extracted.function, "Function"))
+        )
+    try:
+        return iam.invoke_statement(iam.invoke_resources(callees))
+    except iam.UnsafeFunctionName as exc:
+        raise MigrationError(str(exc)) from None
+
+
+def _qualified_placeholders(workflow: Workflow) -> set[str] | None:
+    """The functions a Task invokes with a version or alias (`Qualifier=`, `name:alias`); None
+    when a Task choosing its function at run time does (then any of them may be)."""
+    found: set[str] = set()
+    if workflow.graph is None:
+        return found
+    for state in all_states(workflow.graph):
+        if isinstance(state, Task) and state.qualifier is not None:
+            if state.function.dynamic is not None:
+                return None
+            found.add(state.function.placeholder)
+    return found
 
 
 def _lines_of(extracted: Extraction) -> str:

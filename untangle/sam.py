@@ -63,9 +63,8 @@ STATE_MACHINE = _ENV.from_string(
               LogGroupArn: !GetAtt {{ name }}Logs.Arn
 {% if policies %}
       Policies:
-{% for function in policies %}
-        - LambdaInvokePolicy:
-            FunctionName: {{ function }}
+{% for line in policies %}
+        {{ line }}
 {% endfor %}
 {% endif %}
 
