@@ -340,7 +340,9 @@ def plan(
       untangle plan app/ --query-language jsonpath --format json --out statemachine/
     """
     import json
+    from dataclasses import replace
 
+    from untangle.migrate import event_notes
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
     from untangle.render.cost import CostInputs, FunctionProfile, estimate, format_estimate
@@ -383,6 +385,15 @@ def plan(
     documents = []
     for planned_item in planned:
         cost = estimate(planned_item.asl, inputs) if planned_item.asl is not None else None
+        if cost is not None:
+            # what migrate will do with the orchestrator's event sources, for this machine type
+            notes = event_notes(
+                planned_item, tree.templates, read_text, cost.recommendation, cost.express_blockers
+            )
+            workflow = planned_item.workflow
+            planned_item = replace(
+                planned_item, workflow=replace(workflow, notes=(*workflow.notes, *notes))
+            )
         documents.append((planned_item, cost))
     if out is not None:
         os.makedirs(out, exist_ok=True)
@@ -823,7 +834,12 @@ def migrate(
     )
     try:
         migration = compute_migration(
-            planned, tree.templates, read_text, root, lambda asl: estimate(asl).recommendation
+            planned,
+            tree.templates,
+            read_text,
+            root,
+            lambda asl: estimate(asl).recommendation,
+            lambda asl: estimate(asl).express_blockers,
         )
     except MigrationError as exc:
         _fail(str(exc))

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from untangle import event_sources as es
 from untangle import iam, sam
 from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
@@ -82,6 +83,7 @@ def compute_migration(
     read: ReadText,
     root: str,
     recommendation: Callable[[dict[str, Any]], str] = lambda _: "Express",
+    express_blockers: Callable[[dict[str, Any]], list[str]] = lambda _: [],
 ) -> Migration:
     root = os.path.abspath(root)
     migration = Migration(root)
@@ -93,7 +95,14 @@ def compute_migration(
             continue
         saved = dict(edits.current)
         try:
-            how = _migrate_one(item, templates, edits, root, recommendation(item.asl))
+            how = _migrate_one(
+                item,
+                templates,
+                edits,
+                root,
+                recommendation(item.asl),
+                express_blockers(item.asl),
+            )
         except (MigrationError, ValueError, yaml.YAMLError) as exc:
             edits.current = saved  # a workflow is migrated whole or not at all
             line = workflow.graph.states[0].span.line if workflow.graph.states else 1
@@ -126,6 +135,7 @@ def _migrate_one(
     edits: _Edits,
     root: str,
     machine_type: str,
+    blockers: list[str],
 ) -> str:
     workflow = item.workflow
     assert item.asl is not None
@@ -144,30 +154,42 @@ def _migrate_one(
     inside(definition_path, root)
     edits.set(definition_path, json.dumps(item.asl, indent=2) + "\n")
 
+    # the template, and what becomes of the orchestrator's event sources
+    text = edits.get(template_path)
+    template = sam.Template.parse(text) if text else None
+    existing = set(template.resource_ids()) if template else set()
+    orchestrator = declared[0].logical_id if declared else None
+    decision = (
+        event_decision(item, text, orchestrator, machine_type, blockers)
+        if text is not None and orchestrator is not None
+        else None
+    )
+    if decision is not None:
+        machine_type = decision.machine_type
+    mode = decision.mode if decision is not None else _mode(machine_type)
+
     # the orchestrator becomes a thin starter; extracted computations become its neighbours
     source = edits.get(handler_path)
     if source is None:
         raise MigrationError(f"cannot read {workflow.path}")
     extra = _extracted_source(workflow)
-    mode = "sync" if machine_type == "Express" else "async"
     env_var = _env_name(workflow)
     edits.set(
         handler_path,
         rewrite_handler(source, handler_name, env_var, mode, workflow.name, extra),
     )
 
-    # the template
-    text = edits.get(template_path)
-    template = sam.Template.parse(text) if text else None
-    existing = set(template.resource_ids()) if template else set()
-    orchestrator = declared[0].logical_id if declared else None
     substitutions = _substitutions(item, template, orchestrator, existing, workflow)
+    machine_events = ""
+    if decision is not None and text is not None and orchestrator is not None:
+        text, machine_events = _move_events(text, orchestrator, decision)
     resources = sam.render_state_machine(
         name=machine,
         machine_type="EXPRESS" if machine_type == "Express" else "STANDARD",
         definition_uri=os.path.relpath(definition_path, app_root).replace(os.sep, "/"),
         substitutions=substitutions,
         policies=_invoke_policies(workflow, existing),
+        events=machine_events,
     )
     code_dir = os.path.dirname(handler_path)
     module = os.path.splitext(os.path.basename(handler_path))[0]
@@ -189,39 +211,172 @@ def _migrate_one(
         raise MigrationError(f"{template_path} already declares {machine}")
     if text is None:
         edits.set(template_path, sam.new_template(resources))
-        how = (
+        return (
             f"{workflow.name}: new template.yaml with the state machine; declare the "
             f"orchestrator there and give it {env_var} = the machine's ARN"
         )
-    else:
-        text = sam.add_resources(text, resources)
-        if orchestrator is not None:
-            text = sam.add_environment(text, orchestrator, env_var, f"!Ref {machine}")
-            text = sam.add_policy(
-                text,
-                orchestrator,
-                [
-                    "- Statement:",
-                    "    - Effect: Allow",
-                    "      Action:",
-                    "        - states:StartExecution",
-                    "        - states:StartSyncExecution",
-                    f"      Resource: !Ref {machine}",
-                ],
-            )
-        edits.set(template_path, text)
-        how = (
-            f"{workflow.name}: {machine_type} state machine; the orchestrator "
-            f"({orchestrator or handler_name}) keeps its name and event sources and now "
-            + (
-                "runs the machine with StartSyncExecution, so synchronous callers still "
-                "get the answer"
-                if mode == "sync"
-                else "starts the machine with StartExecution (Standard: it may wait longer than "
-                "a Lambda can run) and answers with the execution ARN"
+    text = sam.add_resources(text, resources)
+    if orchestrator is not None and decision is not None and not decision.keep_starter:
+        text = sam.remove_resource(text, orchestrator)
+    elif orchestrator is not None:
+        text = sam.add_environment(text, orchestrator, env_var, f"!Ref {machine}")
+        text = sam.add_policy(text, orchestrator, _starter_policy(machine, mode))
+    edits.set(template_path, text)
+    how = f"{workflow.name}: {machine_type} state machine; " + _starter_says(
+        orchestrator or handler_name, mode, decision
+    )
+    if decision is not None:
+        how += "".join(f"\n  event sources: {line}" for line in decision.lines())
+    return how
+
+
+def _mode(machine_type: str) -> str:
+    return "sync" if machine_type == "Express" else "async"
+
+
+def _starter_says(orchestrator: str, mode: str, decision: es.Decision | None) -> str:
+    if decision is not None and not decision.keep_starter:
+        return (
+            f"the orchestrator ({orchestrator}) leaves the template: its events start the machine"
+        )
+    return (
+        f"the orchestrator ({orchestrator}) keeps its name and now "
+        + {
+            "sync": "runs the machine with StartSyncExecution, so synchronous callers still get "
+            "the answer",
+            "async": "starts the machine with StartExecution (Standard: it may wait longer than "
+            "a Lambda can run) and answers with the execution ARN",
+            "wait": "starts the machine with StartExecution and waits for its end (Standard), so "
+            "its callers still get the answer or the failure",
+        }[mode]
+    )
+
+
+def _starter_policy(machine: str, mode: str) -> list[str]:
+    lines = [
+        "- Statement:",
+        "    - Effect: Allow",
+        "      Action:",
+        "        - states:StartExecution",
+        "        - states:StartSyncExecution",
+        f"      Resource: !Ref {machine}",
+    ]
+    if mode == "wait":
+        # DescribeExecution is granted on the machine's executions, not on the machine
+        lines += [
+            "    - Effect: Allow",
+            "      Action: states:DescribeExecution",
+            '      Resource: !Sub "arn:${AWS::Partition}:states:${AWS::Region}:'
+            f'${{AWS::AccountId}}:execution:${{{machine}.Name}}:*"',
+        ]
+    return lines
+
+
+def event_decision(
+    item: PlannedWorkflow,
+    template_text: str,
+    orchestrator: str,
+    machine_type: str,
+    blockers: list[str],
+) -> es.Decision:
+    """What becomes of the orchestrator's events (and of the orchestrator): plan notes it,
+    migrate does it."""
+    document = sam.cfn_load(template_text)
+    events = es.events_of(document, orchestrator)
+    unmovable = {}
+    for event in events:
+        if event.kind != "S3":
+            continue
+        rule = es.s3_rule(event)
+        if isinstance(rule, es.S3Rule):
+            why = _bucket_refusal(document, rule.bucket)
+            if why is not None:
+                unmovable[event.name] = why
+    return es.decide(
+        events,
+        machine_type,
+        blockers,
+        reads_records=_reads_records(item),
+        invokers=[*item.invokers, *es.references(document, orchestrator)],
+        function_url=es.has_function_url(document, orchestrator),
+        unmovable=unmovable,
+    )
+
+
+def event_notes(
+    item: PlannedWorkflow,
+    templates: list[TemplateHandler],
+    read: ReadText,
+    machine_type: str,
+    blockers: list[str],
+) -> tuple[Reason, ...]:
+    """plan's notes on the orchestrator's event sources: what migrate will do with each."""
+    workflow = item.workflow
+    handler_path = os.path.abspath(workflow.path)
+    handler_name = workflow.handler.rsplit(".", 1)[-1]
+    declared = [t for t in templates if t.file == handler_path and t.function == handler_name]
+    if not declared or item.asl is None:
+        return ()
+    text = read(os.path.abspath(declared[0].template))
+    if text is None:
+        return ()
+    logical = declared[0].logical_id
+    try:
+        decision = event_decision(item, text, logical, machine_type, blockers)
+        template = sam.Template.parse(text)
+        node = template.get(template.resources(), logical)
+    except (ValueError, yaml.YAMLError):
+        return ()
+    line = node.start_mark.line if node is not None else 1
+    return tuple(
+        Reason(declared[0].template, line, f"event sources: {said}") for said in decision.lines()
+    )
+
+
+def _bucket_refusal(document: Any, bucket: str) -> str | None:
+    resource = document.get("Resources", {}).get(bucket)
+    if not isinstance(resource, dict) or resource.get("Type") != "AWS::S3::Bucket":
+        return f"{bucket} is not an AWS::S3::Bucket of the template"
+    props = resource.get("Properties") or {}
+    if isinstance(props, dict) and "NotificationConfiguration" in props:
+        return f"{bucket} has a NotificationConfiguration already: add EventBridge by hand"
+    return None
+
+
+def _reads_records(item: PlannedWorkflow) -> bool:
+    """The machine reads the event's `Records` (an S3 / SQS notification's shape): in the
+    definition, or in a computation moved to a new function (over-approximated by the name)."""
+    found = "Records" in json.dumps(item.asl)
+    return found or any(
+        "Records" in e.expression or "Records" in e.body or "Records" in e.params
+        for e in item.workflow.extracted
+    )
+
+
+def _move_events(text: str, orchestrator: str, decision: es.Decision) -> tuple[str, str]:
+    """Take the moving events out of the orchestrator: the new template text, and the
+    machine's `Events` entries (8 spaces in)."""
+    blocks = []
+    for event in decision.moved:
+        text, block = sam.take_event(text, orchestrator, event.name, 8)
+        blocks.append(block)
+    buckets: list[str] = []
+    for event in decision.s3_moved:
+        text, _ = sam.take_event(text, orchestrator, event.name, 8)
+        rule = es.s3_rule(event)
+        assert isinstance(rule, es.S3Rule)
+        if rule.bucket not in buckets:
+            buckets.append(rule.bucket)
+            text = sam.enable_bucket_eventbridge(text, rule.bucket)
+        blocks.append(
+            sam.render_s3_rule(
+                name=event.name,
+                bucket=rule.bucket,
+                detail_types=rule.detail_types,
+                key=rule.key,
             )
         )
-    return how
+    return text, "".join(blocks)
 
 
 def _handler_module(template: sam.Template | None, orchestrator: str | None) -> str | None:
