@@ -98,7 +98,7 @@ def decide(
     machine_type: str,
     express_blockers: Iterable[str] = (),
     *,
-    reads_records: bool = False,
+    reads_event: bool = False,
     invokers: Iterable[Invoker] = (),
     function_url: bool = False,
     unmovable: Mapping[str, str] | None = None,
@@ -116,7 +116,7 @@ def decide(
 
     for event in events:
         if event.kind in _MOVABLE or event.kind == "S3":
-            why = (unmovable or {}).get(event.name) or _why_not_moved(event, readers, reads_records)
+            why = (unmovable or {}).get(event.name) or _why_not_moved(event, readers, reads_event)
             if why is None:
                 (s3_moved if event.kind == "S3" else moved).append(event)
                 choices.append(Choice(event.name, True, _moved_line(event)))
@@ -197,15 +197,16 @@ def _label(event: Event) -> str:
     return f"{event.kind} event {event.name}"
 
 
-def _why_not_moved(event: Event, readers: list[Invoker], reads_records: bool) -> str | None:
+def _why_not_moved(event: Event, readers: list[Invoker], reads_event: bool) -> str | None:
     if readers:
         return f"{readers[0].where} {readers[0].why()}"
     if event.kind == "S3":
-        if reads_records:
+        if reads_event:
             return (
-                'the handler reads event["Records"] (an S3 notification); through EventBridge '
-                "the machine would get one Object Created event instead (`detail.bucket`, "
-                "`detail.object`), so the starter starts it with the notification as it is"
+                "the handler reads its event (an S3 notification, `Records`); through "
+                "EventBridge the machine would get an Object Created event instead "
+                "(`detail.bucket`, `detail.object`), so the starter starts it with the "
+                "notification as it is"
             )
         rule = s3_rule(event)
         return rule if isinstance(rule, str) else None
@@ -223,7 +224,7 @@ def _moved_line(event: Event) -> str:
         return (
             f"{_label(event)} moves to the state machine: the bucket sends its events to "
             "EventBridge and an EventBridgeRule (source aws.s3, the bucket's name) starts the "
-            "machine with the EventBridge event (the handler read nothing of the notification)"
+            "machine (the handler read nothing of the notification)"
         )
     return (
         f"{_label(event)} moves to the state machine: it starts an execution with the event "

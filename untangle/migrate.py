@@ -296,7 +296,7 @@ def event_decision(
         events,
         machine_type,
         blockers,
-        reads_records=_reads_records(item),
+        reads_event=_reads_event(item),
         invokers=[*item.invokers, *es.references(document, orchestrator)],
         function_url=es.has_function_url(document, orchestrator),
         unmovable=unmovable,
@@ -343,13 +343,16 @@ def _bucket_refusal(document: Any, bucket: str) -> str | None:
     return None
 
 
-def _reads_records(item: PlannedWorkflow) -> bool:
-    """The machine reads the event's `Records` (an S3 / SQS notification's shape): in the
-    definition, or in a computation moved to a new function (over-approximated by the name)."""
-    found = "Records" in json.dumps(item.asl)
-    return found or any(
-        "Records" in e.expression or "Records" in e.body or "Records" in e.params
-        for e in item.workflow.extracted
+def _reads_event(item: PlannedWorkflow) -> bool:
+    """The machine reads its input (the event the orchestrator got), in a state or in a
+    computation moved to a new function: an S3 event that reaches it through EventBridge
+    would have another shape."""
+    definition = json.dumps(item.asl)
+    return (
+        "$states.context.Execution.Input" in definition
+        or "$.input" in definition
+        or "$$.Execution.Input" in definition
+        or any("event" in e.params for e in item.workflow.extracted)
     )
 
 

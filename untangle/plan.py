@@ -129,7 +129,7 @@ def invokers_of(
         fire_and_forget = site.method == "invoke_async" or (
             bool(kinds) and all(v == ConstV("Event") for v in kinds)
         )
-        where = f"{program.module_of(site.function).path}:{site.site.span.line}"
+        where = f"{os.path.normpath(program.module_of(site.function).path)}:{site.site.span.line}"
         found.append(Invoker(where, not fire_and_forget))
     return tuple(found)
 

@@ -453,6 +453,9 @@ def take_event(text: str, logical: str, event: str, indent: int) -> tuple[str, s
     start, end = _entry_lines(text, events, event)
     lines = text.splitlines()
     column = _key_node(events, event)[0].start_mark.column  # type: ignore[index]
+    # the comment lines just above the event describe it: they move with it
+    while start > 0 and lines[start - 1].strip().startswith("#"):
+        start -= 1
     block = "".join(
         (" " * indent + line[column:] if line.strip() else "") + "\n" for line in lines[start:end]
     )
