@@ -152,7 +152,23 @@ CASES = [
         [SQS],
         "Standard",
         LONG_WAIT,
-        {},
+        {"execution_ms": 3_600_000},
+        ("Standard", "async", True, [], [], "outlasts the 15 minutes a Lambda can wait"),
+        id="near-miss-sqs-standard-longer-than-a-lambda",
+    ),
+    pytest.param(
+        [SCHEDULE],
+        "Standard",
+        LONG_WAIT,
+        {"invokers": [Invoker("template Outputs.FnArn", True, in_template=True)]},
+        ("Standard", "async", True, [], [], "names the function"),
+        id="near-miss-output-keeps-starter-without-waiting",
+    ),
+    pytest.param(
+        [SQS],
+        "Standard",
+        LONG_WAIT,
+        {"execution_ms": 400_000},
         ("Standard", "wait", True, [], [], "dead-letter queue"),
         id="sqs-standard-waits",
     ),
@@ -566,7 +582,7 @@ lambda_client = boto3.client("lambda")
 
 def lambda_handler(event, context):
     lambda_client.invoke(FunctionName="start-export", Payload=json.dumps(event))
-    time.sleep(900)
+    time.sleep(600)
     done = lambda_client.invoke(FunctionName="finish-export", Payload=json.dumps(event))
     return json.loads(done["Payload"].read())
 """
@@ -630,3 +646,25 @@ def test_plan_notes_each_choice() -> None:
     assert any("S3 event InvoiceUploaded stays" in n for n in notes["IngestWorkflow"])
     assert any("NightlyCleanup moves" in n for n in notes["SessionCleanupWorkflow"])
     assert any("SQS event OrderMessages stays" in n for n in notes["FulfilmentWorkflow"])
+
+
+def test_a_schedule_beside_an_api_event_moves_alone(tmp_path: Path) -> None:
+    app = _copy("api_quote", tmp_path)
+    template = app / "template.yaml"
+    template.write_text(
+        template.read_text().replace(
+            "            Method: post\n",
+            "            Method: post\n"
+            "        RefreshRates:\n"
+            "          Type: Schedule\n"
+            "          Properties:\n"
+            "            Schedule: rate(1 hour)\n",
+        )
+    )
+    code, _, err = _migrate(app, "--write")
+    assert code == 0, err
+    assert "Schedule event RefreshRates moves to the state machine" in err
+    assert "HttpApi event CreateQuote stays on the starter" in err
+    resources = _resources(app)
+    assert list(resources["QuoteApiFunction"]["Properties"]["Events"]) == ["CreateQuote"]
+    assert list(_machine(resources)["Events"]) == ["RefreshRates"]

@@ -388,7 +388,12 @@ def plan(
         if cost is not None:
             # what migrate will do with the orchestrator's event sources, for this machine type
             notes = event_notes(
-                planned_item, tree.templates, read_text, cost.recommendation, cost.express_blockers
+                planned_item,
+                tree.templates,
+                read_text,
+                cost.recommendation,
+                cost.express_blockers,
+                cost.latency_after_ms,
             )
             workflow = planned_item.workflow
             planned_item = replace(
@@ -840,6 +845,7 @@ def migrate(
             root,
             lambda asl: estimate(asl).recommendation,
             lambda asl: estimate(asl).express_blockers,
+            lambda asl: estimate(asl).latency_after_ms,
         )
     except MigrationError as exc:
         _fail(str(exc))

@@ -31,6 +31,8 @@ _MOVABLE: dict[str, frozenset[str]] = {
 }
 _MOVABLE["CloudWatchEvent"] = _MOVABLE["EventBridgeRule"]
 
+LAMBDA_MAX_MS = 15 * 60 * 1000  # the longest a starter can wait for an execution
+
 # callers that wait for the answer: the response of an API, the batch's fate of a poller
 _ANSWERED = {"Api": "API Gateway", "HttpApi": "API Gateway (HTTP API)"}
 _POLLED = {
@@ -102,6 +104,7 @@ def decide(
     invokers: Iterable[Invoker] = (),
     function_url: bool = False,
     unmovable: Mapping[str, str] | None = None,
+    execution_ms: float | None = None,
 ) -> Decision:
     """Each event's fate, the machine type and how the starter (if any) runs it."""
     events = list(events)
@@ -147,7 +150,9 @@ def decide(
         choices.append(Choice(event.name, False, line))
     if function_url:
         waiting.append("its function URL (the HTTP caller gets the answer)")
-    waiting += [f"{r.where} ({r.why()})" for r in readers]
+    # a template reference may or may not call the function: it keeps the starter, but only a
+    # caller known to wait makes the machine Express or the starter wait
+    waiting += [f"{r.where} ({r.why()})" for r in readers if not r.in_template]
 
     mode = "sync" if machine_type == "Express" else "async"
     if waiting and machine_type == "Standard":
@@ -161,6 +166,19 @@ def decide(
                     + "; ".join(waiting)
                     + " waits for each run, which StartSyncExecution answers (a Standard start "
                     'answers only {"executionArn": …})',
+                )
+            )
+        elif execution_ms is not None and execution_ms >= LAMBDA_MAX_MS:
+            # nothing can wait that long: say what the callers get instead
+            choices.append(
+                Choice(
+                    "",
+                    False,
+                    f"Standard ({blockers[0]}): an execution outlasts the 15 minutes a Lambda "
+                    'can wait, so the starter answers {"executionArn": …} at once and a '
+                    "failed execution no longer fails the invocation: review "
+                    + "; ".join(waiting)
+                    + " (poll the execution, or let its last state report the result)",
                 )
             )
         else:

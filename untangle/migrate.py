@@ -84,6 +84,7 @@ def compute_migration(
     root: str,
     recommendation: Callable[[dict[str, Any]], str] = lambda _: "Express",
     express_blockers: Callable[[dict[str, Any]], list[str]] = lambda _: [],
+    execution_ms: Callable[[dict[str, Any]], float | None] = lambda _: None,
 ) -> Migration:
     root = os.path.abspath(root)
     migration = Migration(root)
@@ -102,6 +103,7 @@ def compute_migration(
                 root,
                 recommendation(item.asl),
                 express_blockers(item.asl),
+                execution_ms(item.asl),
             )
         except (MigrationError, ValueError, yaml.YAMLError) as exc:
             edits.current = saved  # a workflow is migrated whole or not at all
@@ -136,6 +138,7 @@ def _migrate_one(
     root: str,
     machine_type: str,
     blockers: list[str],
+    execution_ms: float | None = None,
 ) -> str:
     workflow = item.workflow
     assert item.asl is not None
@@ -160,7 +163,7 @@ def _migrate_one(
     existing = set(template.resource_ids()) if template else set()
     orchestrator = declared[0].logical_id if declared else None
     decision = (
-        event_decision(item, text, orchestrator, machine_type, blockers)
+        event_decision(item, text, orchestrator, machine_type, blockers, execution_ms)
         if text is not None and orchestrator is not None
         else None
     )
@@ -278,6 +281,7 @@ def event_decision(
     orchestrator: str,
     machine_type: str,
     blockers: list[str],
+    execution_ms: float | None = None,
 ) -> es.Decision:
     """What becomes of the orchestrator's events (and of the orchestrator): plan notes it,
     migrate does it."""
@@ -300,6 +304,7 @@ def event_decision(
         invokers=[*item.invokers, *es.references(document, orchestrator)],
         function_url=es.has_function_url(document, orchestrator),
         unmovable=unmovable,
+        execution_ms=execution_ms,
     )
 
 
@@ -309,6 +314,7 @@ def event_notes(
     read: ReadText,
     machine_type: str,
     blockers: list[str],
+    execution_ms: float | None = None,
 ) -> tuple[Reason, ...]:
     """plan's notes on the orchestrator's event sources: what migrate will do with each."""
     workflow = item.workflow
@@ -322,7 +328,7 @@ def event_notes(
         return ()
     logical = declared[0].logical_id
     try:
-        decision = event_decision(item, text, logical, machine_type, blockers)
+        decision = event_decision(item, text, logical, machine_type, blockers, execution_ms)
         template = sam.Template.parse(text)
         node = template.get(template.resources(), logical)
     except (ValueError, yaml.YAMLError):

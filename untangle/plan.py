@@ -111,8 +111,12 @@ def invokers_of(
         return ()
     own = declared[0]
     found = []
+    namers: dict[str, FunctionNamer] = {}
     for site in program.invokes:
-        namer = FunctionNamer(templates, program.module_of(site.function).path)
+        module_path = program.module_of(site.function).path
+        if module_path not in namers:
+            namers[module_path] = FunctionNamer(templates, module_path)
+        namer = namers[module_path]
         targets = []
         for value in site.kwargs.get("FunctionName", ()):
             if isinstance(value, ConstV) and isinstance(value.value, str):
