@@ -45,6 +45,30 @@ def {helper}(event):
     return {{"executionArn": response["executionArn"]}}
 '''
 
+# Standard, for a caller that needs the answer or the failure (an API, a queue, a stream): start,
+# then wait for the end, as the handler did while it ran the steps itself
+_WAIT = '''
+def {helper}(event):
+    """Run the state machine to its end and answer as the handler did (Standard, waited for)."""
+    execution_arn = {client}.start_execution(
+        stateMachineArn=os.environ[{env}], input=json.dumps(event)
+    )["executionArn"]
+    delay = 1
+    while True:
+        response = {client}.describe_execution(executionArn=execution_arn)
+        if response["status"] == "SUCCEEDED":
+            return json.loads(response["output"])
+        if response["status"] != "RUNNING":
+            raise RuntimeError(f"{{response.get('error')}}: {{response.get('cause')}}")
+        time.sleep(delay)
+        delay = min(delay * 2, 10)
+'''
+
+
+def _starter_template(mode: str) -> str:
+    """The starter helper's source for `mode` (sync, async or wait)."""
+    return {"sync": _SYNC, "async": _ASYNC, "wait": _WAIT}[mode]
+
 
 class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
     DESCRIPTION = "Replace an orchestrating Lambda handler's body with a state machine starter."
@@ -74,7 +98,7 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
         arg_parser.add_argument("--handler", required=True, help="handler function name")
         arg_parser.add_argument("--env-var", required=True, help="env var with the machine ARN")
-        arg_parser.add_argument("--mode", choices=("sync", "async"), default="sync")
+        arg_parser.add_argument("--mode", choices=("sync", "async", "wait"), default="sync")
         arg_parser.add_argument("--workflow", default="", help="state machine name, for docs")
 
     def visit_Module(self, node: cst.Module) -> bool:
@@ -122,12 +146,14 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
         AddImportsVisitor.add_needed_import(self.context, "json")
         AddImportsVisitor.add_needed_import(self.context, "os")
         AddImportsVisitor.add_needed_import(self.context, "boto3")
+        if self.mode == "wait":
+            AddImportsVisitor.add_needed_import(self.context, "time")
         return updated_node.with_changes(body=cst.IndentedBlock([docstring, body]))
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if not self.replaced:
             return updated_node
-        template = _SYNC if self.mode == "sync" else _ASYNC
+        template = _starter_template(self.mode)
         helper = [
             _spaced(statement)
             for statement in cst.parse_module(

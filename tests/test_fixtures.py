@@ -13,7 +13,7 @@ from tests.conftest import FIXTURES
 from untangle.scan import ScanOptions, scan
 
 EXPECT = re.compile(r"#\s*expect:\s*([A-Z0-9 ,]+)")
-GROUPS = ["article", "realworld", "nearmiss", "suppressed", "repos"]
+GROUPS = ["article", "realworld", "nearmiss", "suppressed", "repos", "event_sources"]
 
 
 def expected(root: Path) -> set[tuple[str, int, str]]:

@@ -361,7 +361,9 @@ def plan(
       untangle plan app/ --query-language jsonpath --format json --out statemachine/
     """
     import json
+    from dataclasses import replace
 
+    from untangle.migrate import event_notes
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
     from untangle.render.cost import CostInputs, estimate, format_estimate
@@ -417,6 +419,20 @@ def plan(
         if planned_item.asl is not None:
             inputs = inputs_for(planned_item.workflow, tree.templates, base, durations, memories)
             cost = estimate(planned_item.asl, inputs)
+        if cost is not None:
+            # what migrate will do with the orchestrator's event sources, for this machine type
+            notes = event_notes(
+                planned_item,
+                tree.templates,
+                read_text,
+                cost.recommendation,
+                cost.express_blockers,
+                cost.latency_after_ms,
+            )
+            workflow = planned_item.workflow
+            planned_item = replace(
+                planned_item, workflow=replace(workflow, notes=(*workflow.notes, *notes))
+            )
         documents.append((planned_item, cost))
     if out is not None:
         os.makedirs(out, exist_ok=True)
@@ -910,6 +926,8 @@ def migrate(
             read_text,
             root,
             lambda asl: estimate(asl, inputs.get(id(asl))).recommendation,
+            lambda asl: estimate(asl, inputs.get(id(asl))).express_blockers,
+            lambda asl: estimate(asl, inputs.get(id(asl))).latency_after_ms,
         )
     except MigrationError as exc:
         _fail(str(exc))

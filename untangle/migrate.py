@@ -17,12 +17,13 @@ from typing import Any
 
 import yaml
 
-from untangle import sam
+from untangle import event_sources as es
+from untangle import iam, sam
 from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
 from untangle.templates import TemplateHandler
 from untangle.workflow.asl import placeholders
-from untangle.workflow.ir import Extraction, Reason, Workflow
+from untangle.workflow.ir import Extraction, Reason, Task, Workflow, all_states
 
 ReadText = Callable[[str], str | None]  # absolute path → text, None when the file does not exist
 
@@ -82,6 +83,8 @@ def compute_migration(
     read: ReadText,
     root: str,
     recommendation: Callable[[dict[str, Any]], str] = lambda _: "Express",
+    express_blockers: Callable[[dict[str, Any]], list[str]] = lambda _: [],
+    execution_ms: Callable[[dict[str, Any]], float | None] = lambda _: None,
 ) -> Migration:
     root = os.path.abspath(root)
     migration = Migration(root)
@@ -93,7 +96,15 @@ def compute_migration(
             continue
         saved = dict(edits.current)
         try:
-            how = _migrate_one(item, templates, edits, root, recommendation(item.asl))
+            how = _migrate_one(
+                item,
+                templates,
+                edits,
+                root,
+                recommendation(item.asl),
+                express_blockers(item.asl),
+                execution_ms(item.asl),
+            )
         except (MigrationError, ValueError, yaml.YAMLError) as exc:
             edits.current = saved  # a workflow is migrated whole or not at all
             line = workflow.graph.states[0].span.line if workflow.graph.states else 1
@@ -126,6 +137,8 @@ def _migrate_one(
     edits: _Edits,
     root: str,
     machine_type: str,
+    blockers: list[str],
+    execution_ms: float | None = None,
 ) -> str:
     workflow = item.workflow
     assert item.asl is not None
@@ -144,30 +157,42 @@ def _migrate_one(
     inside(definition_path, root)
     edits.set(definition_path, json.dumps(item.asl, indent=2) + "\n")
 
+    # the template, and what becomes of the orchestrator's event sources
+    text = edits.get(template_path)
+    template = sam.Template.parse(text) if text else None
+    existing = set(template.resource_ids()) if template else set()
+    orchestrator = declared[0].logical_id if declared else None
+    decision = (
+        event_decision(item, text, orchestrator, machine_type, blockers, execution_ms)
+        if text is not None and orchestrator is not None
+        else None
+    )
+    if decision is not None:
+        machine_type = decision.machine_type
+    mode = decision.mode if decision is not None else _mode(machine_type)
+
     # the orchestrator becomes a thin starter; extracted computations become its neighbours
     source = edits.get(handler_path)
     if source is None:
         raise MigrationError(f"cannot read {workflow.path}")
     extra = _extracted_source(workflow)
-    mode = "sync" if machine_type == "Express" else "async"
     env_var = _env_name(workflow)
     edits.set(
         handler_path,
         rewrite_handler(source, handler_name, env_var, mode, workflow.name, extra),
     )
 
-    # the template
-    text = edits.get(template_path)
-    template = sam.Template.parse(text) if text else None
-    existing = set(template.resource_ids()) if template else set()
-    orchestrator = declared[0].logical_id if declared else None
     substitutions = _substitutions(item, template, orchestrator, existing, workflow)
+    machine_events = ""
+    if decision is not None and text is not None and orchestrator is not None:
+        text, machine_events = _move_events(text, orchestrator, decision)
     resources = sam.render_state_machine(
         name=machine,
         machine_type="EXPRESS" if machine_type == "Express" else "STANDARD",
         definition_uri=os.path.relpath(definition_path, app_root).replace(os.sep, "/"),
         substitutions=substitutions,
-        policies=_invoke_policies(workflow, existing, template),
+        policies=_invoke_policies(workflow, existing),
+        events=machine_events,
     )
     code_dir = os.path.dirname(handler_path)
     module = os.path.splitext(os.path.basename(handler_path))[0]
@@ -189,39 +214,178 @@ def _migrate_one(
         raise MigrationError(f"{template_path} already declares {machine}")
     if text is None:
         edits.set(template_path, sam.new_template(resources))
-        how = (
+        return (
             f"{workflow.name}: new template.yaml with the state machine; declare the "
             f"orchestrator there and give it {env_var} = the machine's ARN"
         )
-    else:
-        text = sam.add_resources(text, resources)
-        if orchestrator is not None:
-            text = sam.add_environment(text, orchestrator, env_var, f"!Ref {machine}")
-            text = sam.add_policy(
-                text,
-                orchestrator,
-                [
-                    "- Statement:",
-                    "    - Effect: Allow",
-                    "      Action:",
-                    "        - states:StartExecution",
-                    "        - states:StartSyncExecution",
-                    f"      Resource: !Ref {machine}",
-                ],
-            )
-        edits.set(template_path, text)
-        how = (
-            f"{workflow.name}: {machine_type} state machine; the orchestrator "
-            f"({orchestrator or handler_name}) keeps its name and event sources and now "
-            + (
-                "runs the machine with StartSyncExecution, so synchronous callers still "
-                "get the answer"
-                if mode == "sync"
-                else "starts the machine with StartExecution (Standard: it may wait longer than "
-                "a Lambda can run) and answers with the execution ARN"
+    text = sam.add_resources(text, resources)
+    if orchestrator is not None and decision is not None and not decision.keep_starter:
+        text = sam.remove_resource(text, orchestrator)
+    elif orchestrator is not None:
+        text = sam.add_environment(text, orchestrator, env_var, f"!Ref {machine}")
+        text = sam.add_policy(text, orchestrator, _starter_policy(machine, mode))
+    edits.set(template_path, text)
+    how = f"{workflow.name}: {machine_type} state machine; " + _starter_says(
+        orchestrator or handler_name, mode, decision
+    )
+    if decision is not None:
+        how += "".join(f"\n  event sources: {line}" for line in decision.lines())
+    return how
+
+
+def _mode(machine_type: str) -> str:
+    return "sync" if machine_type == "Express" else "async"
+
+
+def _starter_says(orchestrator: str, mode: str, decision: es.Decision | None) -> str:
+    if decision is not None and not decision.keep_starter:
+        return (
+            f"the orchestrator ({orchestrator}) leaves the template: its events start the machine"
+        )
+    return (
+        f"the orchestrator ({orchestrator}) keeps its name and now "
+        + {
+            "sync": "runs the machine with StartSyncExecution, so synchronous callers still get "
+            "the answer",
+            "async": "starts the machine with StartExecution (Standard: it may wait longer than "
+            "a Lambda can run) and answers with the execution ARN",
+            "wait": "starts the machine with StartExecution and waits for its end (Standard), so "
+            "its callers still get the answer or the failure",
+        }[mode]
+    )
+
+
+def _starter_policy(machine: str, mode: str) -> list[str]:
+    lines = [
+        "- Statement:",
+        "    - Effect: Allow",
+        "      Action:",
+        "        - states:StartExecution",
+        "        - states:StartSyncExecution",
+        f"      Resource: !Ref {machine}",
+    ]
+    if mode == "wait":
+        # DescribeExecution is granted on the machine's executions, not on the machine
+        lines += [
+            "    - Effect: Allow",
+            "      Action: states:DescribeExecution",
+            '      Resource: !Sub "arn:${AWS::Partition}:states:${AWS::Region}:'
+            f'${{AWS::AccountId}}:execution:${{{machine}.Name}}:*"',
+        ]
+    return lines
+
+
+def event_decision(
+    item: PlannedWorkflow,
+    template_text: str,
+    orchestrator: str,
+    machine_type: str,
+    blockers: list[str],
+    execution_ms: float | None = None,
+) -> es.Decision:
+    """What becomes of the orchestrator's events (and of the orchestrator): plan notes it,
+    migrate does it."""
+    document = sam.cfn_load(template_text)
+    events = es.events_of(document, orchestrator)
+    unmovable = {}
+    for event in events:
+        if event.kind != "S3":
+            continue
+        rule = es.s3_rule(event)
+        if isinstance(rule, es.S3Rule):
+            why = _bucket_refusal(document, rule.bucket)
+            if why is not None:
+                unmovable[event.name] = why
+    return es.decide(
+        events,
+        machine_type,
+        blockers,
+        reads_event=_reads_event(item),
+        invokers=[*item.invokers, *es.references(document, orchestrator)],
+        function_url=es.has_function_url(document, orchestrator),
+        unmovable=unmovable,
+        execution_ms=execution_ms,
+    )
+
+
+def event_notes(
+    item: PlannedWorkflow,
+    templates: list[TemplateHandler],
+    read: ReadText,
+    machine_type: str,
+    blockers: list[str],
+    execution_ms: float | None = None,
+) -> tuple[Reason, ...]:
+    """plan's notes on the orchestrator's event sources: what migrate will do with each."""
+    workflow = item.workflow
+    handler_path = os.path.abspath(workflow.path)
+    handler_name = workflow.handler.rsplit(".", 1)[-1]
+    declared = [t for t in templates if t.file == handler_path and t.function == handler_name]
+    if not declared or item.asl is None:
+        return ()
+    text = read(os.path.abspath(declared[0].template))
+    if text is None:
+        return ()
+    logical = declared[0].logical_id
+    try:
+        decision = event_decision(item, text, logical, machine_type, blockers, execution_ms)
+        template = sam.Template.parse(text)
+        node = template.get(template.resources(), logical)
+    except (ValueError, yaml.YAMLError):
+        return ()
+    line = node.start_mark.line if node is not None else 1
+    return tuple(
+        Reason(declared[0].template, line, f"event sources: {said}") for said in decision.lines()
+    )
+
+
+def _bucket_refusal(document: Any, bucket: str) -> str | None:
+    resource = document.get("Resources", {}).get(bucket)
+    if not isinstance(resource, dict) or resource.get("Type") != "AWS::S3::Bucket":
+        return f"{bucket} is not an AWS::S3::Bucket of the template"
+    props = resource.get("Properties") or {}
+    if isinstance(props, dict) and "NotificationConfiguration" in props:
+        return f"{bucket} has a NotificationConfiguration already: add EventBridge by hand"
+    return None
+
+
+def _reads_event(item: PlannedWorkflow) -> bool:
+    """The machine reads its input (the event the orchestrator got), in a state or in a
+    computation moved to a new function: an S3 event that reaches it through EventBridge
+    would have another shape."""
+    definition = json.dumps(item.asl)
+    return (
+        "$states.context.Execution.Input" in definition
+        or "$.input" in definition
+        or "$$.Execution.Input" in definition
+        or any("event" in e.params for e in item.workflow.extracted)
+    )
+
+
+def _move_events(text: str, orchestrator: str, decision: es.Decision) -> tuple[str, str]:
+    """Take the moving events out of the orchestrator: the new template text, and the
+    machine's `Events` entries (8 spaces in)."""
+    blocks = []
+    for event in decision.moved:
+        text, block = sam.take_event(text, orchestrator, event.name, 8)
+        blocks.append(block)
+    buckets: list[str] = []
+    for event in decision.s3_moved:
+        text, _ = sam.take_event(text, orchestrator, event.name, 8)
+        rule = es.s3_rule(event)
+        assert isinstance(rule, es.S3Rule)
+        if rule.bucket not in buckets:
+            buckets.append(rule.bucket)
+            text = sam.enable_bucket_eventbridge(text, rule.bucket)
+        blocks.append(
+            sam.render_s3_rule(
+                name=event.name,
+                bucket=rule.bucket,
+                detail_types=rule.detail_types,
+                key=rule.key,
             )
         )
-    return how
+    return text, "".join(blocks)
 
 
 def _handler_module(template: sam.Template | None, orchestrator: str | None) -> str | None:
@@ -285,22 +449,45 @@ def _substitutions(
     ]
 
 
-def _invoke_policies(
-    workflow: Workflow, existing: set[str], template: sam.Template | None
-) -> list[str]:
-    policies = []
+def _invoke_policies(workflow: Workflow, existing: set[str]) -> list[str]:
+    """The machine's permission to invoke what its Tasks call: an explicit statement on exact
+    ARNs (SAM's `LambdaInvokePolicy` grants `function:NAME*`, every function for `*`)."""
     made = {extracted.function for extracted in workflow.extracted}
+    qualified = _qualified_placeholders(workflow)
+    callees = []
     for function in workflow.functions:
         if function.display in made:
-            continue  # a new function: referenced below
+            continue  # a new function: granted by its logical id below
         logical = function.placeholder.strip("${}").removesuffix("Arn")
-        if logical in existing:
-            policies.append(f"!Ref {logical}")
-        else:
-            policies.append(sam.yaml_scalar(function.display))
+        callees.append(
+            iam.Callee(
+                function.display,
+                logical if logical in existing else None,
+                qualified is None or function.placeholder in qualified,
+            )
+        )
     for extracted in workflow.extracted:
-        policies.append(f"!Ref {sam.logical_id(extracted.function, 'Function')}")
-    return sorted(dict.fromkeys(policies))
+        callees.append(
+            iam.Callee(extracted.function, sam.logical_id(extracted.function, "Function"))
+        )
+    try:
+        return iam.invoke_statement(iam.invoke_resources(callees))
+    except iam.UnsafeFunctionName as exc:
+        raise MigrationError(str(exc)) from None
+
+
+def _qualified_placeholders(workflow: Workflow) -> set[str] | None:
+    """The functions a Task invokes with a version or alias (`Qualifier=`, `name:alias`); None
+    when a Task choosing its function at run time does (then any of them may be)."""
+    found: set[str] = set()
+    if workflow.graph is None:
+        return found
+    for state in all_states(workflow.graph):
+        if isinstance(state, Task) and state.qualifier is not None:
+            if state.function.dynamic is not None:
+                return None
+            found.add(state.function.placeholder)
+    return found
 
 
 def _lines_of(extracted: Extraction) -> str:

@@ -12,7 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from untangle.analysis.patterns import function_name_from_arn
 from untangle.analysis.program import Program
+from untangle.analysis.values import ConstV, Env
+from untangle.event_sources import Invoker
 from untangle.templates import TemplateHandler
 from untangle.workflow.asl import NotExpressible, to_asl
 from untangle.workflow.build import WorkflowBuilder
@@ -35,6 +38,8 @@ class PlannedWorkflow:
     workflow: Workflow
     asl: dict[str, Any] | None
     optimizations: tuple[Reason, ...] = field(default=())
+    # code of the tree that invokes this orchestrator (its event sources are decided by it)
+    invokers: tuple[Invoker, ...] = field(default=())
 
     @property
     def status(self) -> str:
@@ -93,7 +98,8 @@ def plan(
                 "the function reads), or split the workflow",
             )
             workflow, asl = _refused(workflow, reason), None
-        planned.append(PlannedWorkflow(workflow, asl, optimizations))
+        invokers = invokers_of(program, templates, handler)
+        planned.append(PlannedWorkflow(workflow, asl, optimizations, invokers))
     return planned
 
 
@@ -140,6 +146,46 @@ def refuse_invalid(
             item = replace(item, workflow=_refused(workflow, reason), asl=None)
         result.append(item)
     return result
+
+
+def invokers_of(
+    program: Program, templates: list[TemplateHandler], handler: str
+) -> tuple[Invoker, ...]:
+    """The invokes of the tree that name the function a template declares `handler` as (by its
+    `FunctionName`, or an environment variable set to `!Ref` it): a synchronous one may read
+    its answer; `InvocationType="Event"` and `invoke_async` do not."""
+    path = os.path.abspath(program.module_of(handler).path)
+    name = program.functions[handler].name
+    declared = [t for t in templates if t.file == path and t.function == name]
+    if not declared:
+        return ()
+    own = declared[0]
+    found = []
+    namers: dict[str, FunctionNamer] = {}
+    for site in program.invokes:
+        module_path = program.module_of(site.function).path
+        if module_path not in namers:
+            namers[module_path] = FunctionNamer(templates, module_path)
+        namer = namers[module_path]
+        targets = []
+        for value in site.kwargs.get("FunctionName", ()):
+            if isinstance(value, ConstV) and isinstance(value.value, str):
+                targets.append(namer(function_name_from_arn(value.value)))
+            elif isinstance(value, Env):
+                targets.append(namer(f"${value.name}"))
+        if not any(
+            ref.placeholder == f"${{{own.logical_id}Arn}}"
+            or (own.function_name is not None and ref.display == own.function_name)
+            for ref in targets
+        ):
+            continue
+        kinds = site.kwargs.get("InvocationType", frozenset())
+        fire_and_forget = site.method == "invoke_async" or (
+            bool(kinds) and all(v == ConstV("Event") for v in kinds)
+        )
+        where = f"{os.path.normpath(program.module_of(site.function).path)}:{site.site.span.line}"
+        found.append(Invoker(where, not fire_and_forget))
+    return tuple(found)
 
 
 def _invokes_anything(workflow: Workflow) -> bool:

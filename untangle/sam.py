@@ -53,6 +53,9 @@ STATE_MACHINE = _ENV.from_string(
         {{ key }}: {{ value }}
 {% endfor %}
 {% endif %}
+{% if events %}
+      Events:
+{{ events }}{% endif %}
       Tracing:
         Enabled: true
       Logging:
@@ -63,9 +66,8 @@ STATE_MACHINE = _ENV.from_string(
               LogGroupArn: !GetAtt {{ name }}Logs.Arn
 {% if policies %}
       Policies:
-{% for function in policies %}
-        - LambdaInvokePolicy:
-            FunctionName: {{ function }}
+{% for line in policies %}
+        {{ line }}
 {% endfor %}
 {% endif %}
 
@@ -74,6 +76,31 @@ STATE_MACHINE = _ENV.from_string(
     Properties:
       LogGroupName: !Sub "/aws/vendedlogs/states/${AWS::StackName}-{{ name }}"
       RetentionInDays: 30
+"""
+)
+
+# an S3 event of a function, for a state machine: the bucket sends its events to EventBridge
+S3_RULE = _ENV.from_string(
+    """\
+        {{ name }}:
+          Type: EventBridgeRule
+          Properties:
+            Pattern:
+              source:
+                - aws.s3
+              detail-type:
+{% for kind in detail_types %}
+                - {{ kind | y }}
+{% endfor %}
+              detail:
+                bucket:
+                  name:
+                    - !Ref {{ bucket }}
+{% if key %}
+                object:
+                  key:
+                    - {{ key[0] }}: {{ key[1] | y }}
+{% endif %}
 """
 )
 
@@ -249,7 +276,13 @@ def add_policy(text: str, logical: str, policy_yaml: list[str]) -> str:
 
 
 def render_state_machine(**values: Any) -> str:
+    values.setdefault("events", "")
     return STATE_MACHINE.render(**values)
+
+
+def render_s3_rule(**values: Any) -> str:
+    values.setdefault("key", None)
+    return S3_RULE.render(**values)
 
 
 def render_function(**values: Any) -> str:
@@ -385,3 +418,82 @@ def validate(
 
 class _Skipped(Exception):
     """A validator that is not installed: nothing to run."""
+
+
+def _key_node(mapping: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    for k, v in mapping.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return k, v
+    return None
+
+
+def _entry_lines(text: str, mapping: yaml.MappingNode, key: str) -> tuple[int, int]:
+    """The line range [start, end) of entry `key` of a block mapping: its key line through its
+    value's last line (comments and blank lines after it belong to what follows)."""
+    found = _key_node(mapping, key)
+    if found is None:
+        raise ValueError(f"no {key}")
+    k, v = found
+    return int(k.start_mark.line), _block_end(text, v)
+
+
+def _remove_lines(text: str, start: int, end: int) -> str:
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:start] + lines[end:])
+
+
+def take_event(text: str, logical: str, event: str, indent: int) -> tuple[str, str]:
+    """Remove event `event` from the `Events` of resource `logical` (and `Events:` itself when
+    it was the last one): the new text, and the event's lines re-indented to `indent` spaces."""
+    template = Template.parse(text)
+    props = template.properties(logical)
+    events = template.get(props, "Events") if props is not None else None
+    if not isinstance(events, yaml.MappingNode) or events.flow_style:
+        raise ValueError(f"the Events of {logical} are not a block mapping: edit by hand")
+    start, end = _entry_lines(text, events, event)
+    lines = text.splitlines()
+    column = _key_node(events, event)[0].start_mark.column  # type: ignore[index]
+    # the comment lines just above the event describe it: they move with it
+    while start > 0 and lines[start - 1].strip().startswith("#"):
+        start -= 1
+    block = "".join(
+        (" " * indent + line[column:] if line.strip() else "") + "\n" for line in lines[start:end]
+    )
+    if len(events.value) == 1 and props is not None:
+        start, end = _entry_lines(text, props, "Events")
+    return _remove_lines(text, start, end), block
+
+
+def remove_resource(text: str, logical: str) -> str:
+    """Remove resource `logical` (its lines, and the blank lines after it)."""
+    template = Template.parse(text)
+    start, end = _entry_lines(text, template.resources(), logical)
+    lines = text.splitlines(keepends=True)
+    while end < len(lines) and not lines[end].strip():
+        end += 1
+    return _remove_lines(text, start, end)
+
+
+def enable_bucket_eventbridge(text: str, logical: str) -> str:
+    """`NotificationConfiguration: EventBridgeConfiguration: EventBridgeEnabled: true` on
+    bucket `logical` (which has no NotificationConfiguration yet)."""
+    template = Template.parse(text)
+    resource = template.get(template.resources(), logical)
+    props = template.properties(logical)
+    if props is not None and props.value:
+        indent = " " * _indent_of(props.value[0][0])
+        return _insert(
+            text,
+            _block_end(text, props),
+            f"{indent}NotificationConfiguration:\n{indent}  EventBridgeConfiguration:\n"
+            f"{indent}    EventBridgeEnabled: true\n",
+        )
+    if not isinstance(resource, yaml.MappingNode) or template.get(resource, "Properties"):
+        raise ValueError(f"{logical} has Properties that are not a block mapping: edit by hand")
+    indent = " " * _indent_of(resource.value[0][0])
+    return _insert(
+        text,
+        _block_end(text, resource),
+        f"{indent}Properties:\n{indent}  NotificationConfiguration:\n"
+        f"{indent}    EventBridgeConfiguration:\n{indent}      EventBridgeEnabled: true\n",
+    )
