@@ -796,6 +796,7 @@ def migrate(
       untangle migrate app/                  # the diff, nothing written
       untangle migrate app/ --write          # validate, then write it all or nothing
     """
+    from untangle.importers import importers_of
     from untangle.migrate import (
         MigrationError,
         apply_migration,
@@ -823,7 +824,12 @@ def migrate(
     )
     try:
         migration = compute_migration(
-            planned, tree.templates, read_text, root, lambda asl: estimate(asl).recommendation
+            planned,
+            tree.templates,
+            read_text,
+            root,
+            lambda asl: estimate(asl).recommendation,
+            importers_of(tree.sources, read_source),
         )
     except MigrationError as exc:
         _fail(str(exc))

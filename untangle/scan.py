@@ -63,6 +63,8 @@ class LoadedTree:
     errors: list[SourceError]
     files_scanned: int
     templates: list[TemplateHandler]
+    # every Python file found, as shown to the user (migrate looks for importers of a module)
+    sources: tuple[str, ...] = ()
 
 
 def scan(
@@ -159,7 +161,9 @@ def load_tree(
     cache.save()
     if progress is not None:
         progress(total, total)
-    return LoadedTree(program, errors, total, template_functions)
+    return LoadedTree(
+        program, errors, total, template_functions, tuple(s.path for s in found.sources)
+    )
 
 
 def _package_of(folder: str, root: str) -> str | None:
