@@ -557,3 +557,31 @@ def test_escaped_text_evaluates_to_itself(text: str) -> None:
         text.strip(),
         " ".join(text.split()),
     )
+
+
+# --- names other modules import --------------------------------------------------------------
+
+IMPORTERS = [
+    pytest.param("from app import describe, other\n", {"describe", "other"}, id="from-import"),
+    pytest.param("from pkg.app import describe\n", {"describe"}, id="from-package-import"),
+    pytest.param("import app\napp.describe({})\n", {"describe"}, id="module-attribute"),
+    pytest.param("from . import app\napp.describe({})\n", {"describe"}, id="relative-module"),
+    pytest.param("from app import *\n", None, id="star-means-everything"),
+    pytest.param("from apparel import describe\n", set(), id="near-miss-another-module"),
+    pytest.param("text = 'from app import describe'\n", set(), id="near-miss-in-a-string"),
+]
+
+
+@pytest.mark.parametrize(("other", "expected"), IMPORTERS)
+def test_names_other_modules_import(other: str, expected: set[str] | None) -> None:
+    from untangle.importers import importers_of
+
+    files = {"/p/app.py": "def describe(e):\n    return e\n", "/p/other.py": other}
+    names = importers_of(files, files.__getitem__)("/p/app.py")
+    if expected is None:
+        assert names is None
+    else:
+        assert names is not None and expected <= names
+        assert "describe" in names or "describe" not in expected
+        if not expected:
+            assert "describe" not in names

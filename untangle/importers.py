@@ -18,13 +18,23 @@ def importers_of(
     `from pkg import app`) may be used through any attribute: every attribute name of the
     importing file counts."""
     paths = [os.path.abspath(path) for path in sources]
+    texts: dict[str, str | None] = {}
     parsed: dict[str, ast.Module | None] = {}
 
-    def tree(path: str) -> ast.Module | None:
+    def tree(path: str, stem: str) -> ast.Module | None:
+        """The parsed file, when its text mentions `stem` at all (most files are never parsed)."""
+        if path not in texts:
+            try:
+                texts[path] = read(path)
+            except (OSError, ValueError):
+                texts[path] = None
+        text = texts[path]
+        if text is None or stem not in text:
+            return None
         if path not in parsed:
             try:
-                parsed[path] = ast.parse(read(path))
-            except (OSError, ValueError, SyntaxError):
+                parsed[path] = ast.parse(text)
+            except (SyntaxError, ValueError):
                 parsed[path] = None
         return parsed[path]
 
@@ -37,7 +47,7 @@ def importers_of(
         for path in paths:
             if path == module_path:
                 continue
-            module = tree(path)
+            module = tree(path, stem)
             if module is None:
                 continue
             imported = _imported_from(module, stem)
