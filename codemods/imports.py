@@ -62,7 +62,7 @@ def add_imports(
     result = list(body)
     first_party = frozenset(first_party)
     for module in sorted(modules):
-        if any(module in bound_names(s) for s in result[: header_end(result)]):
+        if any(module in _bound_in_header(s) for s in result[: header_end(result)]):
             continue
         result = _insert(result, module, first_party)
     return result
@@ -135,6 +135,29 @@ def _import_of(statement: cst.CSTNode) -> tuple[str, bool] | None:
         module = _dotted(small.module) if small.module is not None else ""
         return dots + module, False
     return None
+
+
+def _bound_in_header(statement: cst.CSTNode) -> set[str]:
+    """What a header statement binds: an import's names, or those of the imports in an `if` or
+    `try` block of imports (`try: import ujson as json` binds `json`)."""
+    if not _imports_only(statement):
+        return bound_names(statement)
+    names: set[str] = set()
+    for inner in _walk_statements(statement):
+        names |= bound_names(inner)
+    return names
+
+
+def _walk_statements(statement: cst.CSTNode) -> list[cst.CSTNode]:
+    found: list[cst.CSTNode] = []
+
+    class Collector(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+            found.append(node)
+            return False
+
+    statement.visit(Collector())
+    return found
 
 
 def _imports_only(statement: cst.CSTNode) -> bool:

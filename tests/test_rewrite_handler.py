@@ -114,6 +114,25 @@ IMPORTS = [
     ),
     pytest.param(
         """
+        try:
+            import ujson as json
+        except ImportError:
+            import json
+
+        import boto3
+
+        lam = boto3.client("lambda")
+
+
+        def handler(event, context):
+        """
+        + INVOKE,
+        "try:\n    import ujson as json\nexcept ImportError:\n    import json\n\nimport os\n\n"
+        "import boto3\n",
+        id="near-miss-json-bound-in-a-try-block",
+    ),
+    pytest.param(
+        """
         import json
 
         X = 1
