@@ -101,10 +101,39 @@ def _one_line_statements(tokens: list[tokenize.TokenInfo]) -> set[int]:
     return rows
 
 
-def _split(line: str, width: int) -> list[str]:
-    """The right-hand split of one line, recursively; `[line]` when it has no bracket to split."""
+def _split(line: str, width: int, in_brackets: bool = False) -> list[str]:
+    """The split of one line a formatter would make, recursively; `[line]` when it has nothing
+    to split at. First the right-hand split (the last bracket pair's contents on their own
+    lines); when its first line is still too long, inside brackets the split before each
+    operator of the lowest priority, and for `return x` / `name = x` the value in parentheses."""
     if len(line) <= width:
         return [line]
+    if in_brackets:
+        # inside brackets a formatter splits at the operators first (a delimiter split)
+        split = _operator_split(line, width)
+        if split != [line] and _overflow(split, width) == 0:
+            return split
+    best = _right_hand_split(line, width)
+    if len(best[0]) <= width:
+        return best
+    others: list[list[str]] = []
+    if in_brackets:
+        others.append(_operator_split(line, width))
+    else:
+        wrapped = _parenthesized_value(line, width)
+        if wrapped is not None:
+            others.append(wrapped)
+    for other in others:
+        if _overflow(other, width) < _overflow(best, width):
+            best = other
+    return best
+
+
+def _overflow(lines: list[str], width: int) -> int:
+    return sum(max(0, len(line) - width) for line in lines)
+
+
+def _right_hand_split(line: str, width: int) -> list[str]:
     indent = line[: len(line) - len(line.lstrip())]
     pair = _last_bracket_pair(line)
     if pair is None:
@@ -122,8 +151,89 @@ def _split(line: str, width: int) -> list[str]:
     exploded = [head]
     for number, element in enumerate(elements):
         comma = "," if number < len(elements) - 1 else trailing
-        exploded += _split(inner + element + comma, width)
+        exploded += _split(inner + element + comma, width, in_brackets=True)
     return [*exploded, indent + tail]
+
+
+def _parenthesized_value(line: str, width: int) -> list[str] | None:
+    """`return (` / the value / `)`: the parentheses a formatter adds to split a long value."""
+    indent = line[: len(line) - len(line.lstrip())]
+    statement = line.strip()
+    for prefix in ("return ",):
+        if statement.startswith(prefix):
+            keyword, value = prefix, statement[len(prefix) :]
+            break
+    else:
+        target, equals, value = statement.partition(" = ")
+        if not equals or not target.isidentifier():
+            return None
+        keyword = f"{target} = "
+    inner = indent + "    "
+    return [f"{indent}{keyword}(", *_split(inner + value, width, in_brackets=True), indent + ")"]
+
+
+# binary operators from the lowest priority up: a formatter splits before those of the lowest
+_PRIORITIES = (
+    {"or"},
+    {"and"},
+    {"<", ">", "==", ">=", "<=", "!=", "in", "is"},
+    {"|"},
+    {"^"},
+    {"&"},
+    {"<<", ">>"},
+    {"+", "-"},
+    {"*", "/", "//", "%", "@"},
+)
+
+
+_WORD_OPERATORS = frozenset({"or", "and", "in", "is"})
+
+
+def _operator_split(line: str, width: int) -> list[str]:
+    """The line split before each top-level operator of the lowest priority it has, each part
+    on its own line (inside brackets, where a line may break anywhere)."""
+    indent = line[: len(line) - len(line.lstrip())]
+    text = line.strip()
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text + "\n").readline))
+    except (tokenize.TokenError, SyntaxError):
+        return [line]
+    depth = 0
+    places: list[tuple[int, int]] = []  # (priority, column)
+    previous: tokenize.TokenInfo | None = None
+    for token in tokens:
+        if token.type == tokenize.OP and token.string in _OPENING:
+            depth += 1
+        elif token.type == tokenize.OP and token.string in _OPENING.values():
+            depth -= 1
+        elif depth == 0 and token.string in ("if", "else", "for", "lambda", "not", ":", "="):
+            return [line]  # a conditional, a comprehension, a lambda, a keyword: left alone
+        elif depth == 0 and (
+            token.type == tokenize.OP or token.string in ("or", "and", "in", "is")
+        ):
+            unary = previous is None or (
+                previous.type == tokenize.OP and previous.string not in ")]}"
+            )
+            for priority, operators in enumerate(_PRIORITIES):
+                if token.string in operators and not unary:
+                    places.append((priority, token.start[1]))
+        if token.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
+            previous = token
+    if not places:
+        return [line]
+    lowest = min(priority for priority, _ in places)
+    cuts = [column for priority, column in places if priority == lowest]
+    parts, start = [], 0
+    for cut in cuts:
+        parts.append(text[start:cut].strip())
+        start = cut
+    parts.append(text[start:].strip())
+    trailing = ""
+    if parts[-1].endswith(","):
+        parts[-1], trailing = parts[-1][:-1].rstrip(), ","
+    lines = [indent + part for part in parts]
+    lines[-1] += trailing
+    return [piece for part in lines for piece in _split(part, width, in_brackets=True)]
 
 
 def _last_bracket_pair(line: str) -> tuple[int, int] | None:

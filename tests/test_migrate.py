@@ -116,6 +116,7 @@ HOSTILE = [
     pytest.param('evil"name', id="quote"),
     pytest.param("a: b", id="colon"),
     pytest.param("line\\nbreak", id="newline"),
+    pytest.param('a"""b\\', id="triple-quote-backslash"),
     pytest.param("../../outside", id="dot-dot"),
     pytest.param("${AWS::AccountId}", id="sub-syntax"),
 ]
@@ -141,6 +142,15 @@ def test_hostile_function_names_stay_data(tmp_path: Path, name: str) -> None:
             text.replace("!Sub", "").replace("!GetAtt", "").replace("!Ref", "")
         )
         assert len(document["Resources"]) == 2  # the machine and its log group, nothing injected
+        # every Python file written parses, with nothing but imports, assignments and defs
+        import ast
+
+        for path in project.rglob("*.py"):
+            module = ast.parse(path.read_text())
+            assert all(
+                isinstance(n, (ast.Import, ast.ImportFrom, ast.Assign, ast.FunctionDef))
+                for n in module.body
+            )
 
 
 def test_failure_mid_write_leaves_the_tree_as_it_was(

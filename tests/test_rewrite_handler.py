@@ -420,6 +420,51 @@ FIT = [
         id="one-per-line-recursively",
     ),
     pytest.param(
+        "    return sum(x['amount'] for x in lines) * (1 - discount) * (1 + tax_rate)",
+        50,
+        [
+            "    return (",
+            "        sum(x['amount'] for x in lines)",
+            "        * (1 - discount)",
+            "        * (1 + tax_rate)",
+            "    )",
+        ],
+        id="value-in-parentheses-split-before-operators",
+    ),
+    pytest.param(
+        "    ok = is_valid(order) and is_paid(order) or is_override(order)",
+        40,
+        [
+            "    ok = (",
+            "        is_valid(order)",
+            "        and is_paid(order)",
+            "        or is_override(order)",
+            "    )",
+        ],
+        id="lowest-priority-operator-first",
+    ),
+    pytest.param(
+        "    x = -a_very_long_name_number_one - another_long_name_number_two",
+        40,
+        [
+            "    x = (",
+            "        -a_very_long_name_number_one",
+            "        - another_long_name_number_two",
+            "    )",
+        ],
+        id="unary-minus-is-no-split-point",
+    ),
+    pytest.param(
+        "    return a if condition_that_is_long else b_with_a_long_name_that_goes_on",
+        40,
+        [
+            "    return (",
+            "        a if condition_that_is_long else b_with_a_long_name_that_goes_on",
+            "    )",
+        ],
+        id="near-miss-conditional-expression-not-split-inside",
+    ),
+    pytest.param(
         "value = x[aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]", 20, None, id="subscript-no-comma"
     ),
     pytest.param("total = sum(x for x in items_of_the_order)", 20, None, id="generator-argument"),
@@ -432,8 +477,8 @@ def test_fit_splits_at_brackets_like_a_formatter(
     line: str, width: int, expected: list[str] | None
 ) -> None:
     result = fit(line + "\n", width)
-    ast.parse(result)
-    assert ast.dump(ast.parse(result)) == ast.dump(ast.parse(line))
+    dedent = textwrap.dedent
+    assert ast.dump(ast.parse(dedent(result))) == ast.dump(ast.parse(dedent(line)))
     if expected is not None:
         assert result == "\n".join(expected) + "\n"
     assert "x[aaaa" not in result or ",\n" not in result  # never a tuple index
