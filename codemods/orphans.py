@@ -146,12 +146,21 @@ def _target_names(small: cst.BaseSmallStatement) -> set[str]:
 
 
 def _removable(statement: cst.BaseStatement) -> bool:
-    if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+    if isinstance(statement, cst.FunctionDef):
+        # another Lambda may run it (deployed outside any template untangle reads)
+        return not statement.decorators and not _looks_like_a_handler(statement)
+    if isinstance(statement, cst.ClassDef):
         return not statement.decorators
     assert isinstance(statement, cst.SimpleStatementLine)
     small = statement.body[0]
     value = getattr(small, "value", None)
     return value is not None and _inert(value)
+
+
+def _looks_like_a_handler(function: cst.FunctionDef) -> bool:
+    """`def x(event, context)` (`evt, ctx` …): the shape of a Lambda entry point."""
+    params = [p.name.value.lower() for p in function.params.params]
+    return len(params) == 2 and "ev" in params[0] and ("context" in params[1] or "ctx" in params[1])
 
 
 def _inert(value: cst.BaseExpression) -> bool:

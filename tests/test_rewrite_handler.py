@@ -252,6 +252,24 @@ ORPHANS = [
         lam = boto3.client("lambda")
 
 
+        def refund(event, context):
+            return lam.invoke(FunctionName="refund", Payload=event)
+
+
+        def handler(event, context):
+            return refund(event, context)
+        """,
+        set(),
+        {"refund", "lam", "boto3"},
+        id="near-miss-another-entry-point-it-called",
+    ),
+    pytest.param(
+        """
+        import boto3
+
+        lam = boto3.client("lambda")
+
+
         def used_elsewhere(event):
             return event
 

@@ -256,8 +256,9 @@ def _migrate_one(
         how += "; removed what only the old handler used: " + ", ".join(rewritten.removed)
     if rewritten.kept:
         how += (
-            "; kept, though only the old handler used them (their values may do something "
-            "when the module loads): " + ", ".join(rewritten.kept)
+            "; kept, though only the old handler used them (removing them may change what "
+            "the module does when it loads, or what another Lambda runs): "
+            + ", ".join(rewritten.kept)
         )
     return how
 
