@@ -7,7 +7,10 @@ does. New imports go where isort would put them, and new code fits the line leng
 
 Usable on its own:
     python -m libcst.tool codemod starter.ReplaceHandlerWithStarter app.py \
-        --handler lambda_handler --env-var ORDER_STATE_MACHINE_ARN --mode sync
+        --handler lambda_handler --env-var ORDER_STATE_MACHINE_ARN --mode sync --line-length 79
+
+It leaves the file as it was when the module has no single module-level `def` of the handler's
+name (`problem` says why, with the line); untangle's migrate refuses the workflow then.
 """
 
 from __future__ import annotations
