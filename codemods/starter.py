@@ -1,58 +1,63 @@
 """Replace an orchestrating handler's body with a thin starter of its state machine.
 
-The handler keeps its name, signature, decorators and docstring position, so its event sources
-and callers keep working; the chaining it did by hand now happens in the state machine. Module
-clients for Lambda that nothing uses any more are removed (then unused imports, by libcst's
-`RemoveUnusedImportsCommand`, chained by untangle).
+The handler keeps its name, signature, decorators, comments and docstring, so its event
+sources and callers keep working; the chaining it did by hand now happens in the state machine.
+What only the removed code used (imports, helpers, Lambda clients) goes with it; nothing else
+does. New imports go where isort would put them, and new code fits the line length.
 
 Usable on its own:
     python -m libcst.tool codemod starter.ReplaceHandlerWithStarter app.py \
-        --handler lambda_handler --env-var ORDER_STATE_MACHINE_ARN --mode sync
+        --handler lambda_handler --env-var ORDER_STATE_MACHINE_ARN --mode sync --line-length 79
+
+It leaves the file as it was when the module has no single module-level `def` of the handler's
+name (`problem` says why, with the line); untangle's migrate refuses the workflow then.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from collections.abc import Sequence
+from itertools import dropwhile
 
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
-from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import GlobalScope, QualifiedNameProvider, ScopeProvider
+from libcst.metadata import PositionProvider
+
+from codemods.imports import add_imports, header_end
+from codemods.layout import DEFAULT_LINE_LENGTH, comment_text, docstring, fit
+from codemods.orphans import Orphans, remove_orphans
 
 STARTER_HELPER = "_untangle_start"
 CLIENT = "_untangle_sfn"
 
-_SYNC = '''
+# one line per statement: `fit` splits what is longer than the project's line length
+_SYNC = """
 def {helper}(event):
-    """Run the state machine and answer as the handler did (Express, synchronous)."""
-    response = {client}.start_sync_execution(
-        stateMachineArn=os.environ[{env}], input=json.dumps(event)
-    )
+    {doc}
+    response = {client}.start_sync_execution({arguments})
     if response["status"] != "SUCCEEDED":
         raise RuntimeError(f"{{response.get('error')}}: {{response.get('cause')}}")
     return json.loads(response["output"])
-'''
+"""
+_SYNC_DOC = "Run the state machine and answer as the handler did (Express, synchronous)."
 
-_ASYNC = '''
+_ASYNC = """
 def {helper}(event):
-    """Start the state machine (Standard: it may wait longer than a Lambda can run)."""
-    response = {client}.start_execution(
-        stateMachineArn=os.environ[{env}], input=json.dumps(event)
-    )
+    {doc}
+    response = {client}.start_execution({arguments})
     return {{"executionArn": response["executionArn"]}}
-'''
+"""
+_ASYNC_DOC = "Start the state machine (Standard: it may wait longer than a Lambda can run)."
 
 # Standard, for a caller that needs the answer or the failure (an API, a queue, a stream): start,
 # then wait for the end, as the handler did while it ran the steps itself
-_WAIT = '''
+_WAIT = """
 def {helper}(event):
-    """Run the state machine to its end and answer as the handler did (Standard, waited for)."""
-    execution_arn = {client}.start_execution(
-        stateMachineArn=os.environ[{env}], input=json.dumps(event)
-    )["executionArn"]
+    {doc}
+    execution_arn = {client}.start_execution({arguments})["executionArn"]
     delay = 1
     while True:
         response = {client}.describe_execution(executionArn=execution_arn)
@@ -62,17 +67,29 @@ def {helper}(event):
             raise RuntimeError(f"{{response.get('error')}}: {{response.get('cause')}}")
         time.sleep(delay)
         delay = min(delay * 2, 10)
-'''
+"""
+_WAIT_DOC = "Run the state machine to its end and answer as the handler did (Standard, waited for)."
+
+# mode → the starter helper's source and docstring
+_STARTERS = {
+    "sync": (_SYNC, _SYNC_DOC),
+    "async": (_ASYNC, _ASYNC_DOC),
+    "wait": (_WAIT, _WAIT_DOC),
+}
 
 
-def _starter_template(mode: str) -> str:
-    """The starter helper's source for `mode` (sync, async or wait)."""
-    return {"sync": _SYNC, "async": _ASYNC, "wait": _WAIT}[mode]
+class HandlerNotFound(Exception):
+    """No single module-level function of the handler's name to rewrite (it is missing, only a
+    method, nested or conditional one has the name, or two could be the handler)."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
     DESCRIPTION = "Replace an orchestrating Lambda handler's body with a state machine starter."
-    METADATA_DEPENDENCIES = (ScopeProvider, QualifiedNameProvider)
+    METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(
         self,
@@ -82,6 +99,9 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
         mode: str = "sync",
         workflow: str = "",
         extra_functions: str = "",
+        line_length: int = DEFAULT_LINE_LENGTH,
+        first_party: Sequence[str] = (),
+        keep: Sequence[str] = (),
     ) -> None:
         super().__init__(context)
         self.handler = handler
@@ -90,90 +110,129 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
         self.workflow = workflow
         # source of new single-purpose functions to append (extracted computations)
         self.extra_functions = extra_functions
-        self.replaced = False
-        self.helper = STARTER_HELPER
-        self.has_client = False
+        self.line_length = int(line_length)
+        self.first_party = tuple(first_party)
+        # module-level names to keep even when the migration orphaned them (other modules
+        # import them, a template names them as a handler)
+        self.keep = tuple(keep)
+        self.problem: HandlerNotFound | None = None
+        self.orphans: Orphans | None = None
 
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
         arg_parser.add_argument("--handler", required=True, help="handler function name")
         arg_parser.add_argument("--env-var", required=True, help="env var with the machine ARN")
-        arg_parser.add_argument("--mode", choices=("sync", "async", "wait"), default="sync")
+        arg_parser.add_argument("--mode", choices=tuple(_STARTERS), default="sync")
         arg_parser.add_argument("--workflow", default="", help="state machine name, for docs")
-
-    def visit_Module(self, node: cst.Module) -> bool:
-        # a module another handler was migrated in already has the client and a helper, which
-        # starts that handler's machine: this handler gets its own helper
-        self.replaced = False
-        defined = {s.name.value for s in node.body if isinstance(s, cst.FunctionDef)}
-        self.helper = (
-            STARTER_HELPER if STARTER_HELPER not in defined else f"{STARTER_HELPER}_{self.handler}"
+        arg_parser.add_argument(
+            "--line-length", type=int, default=DEFAULT_LINE_LENGTH, help="wrap generated code"
         )
-        self.has_client = any(m.matches(s, _CLIENT_ASSIGNMENT) for s in node.body)
-        return True
-
-    def leave_FunctionDef(
-        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
-    ) -> cst.FunctionDef:
-        if (
-            original_node.name.value != self.handler
-            or self.replaced
-            # a method or a nested function of that name is not the handler
-            or not isinstance(self.get_metadata(ScopeProvider, original_node), GlobalScope)
-            # already a starter: a second run changes nothing
-            or m.matches(original_node.body, _STARTER_BODY)
-        ):
-            return updated_node
-        params = [
-            p.name.value
-            for p in (*original_node.params.posonly_params, *original_node.params.params)
-        ]
-        event = params[0] if params else "event"
-        subject = f"the {self.workflow}" if self.workflow else "this"
-        docstring = cst.SimpleStatementLine(
-            [
-                cst.Expr(
-                    cst.SimpleString(
-                        f'"""Start {subject} state machine.\n\n'
-                        "    The steps this handler ran by hand are its states now "
-                        '(migrated by untangle)."""'
-                    )
-                )
-            ]
-        )
-        body = cst.parse_statement(f"return {self.helper}({event})\n")
-        self.replaced = True
-        AddImportsVisitor.add_needed_import(self.context, "json")
-        AddImportsVisitor.add_needed_import(self.context, "os")
-        AddImportsVisitor.add_needed_import(self.context, "boto3")
-        if self.mode == "wait":
-            AddImportsVisitor.add_needed_import(self.context, "time")
-        return updated_node.with_changes(body=cst.IndentedBlock([docstring, body]))
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        if not self.replaced:
+        self.problem = None
+        try:
+            index = self._handler_index(original_node)
+        except HandlerNotFound as problem:
+            self.problem = problem
             return updated_node
-        template = _starter_template(self.mode)
-        helper = [
-            _spaced(statement)
-            for statement in cst.parse_module(
-                template.format(helper=self.helper, client=CLIENT, env=json.dumps(self.env_var))
-            ).body
+        if index is None:
+            return updated_node  # already a starter: a second run changes nothing
+        body: list[cst.BaseStatement] = list(updated_node.body)
+        defined = {s.name.value for s in body if isinstance(s, cst.FunctionDef)}
+        helper = (
+            STARTER_HELPER if STARTER_HELPER not in defined else f"{STARTER_HELPER}_{self.handler}"
+        )
+        handler = cst.ensure_type(body[index], cst.FunctionDef)
+        body[index] = handler.with_changes(body=self._starter_body(handler, helper))
+        if not any(m.matches(s, _CLIENT_ASSIGNMENT) for s in body):
+            at = header_end(body)
+            client = cst.parse_statement(f'{CLIENT} = boto3.client("stepfunctions")\n')
+            following = body[at:]
+            if following:
+                following[0] = _spaced_after(following[0])
+            body = [*body[:at], client.with_changes(leading_lines=[cst.EmptyLine()]), *following]
+        template, doc = _STARTERS[self.mode]
+        code = template.format(
+            helper=helper,
+            doc=docstring([doc], "    ", self.line_length),
+            client=CLIENT,
+            arguments=f"stateMachineArn=os.environ[{json.dumps(self.env_var)}], "
+            "input=json.dumps(event)",
+        )
+        body += [_spaced(s) for s in cst.parse_module(fit(code, self.line_length)).body]
+        if self.extra_functions:
+            extra = fit(self.extra_functions, self.line_length)
+            body += [_spaced(s) for s in cst.parse_module(extra).body]
+        # what only the old body used goes first, so that the new imports are sorted among
+        # the imports that stay
+        self.orphans = remove_orphans(original_node.body, body, self.keep)
+        needed = ("boto3", "json", "os", *(("time",) if self.mode == "wait" else ()))
+        body = add_imports(self.orphans.body, needed, self.first_party)
+        return updated_node.with_changes(body=body)
+
+    def _handler_index(self, module: cst.Module) -> int | None:
+        """The index of the one module-level `def` of the handler's name in the module body;
+        None when it is a starter already."""
+        found = [
+            (index, statement)
+            for index, statement in enumerate(module.body)
+            if isinstance(statement, cst.FunctionDef) and statement.name.value == self.handler
         ]
-        client = (
-            []
-            if self.has_client
-            else [cst.parse_statement(f'{CLIENT} = boto3.client("stepfunctions")\n')]
-        )
-        body = list(updated_node.body)
-        insert_at = _after_imports(body)
-        extra = (
-            [_spaced(s) for s in cst.parse_module(self.extra_functions).body]
-            if self.extra_functions
-            else []
-        )
-        new_body = [*body[:insert_at], *client, *body[insert_at:], *helper, *extra]
-        return updated_node.with_changes(body=_without_unused_lambda_clients(new_body))
+        elsewhere = _defs_elsewhere(module, self.handler)
+        name = f"{self.handler}()"
+        if not found:
+            if elsewhere:
+                where = "; ".join(f"line {self._line(node)}: {place}" for node, place in elsewhere)
+                line = self._line(elsewhere[0][0])
+                raise HandlerNotFound(f"no module-level function {name} to rewrite ({where})", line)
+            raise HandlerNotFound(f"no module-level function {name} to rewrite", 1)
+        if len(found) > 1:
+            lines = " and ".join(str(self._line(node)) for _, node in found)
+            raise HandlerNotFound(
+                f"{name} is defined at module level more than once (lines {lines}): "
+                "untangle does not guess which one the template means",
+                self._line(found[-1][1]),
+            )
+        index, handler = found[0]
+        for node, place in elsewhere:
+            if place.startswith("under") and self._line(node) > self._line(handler):
+                raise HandlerNotFound(
+                    f"{name} at line {self._line(handler)} is defined again {place} at line "
+                    f"{self._line(node)}: which one runs depends on the condition",
+                    self._line(node),
+                )
+        if m.matches(handler.body, _STARTER_BODY):
+            return None
+        return index
+
+    def _line(self, node: cst.CSTNode) -> int:
+        return int(self.get_metadata(PositionProvider, node).start.line)
+
+    def _starter_body(self, handler: cst.FunctionDef, helper: str) -> cst.IndentedBlock:
+        """The handler's own docstring (or one saying what it does now), then the start."""
+        params = [p.name.value for p in (*handler.params.posonly_params, *handler.params.params)]
+        event = params[0] if params else "event"
+        subject = f"the {self.workflow}" if self.workflow else "this"
+        note = "The steps this handler ran by hand are its states now (migrated by untangle)."
+        start = cst.parse_statement(f"return {helper}({event})\n")
+        old = cst.ensure_type(handler.body, cst.IndentedBlock)
+        first = old.body[0] if old.body else None
+        if first is not None and _is_docstring(first):
+            # the user's docstring stays; what changed is said in a comment
+            said = f"Starts {subject} state machine. {note}"
+            comments = textwrap.wrap(
+                comment_text(said),
+                width=max(self.line_length - 6, 20),
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            start = start.with_changes(
+                leading_lines=[cst.EmptyLine(comment=cst.Comment(f"# {c}")) for c in comments]
+            )
+            return old.with_changes(body=[first, start], footer=())
+        text = docstring([f"Start {subject} state machine.", note], "    ", self.line_length)
+        doc = cst.SimpleStatementLine([cst.Expr(cst.SimpleString(text))])
+        return old.with_changes(body=[doc, start], footer=())
 
 
 _CLIENT_ASSIGNMENT = m.SimpleStatementLine([m.Assign([m.AssignTarget(m.Name(CLIENT))])])
@@ -195,73 +254,71 @@ def _spaced(statement: cst.BaseStatement) -> cst.BaseStatement:
     return statement
 
 
-def _after_imports(body: Sequence[cst.BaseStatement]) -> int:
-    index = 0
-    for position, statement in enumerate(body):
-        if isinstance(statement, cst.SimpleStatementLine) and any(
-            isinstance(s, (cst.Import, cst.ImportFrom)) for s in statement.body
-        ):
-            index = position + 1
-        elif (
-            position == 0
-            and isinstance(statement, cst.SimpleStatementLine)
-            and isinstance(statement.body[0], cst.Expr)
-            and isinstance(statement.body[0].value, cst.SimpleString)
-        ):
-            index = 1
-    return index
+def _spaced_after(statement: cst.BaseStatement) -> cst.BaseStatement:
+    """The statement after the new client: a blank line (two before a definition)."""
+    wanted = 2 if isinstance(statement, (cst.FunctionDef, cst.ClassDef)) else 1
+    leading = list(getattr(statement, "leading_lines", ()))
+    blanks = len(leading) - len(list(dropwhile(lambda line: line.comment is None, leading)))
+    if blanks >= wanted:
+        return statement
+    extra = [cst.EmptyLine() for _ in range(wanted - blanks)]
+    return statement.with_changes(leading_lines=[*extra, *leading])
 
 
-def _without_unused_lambda_clients(
-    body: Sequence[cst.BaseStatement],
-) -> list[cst.BaseStatement]:
-    """Drop `x = boto3.client("lambda")` (and Session().client) at module level when no other
-    statement mentions `x`."""
-    result: list[cst.BaseStatement] = []
-    for statement in body:
-        name = _lambda_client_target(statement)
-        if name is not None:
-            others = [s for s in body if s is not statement]
-            used = any(
-                isinstance(n, cst.Name) and n.value == name for s in others for n in _walk(s)
-            )
-            if not used:
-                continue
-        result.append(statement)
-    return result
+def _is_docstring(statement: cst.BaseStatement) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
 
 
-def _lambda_client_target(statement: cst.BaseStatement) -> str | None:
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-        return None
-    assign = statement.body[0]
-    if not isinstance(assign, cst.Assign) or len(assign.targets) != 1:
-        return None
-    target = assign.targets[0].target
-    if not isinstance(target, cst.Name) or not isinstance(assign.value, cst.Call):
-        return None
-    call = assign.value
-    func = call.func
-    if not (isinstance(func, cst.Attribute) and func.attr.value == "client") and not (
-        isinstance(func, cst.Name) and func.value == "client"
-    ):
-        return None
-    if (
-        call.args
-        and isinstance(call.args[0].value, cst.SimpleString)
-        and call.args[0].value.evaluated_value == "lambda"
-    ):
-        return target.value
-    return None
+def _defs_elsewhere(module: cst.Module, name: str) -> list[tuple[cst.FunctionDef, str]]:
+    """Functions of that name that are not module-level statements, with where they are."""
+    found: list[tuple[cst.FunctionDef, str]] = []
 
+    class Finder(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.places: list[str] = []
 
-def _walk(node: cst.CSTNode) -> list[cst.CSTNode]:
-    found: list[cst.CSTNode] = []
-
-    class Collector(cst.CSTVisitor):
-        def on_visit(self, node: cst.CSTNode) -> bool:
-            found.append(node)
+        def _enter(self, place: str) -> bool:
+            self.places.append(place)
             return True
 
-    node.visit(Collector())
+        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+            return self._enter(f"a method of class {node.name.value}")
+
+        def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+            self.places.pop()
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            if node.name.value == name and self.places:
+                found.append((node, self.places[-1]))
+            return self._enter(f"nested in {node.name.value}()")
+
+        def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+            self.places.pop()
+
+    finder = Finder()
+    for statement in module.body:
+        if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+            statement.visit(finder)
+            continue
+        keyword = _COMPOUND.get(type(statement))
+        if keyword is None:
+            continue
+        finder.places.append(f"under `{keyword}`")
+        statement.visit(finder)
+        finder.places.pop()
     return found
+
+
+_COMPOUND: dict[type[cst.CSTNode], str] = {
+    cst.If: "if",
+    cst.Try: "try",
+    cst.TryStar: "try",
+    cst.With: "with",
+    cst.For: "for",
+    cst.While: "while",
+    cst.Match: "match",
+}

@@ -62,9 +62,9 @@ def handler(event, context):
 
 STARTER = f"""
 import json
+import os
 
 import boto3
-import os
 
 _untangle_sfn = boto3.client("stepfunctions")
 
@@ -138,11 +138,11 @@ def lambda_handler(order: dict[str, Any], context: Any) -> dict[str, Any]:
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-import os
 
 _untangle_sfn = boto3.client("stepfunctions")
 
@@ -152,7 +152,9 @@ logger = Logger()
 @logger.inject_lambda_context(log_event=True)
 @retry
 def lambda_handler(order: dict[str, Any], context: Any) -> dict[str, Any]:
-{starter_doc("Orders")}
+    """Charge, then ship."""
+    # Starts the Orders state machine. The steps this handler ran by hand are its states
+    # now (migrated by untangle).
     return _untangle_start(order)
 
 {SYNC_HELPER}''',
@@ -170,9 +172,10 @@ def handler(evt, ctx, /):
     return lam.invoke(FunctionName="charge")
 """,
         f"""
-import boto3
 import json
 import os
+
+import boto3
 
 _untangle_sfn = boto3.client("stepfunctions")
 
@@ -188,13 +191,16 @@ def handler(evt, ctx, /):
 def handler(event, context):
     return {"ok": True}
 """,
-        # nothing to insert the client after: it lands right above the handler, unspaced
+        # the imports in their sections, the client after them, two blank lines before the def
         f"""
-import boto3
 import json
 import os
 
+import boto3
+
 _untangle_sfn = boto3.client("stepfunctions")
+
+
 def handler(event, context):
 {starter_doc()}
     return _untangle_start(event)
@@ -215,24 +221,8 @@ def handler(event, context):
     lam.invoke(FunctionName="a")
     return regional.invoke(FunctionName="b")
 """,
-        # the imports only the clients used stay: the chained RemoveUnusedImportsCommand
-        # drops them (see test_rewrite_handler_then_drops_imports_left_unused)
-        f"""
-from boto3 import client
-from boto3.session import Session
-from botocore.config import Config
-import boto3
-import json
-import os
-
-_untangle_sfn = boto3.client("stepfunctions")
-
-
-def handler(event, context):
-{starter_doc()}
-    return _untangle_start(event)
-
-{SYNC_HELPER}""",
+        # the imports only the clients used go with them
+        STARTER + SYNC_HELPER,
     ),
     "extra_functions_appended": case(
         ORCHESTRATOR,
@@ -252,9 +242,9 @@ def warm(event, context):
 """,
         f"""
 import json
+import os
 
 import boto3
-import os
 
 _untangle_sfn = boto3.client("stepfunctions")
 
@@ -278,11 +268,12 @@ def warm(event, context):
         ),
         f"""
 import json
-
-import boto3
 import os
 
+import boto3
+
 _untangle_sfn = boto3.client("stepfunctions")
+
 s3 = boto3.client("s3")
 
 
@@ -296,12 +287,12 @@ def handler(event, context):
         ORCHESTRATOR.replace("import boto3", "import boto3 as b3").replace(
             "boto3.client", "b3.client"
         ),
+        # `import boto3 as b3` binds no `boto3`; only the removed client used it
         f"""
 import json
-
-import boto3 as b3
-import boto3
 import os
+
+import boto3
 
 _untangle_sfn = boto3.client("stepfunctions")
 
@@ -321,13 +312,20 @@ class Orders:
 
 def handler(event, context):
     return Orders().handler(event)
+
+
+def other(event, context):
+    return Orders().handler(event)
 """,
         f"""
-import boto3
 import json
 import os
 
+import boto3
+
 _untangle_sfn = boto3.client("stepfunctions")
+
+
 class Orders:
     def handler(self, event):
         return event
@@ -336,6 +334,10 @@ class Orders:
 def handler(event, context):
 {starter_doc()}
     return _untangle_start(event)
+
+
+def other(event, context):
+    return Orders().handler(event)
 
 {SYNC_HELPER}""",
     ),
@@ -449,9 +451,9 @@ def second(event, context):
         )
         after_first = f"""
 import json
+import os
 
 import boto3
-import os
 
 _untangle_sfn = boto3.client("stepfunctions")
 
@@ -469,9 +471,9 @@ def second(event, context):
 {first_helper}"""
         after_both = f"""
 import json
+import os
 
 import boto3
-import os
 
 _untangle_sfn = boto3.client("stepfunctions")
 
@@ -491,38 +493,32 @@ def second(event, context):
         self.assertCodemod(after_first, after_both, handler="second", env_var="SECOND_ARN")
         self.assertCodemod(after_both, after_both, handler="first", env_var="FIRST_ARN")
 
-    def test_rewrite_handler_then_drops_imports_left_unused(self) -> None:
-        """untangle chains libcst's RemoveUnusedImportsCommand after the starter."""
+    def test_rewrite_handler_is_the_codemod_in_the_files_line_ending(self) -> None:
+        """untangle's rewrite_handler runs the same codemod, keeping CRLF."""
         before = REWRITES["session_and_configured_clients_removed"]["before"]
-        code = rewrite_handler(self.make_fixture_data(before), "handler", ENV, "sync", "", extra="")
-        self.assertCodeEqual(
-            f"""
-import boto3
-import json
-import os
-
-_untangle_sfn = boto3.client("stepfunctions")
-
-
-def handler(event, context):
-{starter_doc()}
-    return _untangle_start(event)
-
-{SYNC_HELPER}""",
-            code,
+        code = rewrite_handler(
+            self.make_fixture_data(before).replace("\n", "\r\n"), "handler", ENV, "sync", "", ""
         )
+        self.assertEqual(code, self.make_fixture_data(STARTER + SYNC_HELPER).replace("\n", "\r\n"))
 
 
 # `python -m libcst.tool codemod starter.ReplaceHandlerWithStarter PATH …` parses these options
 # with `add_args` and passes them to the constructor by name (test_migrate runs the tool itself)
 CLI = {
     "every_option": (
-        "--handler lambda_handler --env-var ORDER_STATE_MACHINE_ARN --mode async --workflow Orders",
-        {"handler": "lambda_handler", "env_var": ENV, "mode": "async", "workflow": "Orders"},
+        "--handler lambda_handler --env-var ORDER_STATE_MACHINE_ARN --mode async --workflow Orders"
+        " --line-length 79",
+        {
+            "handler": "lambda_handler",
+            "env_var": ENV,
+            "mode": "async",
+            "workflow": "Orders",
+            "line_length": 79,
+        },
     ),
     "defaults": (
         "--handler handler --env-var ORDER_STATE_MACHINE_ARN",
-        {"handler": "handler", "env_var": ENV, "mode": "sync", "workflow": ""},
+        {"handler": "handler", "env_var": ENV, "mode": "sync", "workflow": "", "line_length": 88},
     ),
 }
 CLI_ERRORS = {

@@ -120,6 +120,7 @@ HOSTILE = [
     pytest.param('evil"name', id="quote"),
     pytest.param("a: b", id="colon"),
     pytest.param("line\\nbreak", id="newline"),
+    pytest.param('a"""b\\', id="triple-quote-backslash"),
     pytest.param("../../outside", id="dot-dot"),
     pytest.param("${AWS::AccountId}", id="sub-syntax"),
 ]
@@ -148,6 +149,15 @@ def test_hostile_function_names_stay_data(tmp_path: Path, name: str) -> None:
             text.replace("!Sub", "").replace("!GetAtt", "").replace("!Ref", "")
         )
         assert len(document["Resources"]) == 2  # the machine and its log group, nothing injected
+        # every Python file written parses, with nothing but imports, assignments and defs
+        import ast
+
+        for path in project.rglob("*.py"):
+            module = ast.parse(path.read_text())
+            assert all(
+                isinstance(n, (ast.Import, ast.ImportFrom, ast.Assign, ast.FunctionDef))
+                for n in module.body
+            )
 
 
 def test_failure_mid_write_leaves_the_tree_as_it_was(
@@ -415,3 +425,140 @@ def test_the_template_deploys_twice_in_one_account(tmp_path: Path) -> None:
     assert machines and all("Name" not in m["Properties"] for m in machines)
     groups = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
     assert all("AWS::StackName" in str(g["Properties"]["LogGroupName"]) for g in groups)
+
+
+# --- the rewritten handler in a project ---------------------------------------------------------
+
+ORCHESTRATOR_APP = (
+    "import json\n"
+    "import logging\n"
+    "\n"
+    "import boto3\n"
+    "\n"
+    "lam = boto3.client('lambda')\n"
+    "\n"
+    "\n"
+    "def describe(event):\n"
+    "    return json.dumps(event)\n"
+    "\n"
+    "\n"
+    "def handler(event, context):\n"
+    "    return lam.invoke(FunctionName='a-rather-long-worker-function-name', "
+    "Payload=describe(event))\n"
+)
+
+STYLES = [
+    pytest.param({"pyproject.toml": "[tool.ruff]\nline-length = 79\n"}, 79, id="ruff-79"),
+    pytest.param({"pyproject.toml": "[tool.black]\nline-length = 120\n"}, 120, id="black-120"),
+    pytest.param({"ruff.toml": "line-length = 79\n"}, 79, id="ruff-toml-79"),
+    pytest.param(
+        {"pyproject.toml": "[tool.ruff]\nline-length = 120\n[tool.black]\nline-length = 79\n"},
+        120,
+        id="ruff-before-black",
+    ),
+    pytest.param({"pyproject.toml": "[project]\nname = 'x'\n"}, 88, id="near-miss-no-setting"),
+    pytest.param({}, 88, id="near-miss-no-config"),
+]
+
+
+@pytest.mark.parametrize(("config", "width"), STYLES)
+def test_the_rewritten_handler_fits_the_projects_line_length(
+    tmp_path: Path, config: dict[str, str], width: int
+) -> None:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    for name, text in config.items():
+        (project / name).write_text(text)
+    (project / "src" / "app.py").write_text(ORCHESTRATOR_APP)
+    (project / "src" / "other.py").write_text("from app import describe\n")
+    code, diff, err = run(project)
+    assert code == 0, err
+    section = diff.split("+++ b/src/app.py\n")[1].split("\n--- ")[0]
+    added = [line[1:] for line in section.splitlines() if line.startswith("+")]
+    assert added and max(len(line) for line in added) <= width
+    assert run(project, "--write")[0] == 0
+    text = (project / "src" / "app.py").read_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    # the unrelated unused import stays, the helper another module imports stays, the client goes
+    assert "import logging\n" in text and "def describe(" in text and "lam =" not in text
+
+
+def test_a_helper_only_the_old_handler_used_goes_and_migrate_says_so(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(ORCHESTRATOR_APP)
+    code, _, err = run(tmp_path, "--write")
+    assert code == 0, err
+    assert "removed what only the old handler used: lam, describe" in err
+    text = (tmp_path / "app.py").read_text()
+    assert "def describe(" not in text and "import logging\n" in text
+
+
+def test_a_crlf_handler_stays_crlf(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_bytes(ORCHESTRATOR_APP.replace("\n", "\r\n").encode())
+    assert run(tmp_path, "--write")[0] == 0
+    data = (tmp_path / "app.py").read_bytes()
+    assert data.count(b"\r\n") == data.count(b"\n") > 10
+
+
+def test_a_conditional_redefinition_of_the_handler_is_refused_with_its_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "app.py").write_text(
+        ORCHESTRATOR_APP + "\n\nif DEBUG:\n    def handler(event, context):\n"
+        "        return lam.invoke(FunctionName='debug-worker')\n"
+    )
+    before = _snapshot(tmp_path)
+    code, _, err = run(tmp_path, "--write")
+    assert code == 1
+    assert "app.py:18: handler() at line 13 is defined again under `if` at line 18" in err
+    assert _snapshot(tmp_path) == before
+
+
+HOSTILE_IDS = [
+    pytest.param('Orders"""\n  import os\n  """', id="triple-quotes"),
+    pytest.param("Orders\\", id="backslash"),
+    pytest.param("Orders\\N{", id="named-escape"),
+    pytest.param("Orders\r\n# x", id="crlf"),
+    pytest.param("OrdersFunction", id="near-miss-plain"),
+]
+
+
+@pytest.mark.parametrize("logical_id", HOSTILE_IDS)
+def test_a_hostile_logical_id_stays_text_in_generated_python(
+    tmp_path: Path, logical_id: str
+) -> None:
+    import ast
+    import json as json_module
+
+    from untangle.cli import _scan_options
+    from untangle.config import Config
+    from untangle.files import read_source, read_text
+    from untangle.migrate import compute_migration
+    from untangle.plan import plan
+    from untangle.scan import load_tree
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(
+        "import json\nimport boto3\nlam = boto3.client('lambda')\n\n\n"
+        "def handler(event, context):\n"
+        "    total = event['total'] * 1.2\n"
+        "    return lam.invoke(FunctionName='worker', Payload=json.dumps({'t': total}))\n"
+    )
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n"
+        f"  {json_module.dumps(logical_id)}:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      CodeUri: src/\n      Handler: app.handler\n"
+        "      Runtime: python3.12\n"
+    )
+    tree = load_tree([str(tmp_path)], _scan_options(Config(), True))
+    planned = plan(tree.program, tree.templates, read_source)
+    migration = compute_migration(planned, tree.templates, read_text, str(tmp_path))
+    python = {p: t for p, t in migration.contents().items() if p.endswith(".py")}
+    assert python, migration.skipped
+    for text in python.values():
+        module = ast.parse(text)
+        # nothing but imports, the client and functions: no statement injected by the name
+        assert all(
+            isinstance(n, (ast.Import, ast.ImportFrom, ast.Assign, ast.FunctionDef))
+            for n in module.body
+        )

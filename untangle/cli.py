@@ -887,6 +887,7 @@ def migrate(
       untangle migrate app/                  # the diff, nothing written
       untangle migrate app/ --write          # validate, then write it all or nothing
     """
+    from untangle.importers import importers_of
     from untangle.migrate import (
         MigrationError,
         apply_migration,
@@ -928,6 +929,7 @@ def migrate(
             lambda asl: estimate(asl, inputs.get(id(asl))).recommendation,
             lambda asl: estimate(asl, inputs.get(id(asl))).express_blockers,
             lambda asl: estimate(asl, inputs.get(id(asl))).latency_after_ms,
+            importers_of(tree.sources, read_source),
         )
     except MigrationError as exc:
         _fail(str(exc))

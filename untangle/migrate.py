@@ -12,24 +12,34 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
+from codemods.layout import DEFAULT_LINE_LENGTH, docstring
 from untangle import event_sources as es
 from untangle import iam, sam
 from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
+from untangle.style import DEFAULT_STYLE, CodeStyle, code_style
 from untangle.templates import TemplateHandler
 from untangle.workflow.asl import placeholders
 from untangle.workflow.ir import Extraction, Reason, Task, Workflow, all_states
 
 ReadText = Callable[[str], str | None]  # absolute path → text, None when the file does not exist
+# a module's path → the names other modules of the project import from it (None: all of them,
+# `from app import *`)
+ImportedNames = Callable[[str], frozenset[str] | None]
 
 
 class MigrationError(Exception):
-    """A migration that must not be written (validation failed, a path escapes the root …)."""
+    """A migration that must not be written (validation failed, a path escapes the root …);
+    `line`, when known, is where in the handler's file the reason is."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ def compute_migration(
     recommendation: Callable[[dict[str, Any]], str] = lambda _: "Express",
     express_blockers: Callable[[dict[str, Any]], list[str]] = lambda _: [],
     execution_ms: Callable[[dict[str, Any]], float | None] = lambda _: None,
+    imported: ImportedNames = lambda _: frozenset(),
 ) -> Migration:
     root = os.path.abspath(root)
     migration = Migration(root)
@@ -104,10 +115,13 @@ def compute_migration(
                 recommendation(item.asl),
                 express_blockers(item.asl),
                 execution_ms(item.asl),
+                imported,
             )
         except (MigrationError, ValueError, yaml.YAMLError) as exc:
             edits.current = saved  # a workflow is migrated whole or not at all
             line = workflow.graph.states[0].span.line if workflow.graph.states else 1
+            if isinstance(exc, MigrationError) and exc.line is not None:
+                line = exc.line
             migration.skipped.append((workflow, (Reason(workflow.path, line, str(exc)),)))
             continue
         migration.migrated.append((workflow, how))
@@ -139,6 +153,7 @@ def _migrate_one(
     machine_type: str,
     blockers: list[str],
     execution_ms: float | None = None,
+    imported: ImportedNames = lambda _: frozenset(),
 ) -> str:
     workflow = item.workflow
     assert item.asl is not None
@@ -175,12 +190,29 @@ def _migrate_one(
     source = edits.get(handler_path)
     if source is None:
         raise MigrationError(f"cannot read {workflow.path}")
-    extra = _extracted_source(workflow)
-    env_var = _env_name(workflow)
-    edits.set(
-        handler_path,
-        rewrite_handler(source, handler_name, env_var, mode, workflow.name, extra),
+    _require_module_level(workflow, handler_path)
+    style = code_style(handler_path, edits.read)
+    style = replace(
+        style,
+        first_party=(
+            *style.first_party,
+            *_local_modules(source, [os.path.dirname(handler_path), app_root, root], edits.read),
+        ),
     )
+    extra = _extracted_source(workflow, style.line_length)
+    env_var = _env_name(workflow)
+    others = imported(handler_path)
+    if others is None:
+        raise MigrationError(
+            f"another module of the project imports everything from {workflow.path} "
+            "(`import *`): untangle cannot tell which names it may remove"
+        )
+    # other Lambda functions of the template whose handler is in this module stay
+    handlers = {t.function for t in templates if t.file == handler_path}
+    rewritten = rewrite(
+        source, handler_name, env_var, mode, workflow.name, extra, style, others | handlers
+    )
+    edits.set(handler_path, rewritten.code)
 
     substitutions = _substitutions(item, template, orchestrator, existing, workflow)
     machine_events = ""
@@ -230,6 +262,14 @@ def _migrate_one(
     )
     if decision is not None:
         how += "".join(f"\n  event sources: {line}" for line in decision.lines())
+    if rewritten.removed:
+        how += "; removed what only the old handler used: " + ", ".join(rewritten.removed)
+    if rewritten.kept:
+        how += (
+            "; kept, though only the old handler used them (removing them may change what "
+            "the module does when it loads, or what another Lambda runs): "
+            + ", ".join(rewritten.kept)
+        )
     return how
 
 
@@ -388,6 +428,53 @@ def _move_events(text: str, orchestrator: str, decision: es.Decision) -> tuple[s
     return text, "".join(blocks)
 
 
+def _require_module_level(workflow: Workflow, handler_path: str) -> None:
+    """The workflow's handler is a module-level function of its file (a Lambda handler is
+    `module.function`): never a method or a nested function that shares its name."""
+    parts = workflow.handler.split(".")
+    module = os.path.splitext(os.path.basename(handler_path))[0]
+    if module == "__init__":
+        module = os.path.basename(os.path.dirname(handler_path))
+    if len(parts) < 2 or parts[-2] != module:
+        raise MigrationError(
+            f"{workflow.handler} is not a module-level function of {workflow.path}: "
+            "untangle rewrites module-level handlers only"
+        )
+
+
+def _exists(path: str, read: ReadText) -> bool:
+    try:
+        return read(path) is not None
+    except (OSError, ValueError):
+        return False
+
+
+def _local_modules(source: str, folders: list[str], read: ReadText) -> list[str]:
+    """The top-level modules `source` imports that are files or packages of the project (in
+    one of `folders`): first party, for sorting imports."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return sorted(
+        name
+        for name in names
+        if any(
+            _exists(os.path.join(folder, name + ".py"), read)
+            or _exists(os.path.join(folder, name, "__init__.py"), read)
+            for folder in dict.fromkeys(folders)
+        )
+    )
+
+
 def _handler_module(template: sam.Template | None, orchestrator: str | None) -> str | None:
     """The orchestrator's module as its `Handler` names it (`pkg.app` of `pkg.app.handler`):
     the new functions live in that module, from the same CodeUri."""
@@ -496,14 +583,18 @@ def _lines_of(extracted: Extraction) -> str:
     return f"line {extracted.line}"
 
 
-def _extracted_source(workflow: Workflow) -> str:
+def _extracted_source(workflow: Workflow, line_length: int = DEFAULT_LINE_LENGTH) -> str:
     parts = []
     for extracted in workflow.extracted:
-        lines = [
-            f"def {extracted.function}(event, context):",
-            f'    """One step of the {workflow.name} state machine (extracted by untangle from '
-            f'{_lines_of(extracted)})."""',
-        ]
+        doc = docstring(
+            [
+                f"One step of the {workflow.name} state machine (extracted by untangle from "
+                f"{_lines_of(extracted)})."
+            ],
+            "    ",
+            line_length,
+        )
+        lines = [f"def {extracted.function}(event, context):", f"    {doc}"]
         for param in extracted.params:
             lines.append(f"    {param} = event[{param!r}]")
         if extracted.body:
@@ -524,28 +615,82 @@ def _extracted_source(workflow: Workflow) -> str:
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """A rewritten handler module, with the module-level names the rewrite removed (only the
+    old handler body used them) and those it kept though nothing uses them now (their value
+    may do something when the module loads)."""
+
+    code: str
+    removed: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
 def rewrite_handler(
-    source: str, handler: str, env_var: str, mode: str, workflow: str, extra: str
+    source: str,
+    handler: str,
+    env_var: str,
+    mode: str,
+    workflow: str,
+    extra: str,
+    style: CodeStyle = DEFAULT_STYLE,
+    keep: Iterable[str] = (),
 ) -> str:
-    """Run the codemods: the starter, then libcst's unused-import removal."""
+    """The handler module with the handler as a starter of its state machine."""
+    return rewrite(source, handler, env_var, mode, workflow, extra, style, keep).code
+
+
+def rewrite(
+    source: str,
+    handler: str,
+    env_var: str,
+    mode: str,
+    workflow: str,
+    extra: str,
+    style: CodeStyle = DEFAULT_STYLE,
+    keep: Iterable[str] = (),
+) -> Rewrite:
+    """Run the starter codemod on `source`; a MigrationError (with the line) when there is no
+    single module-level function `handler` to rewrite. The file keeps its line ending (the one
+    most of its lines have, when they differ)."""
     from libcst.codemod import CodemodContext, transform_module
     from libcst.codemod import TransformFailure as Failure
-    from libcst.codemod.commands.remove_unused_imports import RemoveUnusedImportsCommand
-    from libcst.codemod.visitors import AddImportsVisitor
 
     from codemods.starter import ReplaceHandlerWithStarter
 
-    context = CodemodContext()
-    command = ReplaceHandlerWithStarter(context, handler, env_var, mode, workflow, extra)
-    result = transform_module(command, source)
+    newline = dominant_newline(source)
+    command = ReplaceHandlerWithStarter(
+        CodemodContext(),
+        handler,
+        env_var,
+        mode,
+        workflow,
+        extra,
+        line_length=style.line_length,
+        first_party=style.first_party,
+        keep=tuple(keep),
+    )
+    result = transform_module(command, re.sub(r"\r\n?", "\n", source))
     if isinstance(result, Failure):
         raise MigrationError(f"cannot rewrite the handler: {result.error}")
-    code = getattr(result, "code", source)
-    del AddImportsVisitor
-    cleaned = transform_module(RemoveUnusedImportsCommand(CodemodContext()), code)
-    code = getattr(cleaned, "code", code)
+    if command.problem is not None:
+        raise MigrationError(str(command.problem), command.problem.line)
+    code = str(getattr(result, "code", source))
     compile(code, "<rewritten handler>", "exec")
-    return str(code)
+    orphans = command.orphans
+    return Rewrite(
+        code.replace("\n", newline),
+        tuple(orphans.removed) if orphans else (),
+        tuple(orphans.kept) if orphans else (),
+    )
+
+
+def dominant_newline(text: str) -> str:
+    """The line ending most lines of `text` end with (`\\n` for a text without any)."""
+    crlf = text.count("\r\n")
+    counts = {"\n": text.count("\n") - crlf, "\r\n": crlf, "\r": text.count("\r") - crlf}
+    best = max(counts.values())
+    return "\n" if best == 0 else next(k for k, v in counts.items() if v == best)
 
 
 def unified_diff(migration: Migration) -> str:

@@ -72,6 +72,8 @@ class LoadedTree:
     errors: list[SourceError]
     files_scanned: int
     templates: list[TemplateHandler]
+    # every Python file found, as shown to the user (migrate looks for importers of a module)
+    sources: tuple[str, ...] = ()
 
 
 def scan(
@@ -209,7 +211,9 @@ def _load_tree(
     cache.save()
     if progress is not None:
         progress(total, total)
-    return LoadedTree(program, errors, total, template_functions)
+    return LoadedTree(
+        program, errors, total, template_functions, tuple(s.path for s in found.sources)
+    )
 
 
 def _discover(paths: Sequence[str], options: ScanOptions, memo: TreeMemo) -> Discovered:
