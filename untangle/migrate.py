@@ -249,7 +249,7 @@ def _migrate_one(
         return (
             f"{workflow.name}: new template.yaml with the state machine; declare the "
             f"orchestrator there and give it {env_var} = the machine's ARN"
-        )
+        ) + _rewrite_says(rewritten)
     text = sam.add_resources(text, resources)
     if orchestrator is not None and decision is not None and not decision.keep_starter:
         text = sam.remove_resource(text, orchestrator)
@@ -260,17 +260,24 @@ def _migrate_one(
     how = f"{workflow.name}: {machine_type} state machine; " + _starter_says(
         orchestrator or handler_name, mode, decision
     )
+    how += _rewrite_says(rewritten)
     if decision is not None:
         how += "".join(f"\n  event sources: {line}" for line in decision.lines())
+    return how
+
+
+def _rewrite_says(rewritten: Rewrite) -> str:
+    """What the handler's rewrite removed, and what it kept though nothing uses it now."""
+    said = ""
     if rewritten.removed:
-        how += "; removed what only the old handler used: " + ", ".join(rewritten.removed)
+        said += "; removed what only the old handler used: " + ", ".join(rewritten.removed)
     if rewritten.kept:
-        how += (
+        said += (
             "; kept, though only the old handler used them (removing them may change what "
             "the module does when it loads, or what another Lambda runs): "
             + ", ".join(rewritten.kept)
         )
-    return how
+    return said
 
 
 def _mode(machine_type: str) -> str:
