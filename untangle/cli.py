@@ -182,6 +182,7 @@ def scan(
 
     paths = paths or (".",)
     _require_paths(paths)
+    _recover_interrupted_writes(paths)
     config = _config(paths, config_path)
     selected = _split(select) or config.select
     ignored = _split(ignore) or config.ignore
@@ -348,6 +349,7 @@ def plan(
 
     paths = paths or (".",)
     _require_paths(paths)
+    _recover_interrupted_writes(paths)
     shown = _plan_details(details, diagram)
     config = _config(paths, config_path)
     profiles: dict[str, FunctionProfile] = {}
@@ -810,6 +812,7 @@ def migrate(
 
     paths = paths or (".",)
     _require_paths(paths)
+    _recover_interrupted_writes(paths)
     config = _config(paths, config_path)
     roots = [os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p) or ".") for p in paths]
     root = os.path.commonpath(roots)
@@ -956,6 +959,7 @@ def verify(
     if not os.path.isdir(app):
         _fail(f"not a directory: {app} (verify takes the app's folder)")
     _require_paths((app,))
+    _recover_interrupted_writes((app,))
     try:
         events = load_events(app, event_files)
     except (OSError, ValueError) as exc:
@@ -1105,6 +1109,39 @@ def _progress_bar() -> Callable[[int, int], None] | None:
         sys.stderr.flush()
 
     return show
+
+
+def _recover_interrupted_writes(paths: tuple[str, ...]) -> None:
+    """Before any command reads the tree: roll back a `migrate --write` that was killed half
+    way (its journal in PATHS' directories or above), and say so."""
+    from untangle.journal import WriteRefused, journal_roots, recover
+
+    for root in journal_roots(paths):
+        try:
+            recovery = recover(root)
+        except (WriteRefused, OSError) as exc:
+            _fail(f"cannot recover the interrupted write in {root}: {exc}")
+        if recovery is None:
+            continue
+        if recovery.conflicts:
+            _fail(
+                f"an interrupted `migrate --write` in {root} cannot be rolled back: "
+                f"{', '.join(recovery.conflicts)} changed since; their old contents are in "
+                f"{os.path.join(root, '.untangle-journal')} (delete it when resolved)"
+            )
+        if recovery.rolled_back:
+            click.echo(
+                f"untangle: rolled back an interrupted `migrate --write` in {root}: "
+                f"{len(recovery.restored)} file(s) restored, {len(recovery.removed)} new "
+                "file(s) removed",
+                err=True,
+            )
+        else:
+            click.echo(
+                f"untangle: removed the journal of an interrupted `migrate --write` in {root} "
+                "(no file had been replaced, or all had)",
+                err=True,
+            )
 
 
 def _fail(message: str) -> NoReturn:
