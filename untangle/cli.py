@@ -387,13 +387,7 @@ def plan(
         cost = estimate(planned_item.asl, inputs) if planned_item.asl is not None else None
         documents.append((planned_item, cost))
     if out is not None:
-        os.makedirs(out, exist_ok=True)
-        for planned_item, _ in documents:
-            if planned_item.asl is not None:
-                target = os.path.join(out, f"{planned_item.workflow.name}.asl.json")
-                with open(target, "w", encoding="utf-8") as handle:
-                    handle.write(json.dumps(planned_item.asl, indent=2) + "\n")
-                click.echo(f"wrote {target}", err=True)
+        _write_definitions(out, documents)
     if diagram_out is not None:
         _write_diagrams(diagram_out, documents, diagram)
     if output_format == "json":
@@ -614,22 +608,38 @@ def _function_aliases(planned: list[Any]) -> dict[str, str]:
 
 
 def _write_diagrams(folder: str, documents: list[tuple[Any, Any]], kind: str) -> None:
+    from untangle.outputs import artifact_name, write_artifact
     from untangle.render import diagram as diagrams
 
     kind = "mermaid" if kind == "none" else kind
     render = {"text": diagrams.text, "mermaid": diagrams.mermaid, "dot": diagrams.dot}[kind]
     suffix = {"text": "txt", "mermaid": "mmd", "dot": "dot"}[kind]
     try:
-        os.makedirs(folder, exist_ok=True)
         for item, _ in documents:
             if item.asl is None:
                 continue
-            target = os.path.join(folder, f"{item.workflow.name}.{suffix}")
-            with open(target, "w", encoding="utf-8") as handle:
-                handle.write(render(item.asl, choice_conditions(item.workflow)))
-            click.echo(f"wrote {target}", err=True)
+            text = render(item.asl, choice_conditions(item.workflow))
+            name = artifact_name(item.workflow.name, suffix)
+            click.echo(f"wrote {write_artifact(folder, name, text)}", err=True)
     except OSError as exc:
         _fail(f"--diagram-out {folder}: {exc.strerror or exc}")
+
+
+def _write_definitions(folder: str, documents: list[tuple[Any, Any]]) -> None:
+    """plan --out: each definition in FOLDER, named after its workflow (made safe: a name
+    never leads out of FOLDER)."""
+    import json
+
+    from untangle.outputs import artifact_name, write_artifact
+
+    try:
+        for item, _ in documents:
+            if item.asl is not None:
+                text = json.dumps(item.asl, indent=2) + "\n"
+                name = artifact_name(item.workflow.name, "asl.json")
+                click.echo(f"wrote {write_artifact(folder, name, text)}", err=True)
+    except OSError as exc:
+        _fail(f"--out {folder}: {exc.strerror or exc}")
 
 
 def _cost_keys(planned: list[Any]) -> set[str]:

@@ -118,7 +118,7 @@ def write_files(root: str, replacements: list[Replacement]) -> None:
             inside(directory, root)
             _fsync_directory(os.path.dirname(directory))
         for target, replacement in zip(targets, replacements):
-            _swap(target, replacement.new, root)
+            replace_atomically(target, replacement.new, root)
     except BaseException:
         recover(root)
         raise
@@ -203,9 +203,9 @@ def _directories_to_create(root: str, targets: list[str]) -> list[str]:
     return created
 
 
-def _swap(target: str, content: bytes, root: str) -> None:
-    """`content` at `target` by a rename: a reader sees the old file or the new one, never
-    half of it."""
+def replace_atomically(target: str, content: bytes, root: str) -> None:
+    """`content` at `target` (in a directory inside `root`) by a rename: a reader sees the old
+    file or the new one, never half of it; a symlink at `target` is replaced, not followed."""
     directory = os.path.dirname(target)
     inside(directory, root)
     handle, temp = tempfile.mkstemp(
@@ -216,12 +216,16 @@ def _swap(target: str, content: bytes, root: str) -> None:
             stream.write(content)
             stream.flush()
             os.fsync(stream.fileno())
-        if os.path.exists(target):
-            os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
+        try:
+            mode = os.lstat(target).st_mode
+        except FileNotFoundError:
+            mode = 0
+        if stat.S_ISREG(mode):
+            os.chmod(temp, stat.S_IMODE(mode))  # the file keeps its permissions
         else:
             umask = os.umask(0)
             os.umask(umask)
-            os.chmod(temp, 0o666 & ~umask)
+            os.chmod(temp, 0o666 & ~umask)  # as open() would have made it
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -253,7 +257,7 @@ def _roll_back(root: str, journal: str, entry: dict[str, Any], recovery: Recover
     if _sha(old) != entry["old_sha256"]:
         recovery.conflicts.append(relative)
         return
-    _swap(target, old, root)
+    replace_atomically(target, old, root)
     recovery.restored.append(relative)
 
 
