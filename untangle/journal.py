@@ -181,8 +181,13 @@ def _checked_targets(root: str, replacements: list[Replacement]) -> list[str]:
     targets = []
     for replacement in replacements:
         target = inside(replacement.path, root)
-        if os.path.basename(os.path.dirname(target)) == JOURNAL or target in targets:
-            raise WriteRefused(f"refusing to write {replacement.path}: written twice or a journal")
+        if target in targets:
+            raise WriteRefused(
+                f"refusing to write {replacement.path}: it is {target}, which another change "
+                "writes too (a symlink inside the project)"
+            )
+        if JOURNAL in os.path.relpath(target, root).split(os.sep):
+            raise WriteRefused(f"refusing to write {replacement.path}: inside the journal")
         on_disk = _read(target)
         if on_disk != replacement.old:
             raise WriteRefused(f"{replacement.path} changed since the migration was computed")
