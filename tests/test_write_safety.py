@@ -406,3 +406,156 @@ def test_an_existing_machine_with_a_definition_file(
     assert (app / "statemachine" / file_name).read_text() == definition
     if code:
         assert _tree(app) == before
+
+
+# --- the journal itself: edited since the crash, planted, malformed -----------------------------
+
+
+@needs_strace
+def test_a_file_edited_after_the_crash_is_left_alone_and_named(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    spec = tmp_path / "spec.json"
+    _write_spec(root, spec)
+    # killed at its 3rd rename: the manifest and src/app.py are in, template.yaml is not
+    assert _killed_at(
+        "rename,renameat,renameat2", 3, [sys.executable, "-c", DRIVER, str(spec)], root
+    )
+    assert (root / "src" / "app.py").read_bytes() == b"x=2\n"
+    (root / "src" / "app.py").write_text("edited by hand\n")
+    result = CliRunner().invoke(main, ["scan", str(root), "--no-cache"])
+    assert result.exit_code == 2
+    assert "src/app.py changed since" in result.stderr
+    assert (root / "src" / "app.py").read_text() == "edited by hand\n"
+    assert (root / ".untangle-journal" / "0.old").read_bytes().startswith(b"def handler")
+    assert (root / "template.yaml").read_bytes() == b"Resources: {}\n# caf\xe9\n"
+
+
+def _sha(content: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(content).hexdigest()
+
+
+def _planted_journal(root: Path, manifest: object, backups: dict[str, bytes]) -> None:
+    import json
+
+    journal = root / ".untangle-journal"
+    journal.mkdir(parents=True)
+    for name, content in backups.items():
+        (journal / name).write_bytes(content)
+    text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    (journal / "manifest.json").write_text(text)
+
+
+def _entry(path: str, old: bytes | None, new: bytes, backup: str | None) -> dict[str, object]:
+    return {
+        "path": path,
+        "old_sha256": None if old is None else _sha(old),
+        "new_sha256": _sha(new),
+        "backup": backup,
+    }
+
+
+FORMAT = "untangle-journal/1"
+VICTIM = b"not yours\n"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "code", "message"),
+    [
+        pytest.param(
+            {
+                "format": FORMAT,
+                "entries": [_entry("../outside/victim", b"x", VICTIM, "0.old")],
+                "created_directories": [],
+            },
+            2,
+            "cannot be rolled back: ../outside/victim",
+            id="entry-leads-out",
+        ),
+        pytest.param(
+            {
+                "format": FORMAT,
+                "entries": [_entry("src/app.py", b"x", b"app\n", "../../outside/victim")],
+                "created_directories": [],
+            },
+            2,
+            "not a journal untangle wrote",
+            id="backup-read-from-outside",
+        ),
+        pytest.param(
+            {"format": FORMAT, "entries": [], "created_directories": ["../outside/empty"]},
+            0,
+            "rolled back",
+            id="created-directory-outside",
+        ),
+        pytest.param("{", 2, "not a journal untangle wrote", id="not-json"),
+        pytest.param({"format": FORMAT}, 2, "not a journal untangle wrote", id="no-entries"),
+        pytest.param(
+            {
+                "format": FORMAT,
+                "entries": [_entry("/etc/passwd", None, b"x", None)],
+                "created_directories": [],
+            },
+            2,
+            "not a journal untangle wrote",
+            id="absolute-path",
+        ),
+        pytest.param(
+            {
+                "format": FORMAT,
+                "entries": [_entry("src/app.py", b"old app\n", b"app\n", "0.old")],
+                "created_directories": [],
+            },
+            0,
+            "1 file(s) restored",
+            id="near-miss-a-journal-as-untangle-writes-it",
+        ),
+    ],
+)
+def test_a_planted_journal_never_reaches_outside_the_root(
+    tmp_path: Path, manifest: object, code: int, message: str
+) -> None:
+    root = tmp_path / "project"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "app.py").write_bytes(b"app\n")
+    outside = tmp_path / "outside"
+    (outside / "empty").mkdir(parents=True)
+    (outside / "victim").write_bytes(VICTIM)
+    _planted_journal(root, manifest, {"0.old": b"old app\n"})
+    result = CliRunner().invoke(main, ["scan", str(root), "--no-cache"])
+    assert "Traceback" not in result.stderr and not isinstance(result.exception, Exception)
+    assert result.exit_code == code, result.stderr
+    assert message in result.stderr
+    assert (outside / "victim").read_bytes() == VICTIM and (outside / "empty").is_dir()
+    if code == 0:
+        assert not (root / ".untangle-journal").exists()
+    if "restored" in message:
+        assert (root / "src" / "app.py").read_bytes() == b"old app\n"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "file"])
+def test_a_journal_name_that_is_not_a_directory_is_ignored(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / "project"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "app.py").write_bytes(b"x = 1\n")
+    elsewhere = tmp_path / "elsewhere"
+    _planted_journal(
+        elsewhere,
+        {
+            "format": FORMAT,
+            "entries": [_entry("victim", b"v", VICTIM, None)],
+            "created_directories": [],
+        },
+        {},
+    )
+    (elsewhere / "victim").write_bytes(VICTIM)
+    if kind == "symlink":
+        (root / ".untangle-journal").symlink_to(elsewhere / ".untangle-journal")
+    else:
+        (root / ".untangle-journal").write_text("{}")
+    result = CliRunner().invoke(main, ["scan", str(root), "--no-cache"])
+    assert result.exit_code == 0, result.stderr
+    assert "interrupted" not in result.stderr
+    assert (elsewhere / "victim").read_bytes() == VICTIM
+    assert (elsewhere / ".untangle-journal" / "manifest.json").exists()

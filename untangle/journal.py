@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable
@@ -144,19 +145,45 @@ def recover(root: str) -> Recovery | None:
         return Recovery(root, rolled_back=False)
     except ValueError:
         raise WriteRefused(f"{journal}/{MANIFEST} is not a journal untangle wrote") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not _well_formed(manifest):
         raise WriteRefused(f"{journal}/{MANIFEST} is not a journal untangle wrote")
     recovery = Recovery(root, rolled_back=True)
     for entry in reversed(manifest["entries"]):
         _roll_back(root, journal, entry, recovery)
     for entry in manifest["entries"]:
-        _remove_temporaries(os.path.join(root, entry["path"]))
+        with contextlib.suppress(WriteRefused):
+            _remove_temporaries(inside(os.path.join(root, entry["path"]), root))
     for relative in reversed(manifest["created_directories"]):
-        with contextlib.suppress(OSError):  # not empty: something else lives there now
-            os.rmdir(os.path.join(root, relative))
+        # not empty (something else lives there now) or not under the root: left alone
+        with contextlib.suppress(OSError, WriteRefused):
+            os.rmdir(inside(os.path.join(root, relative), root))
     if not recovery.conflicts:
         _discard(journal)
     return recovery
+
+
+def _well_formed(manifest: Any) -> bool:
+    """The manifest's shape, checked before it is trusted: paths are relative, backups are the
+    journal's own `N.old` files (a planted manifest reads nothing from elsewhere)."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return False
+    entries, created = manifest.get("entries"), manifest.get("created_directories")
+    if not isinstance(entries, list) or not isinstance(created, list):
+        return False
+    relative = [e.get("path") for e in entries if isinstance(e, dict)] + created
+    if len(relative) != len(entries) + len(created):
+        return False
+    if not all(isinstance(p, str) and p and not os.path.isabs(p) for p in relative):
+        return False
+    for entry in entries:
+        backup, hashes = entry.get("backup"), (entry.get("old_sha256"), entry.get("new_sha256"))
+        if backup is not None and not (
+            isinstance(backup, str) and re.fullmatch(r"\d+\.old", backup)
+        ):
+            return False
+        if not all(h is None or isinstance(h, str) for h in hashes) or hashes[1] is None:
+            return False
+    return True
 
 
 def journal_roots(paths: Iterable[str]) -> list[str]:
@@ -168,7 +195,8 @@ def journal_roots(paths: Iterable[str]) -> list[str]:
         if not os.path.isdir(directory):
             directory = os.path.dirname(directory)
         while True:
-            if os.path.lexists(os.path.join(directory, JOURNAL)):
+            journal = os.path.join(directory, JOURNAL)
+            if os.path.isdir(journal) and not os.path.islink(journal):  # never followed
                 found[directory] = None
             parent = os.path.dirname(directory)
             if parent == directory:
