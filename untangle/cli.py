@@ -183,6 +183,7 @@ def scan(
 
     paths = paths or (".",)
     _require_paths(paths)
+    _recover_interrupted_writes(paths)
     config = _config(paths, config_path)
     selected = _split(select) or config.select
     ignored = _split(ignore) or config.ignore
@@ -372,6 +373,7 @@ def plan(
 
     paths = paths or (".",)
     _require_paths(paths)
+    _recover_interrupted_writes(paths)
     shown = _plan_details(details, diagram)
     config = _config(paths, config_path)
     durations = {k: float(v) for k, v in _named_numbers("--duration", duration).items()}
@@ -435,13 +437,7 @@ def plan(
             )
         documents.append((planned_item, cost))
     if out is not None:
-        os.makedirs(out, exist_ok=True)
-        for planned_item, _ in documents:
-            if planned_item.asl is not None:
-                target = os.path.join(out, f"{planned_item.workflow.name}.asl.json")
-                with open(target, "w", encoding="utf-8") as handle:
-                    handle.write(json.dumps(planned_item.asl, indent=2) + "\n")
-                click.echo(f"wrote {target}", err=True)
+        _write_definitions(out, documents)
     if diagram_out is not None:
         _write_diagrams(diagram_out, documents, diagram)
     if output_format == "json":
@@ -679,20 +675,19 @@ def _function_aliases(planned: list[Any]) -> dict[str, str]:
 
 
 def _write_diagrams(folder: str, documents: list[tuple[Any, Any]], kind: str) -> None:
+    from untangle.outputs import artifact_name, write_artifact
     from untangle.render import diagram as diagrams
 
     kind = "mermaid" if kind == "none" else kind
     render = {"text": diagrams.text, "mermaid": diagrams.mermaid, "dot": diagrams.dot}[kind]
     suffix = {"text": "txt", "mermaid": "mmd", "dot": "dot"}[kind]
     try:
-        os.makedirs(folder, exist_ok=True)
         for item, _ in documents:
             if item.asl is None:
                 continue
-            target = os.path.join(folder, f"{item.workflow.name}.{suffix}")
-            with open(target, "w", encoding="utf-8") as handle:
-                handle.write(render(item.asl, choice_conditions(item.workflow)))
-            click.echo(f"wrote {target}", err=True)
+            text = render(item.asl, choice_conditions(item.workflow))
+            name = artifact_name(item.workflow.name, suffix)
+            click.echo(f"wrote {write_artifact(folder, name, text)}", err=True)
     except OSError as exc:
         _fail(f"--diagram-out {folder}: {exc.strerror or exc}")
 
@@ -719,6 +714,23 @@ def _state_names(planned: list[Any]) -> set[str]:
         if item.asl is not None:
             found.update(name for name, _ in _asl.walk(item.asl))
     return found
+
+
+def _write_definitions(folder: str, documents: list[tuple[Any, Any]]) -> None:
+    """plan --out: each definition in FOLDER, named after its workflow (made safe: a name
+    never leads out of FOLDER)."""
+    import json
+
+    from untangle.outputs import artifact_name, write_artifact
+
+    try:
+        for item, _ in documents:
+            if item.asl is not None:
+                text = json.dumps(item.asl, indent=2) + "\n"
+                name = artifact_name(item.workflow.name, "asl.json")
+                click.echo(f"wrote {write_artifact(folder, name, text)}", err=True)
+    except OSError as exc:
+        _fail(f"--out {folder}: {exc.strerror or exc}")
 
 
 def _cost_keys(planned: list[Any]) -> set[str]:
@@ -903,6 +915,7 @@ def migrate(
 
     paths = paths or (".",)
     _require_paths(paths)
+    _recover_interrupted_writes(paths)
     config = _config(paths, config_path)
     roots = [os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p) or ".") for p in paths]
     root = os.path.commonpath(roots)
@@ -1090,6 +1103,7 @@ def verify(
     if not os.path.isdir(app):
         _fail(f"not a directory: {app} (verify takes the app's folder)")
     _require_paths((app,))
+    _recover_interrupted_writes((app,))
     try:
         events = load_events(app, event_files)
     except (OSError, ValueError) as exc:
@@ -1253,6 +1267,39 @@ def _progress_bar() -> Callable[[int, int], None] | None:
         sys.stderr.flush()
 
     return show
+
+
+def _recover_interrupted_writes(paths: tuple[str, ...]) -> None:
+    """Before any command reads the tree: roll back a `migrate --write` that was killed half
+    way (its journal in PATHS' directories or above), and say so."""
+    from untangle.journal import WriteRefused, journal_roots, recover
+
+    for root in journal_roots(paths):
+        try:
+            recovery = recover(root)
+        except (WriteRefused, OSError) as exc:
+            _fail(f"cannot recover the interrupted write in {root}: {exc}")
+        if recovery is None:
+            continue
+        if recovery.conflicts:
+            _fail(
+                f"an interrupted `migrate --write` in {root} cannot be rolled back: "
+                f"{', '.join(recovery.conflicts)} changed since; their old contents are in "
+                f"{os.path.join(root, '.untangle-journal')} (delete it when resolved)"
+            )
+        if recovery.rolled_back:
+            click.echo(
+                f"untangle: rolled back an interrupted `migrate --write` in {root}: "
+                f"{len(recovery.restored)} file(s) restored, {len(recovery.removed)} new "
+                "file(s) removed",
+                err=True,
+            )
+        else:
+            click.echo(
+                f"untangle: removed the journal of an interrupted `migrate --write` in {root} "
+                "(no file had been replaced, or all had)",
+                err=True,
+            )
 
 
 def _fail(message: str) -> NoReturn:

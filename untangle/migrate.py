@@ -6,7 +6,6 @@ runs the validators; `apply_migration` is the only part that writes, all or noth
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
@@ -20,7 +19,6 @@ import yaml
 from codemods.layout import DEFAULT_LINE_LENGTH, docstring
 from untangle import event_sources as es
 from untangle import iam, sam
-from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
 from untangle.style import DEFAULT_STYLE, CodeStyle, code_style
 from untangle.templates import TemplateHandler
@@ -133,11 +131,13 @@ def compute_migration(
 
 def inside(path: str, root: str) -> str:
     """`path`, resolved, when it lies under `root`; a MigrationError otherwise."""
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if os.path.commonpath([real, real_root]) != real_root:
-        raise MigrationError(f"refusing to write {path}: outside the project root {root}")
-    return real
+    from untangle.journal import WriteRefused
+    from untangle.journal import inside as resolved_inside
+
+    try:
+        return resolved_inside(path, root)
+    except WriteRefused as exc:
+        raise MigrationError(str(exc)) from None
 
 
 def _env_name(workflow: Workflow) -> str:
@@ -786,60 +786,19 @@ def _check(
 
 
 def apply_migration(migration: Migration) -> None:
-    """Write every change or none: stage each file next to its target, then swap them in; on any
-    failure, the files already swapped get their old contents back."""
-    staged: list[tuple[str, str, FileChange]] = []
-    created_dirs: list[str] = []
+    """Write every change or none, as one transaction that survives a kill at any point (a
+    journal in the project root, rolled back by the next command: see `untangle.journal`)."""
+    from untangle.journal import Replacement, WriteRefused, write_files
+
+    replacements = [
+        Replacement(
+            change.path,
+            None if change.old is None else change.old.encode("utf-8"),
+            change.new.encode("utf-8"),
+        )
+        for change in migration.changes
+    ]
     try:
-        for change in migration.changes:
-            target = inside(change.path, migration.root)
-            on_disk = read_text(target)
-            if on_disk != change.old:
-                raise MigrationError(f"{change.path} changed since the migration was computed")
-            directory = os.path.dirname(target)
-            missing = []
-            probe = directory
-            while not os.path.isdir(probe):
-                missing.append(probe)
-                probe = os.path.dirname(probe)
-            os.makedirs(directory, exist_ok=True)
-            created_dirs += reversed(missing)
-            temp = os.path.join(directory, f".{os.path.basename(target)}.untangle-tmp")
-            with open(temp, "w", encoding="utf-8", newline="") as handle:
-                handle.write(change.new)
-                handle.flush()
-                os.fsync(handle.fileno())
-            staged.append((target, temp, change))
-    except BaseException:
-        for _, temp, _ in staged:
-            _remove(temp)
-        for directory in reversed(created_dirs):
-            _rmdir(directory)
-        raise
-    done: list[tuple[str, FileChange]] = []
-    try:
-        for target, temp, change in staged:
-            os.replace(temp, target)
-            done.append((target, change))
-    except BaseException:
-        for target, change in reversed(done):
-            if change.old is None:
-                _remove(target)
-            else:
-                with open(target, "w", encoding="utf-8", newline="") as handle:
-                    handle.write(change.old)
-        for _, temp, _ in staged:
-            _remove(temp)
-        for directory in reversed(created_dirs):
-            _rmdir(directory)
-        raise
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-
-
-def _rmdir(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
+        write_files(migration.root, replacements)
+    except WriteRefused as exc:
+        raise MigrationError(str(exc)) from None

@@ -342,6 +342,30 @@ def cfn_load(text: str) -> Any:
     return yaml.load(text, Loader=Loader)  # a SafeLoader subclass
 
 
+def _definition_file(path: str, pending: str | None) -> dict[str, Any] | str:
+    """A state machine's definition file as SAM reads it (JSON, or YAML: `x.asl.yaml`), the
+    pending new text when the migration writes it; the problem as a string otherwise."""
+    source = pending
+    if source is None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                source = handle.read()
+        except FileNotFoundError:
+            return "does not exist"
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"cannot be read ({exc})"
+    try:
+        definition = json.loads(source)
+    except ValueError:
+        try:
+            definition = yaml.safe_load(source)
+        except yaml.YAMLError as exc:
+            return f"neither JSON nor YAML ({' '.join(str(exc).split())})"
+    if not isinstance(definition, dict):
+        return "not a state machine definition (not a mapping)"
+    return definition
+
+
 def validate(
     text: str, directory: str, pending: dict[str, str], skipped: set[str] | None = None
 ) -> list[str]:
@@ -367,15 +391,12 @@ def validate(
         uri = props.get("DefinitionUri")
         if isinstance(uri, str) and not uri.startswith("s3://"):
             path = os.path.normpath(os.path.join(directory, uri))
-            source = pending.get(path)
-            if source is None and os.path.exists(path):
-                with open(path, encoding="utf-8") as handle:
-                    source = handle.read()
-            if source is None:
-                problems.append(f"DefinitionUri {uri} does not exist")
+            definition = _definition_file(path, pending.get(path))
+            if isinstance(definition, str):
+                problems.append(f"DefinitionUri {uri}: {definition}")
                 continue
             del props["DefinitionUri"]
-            props["Definition"] = json.loads(source)
+            props["Definition"] = definition
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     try:
         transform = importlib.import_module("samtranslator.translator.transform").transform
