@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from untangle import sam
+from untangle.facts.source import text_encoding
 from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
 from untangle.templates import TemplateHandler
@@ -36,6 +37,8 @@ class FileChange:
     path: str  # absolute
     old: str | None  # None: a new file
     new: str
+    # what the file is written in: a handler keeps the encoding its PEP 263 line declares
+    encoding: str = "utf-8"
 
 
 @dataclass
@@ -70,10 +73,16 @@ class _Edits:
 
     def changes(self) -> list[FileChange]:
         return [
-            FileChange(path, self.original[path], text)
+            FileChange(path, self.original[path], text, _encoding_of(path, text))
             for path, text in sorted(self.current.items())
             if text is not None and text != self.original[path]
         ]
+
+
+def _encoding_of(path: str, text: str) -> str:
+    """A Python file is written in the encoding its coding line declares, as Python reads it;
+    every other file in UTF-8."""
+    return text_encoding(text) if path.endswith(".py") else "utf-8"
 
 
 def compute_migration(
@@ -151,10 +160,16 @@ def _migrate_one(
     extra = _extracted_source(workflow)
     mode = "sync" if machine_type == "Express" else "async"
     env_var = _env_name(workflow)
-    edits.set(
-        handler_path,
-        rewrite_handler(source, handler_name, env_var, mode, workflow.name, extra),
-    )
+    rewritten = rewrite_handler(source, handler_name, env_var, mode, workflow.name, extra)
+    encoding = _encoding_of(handler_path, rewritten)
+    try:
+        rewritten.encode(encoding)
+    except (LookupError, UnicodeEncodeError) as exc:
+        raise MigrationError(
+            f"the rewritten handler cannot be written in {encoding}, the encoding its coding "
+            f"line declares ({exc})"
+        ) from exc
+    edits.set(handler_path, rewritten)
 
     # the template
     text = edits.get(template_path)
@@ -466,7 +481,7 @@ def apply_migration(migration: Migration) -> None:
             os.makedirs(directory, exist_ok=True)
             created_dirs += reversed(missing)
             temp = os.path.join(directory, f".{os.path.basename(target)}.untangle-tmp")
-            with open(temp, "w", encoding="utf-8", newline="") as handle:
+            with open(temp, "w", encoding=change.encoding, newline="") as handle:
                 handle.write(change.new)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -487,7 +502,7 @@ def apply_migration(migration: Migration) -> None:
             if change.old is None:
                 _remove(target)
             else:
-                with open(target, "w", encoding="utf-8", newline="") as handle:
+                with open(target, "w", encoding=change.encoding, newline="") as handle:
                     handle.write(change.old)
         for _, temp, _ in staged:
             _remove(temp)

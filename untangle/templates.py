@@ -64,13 +64,14 @@ def _load_yaml(text: str) -> Any:
 
 
 def read_template(path: str) -> list[TemplateHandler] | SourceError:
+    from untangle.files import read_bytes
+
     try:
-        if os.path.getsize(path) > _MAX_TEMPLATE_BYTES:
-            return []
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(path, _MAX_TEMPLATE_BYTES)
     except OSError as exc:
         return SourceError(path, None, f"cannot read template: {exc.strerror or exc}")
+    if len(data) > _MAX_TEMPLATE_BYTES:
+        return []
     if b"Handler" not in data or not any(kind.encode() in data for kind in _FUNCTION_TYPES):
         return []
     try:
