@@ -21,7 +21,7 @@ from untangle import sam
 from untangle.facts.source import text_encoding
 from untangle.files import read_text
 from untangle.plan import PlannedWorkflow
-from untangle.templates import TemplateHandler
+from untangle.templates import TemplateHandler, one_line
 from untangle.workflow.asl import placeholders
 from untangle.workflow.ir import Extraction, Reason, Workflow
 
@@ -30,6 +30,33 @@ ReadText = Callable[[str], str | None]  # absolute path → text, None when the 
 
 class MigrationError(Exception):
     """A migration that must not be written (validation failed, a path escapes the root …)."""
+
+
+class TemplateProblem(MigrationError):
+    """The template a workflow would be added to cannot be read or edited: reported at the
+    template's line, not the handler's."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+def _template_problem(
+    path: str, text: str | None, logical: str | None, exc: Exception
+) -> TemplateProblem:
+    """`exc` (a YAML error, a template untangle cannot edit) at the line it names: the YAML
+    error's mark, else the orchestrator's resource, else line 1."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if isinstance(exc, yaml.YAMLError):
+        message = f"cannot read the template: {one_line(exc)}"
+    else:
+        message = str(exc)
+    line = mark.line + 1 if mark is not None else None
+    if line is None and text and logical:
+        found = re.search(rf"^[ \t]*{re.escape(logical)}[ \t]*:", text, re.MULTILINE)
+        line = text.count("\n", 0, found.start()) + 1 if found else None
+    return TemplateProblem(os.path.relpath(path), line or 1, message)
 
 
 @dataclass(frozen=True)
@@ -103,8 +130,12 @@ def compute_migration(
         saved = dict(edits.current)
         try:
             how = _migrate_one(item, templates, edits, root, recommendation(item.asl))
-        except (MigrationError, ValueError, yaml.YAMLError) as exc:
+        except TemplateProblem as exc:
             edits.current = saved  # a workflow is migrated whole or not at all
+            migration.skipped.append((workflow, (Reason(exc.path, exc.line, str(exc)),)))
+            continue
+        except (MigrationError, ValueError, yaml.YAMLError) as exc:
+            edits.current = saved
             line = workflow.graph.states[0].span.line if workflow.graph.states else 1
             migration.skipped.append((workflow, (Reason(workflow.path, line, str(exc)),)))
             continue
@@ -173,9 +204,45 @@ def _migrate_one(
 
     # the template
     text = edits.get(template_path)
+    orchestrator = declared[0].logical_id if declared else None
+    try:
+        return _add_to_template(
+            item,
+            edits,
+            template_path,
+            text,
+            orchestrator,
+            handler_path,
+            machine,
+            definition_path,
+            machine_type,
+            env_var,
+            mode,
+            handler_name,
+        )
+    except (ValueError, yaml.YAMLError) as exc:  # the template could not be read or edited
+        raise _template_problem(template_path, text, orchestrator, exc) from exc
+
+
+def _add_to_template(
+    item: PlannedWorkflow,
+    edits: _Edits,
+    template_path: str,
+    text: str | None,
+    orchestrator: str | None,
+    handler_path: str,
+    machine: str,
+    definition_path: str,
+    machine_type: str,
+    env_var: str,
+    mode: str,
+    handler_name: str,
+) -> str:
+    workflow = item.workflow
+    assert item.asl is not None
+    app_root = os.path.dirname(template_path)
     template = sam.Template.parse(text) if text else None
     existing = set(template.resource_ids()) if template else set()
-    orchestrator = declared[0].logical_id if declared else None
     substitutions = _substitutions(item, template, orchestrator, existing, workflow)
     resources = sam.render_state_machine(
         name=machine,
@@ -201,7 +268,12 @@ def _migrate_one(
             inherited=inherited,
         )
     if machine in existing:
-        raise MigrationError(f"{template_path} already declares {machine}")
+        raise _template_problem(
+            template_path,
+            text,
+            machine,
+            MigrationError(f"{template_path} already declares {machine}"),
+        )
     if text is None:
         edits.set(template_path, sam.new_template(resources))
         how = (
@@ -352,7 +424,65 @@ def _extracted_source(workflow: Workflow) -> str:
     return "".join(parts)
 
 
+# the deepest syntax tree the rewriter is given; real handlers stay under 40
+MAX_REWRITE_DEPTH = 150
+
+
+def nesting_depth(source: str) -> int | None:
+    """How deep the module's syntax tree is (None when `ast` cannot even parse it)."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
+    deepest = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        # `a or b or c` is one node to `ast`, a chain nested once per operand to LibCST
+        step = len(node.values) if isinstance(node, ast.BoolOp) else 1
+        stack.extend((child, depth + step) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def rewrite_handler(
+    source: str, handler: str, env_var: str, mode: str, workflow: str, extra: str
+) -> str:
+    """Run the codemods in a child process: LibCST's native parser can crash the process on a
+    file nested deeply enough (a 100,000-term boolean chain), and that must cost one workflow,
+    not the run. A MigrationError when the handler cannot be rewritten."""
+    from untangle.isolated import IsolatedFailure, run_isolated
+
+    depth = nesting_depth(source)
+    if depth is None or depth > MAX_REWRITE_DEPTH:
+        # LibCST recurses once or more per level: deeper modules crash it or take minutes
+        raise MigrationError(
+            "cannot rewrite the handler: its module nests expressions or statements "
+            f"{'too' if depth is None else f'{depth} levels'} deep (the rewriter handles "
+            f"{MAX_REWRITE_DEPTH})"
+        )
+    try:
+        return run_isolated(_rewrite_in_process, source, handler, env_var, mode, workflow, extra)
+    except IsolatedFailure as exc:
+        if exc.kind == "MigrationError":  # LibCST's syntax errors quote the code below
+            raise MigrationError(exc.message.splitlines()[0]) from None
+        if exc.kind == "RecursionError":
+            raise MigrationError(
+                "cannot rewrite the handler: its module is nested too deeply for the rewriter"
+            ) from None
+        if exc.kind == "SyntaxError":
+            raise MigrationError(
+                f"cannot rewrite the handler: the rewritten module does not compile ({exc})"
+            ) from None
+        raise MigrationError(f"cannot rewrite the handler: {exc}") from None
+
+
+def _rewrite_in_process(
     source: str, handler: str, env_var: str, mode: str, workflow: str, extra: str
 ) -> str:
     """Run the codemods: the starter, then libcst's unused-import removal."""

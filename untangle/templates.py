@@ -80,9 +80,19 @@ def read_template(path: str) -> list[TemplateHandler] | SourceError:
     except Exception as exc:  # yaml raises many types; every one is "not a template we can read"
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         return SourceError(
-            path, line + 1 if line is not None else None, f"cannot read template: {exc}"
+            path, line + 1 if line is not None else None, f"cannot read template: {one_line(exc)}"
         )
     return list(_handlers(path, document))
+
+
+def one_line(exc: Exception) -> str:
+    """A YAML or JSON error as one line: what was being read, then what went wrong (the line
+    number goes with the path)."""
+    problem = getattr(exc, "problem", None)
+    if problem is None:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    context = getattr(exc, "context", None)
+    return f"{context}: {problem}" if context else str(problem)
 
 
 def _handlers(path: str, document: Any) -> Any:
