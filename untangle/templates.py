@@ -78,10 +78,9 @@ def read_template(path: str) -> list[TemplateHandler] | SourceError:
         text = data.decode("utf-8-sig")
         document = json.loads(text) if path.endswith(".json") else _load_yaml(text)
     except Exception as exc:  # yaml raises many types; every one is "not a template we can read"
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        return SourceError(
-            path, line + 1 if line is not None else None, f"cannot read template: {one_line(exc)}"
-        )
+        mark = getattr(getattr(exc, "problem_mark", None), "line", None)
+        line = mark + 1 if mark is not None else getattr(exc, "lineno", None)  # YAML, JSON
+        return SourceError(path, line, f"cannot read template: {one_line(exc)}")
     return list(_handlers(path, document))
 
 
