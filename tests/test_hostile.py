@@ -854,3 +854,81 @@ def test_write_goes_on_beside_hostile_files_and_keeps_the_declared_encoding(
     for name, data in hostile.items():
         assert (app / name).read_bytes() == data
     assert snapshot(tmp_path / "outside") == outside
+
+
+def test_verify_names_hostile_files_beside_the_app(tmp_path: Path) -> None:
+    pytest.importorskip("moto")
+    root = make_project(tmp_path)
+    app = root / "app"
+    write("events/one.json", '{"id": 1}')(app)
+    write("bad.py", INVOKE + "return 1\n")(app)
+    write(os.fsdecode(b"b\xffd.py"), INVOKE)(app)
+    os.mkfifo(app / "pipe.py")
+    outside = snapshot(tmp_path / "outside")
+    with inside(root):
+        result = run("verify", "app")
+    assert result.exit_code == 1, result.stderr
+    for named in ("app/bad.py:4", "app/b\\xffd.py", "app/pipe.py"):
+        assert len(error_lines(result.stderr, named)) == 1, (named, result.stderr)
+    assert snapshot(tmp_path / "outside") == outside
+
+
+# --- the template a handler is declared in: its problems are the template's --------------------
+
+DECLARED = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  GoodFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: .
+      Handler: good.handler
+      Runtime: python3.12
+"""
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        pytest.param(
+            DECLARED + "---\nmore: 1\n",
+            "app/template.yaml:10: cannot read the template: expected a single document",
+            id="multi-document",
+        ),
+        pytest.param(
+            DECLARED + "      Timeout: [1\n",
+            "app/template.yaml:11: cannot read the template: while parsing a flow sequence",
+            id="yaml-error",
+        ),
+        pytest.param(
+            DECLARED + "      Environment: [1, 2]\n",
+            "app/template.yaml:4: GoodFunction has an Environment without Variables",
+            id="environment-list",
+        ),
+        pytest.param(
+            DECLARED + "      Policies: 7\n",
+            "app/template.yaml:4: GoodFunction has Policies that are not a list",
+            id="policies-scalar",
+        ),
+    ],
+)
+def test_migrate_reports_a_template_problem_at_the_template(
+    tmp_path: Path, template: str, reason: str
+) -> None:
+    root = make_project(tmp_path)
+    (root / "app" / "template.yaml").write_text(template)
+    with inside(root):
+        result = run("migrate", "--no-cache", "app")
+    assert result.exit_code == 1, result.stderr
+    assert f"  {reason}" in result.stderr, result.stderr
+    assert "app/good.py:" not in result.stderr, result.stderr  # not the handler's line
+
+
+def test_migrate_with_a_good_template_is_the_near_miss(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    (root / "app" / "template.yaml").write_text(DECLARED)
+    with inside(root):
+        result = run("migrate", "--no-cache", "app")
+    assert result.exit_code == 0, result.stderr
+    assert "migrated GoodWorkflow" in result.stderr

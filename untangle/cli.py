@@ -972,6 +972,10 @@ def verify(
         _fail(str(exc))
     if not events:
         _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
+    # the files the child cannot read either: named here, as every command names them
+    from untangle.scan import load_tree
+
+    unreadable = load_tree((app,), _scan_options(_config((app,), None), no_cache=True)).errors
     try:
         results = verify_in_subprocess(
             app, events, query_language, original, keep_unchecked_errors, handlers
@@ -1006,10 +1010,11 @@ def verify(
         use_color = _use_color(color)
         for result in results:
             click.echo(_verify_text(result, history, use_color), color=use_color)
+    _report_errors(unreadable)
     if not results:
         click.echo("no workflow to verify under this app", err=True)
     passed = all(r.equivalent or (r.documented and not strict) for r in results)
-    sys.exit(EXIT_CLEAN if passed else EXIT_FINDINGS)
+    sys.exit(EXIT_CLEAN if passed and not unreadable else EXIT_FINDINGS)
 
 
 def _abbreviate(value: Any, width: int = 100) -> str:
