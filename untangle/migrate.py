@@ -466,6 +466,12 @@ def rewrite_handler(
             f"{'too' if depth is None else f'{depth} levels'} deep (the rewriter handles "
             f"{MAX_REWRITE_DEPTH})"
         )
+    # imported here, once: each child then starts with them (an import in the child would cost
+    # every workflow the import, and could wait forever on a lock another thread held at fork)
+    import libcst.codemod.commands.remove_unused_imports  # noqa: F401
+
+    import codemods.starter  # noqa: F401
+
     try:
         return run_isolated(_rewrite_in_process, source, handler, env_var, mode, workflow, extra)
     except IsolatedFailure as exc:

@@ -58,6 +58,8 @@ def older_spelling(text: str) -> str | SyntaxError | None:
     cannot parse it either; None when nothing needed rewriting. LibCST runs in a child process:
     its native parser can crash the process on input nested deeply enough, and that must cost
     this file only (a RecursionError, which the caller reports as too deeply nested)."""
+    import libcst  # noqa: F401  # once, here: the child starts with it
+
     from untangle.isolated import IsolatedFailure, run_isolated
 
     try:
