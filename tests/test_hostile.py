@@ -843,7 +843,8 @@ def test_write_goes_on_beside_hostile_files_and_keeps_the_declared_encoding(
     with inside(root):
         result = run("migrate", "--no-cache", "--write", "app")
     assert result.exit_code == 1, result.stderr
-    for named in ("app/bad.py:4", "app/b\\xffd.py", "app/other/template.yaml:6", "app/pipe.py"):
+    # the YAML error's line is where libyaml or PyYAML notices it: either is the template's
+    for named in ("app/bad.py:4", "app/b\\xffd.py", "app/other/template.yaml:", "app/pipe.py"):
         assert len(error_lines(result.stderr, named)) == 1, (named, result.stderr)
     assert "wrote " in result.stderr, result.stderr
     written = (app / "latin.py").read_bytes()
