@@ -11,7 +11,7 @@ import tempfile
 from untangle import __version__
 from untangle.facts.model import ModuleFacts, SourceError
 
-_SALT = f"{__version__}:{sys.version_info[:2]}:facts-v2".encode()
+_SALT = f"{__version__}:{sys.version_info[:2]}:facts-v3".encode()
 
 
 def default_cache_dir() -> str:
@@ -67,9 +67,9 @@ class FactsCache:
     @staticmethod
     def key(data: bytes, module: str, path: str) -> str:
         digest = hashlib.blake2b(_SALT, digest_size=20)
-        digest.update(module.encode())
+        digest.update(module.encode("utf-8", "surrogateescape"))
         digest.update(b"\0")
-        digest.update(path.encode())
+        digest.update(path.encode("utf-8", "surrogateescape"))
         digest.update(b"\0")
         digest.update(data)
         return digest.hexdigest()

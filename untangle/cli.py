@@ -20,7 +20,7 @@ from untangle import __version__
 from untangle.baseline import BaselineError, dumps, loads, new_findings
 from untangle.cache import default_cache_dir
 from untangle.config import Config, ConfigError, find_config, load_config
-from untangle.files import read_source, read_text
+from untangle.files import has_undecodable_name, read_source, read_text, shown
 from untangle.report import FORMATS
 from untangle.rules import ALL_RULES, resolve_rule
 
@@ -93,6 +93,9 @@ def _require_paths(paths: tuple[str, ...]) -> None:
     from untangle.discover import SKIP_DIRS
 
     for path in paths:
+        if has_undecodable_name(os.path.abspath(path)):
+            # every path untangle prints, hashes and writes is text: refused whole, not half-read
+            _fail(f"path name is not valid UTF-8: {shown(os.path.abspath(path))}")
         if not os.path.exists(path):
             _fail(f"no such file or directory: {path}")
         if os.path.isdir(path) and not any(
@@ -460,14 +463,19 @@ def plan(
         if "cost" in shown and estimates:
             click.echo("pricing assumptions (of every estimate above):")
             click.echo("".join(f"  - {line}\n" for line in estimates[0].assumptions))
-    for error in tree.errors:
-        where = f"{error.path}:{error.line}" if error.line else error.path
-        click.echo(f"{where}: error: {error.message}", err=True)
+    _report_errors(tree.errors)
     if not planned:
         click.echo("no handler under these paths invokes another Lambda function", err=True)
     converted = sum(1 for p in planned if p.status == "converted")
     click.echo(f"{converted} of {len(planned)} workflow(s) converted", err=True)
-    sys.exit(EXIT_CLEAN if converted == len(planned) else EXIT_FINDINGS)
+    sys.exit(EXIT_CLEAN if converted == len(planned) and not tree.errors else EXIT_FINDINGS)
+
+
+def _report_errors(errors: list[Any]) -> None:
+    """Each file that could not be read or parsed, once, on stderr (as scan lists them)."""
+    for error in sorted(set(errors), key=lambda e: (e.path, e.line or 0, e.message)):
+        where = f"{error.path}:{error.line}" if error.line else error.path
+        click.echo(shown(f"{where}: error: {error.message}"), err=True)
 
 
 def _refuse_invalid(planned: list[Any], program: Any) -> list[Any]:
@@ -952,8 +960,10 @@ def migrate(
         click.echo(f"not migrated: {workflow.name} ({workflow.handler}):", err=True)
         for reason in reasons:
             click.echo(f"  {reason.path}:{reason.line}: {reason.text()}", err=True)
-    # a handler left as it was (refused) is a finding, as in plan and verify
-    done = EXIT_FINDINGS if migration.skipped else EXIT_CLEAN
+    _report_errors(tree.errors)
+    # a handler left as it was (refused), or a file that could not be read (it may hold one),
+    # is a finding, as in scan, plan and verify
+    done = EXIT_FINDINGS if migration.skipped or tree.errors else EXIT_CLEAN
     if not migration.changes:
         if migration.skipped:
             refused = len(migration.skipped)
@@ -976,7 +986,7 @@ def migrate(
             sys.exit(EXIT_USAGE)
         try:
             apply_migration(migration)
-        except (MigrationError, OSError) as exc:
+        except (MigrationError, OSError, ValueError) as exc:
             _fail(f"{exc} (nothing was written)")
         click.echo(f"wrote {len(migration.changes)} file(s)", err=True)
         sys.exit(done)
@@ -1110,6 +1120,10 @@ def verify(
         _fail(str(exc))
     if not events:
         _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
+    # the files the child cannot read either: named here, as every command names them
+    from untangle.scan import load_tree
+
+    unreadable = load_tree((app,), _scan_options(_config((app,), None), no_cache=True)).errors
     try:
         results = verify_in_subprocess(
             app,
@@ -1152,10 +1166,11 @@ def verify(
         use_color = _use_color(color)
         for result in results:
             click.echo(_verify_text(result, history, use_color), color=use_color)
+    _report_errors(unreadable)
     if not results:
         click.echo("no workflow to verify under this app", err=True)
     passed = all(r.equivalent or (r.documented and not strict) for r in results)
-    sys.exit(EXIT_CLEAN if passed else EXIT_FINDINGS)
+    sys.exit(EXIT_CLEAN if passed and not unreadable else EXIT_FINDINGS)
 
 
 def _abbreviate(value: Any, width: int = 100) -> str:
@@ -1303,5 +1318,5 @@ def _recover_interrupted_writes(paths: tuple[str, ...]) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"untangle: error: {message}", err=True)
+    click.echo(f"untangle: error: {shown(message)}", err=True)
     sys.exit(EXIT_USAGE)

@@ -7,6 +7,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from untangle.files import read_bytes
+
 
 class ConfigError(Exception):
     """A configuration the user must fix: exit code 2."""
@@ -36,6 +38,8 @@ _LIST_KEYS = {
     "extra-paths": "extra_paths",
 }
 _KNOWN = set(_LIST_KEYS) | {"max-file-size"}
+# a pyproject.toml is a few KB; `--config /dev/zero` or a planted giant file is refused
+_MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 def find_config(start: str = ".") -> str | None:
@@ -47,11 +51,11 @@ def find_config(start: str = ".") -> str | None:
         candidate = os.path.join(current, "pyproject.toml")
         if os.path.isfile(candidate):
             try:
-                with open(candidate, "rb") as handle:
-                    if _has_untangle_table(handle.read()):
-                        return candidate
+                data = read_bytes(candidate, _MAX_CONFIG_BYTES)
             except OSError:
-                pass
+                data = b""
+            if len(data) <= _MAX_CONFIG_BYTES and _has_untangle_table(data):
+                return candidate
         parent = os.path.dirname(current)
         if parent == current:
             return None
@@ -65,7 +69,7 @@ def _has_untangle_table(data: bytes) -> bool:
         return False
     try:
         document = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return b"[tool.untangle" in data
     tool = document.get("tool")
     return isinstance(tool, dict) and "untangle" in tool
@@ -74,14 +78,25 @@ def _has_untangle_table(data: bytes) -> bool:
 def load_config(path: str | None) -> Config:
     if path is None:
         return Config()
+
     try:
-        with open(path, "rb") as handle:
-            document = tomllib.load(handle)
+        data = read_bytes(path, _MAX_CONFIG_BYTES)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {_MAX_CONFIG_BYTES // 1024 // 1024} MB: not a config"
+        )
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte at offset {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    table: Any = document.get("tool", {}).get("untangle", {})
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from exc
+    tool: Any = document.get("tool", {})
+    table: Any = tool.get("untangle", {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.untangle] must be a table")
     unknown = sorted(set(table) - _KNOWN)

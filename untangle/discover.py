@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from untangle.facts.model import SourceError
+from untangle.files import has_undecodable_name, not_regular, shown
 from untangle.templates import looks_like_template
 
 SKIP_DIRS = frozenset(
@@ -31,6 +32,7 @@ SKIP_DIRS = frozenset(
     }
 )
 TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json", ".template")
+_UNDECODABLE = "skipped: its name is not valid UTF-8"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ def discover(
         except OSError as exc:
             errors.append(SourceError(path, None, _os_message(exc)))
             continue
+        if has_undecodable_name(path):
+            errors.append(SourceError(shown(path), None, _UNDECODABLE))
+            continue
         if stat.S_ISDIR(info.st_mode):
             roots.append(os.path.abspath(path))
             extra = tuple(p for p in include if p != "*.py")
@@ -92,6 +97,10 @@ def discover(
                     found.append(item)
                 elif looks_like_template(os.path.basename(item)):
                     templates.append(item)
+        elif not stat.S_ISREG(info.st_mode):
+            errors.append(
+                SourceError(path, None, f"skipped: {not_regular(path, info.st_mode).strerror}")
+            )
         else:
             if on_stat is not None:
                 on_stat(path, info)
@@ -170,17 +179,31 @@ def _walk(
         except OSError as exc:
             errors.append(SourceError(path, None, _os_message(exc)))
             continue
+        wanted = is_dir or wanted_file(entry.name)
+        if is_dir and (entry.name in SKIP_DIRS or entry.name.endswith(".egg-info")):
+            continue
+        if wanted and has_undecodable_name(entry.name):
+            # no module or template can name it, and its name cannot be printed as it is
+            errors.append(SourceError(shown(path), None, _UNDECODABLE))
+            continue
         if is_dir:
-            if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
-                continue
             _walk(path, base, exclude, seen, errors, on_stat, walked, ancestors)
         elif is_file:
             walked.append(path)
-        elif entry.is_symlink() and entry.name.endswith(".py"):
+        elif wanted:
+            # a FIFO, a socket, a device, or a symlink to one or to nothing: never opened (a
+            # FIFO would block the read forever)
             try:
-                os.stat(path)
+                mode = os.stat(path).st_mode
             except OSError as exc:
                 errors.append(SourceError(path, None, _os_message(exc)))
+                continue
+            errors.append(SourceError(path, None, f"skipped: {not_regular(path, mode).strerror}"))
+
+
+def wanted_file(name: str) -> bool:
+    """A name a walk would read: Python, or a template."""
+    return name.endswith(".py") or looks_like_template(name)
 
 
 def _os_message(exc: OSError) -> str:

@@ -19,9 +19,10 @@ import yaml
 from codemods.layout import DEFAULT_LINE_LENGTH, docstring
 from untangle import event_sources as es
 from untangle import iam, sam
+from untangle.facts.source import text_encoding
 from untangle.plan import PlannedWorkflow
 from untangle.style import DEFAULT_STYLE, CodeStyle, code_style
-from untangle.templates import TemplateHandler
+from untangle.templates import TemplateHandler, one_line
 from untangle.workflow.asl import placeholders
 from untangle.workflow.ir import Extraction, Reason, Task, Workflow, all_states
 
@@ -40,11 +41,40 @@ class MigrationError(Exception):
         self.line = line
 
 
+class TemplateProblem(MigrationError):
+    """The template a workflow would be added to cannot be read or edited: reported at the
+    template's line, not the handler's."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(message, line)
+        self.path = path
+        self.template_line = line
+
+
+def _template_problem(
+    path: str, text: str | None, logical: str | None, exc: Exception
+) -> TemplateProblem:
+    """`exc` (a YAML error, a template untangle cannot edit) at the line it names: the YAML
+    error's mark, else the orchestrator's resource, else line 1."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if isinstance(exc, yaml.YAMLError):
+        message = f"cannot read the template: {one_line(exc)}"
+    else:
+        message = str(exc)
+    line = mark.line + 1 if mark is not None else None
+    if line is None and text and logical:
+        found = re.search(rf"^[ \t]*{re.escape(logical)}[ \t]*:", text, re.MULTILINE)
+        line = text.count("\n", 0, found.start()) + 1 if found else None
+    return TemplateProblem(os.path.relpath(path), line or 1, message)
+
+
 @dataclass(frozen=True)
 class FileChange:
     path: str  # absolute
     old: str | None  # None: a new file
     new: str
+    # what the file is written in: a handler keeps the encoding its PEP 263 line declares
+    encoding: str = "utf-8"
 
 
 @dataclass
@@ -79,10 +109,16 @@ class _Edits:
 
     def changes(self) -> list[FileChange]:
         return [
-            FileChange(path, self.original[path], text)
+            FileChange(path, self.original[path], text, _encoding_of(path, text))
             for path, text in sorted(self.current.items())
             if text is not None and text != self.original[path]
         ]
+
+
+def _encoding_of(path: str, text: str) -> str:
+    """A Python file is written in the encoding its coding line declares, as Python reads it;
+    every other file in UTF-8."""
+    return text_encoding(text) if path.endswith(".py") else "utf-8"
 
 
 def compute_migration(
@@ -115,8 +151,13 @@ def compute_migration(
                 execution_ms(item.asl),
                 imported,
             )
-        except (MigrationError, ValueError, yaml.YAMLError) as exc:
+        except TemplateProblem as exc:
             edits.current = saved  # a workflow is migrated whole or not at all
+            reason = Reason(exc.path, exc.template_line, str(exc))
+            migration.skipped.append((workflow, (reason,)))
+            continue
+        except (MigrationError, ValueError, yaml.YAMLError) as exc:
+            edits.current = saved
             line = workflow.graph.states[0].span.line if workflow.graph.states else 1
             if isinstance(exc, MigrationError) and exc.line is not None:
                 line = exc.line
@@ -174,9 +215,12 @@ def _migrate_one(
 
     # the template, and what becomes of the orchestrator's event sources
     text = edits.get(template_path)
-    template = sam.Template.parse(text) if text else None
-    existing = set(template.resource_ids()) if template else set()
     orchestrator = declared[0].logical_id if declared else None
+    try:
+        template = sam.Template.parse(text) if text else None
+    except (ValueError, yaml.YAMLError) as exc:  # the template cannot be read
+        raise _template_problem(template_path, text, orchestrator, exc) from exc
+    existing = set(template.resource_ids()) if template else set()
     decision = (
         event_decision(item, text, orchestrator, machine_type, blockers, execution_ms)
         if text is not None and orchestrator is not None
@@ -212,12 +256,23 @@ def _migrate_one(
     rewritten = rewrite(
         source, handler_name, env_var, mode, workflow.name, extra, style, others | handlers
     )
+    encoding = _encoding_of(handler_path, rewritten.code)
+    try:
+        rewritten.code.encode(encoding)
+    except (LookupError, UnicodeEncodeError) as exc:
+        raise MigrationError(
+            f"the rewritten handler cannot be written in {encoding}, the encoding its coding "
+            f"line declares ({exc})"
+        ) from exc
     edits.set(handler_path, rewritten.code)
 
     substitutions = _substitutions(item, template, orchestrator, existing, workflow)
     machine_events = ""
     if decision is not None and text is not None and orchestrator is not None:
-        text, machine_events = _move_events(text, orchestrator, decision)
+        try:
+            text, machine_events = _move_events(text, orchestrator, decision)
+        except (ValueError, yaml.YAMLError) as exc:  # the template cannot be edited
+            raise _template_problem(template_path, text, orchestrator, exc) from exc
     resources = sam.render_state_machine(
         name=machine,
         machine_type="EXPRESS" if machine_type == "Express" else "STANDARD",
@@ -243,20 +298,28 @@ def _migrate_one(
             inherited=inherited,
         )
     if machine in existing:
-        raise MigrationError(f"{template_path} already declares {machine}")
+        raise _template_problem(
+            template_path,
+            text,
+            machine,
+            MigrationError(f"{template_path} already declares {machine}"),
+        )
     if text is None:
         edits.set(template_path, sam.new_template(resources))
         return (
             f"{workflow.name}: new template.yaml with the state machine; declare the "
             f"orchestrator there and give it {env_var} = the machine's ARN"
         ) + _rewrite_says(rewritten)
-    text = sam.add_resources(text, resources)
-    if orchestrator is not None and decision is not None and not decision.keep_starter:
-        text = sam.remove_resource(text, orchestrator)
-    elif orchestrator is not None:
-        text = sam.add_environment(text, orchestrator, env_var, f"!Ref {machine}")
-        text = sam.add_policy(text, orchestrator, _starter_policy(machine, mode))
-    edits.set(template_path, text)
+    try:
+        edited = sam.add_resources(text, resources)
+        if orchestrator is not None and decision is not None and not decision.keep_starter:
+            edited = sam.remove_resource(edited, orchestrator)
+        elif orchestrator is not None:
+            edited = sam.add_environment(edited, orchestrator, env_var, f"!Ref {machine}")
+            edited = sam.add_policy(edited, orchestrator, _starter_policy(machine, mode))
+    except (ValueError, yaml.YAMLError) as exc:  # the template cannot be edited
+        raise _template_problem(template_path, text, orchestrator, exc) from exc
+    edits.set(template_path, edited)
     how = f"{workflow.name}: {machine_type} state machine; " + _starter_says(
         orchestrator or handler_name, mode, decision
     )
@@ -633,6 +696,32 @@ class Rewrite:
     kept: tuple[str, ...] = ()
 
 
+# the deepest syntax tree the rewriter is given; real handlers stay under 40
+MAX_REWRITE_DEPTH = 150
+
+
+def nesting_depth(source: str) -> int | None:
+    """How deep the module's syntax tree is (None when `ast` cannot even parse it)."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
+    deepest = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        # `a or b or c` is one node to `ast`, a chain nested once per operand to LibCST
+        step = len(node.values) if isinstance(node, ast.BoolOp) else 1
+        stack.extend((child, depth + step) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def rewrite_handler(
     source: str,
     handler: str,
@@ -657,9 +746,74 @@ def rewrite(
     style: CodeStyle = DEFAULT_STYLE,
     keep: Iterable[str] = (),
 ) -> Rewrite:
-    """Run the starter codemod on `source`; a MigrationError (with the line) when there is no
-    single module-level function `handler` to rewrite. The file keeps its line ending (the one
-    most of its lines have, when they differ)."""
+    """Run the starter codemod on `source` in a child process: LibCST's native parser can crash
+    the process on a file nested deeply enough (a 100,000-term boolean chain), and that must
+    cost one workflow, not the run. A MigrationError (with the line where known) when the
+    handler cannot be rewritten."""
+    from untangle.isolated import IsolatedFailure, run_isolated
+
+    depth = nesting_depth(source)
+    if depth is None or depth > MAX_REWRITE_DEPTH:
+        # LibCST recurses once or more per level: deeper modules crash it or take minutes
+        raise MigrationError(
+            "cannot rewrite the handler: its module nests expressions or statements "
+            f"{'too' if depth is None else f'{depth} levels'} deep (the rewriter handles "
+            f"{MAX_REWRITE_DEPTH})"
+        )
+    # imported here, once: each child then starts with them (an import in the child would cost
+    # every workflow the import, and could wait forever on a lock another thread held at fork)
+    import codemods.starter  # noqa: F401
+
+    try:
+        outcome = run_isolated(
+            _rewrite_outcome, source, handler, env_var, mode, workflow, extra, style, tuple(keep)
+        )
+    except IsolatedFailure as exc:
+        if exc.kind == "RecursionError":
+            raise MigrationError(
+                "cannot rewrite the handler: its module is nested too deeply for the rewriter"
+            ) from None
+        if exc.kind == "SyntaxError":
+            raise MigrationError(
+                f"cannot rewrite the handler: the rewritten module does not compile ({exc})"
+            ) from None
+        raise MigrationError(f"cannot rewrite the handler: {exc}") from None
+    if isinstance(outcome, Rewrite):
+        return outcome
+    message, line = outcome
+    raise MigrationError(message, line)
+
+
+def _rewrite_outcome(
+    source: str,
+    handler: str,
+    env_var: str,
+    mode: str,
+    workflow: str,
+    extra: str,
+    style: CodeStyle,
+    keep: tuple[str, ...],
+) -> Rewrite | tuple[str, int | None]:
+    """`_rewrite_in_process`, its refusal as data (message, line): an exception crosses from
+    the child as text only."""
+    try:
+        return _rewrite_in_process(source, handler, env_var, mode, workflow, extra, style, keep)
+    except MigrationError as exc:
+        return (str(exc).splitlines()[0], exc.line)
+
+
+def _rewrite_in_process(
+    source: str,
+    handler: str,
+    env_var: str,
+    mode: str,
+    workflow: str,
+    extra: str,
+    style: CodeStyle,
+    keep: tuple[str, ...],
+) -> Rewrite:
+    """The starter codemod on `source`. The file keeps its line ending (the one most of its
+    lines have, when they differ)."""
     from libcst.codemod import CodemodContext, transform_module
     from libcst.codemod import TransformFailure as Failure
 
@@ -793,8 +947,8 @@ def apply_migration(migration: Migration) -> None:
     replacements = [
         Replacement(
             change.path,
-            None if change.old is None else change.old.encode("utf-8"),
-            change.new.encode("utf-8"),
+            None if change.old is None else change.old.encode(change.encoding),
+            change.new.encode(change.encoding),
         )
         for change in migration.changes
     ]

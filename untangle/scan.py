@@ -21,6 +21,7 @@ from untangle.cache import FactsCache
 from untangle.discover import Discovered, SourceFile, absolute_paths, discover, module_name
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.source import parse_facts, screened_facts
+from untangle.files import read_bytes
 from untangle.findings import Finding, check, selected_rules
 from untangle.templates import TemplateHandler, read_template
 from untangle.tree_memo import FileNote, TreeMemo, current_stamp, stamp_of
@@ -311,8 +312,7 @@ def _package_of(folder: str, root: str) -> str | None:
 
 def _read(source: SourceFile, limit: int, errors: list[SourceError]) -> bytes | None:
     try:
-        with open(source.path, "rb") as handle:
-            data = handle.read(limit + 1)
+        data = read_bytes(source.path, limit)
     except OSError as exc:
         errors.append(SourceError(source.path, None, f"cannot read: {exc.strerror or exc}"))
         return None

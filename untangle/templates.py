@@ -68,24 +68,34 @@ def _load_yaml(text: str) -> Any:
 
 
 def read_template(path: str) -> list[TemplateHandler] | SourceError:
+    from untangle.files import read_bytes
+
     try:
-        if os.path.getsize(path) > _MAX_TEMPLATE_BYTES:
-            return []
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(path, _MAX_TEMPLATE_BYTES)
     except OSError as exc:
         return SourceError(path, None, f"cannot read template: {exc.strerror or exc}")
+    if len(data) > _MAX_TEMPLATE_BYTES:
+        return []
     if b"Handler" not in data or not any(kind.encode() in data for kind in _FUNCTION_TYPES):
         return []
     try:
         text = data.decode("utf-8-sig")
         document = json.loads(text) if path.endswith(".json") else _load_yaml(text)
     except Exception as exc:  # yaml raises many types; every one is "not a template we can read"
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        return SourceError(
-            path, line + 1 if line is not None else None, f"cannot read template: {exc}"
-        )
+        mark = getattr(getattr(exc, "problem_mark", None), "line", None)
+        line = mark + 1 if mark is not None else getattr(exc, "lineno", None)  # YAML, JSON
+        return SourceError(path, line, f"cannot read template: {one_line(exc)}")
     return list(_handlers(path, document))
+
+
+def one_line(exc: Exception) -> str:
+    """A YAML or JSON error as one line: what was being read, then what went wrong (the line
+    number goes with the path)."""
+    problem = getattr(exc, "problem", None)
+    if problem is None:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    context = getattr(exc, "context", None)
+    return f"{context}: {problem}" if context else str(problem)
 
 
 def _handlers(path: str, document: Any) -> Any:

@@ -55,7 +55,22 @@ def _may_be_newer_syntax(error: SyntaxError, text: str) -> bool:
 
 def older_spelling(text: str) -> str | SyntaxError | None:
     """`text` in syntax the running `ast` parses, lines kept; LibCST's `SyntaxError` when it
-    cannot parse it either; None when nothing needed rewriting."""
+    cannot parse it either; None when nothing needed rewriting. LibCST runs in a child process:
+    its native parser can crash the process on input nested deeply enough, and that must cost
+    this file only (a RecursionError, which the caller reports as too deeply nested)."""
+    import libcst  # noqa: F401  # once, here: the child starts with it
+
+    from untangle.isolated import IsolatedFailure, run_isolated
+
+    try:
+        return run_isolated(_older_spelling_in_process, text)
+    except IsolatedFailure as exc:
+        if exc.kind in ("Crash", "Timeout", "RecursionError", "MemoryError"):
+            raise RecursionError(exc.message) from None
+        return None  # a LibCST bug: the file is reported with the error `ast` gave
+
+
+def _older_spelling_in_process(text: str) -> str | SyntaxError | None:
     import libcst as cst  # only for files the running `ast` rejects: it is slow to import
 
     try:

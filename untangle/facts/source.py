@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import codecs
 import os
 import re
@@ -25,17 +26,12 @@ def decode(data: bytes, path: str) -> str | SourceError:
     if b"\0" in data:
         line = len(_FIRST_LINES.findall(data, 0, data.index(b"\0"))) + 1
         return SourceError(path, line, "contains a NUL byte: not Python source")
-    encoding, declared = "utf-8", False
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
+        encoding, declared = "utf-8", False
     else:
-        for head in _FIRST_LINES.split(data, 2)[:2]:
-            match = _CODING.match(head)
-            if match:
-                encoding, declared = match.group(1).decode("ascii", "replace"), True
-                break
-            if not _BLANK_OR_COMMENT.match(head):
-                break
+        found = _coding_line(data)
+        encoding, declared = found or "utf-8", found is not None
     try:
         return data.decode(encoding)
     except LookupError:
@@ -62,6 +58,53 @@ def _symbol_table(text: str, path: str) -> symtable.SymbolTable | None:
             return symtable.symtable(text, path, "exec")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
+
+
+def _coding_line(data: bytes) -> str | None:
+    """The encoding a PEP 263 coding line on line 1 or 2 declares, if one does."""
+    for head in _FIRST_LINES.split(data, 2)[:2]:
+        match = _CODING.match(head)
+        if match:
+            return match.group(1).decode("ascii", "replace")
+        if not _BLANK_OR_COMMENT.match(head):
+            break
+    return None
+
+
+def declared_encoding(data: bytes) -> str:
+    """The encoding Python reads these bytes in: UTF-8 with a BOM or without a coding line, else
+    the one the coding line declares (normalised by `codecs`, `latin-1` → `iso8859-1`)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    found = _coding_line(data)
+    if found is None:
+        return "utf-8"
+    try:
+        return codecs.lookup(found).name
+    except LookupError:
+        return found
+
+
+def text_encoding(text: str) -> str:
+    """`declared_encoding` of source already decoded: its coding line is the same characters."""
+    if text.startswith("\ufeff"):
+        return "utf-8"
+    return declared_encoding(text[:400].encode("ascii", "replace"))
+
+
+def _compile_error(tree: ast.Module, path: str) -> SourceError | None:
+    """What the compiler refuses in a file that parses (`return` or `nonlocal` at module level,
+    `await` outside an async function, a duplicate argument): Python could not import it, and
+    migrate could not rewrite it, so every command names it as it names a syntax error."""
+    try:
+        compile(tree, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return SourceError(path, exc.lineno, f"syntax error: {exc.msg}")
+    except (RecursionError, MemoryError):
+        return SourceError(path, None, "too deeply nested to compile")
+    except ValueError as exc:
+        return SourceError(path, None, f"cannot compile: {exc}")
+    return None
 
 
 def parse_facts(data: bytes, path: str, module: str) -> ModuleFacts | SourceError:
@@ -99,7 +142,10 @@ def _parse_facts(
     except ValueError as exc:
         return SourceError(path, None, f"cannot parse: {exc}")
     if screen and not may_be_relevant(tree, text):
-        return None
+        return None  # (what only the compiler refuses matters where a file may matter)
+    refused = _compile_error(tree, path)
+    if refused is not None:
+        return refused
     try:
         return extract_module(tree, text, module, path)
     except RecursionError:

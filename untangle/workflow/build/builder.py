@@ -106,6 +106,16 @@ class WorkflowBuilder:
                 Reason(module.path, facts.span.line, f"cannot analyse this handler: {exc}")
             )
             graph = None
+        except Exception as exc:  # a planner bug on odd input refuses this handler, not the run
+            self.reasons.append(
+                Reason(
+                    module.path,
+                    facts.span.line,
+                    f"cannot analyse this handler: internal error ({type(exc).__name__}: {exc}); "
+                    "please report it",
+                )
+            )
+            graph = None
         status = "converted" if graph is not None and not self.reasons else "not_converted"
         if status != "converted":  # no machine: nothing it would do differently, no functions
             self.notes, self.extracted = [], []
