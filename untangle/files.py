@@ -46,21 +46,26 @@ def read_bytes(path: str, limit: int = MAX_TEXT_BYTES) -> bytes:
     The file is opened without blocking, so a FIFO planted at the path cannot hang the run, and
     anything but a regular file is refused with a `NotRegularFile` (an OSError whose strerror
     says what the path is)."""
+    return read_bytes_and_stat(path, limit)[0]
+
+
+def read_bytes_and_stat(path: str, limit: int = MAX_TEXT_BYTES) -> tuple[bytes, os.stat_result]:
+    """`read_bytes`, and the `os.stat` of the file it read (from the same open file)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise not_regular(path, mode)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise not_regular(path, info.st_mode)
         chunks: list[bytes] = []
-        remaining = limit + 1
+        remaining = limit + 1  # (any size: `max-file-size` may be larger than memory)
         while remaining > 0:
             chunk = os.read(fd, min(remaining, 1 << 20))
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), info
     finally:
         os.close(fd)
 

@@ -21,7 +21,7 @@ from untangle.cache import FactsCache
 from untangle.discover import Discovered, SourceFile, absolute_paths, discover, module_name
 from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.source import parse_facts, screened_facts
-from untangle.files import read_bytes
+from untangle.files import read_bytes, read_bytes_and_stat
 from untangle.findings import Finding, check, selected_rules
 from untangle.templates import TemplateHandler, read_template
 from untangle.tree_memo import FileNote, TreeMemo, current_stamp, stamp_of
@@ -258,9 +258,8 @@ def _note(
         if known is not None:
             return known, None
     try:
-        with open(source.path, "rb") as handle:
-            stamp = stamp_of(os.fstat(handle.fileno())) if memo.enabled else None
-            data = handle.read(limit + 1)
+        data, info = read_bytes_and_stat(source.path, limit)
+        stamp = stamp_of(info) if memo.enabled else None
     except OSError as exc:
         errors.append(SourceError(source.path, None, f"cannot read: {exc.strerror or exc}"))
         memo.record_file(source.path, None)

@@ -141,11 +141,11 @@ def _parse_facts(
         return SourceError(path, None, "too deeply nested to parse")
     except ValueError as exc:
         return SourceError(path, None, f"cannot parse: {exc}")
-    if screen and not may_be_relevant(tree, text):
-        return None  # (what only the compiler refuses matters where a file may matter)
     refused = _compile_error(tree, path)
     if refused is not None:
         return refused
+    if screen and not may_be_relevant(tree, text):
+        return None
     try:
         return extract_module(tree, text, module, path)
     except RecursionError:
