@@ -430,3 +430,43 @@ def test_retries_add_transitions(monkeypatch: pytest.MonkeyPatch) -> None:
     assert again["transitions_per_execution"] == count + 2
     assert again["transitions_counted"].startswith(f"{count + 2} = ")
     assert "(ValidatePayment: 2 retries)" in again["transitions_counted"]
+
+
+# --- names that do not depend on what else is planned ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        pytest.param((ORDER,), id="the-app-alone"),
+        pytest.param((str(Path(ORDER).parent),), id="beside-two-apps-of-the-same-name"),
+        pytest.param((str(Path(ORDER).parent), REMINDER), id="beside-other-apps"),
+    ],
+)
+def test_a_workflows_name_is_the_same_whatever_else_is_planned(
+    monkeypatch: pytest.MonkeyPatch, paths: tuple[str, ...]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    _, out, _ = run(*paths, "--format", "json")
+    names = {w["path"]: w["name"] for w in json.loads(out)["workflows"]}
+    assert names[f"{ORDER}/orchestrator/app.py"] == "OrderProcessorWorkflow"
+
+
+def test_workflows_sharing_a_name_get_files_and_summary_lines_of_their_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, err = run(str(Path(ORDER).parent), "--out", str(tmp_path), "--detail", "none")
+    assert code == 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == [
+        "OrderProcessorWorkflow-2.asl.json",
+        "OrderProcessorWorkflow-3.asl.json",
+        "OrderProcessorWorkflow.asl.json",
+    ]
+    summary = [line for line in out.splitlines() if line.startswith("converted")]
+    assert len(summary) == 3
+    assert f"OrderProcessorWorkflow ({ORDER}/orchestrator/app.py)" in out
+    # near miss: a name no other workflow has stays as it is
+    _, alone, _ = run(ORDER, "--detail", "none")
+    assert alone.startswith("converted  OrderProcessorWorkflow  ")

@@ -682,6 +682,21 @@ def _function_aliases(planned: list[Any]) -> dict[str, str]:
     return aliases
 
 
+def _artifact_stems(documents: list[tuple[Any, Any]]) -> list[tuple[Any, str]]:
+    """Each converted workflow with the file name it gets in one output folder: workflows of
+    different templates may share a name (each template is its own stack), their files may not
+    (the second `OrderWorkflow` is written as `OrderWorkflow-2`)."""
+    seen: dict[str, int] = {}
+    stems = []
+    for item, _ in documents:
+        if item.asl is None:
+            continue
+        name = item.workflow.name
+        seen[name] = seen.get(name, 0) + 1
+        stems.append((item, name if seen[name] == 1 else f"{name}-{seen[name]}"))
+    return stems
+
+
 def _write_diagrams(folder: str, documents: list[tuple[Any, Any]], kind: str) -> None:
     from untangle.outputs import artifact_name, write_artifact
     from untangle.render import diagram as diagrams
@@ -690,11 +705,9 @@ def _write_diagrams(folder: str, documents: list[tuple[Any, Any]], kind: str) ->
     render = {"text": diagrams.text, "mermaid": diagrams.mermaid, "dot": diagrams.dot}[kind]
     suffix = {"text": "txt", "mermaid": "mmd", "dot": "dot"}[kind]
     try:
-        for item, _ in documents:
-            if item.asl is None:
-                continue
+        for item, stem in _artifact_stems(documents):
             text = render(item.asl, choice_conditions(item.workflow))
-            name = artifact_name(item.workflow.name, suffix)
+            name = artifact_name(stem, suffix)
             click.echo(f"wrote {write_artifact(folder, name, text)}", err=True)
     except OSError as exc:
         _fail(f"--diagram-out {folder}: {exc.strerror or exc}")
@@ -732,11 +745,10 @@ def _write_definitions(folder: str, documents: list[tuple[Any, Any]]) -> None:
     from untangle.outputs import artifact_name, write_artifact
 
     try:
-        for item, _ in documents:
-            if item.asl is not None:
-                text = json.dumps(item.asl, indent=2) + "\n"
-                name = artifact_name(item.workflow.name, "asl.json")
-                click.echo(f"wrote {write_artifact(folder, name, text)}", err=True)
+        for item, stem in _artifact_stems(documents):
+            text = json.dumps(item.asl, indent=2) + "\n"
+            name = artifact_name(stem, "asl.json")
+            click.echo(f"wrote {write_artifact(folder, name, text)}", err=True)
     except OSError as exc:
         _fail(f"--out {folder}: {exc.strerror or exc}")
 
@@ -766,12 +778,19 @@ def _cost_keys(planned: list[Any]) -> set[str]:
 
 def _plan_summary(documents: list[tuple[Any, Any]], color: bool) -> str:
     """One line per workflow: what a reviewer reads first."""
+    from collections import Counter
+
     from untangle.render.cost import usd
 
     rows = []
+    repeated = Counter(item.workflow.name for item, _ in documents)
     for item, cost in documents:
         workflow = item.workflow
         status = workflow.status.replace("_", " ")
+        # workflows of different templates may share a name: their files tell them apart
+        name = workflow.name
+        if repeated[name] > 1:
+            name += f" ({os.path.relpath(workflow.path)})"
         if item.asl is not None:
             states = f"{_count_states(item.asl.get('States', {}))} states"
         else:
@@ -787,7 +806,7 @@ def _plan_summary(documents: list[tuple[Any, Any]], color: bool) -> str:
             money = f"{usd(cost.before_monthly_usd)} → {usd(cost.after_monthly_usd)}/month"
         else:
             kind, money = "", ""
-        rows.append((status, workflow.name, said, states, kind, money))
+        rows.append((status, name, said, states, kind, money))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
     for row in rows:

@@ -62,7 +62,7 @@ def plan(
 ) -> list[PlannedWorkflow]:
     templates = list(templates)
     sources = ParsedSources(read_source)
-    names: dict[str, int] = {}
+    names: dict[tuple[str, str], int] = {}
     planned = []
     for handler in orchestrators(program):
         if options.handlers and not _selected(handler, options.handlers):
@@ -72,8 +72,11 @@ def plan(
         if not _invokes_anything(workflow):
             continue  # its invokes are unreachable (after a return, under `if False:`)
         name = _workflow_name(handler, program, templates)
-        count = names.get(name, 0)
-        names[name] = count + 1
+        # numbered only against the workflows that go into the same template: a workflow's
+        # name (its logical ids, its definition file) must not change with what else is planned
+        scope = (_template_of(handler, program, templates), name)
+        count = names.get(scope, 0)
+        names[scope] = count + 1
         if count:
             name = f"{name}{count + 1}"
         workflow = replace(workflow, name=name)
@@ -251,6 +254,16 @@ class FunctionNamer:
             if candidate.logical_id == logical and candidate.template == template:
                 return candidate
         return None
+
+
+def _template_of(handler: str, program: Program, templates: list[TemplateHandler]) -> str:
+    """The template that declares `handler` ("" when none does: migrate writes a new one)."""
+    path = os.path.abspath(program.module_of(handler).path)
+    function = program.functions[handler].name
+    for template in templates:
+        if template.file == path and template.function == function:
+            return os.path.abspath(template.template)
+    return ""
 
 
 def _workflow_name(handler: str, program: Program, templates: list[TemplateHandler]) -> str:
