@@ -456,7 +456,7 @@ def test_workflows_sharing_a_name_get_files_and_summary_lines_of_their_own(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(ROOT)
-    code, out, err = run(str(Path(ORDER).parent), "--out", str(tmp_path), "--detail", "none")
+    code, out, _ = run(str(Path(ORDER).parent), "--out", str(tmp_path), "--detail", "none")
     assert code == 0
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == [
