@@ -766,7 +766,7 @@ def rewrite(
 
     try:
         outcome = run_isolated(
-            _rewrite_outcome, source, handler, env_var, mode, workflow, extra, style, tuple(keep)
+            _rewrite_in_child, source, handler, env_var, mode, workflow, extra, style, tuple(keep)
         )
     except IsolatedFailure as exc:
         if exc.kind == "RecursionError":
@@ -784,7 +784,7 @@ def rewrite(
     raise MigrationError(message, line)
 
 
-def _rewrite_outcome(
+def _rewrite_in_child(
     source: str,
     handler: str,
     env_var: str,
@@ -794,25 +794,8 @@ def _rewrite_outcome(
     style: CodeStyle,
     keep: tuple[str, ...],
 ) -> Rewrite | tuple[str, int | None]:
-    """`_rewrite_in_process`, its refusal as data (message, line): an exception crosses from
-    the child as text only."""
-    try:
-        return _rewrite_in_process(source, handler, env_var, mode, workflow, extra, style, keep)
-    except MigrationError as exc:
-        return (str(exc).splitlines()[0], exc.line)
-
-
-def _rewrite_in_process(
-    source: str,
-    handler: str,
-    env_var: str,
-    mode: str,
-    workflow: str,
-    extra: str,
-    style: CodeStyle,
-    keep: tuple[str, ...],
-) -> Rewrite:
-    """The starter codemod on `source`. The file keeps its line ending (the one most of its
+    """The starter codemod on `source`; a refusal as data, (message, line), since an exception
+    crosses from the child as text only. The file keeps its line ending (the one most of its
     lines have, when they differ)."""
     from libcst.codemod import CodemodContext, transform_module
     from libcst.codemod import TransformFailure as Failure
@@ -833,9 +816,9 @@ def _rewrite_in_process(
     )
     result = transform_module(command, re.sub(r"\r\n?", "\n", source))
     if isinstance(result, Failure):
-        raise MigrationError(f"cannot rewrite the handler: {result.error}")
+        return (f"cannot rewrite the handler: {result.error}".splitlines()[0], None)
     if command.problem is not None:
-        raise MigrationError(str(command.problem), command.problem.line)
+        return (str(command.problem).splitlines()[0], command.problem.line)
     code = str(getattr(result, "code", source))
     compile(code, "<rewritten handler>", "exec")
     orphans = command.orphans
