@@ -58,6 +58,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from untangle.engine.deferred import DEFERRED_MOTO_PACKAGES, defer_package
 from untangle.engine.guard import note_memory_error
 
 ACCOUNT_ID = "123456789012"
@@ -113,6 +114,12 @@ _HOOK_RETRY = ("moto.stepfunctions.parser.asl.component.common.retry.retrier_dec
 _HOOK_BACKENDS = ("moto.stepfunctions.parser.models", "stepfunctions_parser_backends")
 _HOOK_CONFIG = ("moto.core.config", "default_user_config")
 _HOOK_THREADS = ("moto.stepfunctions.parser.utils", "TMP_THREADS")
+_HOOK_PARSER = ("moto.stepfunctions.parser.asl.parse.asl_parser", "AmazonStateLanguageParser")
+_HOOK_LAMBDA_CLIENT = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "boto_client_for",
+)
+_HOOK_WORKER = ("moto.stepfunctions.parser.backend.execution_worker", "ExecutionWorker")
 
 _RUN_LOCK = threading.RLock()
 _PATCHED: list[object] = []  # engines whose hooks are in place (nesting)
@@ -251,6 +258,8 @@ def check_hooks() -> None:
     """Raise :class:`EngineUnavailable` naming the first private hook point that moved."""
     if _PATCHED:
         return  # checked when the running engine patched them; now they are its patches
+    for package in DEFERRED_MOTO_PACKAGES:
+        defer_package(package)
     _import("jsonata").Jsonata  # noqa: B018 - the attribute is the check
 
     def hook(spec: tuple[str, str]) -> Any:
@@ -295,6 +304,23 @@ def check_hooks() -> None:
     ):
         raise EngineUnavailable(
             "moto hook point moved: RetrierDecl._eval_body no longer sleeps with time.sleep"
+        )
+    parser = hook(_HOOK_PARSER)
+    worker = hook(_HOOK_WORKER)
+    if (
+        not isinstance(inspect.getattr_static(parser, "parse", None), staticmethod)
+        or list(inspect.signature(parser.parse).parameters) != ["definition"]
+        or "AmazonStateLanguageParser.parse(" not in inspect.getsource(worker)
+    ):
+        raise EngineUnavailable(
+            "moto hook point moved: ExecutionWorker no longer parses its definition with "
+            "AmazonStateLanguageParser.parse(definition)"
+        )
+    client_for = hook(_HOOK_LAMBDA_CLIENT)
+    if list(inspect.signature(client_for).parameters) != ["region", "service", "state_credentials"]:
+        raise EngineUnavailable(
+            "moto hook point moved: boto_client_for(region, service, state_credentials) is gone "
+            "or has another signature"
         )
     hook(_HOOK_BACKENDS)
     if not isinstance(hook(_HOOK_THREADS), list):
@@ -450,6 +476,8 @@ class Engine:
         self._stack: contextlib.ExitStack | None = None
         self._client: Any = None
         self._machines: dict[str, str] = {}
+        self._parsed: dict[str, Any] = {}  # definition text → moto's parse of it
+        self._clients: dict[tuple[str, str], Any] = {}  # (region, service) → the tasks' client
         self._recorder: _Recorder | None = None
 
     def __enter__(self) -> Engine:
@@ -471,6 +499,8 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         stack, self._stack = self._stack, None
         self._machines.clear()
+        self._parsed.clear()
+        self._clients.clear()
         self._client = None
         if stack is not None:
             stack.close()
@@ -481,6 +511,10 @@ class Engine:
         jsonata_module = _import(_HOOK_JSONATA[0])
         wait_cls = getattr(_import(_HOOK_WAIT[0]), _HOOK_WAIT[1])
         retry_module = _import(_HOOK_RETRY[0])
+        parser_cls = getattr(_import(_HOOK_PARSER[0]), _HOOK_PARSER[1])
+        parse = parser_cls.parse
+        lambda_tasks = _import(_HOOK_LAMBDA_CLIENT[0])
+        client_for = lambda_tasks.boto_client_for
         jsonata = _import("jsonata")
         engine = self
 
@@ -517,8 +551,29 @@ class Engine:
             def sleep(seconds: float) -> None:
                 recorder().wait(seconds)
 
+        def parse_once(definition: str) -> Any:
+            # moto parses the definition again for every execution (its ANTLR parser, in
+            # Python: most of an event's run); the parsed program holds no state of a run
+            # (Map iterations evaluate one program concurrently), so one parse serves all
+            parsed = engine._parsed.get(definition)
+            if parsed is None:
+                parsed = engine._parsed[definition] = parse(definition)
+            return parsed
+
+        def cached_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            # moto builds a new boto3 client for every Lambda task (a third of an event's
+            # run); one per region serves them all (it ignores the task's credentials, and
+            # botocore clients may be shared between threads)
+            key = (region, service)
+            client = engine._clients.get(key)
+            if client is None:
+                client = engine._clients[key] = client_for(region, service, state_credentials)
+            return client
+
         patches: list[tuple[Any, str, Any]] = [
             (backend_cls, "invoke", invoke),
+            (parser_cls, "parse", staticmethod(parse_once)),
+            (lambda_tasks, "boto_client_for", cached_client_for),
             (jsonata_module, "_eval_jsonata", eval_jsonata),
             (wait_cls, "_wait_interval", fast_wait),
             (retry_module, "time", _FastTime()),
