@@ -47,7 +47,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from untangle.engine import guard
-from untangle.files import read_source, read_text
 
 if TYPE_CHECKING:
     from untangle.engine.machine import Engine, MachineRun
@@ -102,6 +101,42 @@ class PreparedWorkflow:
     # Tasks whose function failure the original never checked (the machine fails there)
     unchecked: dict[str, str] = field(default_factory=dict)  # state name → function
 
+    def to_json(self) -> dict[str, Any]:
+        """As JSON, for the child process; a function known by several names (its logical id,
+        its ARN placeholder …) stays one, imported once."""
+        unique: dict[int, int] = {}  # id(function) → its index in "functions"
+        functions: list[dict[str, Any]] = []
+        for function in [*self.functions.values(), self.orchestrator]:
+            if function is not None and id(function) not in unique:
+                unique[id(function)] = len(functions)
+                functions.append(function.to_json())
+        return {
+            "name": self.name,
+            "definition": self.definition,
+            "functions": functions,
+            "names": {name: unique[id(function)] for name, function in self.functions.items()},
+            "orchestrator": None if self.orchestrator is None else unique[id(self.orchestrator)],
+            "substitutions": self.substitutions,
+            "skipped": self.skipped,
+            "unchecked": self.unchecked,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PreparedWorkflow:
+        from untangle.engine.original import TemplateFunction
+
+        functions = [TemplateFunction.from_json(item) for item in data["functions"]]
+        index = data["orchestrator"]
+        return cls(
+            data["name"],
+            data["definition"],
+            None if index is None else functions[index],
+            {name: functions[i] for name, i in data["names"].items()},
+            dict(data["substitutions"]),
+            data["skipped"],
+            dict(data["unchecked"]),
+        )
+
 
 def load_events(app_dir: str, files: Sequence[str] = ()) -> list[tuple[str, Any]]:
     """``files`` (named as given), or every ``events/*.json`` under ``app_dir`` (named relative
@@ -139,6 +174,7 @@ def prepare(
     under ``scratch`` (default: a new temporary folder), which the caller removes."""
     from untangle import sam
     from untangle.engine.original import functions_from_template
+    from untangle.files import read_source, read_text
     from untangle.migrate import compute_migration
     from untangle.plan import PlanOptions, orchestrators, plan, unknown_handlers
     from untangle.scan import ScanOptions, load_tree
@@ -429,6 +465,20 @@ def _git(directory: str, *args: str) -> str:
     return done.stdout
 
 
+def _prepared(
+    app_dir: str,
+    original: str | None,
+    query_language: str,
+    keep_unchecked_errors: bool,
+    handlers: tuple[str, ...],
+    scratch: str,
+) -> list[PreparedWorkflow]:
+    args = (query_language, keep_unchecked_errors, handlers)
+    if original:
+        return prepare_written(app_dir, original, *args, scratch=scratch)
+    return prepare(app_dir, *args, scratch=scratch)
+
+
 def verify_app(
     app_dir: str,
     events: list[tuple[str, Any]],
@@ -440,12 +490,15 @@ def verify_app(
     """Every migrated workflow of ``app_dir`` against every ``(name, event)``, in this process
     (it runs the app's code, with no limits: see :func:`verify_in_subprocess`). With
     ``original``, the written machines against the code at that git revision."""
+    from untangle.engine.machine import Engine
+
     results: list[VerifyResult] = []
     with tempfile.TemporaryDirectory(prefix="untangle-verify-") as scratch:
-        request = _Request(
-            app_dir, events, query_language, original, keep_unchecked_errors, tuple(handlers)
+        prepared = _prepared(
+            app_dir, original, query_language, keep_unchecked_errors, tuple(handlers), scratch
         )
-        _serve(request, lambda message: None, results.append, scratch)
+        with Engine(timeout_seconds=_engine_timeout(DEFAULT_TIMEOUT_SECONDS)) as engine:
+            _serve(prepared, events, set(), lambda message: None, results.append, engine)
     return results
 
 
@@ -459,58 +512,52 @@ class UnknownHandler(ValueError):
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MEMORY_LIMIT_MIB = 2048
-# planning, migrating and starting moto run untangle's code, not the app's: a bound for a
-# child that hangs there all the same
+# starting moto and reading the prepared workflows run untangle's code, not the app's: a bound
+# for a child that hangs there all the same
 _PREPARE_SECONDS = 600.0
+
+
+def _engine_timeout(timeout_seconds: float) -> float:
+    # the machine's own bound stays above the event's: the parent kills a looping child first
+    return 2 * timeout_seconds + 5
 
 
 @dataclass
 class _Request:
-    """What the child verifies; ``done`` lists the (workflow, event) indexes an earlier child
-    already answered for (the child is restarted after a timeout or a crash)."""
+    """What the child verifies: the prepared workflows (:meth:`PreparedWorkflow.to_json`) on
+    the events; ``done`` lists the (workflow, event) indexes an earlier child already answered
+    for (the child is restarted after a timeout or a crash)."""
 
-    app_dir: str
     events: list[tuple[str, Any]]
-    query_language: str = "jsonata"
-    original: str | None = None
-    keep_unchecked_errors: bool = False
-    handlers: tuple[str, ...] = ()
+    workflows: list[dict[str, Any]] = field(default_factory=list)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_MIB << 20
     done: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _serve(
-    request: _Request,
+    prepared: Sequence[PreparedWorkflow],
+    events: Sequence[tuple[str, Any]],
+    done: set[tuple[int, int]],
     send: Callable[[dict[str, Any]], None],
     answer: Callable[[VerifyResult], None],
-    scratch: str | None,
+    engine: Engine,
 ) -> None:
-    """Verify ``request``: ``send`` gets each step before it runs the app's code (``load``, an
-    orchestrator's import; ``start``, an event), ``answer`` each :class:`VerifyResult`."""
-    from untangle.engine.machine import Engine
-
-    args = (request.query_language, request.keep_unchecked_errors, request.handlers)
-    prepared = (
-        prepare_written(request.app_dir, request.original, *args, scratch=scratch)
-        if request.original
-        else prepare(request.app_dir, *args, scratch=scratch)
-    )
-    done = {tuple(key) for key in request.done}
-    # the machine's own bound stays above the event's: the parent kills a looping child first
-    with Engine(timeout_seconds=2 * request.timeout_seconds + 5) as engine:
-        for w, workflow in enumerate(prepared):
-            todo = [e for e in range(len(request.events)) if (w, e) not in done]
-            if todo and workflow.skipped is None and workflow.orchestrator is not None:
-                send({"kind": "load", "workflow": w, "name": workflow.name})
-                with contextlib.suppress(Exception):  # compare() reports a failed import
-                    workflow.orchestrator.load()
-            for e in todo:
-                name, event = request.events[e]
-                send({"kind": "start", "workflow": w, "event": e, "name": workflow.name})
-                result = compare(workflow, name, event, engine)
-                send({"kind": "result", "workflow": w, "event": e, "result": result.to_json()})
-                answer(result)
+    """Verify ``prepared`` on ``events`` but the (workflow, event) pairs ``done``: ``send``
+    gets each step before it runs the app's code (``load``, an orchestrator's import;
+    ``start``, an event), ``answer`` each :class:`VerifyResult`."""
+    for w, workflow in enumerate(prepared):
+        todo = [e for e in range(len(events)) if (w, e) not in done]
+        if todo and workflow.skipped is None and workflow.orchestrator is not None:
+            send({"kind": "load", "workflow": w, "name": workflow.name})
+            with contextlib.suppress(Exception):  # compare() reports a failed import
+                workflow.orchestrator.load()
+        for e in todo:
+            name, event = events[e]
+            send({"kind": "start", "workflow": w, "event": e, "name": workflow.name})
+            result = compare(workflow, name, event, engine)
+            send({"kind": "result", "workflow": w, "event": e, "result": result.to_json()})
+            answer(result)
 
 
 def verify_in_subprocess(
@@ -525,45 +572,54 @@ def verify_in_subprocess(
 ) -> list[VerifyResult]:
     """:func:`verify_app` in a child process (``python -m untangle.verify``), with limits.
 
-    Each event's run (and each orchestrator's import) gets ``timeout_seconds``; the child's
-    address space is capped at ``memory_limit_mib`` (0: no cap); it cannot open a connection
-    (:mod:`untangle.engine.guard`). The child answers over a pipe of its own, so the app may
-    print anything. An event that times out (the child's whole process group is killed), makes
-    the child exit or crash gets a verdict, and a new child goes on with the events left.
-    Temporary copies live in one folder, removed at the end; no bytecode is written.
+    This process plans and migrates the app (untangle's own code) while the child starts moto
+    (most of a child's start-up), then hands it the prepared workflows; the child runs only the
+    app's code and the machines. Each event's run (and each orchestrator's import) gets
+    ``timeout_seconds``; the child's address space is capped at ``memory_limit_mib`` (0: no
+    cap); it cannot open a connection (:mod:`untangle.engine.guard`). The child answers over a
+    pipe of its own, so the app may print anything. An event that times out (the child's whole
+    process group is killed), makes the child exit or crash gets a verdict, and a new child
+    goes on with the events left. Temporary copies live in one folder, removed at the end; no
+    bytecode is written.
 
     Raises :class:`untangle.engine.machine.EngineUnavailable` when the child lacks the verify
     extra, :class:`UnknownHandler` for a ``--handler`` that selects nothing,
-    :class:`VerifyFailed` when the child fails outside the run of an event."""
-    request = _Request(
-        app_dir,
-        events,
-        query_language,
-        original,
-        keep_unchecked_errors,
-        tuple(handlers),
-        timeout_seconds,
-        max(0, memory_limit_mib) << 20,
-    )
+    :class:`VerifyFailed` when the app cannot be prepared or the child fails outside the run
+    of an event."""
+    request = _Request(events, [], timeout_seconds, max(0, memory_limit_mib) << 20)
     results: dict[tuple[int, int], VerifyResult] = {}
     scratch = tempfile.mkdtemp(prefix="untangle-verify-")
     try:
+        child = _ChildRun(request, scratch)  # starts moto while this process prepares
+        try:
+            prepared = _prepared(
+                app_dir, original, query_language, keep_unchecked_errors, tuple(handlers), scratch
+            )
+        except UnknownHandler:
+            child.abandon()
+            raise
+        except Exception as exc:
+            child.abandon()
+            raise VerifyFailed(f"{type(exc).__name__}: {exc}") from exc
+        request.workflows = [workflow.to_json() for workflow in prepared]
         while True:
             request.done = sorted(results)
-            answered, finished = _ChildRun(request, scratch).run()
+            answered, finished = child.run()
             if finished:
                 results.update(answered)
                 break
             if not set(answered) - set(results):  # pragma: no cover - a child always progresses
                 raise VerifyFailed("the verify child made no progress")
             results.update(answered)
+            child = _ChildRun(request, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return [results[key] for key in sorted(results)]
 
 
 class _ChildRun:
-    """One child process: its messages read as they come, its deadline kept."""
+    """One child process, started at once (it imports and starts moto until :meth:`run` hands
+    it the request): its messages read as they come, its deadline kept."""
 
     def __init__(self, request: _Request, scratch: str) -> None:
         self.request = request
@@ -573,33 +629,66 @@ class _ChildRun:
         self.failure: dict[str, Any] | None = None
         self.finished = False
         self.timed_out = False
+        self._read_end, write_end = os.pipe()  # the child's messages
+        request_read, self._request_write = os.pipe()  # where the child finds its request
+        environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TMPDIR=scratch)
+        # closed by _close(), when the run is over
+        self._output = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115
+        limits = [str(request.timeout_seconds), str(request.memory_limit_bytes)]
+        try:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "untangle.verify",
+                    str(write_end),
+                    str(request_read),
+                    *limits,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=self._output,  # the app prints there, and may leave a child holding it
+                stderr=self._output,
+                pass_fds=(write_end, request_read),
+                start_new_session=True,  # its own process group, killed as a whole
+                env=environment,
+            )
+        except BaseException:
+            self._close()
+            raise
+        finally:
+            os.close(write_end)
+            os.close(request_read)
+
+    def _close(self) -> None:
+        for name in ("_read_end", "_request_write"):
+            descriptor = getattr(self, name)
+            setattr(self, name, -1)  # closed once: the number may be reused at once
+            if descriptor >= 0:
+                os.close(descriptor)
+        self._output.close()
+
+    def abandon(self) -> None:
+        """No request after all: the child and its group go."""
+        _kill_group(self._process)
+        self._close()
 
     def run(self) -> tuple[dict[tuple[int, int], VerifyResult], bool]:
         request_path = os.path.join(self.scratch, "request.json")
-        with open(request_path, "w", encoding="utf-8") as handle:
-            json.dump(asdict(self.request), handle, default=str)
-        read_end, write_end = os.pipe()
-        environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TMPDIR=self.scratch)
-        with tempfile.TemporaryFile(dir=self.scratch) as output:
+        try:
+            with open(request_path, "w", encoding="utf-8") as handle:
+                json.dump(asdict(self.request), handle, default=str)
+            with contextlib.suppress(BrokenPipeError):  # the child ended: its status says how
+                os.write(self._request_write, os.fsencode(request_path))
+            descriptor, self._request_write = self._request_write, -1
+            os.close(descriptor)  # the end of the path, for the child
             try:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "untangle.verify", request_path, str(write_end)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,  # the app prints there, and may leave a child holding it
-                    stderr=output,
-                    pass_fds=(write_end,),
-                    start_new_session=True,  # its own process group, killed as a whole
-                    env=environment,
-                )
+                status = self._read(self._process, self._read_end)
             finally:
-                os.close(write_end)
-            try:
-                status = self._read(process, read_end)
-            finally:
-                _kill_group(process)
-                os.close(read_end)
-            output.seek(0)
-            printed = output.read().decode("utf-8", errors="replace")
+                _kill_group(self._process)
+            self._output.seek(0)
+            printed = self._output.read().decode("utf-8", errors="replace")
+        finally:
+            self._close()
         if self.finished:
             return self.answered, True
         self._raise_failure(status, printed)
@@ -657,8 +746,6 @@ class _ChildRun:
             text = str(self.failure.get("message", ""))
             if self.failure.get("error") == "engine-unavailable":
                 raise EngineUnavailable(text)
-            if self.failure.get("error") == "unknown-handler":
-                raise UnknownHandler(text)
             raise VerifyFailed(text)
         if self.current is None:
             tail = printed.strip()[-2000:]
@@ -745,12 +832,14 @@ def _how_it_ended(status: int | None) -> str:
 
 
 def _main(argv: list[str]) -> int:
-    """The child side: ``python -m untangle.verify REQUEST.json FD``; messages, one JSON
-    document a line, on the pipe FD (stdout and stderr are the app's)."""
-    from untangle.engine.machine import EngineUnavailable
-
-    request_path, descriptor = argv[0], int(argv[1])
-    os.set_inheritable(descriptor, False)  # programs the app starts do not get the pipe
+    """The child side: ``python -m untangle.verify FD REQUEST_FD TIMEOUT MEMORY_BYTES``;
+    messages, one JSON document a line, on the pipe FD (stdout and stderr are the app's). It
+    starts moto, then reads the path of its request (a :class:`_Request` in JSON) from
+    REQUEST_FD, written once the parent has prepared the workflows."""
+    descriptor, request_descriptor = int(argv[0]), int(argv[1])
+    timeout_seconds, memory_limit_bytes = float(argv[2]), int(argv[3])
+    os.set_inheritable(descriptor, False)  # programs the app starts do not get the pipes
+    os.set_inheritable(request_descriptor, False)
     channel = os.fdopen(descriptor, "w", encoding="utf-8")
     sys.dont_write_bytecode = True
 
@@ -758,25 +847,47 @@ def _main(argv: list[str]) -> int:
         channel.write(json.dumps(message, default=str) + "\n")
         channel.flush()
 
-    with open(request_path, encoding="utf-8") as handle:
-        fields = json.load(handle)
-    request = _Request(**fields)
-    request.events = [(name, event) for name, event in request.events]
-    request.handlers = tuple(request.handlers)
-    guard.limit_memory(request.memory_limit_bytes)
+    guard.limit_memory(memory_limit_bytes)
     guard.block_network()
     try:
-        _serve(request, send, lambda result: None, None)
-    except EngineUnavailable as exc:
-        send({"kind": "failed", "error": "engine-unavailable", "message": str(exc)})
-    except UnknownHandler as exc:
-        send({"kind": "failed", "error": "unknown-handler", "message": str(exc)})
+        _serve_request(request_descriptor, timeout_seconds, send)
     except Exception as exc:
-        send({"kind": "failed", "error": "error", "message": f"{type(exc).__name__}: {exc}"})
+        from untangle.engine.machine import EngineUnavailable
+
+        if isinstance(exc, EngineUnavailable):
+            send({"kind": "failed", "error": "engine-unavailable", "message": str(exc)})
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            send({"kind": "failed", "error": "error", "message": message})
     else:
         send({"kind": "done"})
     channel.close()
-    return 0
+    # the answer is out: end here, without the interpreter's shutdown (a fifth of a short run:
+    # every module torn down, moto's included) or waiting for threads the app left running
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
+def _serve_request(
+    request_descriptor: int, timeout_seconds: float, send: Callable[[dict[str, Any]], None]
+) -> None:
+    from untangle.engine import original
+    from untangle.engine.machine import Engine
+
+    with Engine(timeout_seconds=_engine_timeout(timeout_seconds)) as engine:
+        original.warm_up()  # what the first run would import, while the parent prepares
+        with os.fdopen(request_descriptor, "rb") as reader:
+            request_path = os.fsdecode(reader.read())
+        if not request_path:
+            return  # the parent gave up (it could not prepare the app)
+        with open(request_path, encoding="utf-8") as handle:
+            request = _Request(**json.load(handle))
+        prepared = [PreparedWorkflow.from_json(item) for item in request.workflows]
+        events = [(name, event) for name, event in request.events]
+        done = {(w, e) for w, e in request.done}
+        _serve(prepared, events, done, send, lambda result: None, engine)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,22 @@ class TemplateFunction:
     def __repr__(self) -> str:
         return f"TemplateFunction({self.function_name!r}, {self.code_dir!r}, {self.handler!r})"
 
+    def to_json(self) -> dict[str, Any]:
+        """What the function is (not whether it was loaded), as JSON."""
+        return {
+            "logical_id": self.logical_id,
+            "function_name": self.function_name,
+            "code_dir": self.code_dir,
+            "handler": self.handler,
+            "environment": self.environment,
+            "timeout_seconds": self.timeout_seconds,
+            "layer_paths": list(self.layer_paths),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TemplateFunction:
+        return cls(**data)
+
     def load(self) -> Callable[..., Any]:
         with _IMPORT_LOCK:
             if self._loaded is None:
@@ -557,6 +573,14 @@ def _aio_base_client() -> Any:
         return importlib.import_module("aiobotocore.client").AioBaseClient
     except ImportError:
         return None
+
+
+def warm_up() -> None:
+    """Import what the first run imports (moto's stubber, aiobotocore when installed), so that
+    a process can do it before it has anything to run."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module("moto.core.models")
+    _aio_base_client()
 
 
 @contextlib.contextmanager
