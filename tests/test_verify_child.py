@@ -228,3 +228,51 @@ def test_the_engine_starts_without_ec2_and_batch_still_answers() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["False True", "[] True"]
+
+
+# a fresh interpreter, where nothing imported aiobotocore: the handler imports it during the
+# run, and its Lambda invoke is still answered by the table; afterwards aiobotocore is itself
+# again and the import hook is gone
+AIO_IMPORTED_DURING_THE_RUN = """\
+import json, sys
+from untangle.engine.original import load_handler, run_original
+
+assert "aiobotocore.client" not in sys.modules
+handler = load_handler(sys.argv[1], "app.handler")
+hooks = len(sys.meta_path)
+run = run_original(handler, {"double": lambda event, context: {"n": event["n"] * 2}}, {"n": 4})
+from aiobotocore.client import AioBaseClient
+print(json.dumps([run.status, run.output, run.calls, len(sys.meta_path) == hooks,
+                  AioBaseClient._make_api_call.__module__]))
+"""
+AIO_APP = """\
+import asyncio, json
+
+
+async def _run(event):
+    from aiobotocore.session import get_session  # imported by the run, not before it
+
+    async with get_session().create_client("lambda", region_name="us-east-1") as client:
+        answer = await client.invoke(FunctionName="double", Payload=json.dumps(event))
+        return json.loads(await answer["Payload"].read())
+
+
+def handler(event, context):
+    return asyncio.run(_run(event))
+"""
+
+
+def test_aiobotocore_imported_during_a_run_is_answered_too(tmp_path: Path) -> None:
+    pytest.importorskip("aiobotocore")
+    (tmp_path / "app.py").write_text(AIO_APP)
+    done = subprocess.run(
+        [sys.executable, "-c", AIO_IMPORTED_DURING_THE_RUN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
+    assert done.returncode == 0, done.stderr
+    status, output, calls, hook_removed, owner = json.loads(done.stdout)
+    assert (status, output, calls) == ("SUCCEEDED", {"n": 8}, [["double", {"n": 4}]])
+    assert hook_removed and owner == "aiobotocore.client"

@@ -877,7 +877,9 @@ def _serve_request(
     from untangle.engine.machine import Engine
 
     with Engine(timeout_seconds=_engine_timeout(timeout_seconds)) as engine:
-        original.warm_up()  # what the first run would import, while the parent prepares
+        # what the first run would do, while the parent prepares
+        original.warm_up()
+        engine.warm_up()
         with os.fdopen(request_descriptor, "rb") as reader:
             request_path = os.fsdecode(reader.read())
         if not request_path:

@@ -126,6 +126,85 @@ _PATCHED: list[object] = []  # engines whose hooks are in place (nesting)
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+# what a first parse of moto's ASL parser meets in most machines untangle writes, in both query
+# languages: parsing these builds the parser's tables (see Engine.warm_up)
+_WARM_UP_DEFINITIONS: list[dict[str, Any]] = [
+    {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Arguments": {"FunctionName": "${F}", "Payload": "{% $states.input %}"},
+                "Assign": {"x": "{% $states.result.Payload %}"},
+                "Output": "{% $states.result.Payload %}",
+                "Retry": [
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "IntervalSeconds": 1,
+                        "MaxAttempts": 2,
+                        "BackoffRate": 2,
+                    }
+                ],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Failed"}],
+                "Next": "Route",
+            },
+            "Route": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $x.total > 100 %}", "Next": "Each"}],
+                "Default": "Wait",
+            },
+            "Each": {
+                "Type": "Map",
+                "Items": "{% $x.items %}",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Item",
+                    "States": {"Item": {"Type": "Pass", "End": True}},
+                },
+                "Next": "Both",
+            },
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "One", "States": {"One": {"Type": "Pass", "End": True}}}],
+                "Next": "Done",
+            },
+            "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Done"},
+            "Failed": {"Type": "Fail", "Error": "E", "Cause": "c"},
+            "Done": {"Type": "Succeed"},
+        },
+    },
+    {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "${F}", "Payload.$": "$.input"},
+                "ResultSelector": {"value.$": "$.Payload"},
+                "ResultPath": "$.vars.result",
+                "Next": "Route",
+            },
+            "Route": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.vars.result.value", "NumericGreaterThan": 1, "Next": "Done"}
+                ],
+                "Default": "Set",
+            },
+            "Set": {
+                "Type": "Pass",
+                "Parameters": {"text.$": "States.Format('{}', $.input)"},
+                "OutputPath": "$.text",
+                "Next": "Done",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    },
+]
+
+
 class EngineUnavailable(RuntimeError):
     """moto / jsonata-python are missing, or a private hook point moved in this moto version."""
 
@@ -504,6 +583,17 @@ class Engine:
         self._client = None
         if stack is not None:
             stack.close()
+
+    def warm_up(self) -> None:
+        """Do what the first execution would do first (the parser's first parse, which builds
+        its tables; the Lambda tasks' client), so that a process can get it done before it
+        has a machine to run."""
+        if self._stack is None:
+            raise RuntimeError("use Engine() as a context manager")
+        parser = getattr(_import(_HOOK_PARSER[0]), _HOOK_PARSER[1])
+        for definition in _WARM_UP_DEFINITIONS:
+            parser.parse(json.dumps(definition))
+        _import(_HOOK_LAMBDA_CLIENT[0]).boto_client_for(REGION, "lambda", None)
 
     @contextlib.contextmanager
     def _hooks(self) -> Iterator[None]:

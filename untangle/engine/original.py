@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import importlib.abc
 import io
 import json
 import os
@@ -568,28 +569,61 @@ def _async_bodies(value: Any) -> Any:
     return value
 
 
-def _aio_base_client() -> Any:
-    try:
-        return importlib.import_module("aiobotocore.client").AioBaseClient
-    except ImportError:
-        return None
-
-
 def warm_up() -> None:
-    """Import what the first run imports (moto's stubber, aiobotocore when installed), so that
-    a process can do it before it has anything to run."""
+    """Import what the first run imports (moto's stubber), so that a process can do it before
+    it has anything to run."""
     with contextlib.suppress(ImportError):
         importlib.import_module("moto.core.models")
-    _aio_base_client()
+
+
+_AIO_CLIENT_MODULE = "aiobotocore.client"
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Calls ``patch(module)`` once the module ``name`` is imported (a finder first in
+    ``sys.meta_path``, wrapping the loader the other finders find)."""
+
+    def __init__(self, name: str, patch: Callable[[Any], None]) -> None:
+        self.name = name
+        self.patch = patch
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader: Any = spec.loader
+        patch = self.patch
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: Any) -> None:
+                loader.exec_module(module)
+                patch(module)
+
+            def __getattr__(self, name: str) -> Any:  # get_source, is_package …
+                return getattr(loader, name)
+
+        spec.loader = _Loader()
+        return spec
 
 
 @contextlib.contextmanager
 def _patched_aio(session: _Session) -> Iterator[None]:
-    aio_client = _aio_base_client()
-    if aio_client is None:
-        yield
-        return
-    original_aio_call = aio_client._make_api_call
+    """aiobotocore's clients answered like botocore's for the block: at once when aiobotocore
+    is imported, else when the app imports it (importing it for every app would cost each
+    verify a fifth of its start-up)."""
+    patched: list[tuple[Any, Any]] = []  # (AioBaseClient, its own _make_api_call)
     sync_clients: dict[tuple[str, str | None], Any] = {}
 
     def sync_client(client: Any) -> Any:
@@ -613,11 +647,26 @@ def _patched_aio(session: _Session) -> Iterator[None]:
             raise client.exceptions.from_code(code)(exc.response, operation_name) from None
         return _async_bodies(response)
 
-    aio_client._make_api_call = aio_make_api_call
+    def patch(module: Any) -> None:
+        aio_client = getattr(module, "AioBaseClient", None)
+        if aio_client is not None:
+            patched.append((aio_client, aio_client._make_api_call))
+            aio_client._make_api_call = aio_make_api_call
+
+    hook = None
+    if _AIO_CLIENT_MODULE in sys.modules:
+        patch(sys.modules[_AIO_CLIENT_MODULE])
+    else:
+        hook = _PatchOnImport(_AIO_CLIENT_MODULE, patch)
+        sys.meta_path.insert(0, hook)
     try:
         yield
     finally:
-        aio_client._make_api_call = original_aio_call
+        if hook is not None:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(hook)
+        for aio_client, original in reversed(patched):
+            aio_client._make_api_call = original
 
 
 @contextlib.contextmanager
