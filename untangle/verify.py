@@ -19,7 +19,9 @@ This runs user code: :func:`verify_in_subprocess` (what ``untangle verify`` uses
 child process (``python -m untangle.verify``, a JSON request in a file, its messages on a pipe of
 their own), so the app's imports, module globals and ``sys.path`` changes never touch the CLI's
 process, and whatever the app prints or however it ends, each event gets an answer: a timeout,
-an exit, a crash, a memory error or a blocked connection is that event's verdict.
+an exit, a crash, a memory error or a blocked connection is that event's verdict. The CLI's
+process prepares the workflows (planning and migrating read the app, they do not run it) while
+the child starts moto; the child then runs every event of the app.
 
 Not verified (reported with ``skipped`` set, never as equivalent): workflows that are not
 migrated, workflows whose orchestrator no template declares (the callees come from the
