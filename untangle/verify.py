@@ -597,12 +597,11 @@ def verify_in_subprocess(
             prepared = _prepared(
                 app_dir, original, query_language, keep_unchecked_errors, tuple(handlers), scratch
             )
-        except UnknownHandler:
+        except BaseException as exc:  # an interrupt too: the child goes
             child.abandon()
+            if isinstance(exc, Exception) and not isinstance(exc, UnknownHandler):
+                raise VerifyFailed(f"{type(exc).__name__}: {exc}") from exc
             raise
-        except Exception as exc:
-            child.abandon()
-            raise VerifyFailed(f"{type(exc).__name__}: {exc}") from exc
         request.workflows = [workflow.to_json() for workflow in prepared]
         while True:
             request.done = sorted(results)
@@ -852,7 +851,7 @@ def _main(argv: list[str]) -> int:
     guard.limit_memory(memory_limit_bytes)
     guard.block_network()
     try:
-        _serve_request(request_descriptor, timeout_seconds, send)
+        served = _serve_request(request_descriptor, timeout_seconds, send)
     except Exception as exc:
         from untangle.engine.machine import EngineUnavailable
 
@@ -862,7 +861,8 @@ def _main(argv: list[str]) -> int:
             message = f"{type(exc).__name__}: {exc}"
             send({"kind": "failed", "error": "error", "message": message})
     else:
-        send({"kind": "done"})
+        if served:
+            send({"kind": "done"})
     channel.close()
     # the answer is out: end here, without the interpreter's shutdown (a fifth of a short run:
     # every module torn down, moto's included) or waiting for threads the app left running
@@ -874,7 +874,9 @@ def _main(argv: list[str]) -> int:
 
 def _serve_request(
     request_descriptor: int, timeout_seconds: float, send: Callable[[dict[str, Any]], None]
-) -> None:
+) -> bool:
+    """Start the engine, wait for the request, serve it; False when none came (the parent
+    could not prepare the app, or ended)."""
     from untangle.engine import original
     from untangle.engine.machine import Engine
 
@@ -885,13 +887,14 @@ def _serve_request(
         with os.fdopen(request_descriptor, "rb") as reader:
             request_path = os.fsdecode(reader.read())
         if not request_path:
-            return  # the parent gave up (it could not prepare the app)
+            return False
         with open(request_path, encoding="utf-8") as handle:
             request = _Request(**json.load(handle))
         prepared = [PreparedWorkflow.from_json(item) for item in request.workflows]
         events = [(name, event) for name, event in request.events]
         done = {(w, e) for w, e in request.done}
         _serve(prepared, events, done, send, lambda result: None, engine)
+    return True
 
 
 if __name__ == "__main__":
