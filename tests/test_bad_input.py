@@ -439,8 +439,8 @@ def test_deep_but_valid_code_with_the_cache(
 
 def test_deep_but_valid_code_in_worker_processes(project: Path) -> None:
     (project / "deep.py").write_text(deep_sum_handler(500))
-    filler = b"# filler .invoke( " + b"z" * 80 + b"\n"
-    (project / "filler.py").write_bytes(filler * (2_500_000 // len(filler)))  # > 2 MB: parallel
+    for index in range(250):  # enough files to be read by forked processes too
+        (project / f"filler_{index}.py").write_text(f"x = {index}  # .invoke(\n")
     result = run_cli("--format", "json", "-j", "2", ".")
     assert_no_traceback(result.stdout, result.stderr)
     assert isinstance(result.exception, SystemExit), repr(result.exception)

@@ -31,6 +31,15 @@ class FactsCache:
         self._relevance: dict[str, bool] | None = None
         self._relevance_changed = False
 
+    @property
+    def keeps(self) -> bool:
+        """Whether entries are written (a cache directory that has not failed)."""
+        return self._writable
+
+    def prepare(self) -> None:
+        """Read what `relevance` answers from now (before forking: every reader knows it)."""
+        self.relevance("")
+
     # Whether a file's facts matter from the start (`ModuleFacts.relevant`), so that a warm run
     # does not even unpickle the facts of the many files that only mention "invoke".
     def relevance(self, key: str) -> bool | None:
@@ -75,16 +84,43 @@ class FactsCache:
         return digest.hexdigest()
 
     def get(self, key: str) -> ModuleFacts | SourceError | None:
+        blob = self.get_pickled(key)
+        return None if blob is None else self.unpickle(blob)
+
+    def get_pickled(self, key: str) -> bytes | None:
+        """An entry as it is stored (read by one process, unpickled by another)."""
         if self.directory is None:
             return None
         try:
             with open(os.path.join(self.directory, key[:2], key), "rb") as handle:
-                value = pickle.load(handle)
-        except Exception:  # a missing, truncated or foreign entry is a miss
+                return handle.read()
+        except OSError:
+            return None
+
+    @staticmethod
+    def unpickle(blob: bytes) -> ModuleFacts | SourceError | None:
+        try:
+            value = pickle.loads(blob)
+        except Exception:  # a truncated or foreign entry is a miss
             return None
         return value if isinstance(value, (ModuleFacts, SourceError)) else None
 
+    @staticmethod
+    def pickled(value: ModuleFacts | SourceError) -> bytes | None:
+        """The entry stored for `value`; None for facts too deep to pickle (never cached)."""
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except RecursionError:
+            return None
+
     def put(self, key: str, value: ModuleFacts | SourceError) -> None:
+        if not self._writable or self.directory is None:
+            return
+        blob = self.pickled(value)
+        if blob is not None:
+            self.put_pickled(key, blob)
+
+    def put_pickled(self, key: str, blob: bytes) -> None:
         if not self._writable or self.directory is None:
             return
         folder = os.path.join(self.directory, key[:2])
@@ -92,9 +128,7 @@ class FactsCache:
             os.makedirs(folder, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
-                pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                handle.write(blob)
             os.replace(temp, os.path.join(folder, key))
         except OSError:
             self._writable = False  # a read-only cache dir just means no caching
-        except RecursionError:
-            pass  # facts too deep to pickle: simply not cached

@@ -154,7 +154,11 @@ def _require_handlers(program: Any, handlers: tuple[str, ...], where: str) -> No
 @click.option("--no-cache", is_flag=True, help="Do not read or write the facts cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Facts cache directory.")
 @click.option(
-    "--jobs", "-j", type=click.IntRange(0), default=0, help="Worker processes (0: one per core)."
+    "--jobs",
+    "-j",
+    type=click.IntRange(0),
+    default=0,
+    help="Processes that read and parse the files, this one included (0: one per core).",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--color/--no-color", default=None, help="Colour text output (default: on a TTY).")

@@ -78,6 +78,15 @@ def discover(
     templates: list[str] = []
     roots: list[str] = []
     seen_dirs: set[tuple[int, int]] = set()
+    extra = tuple(p for p in include if p != "*.py")
+
+    def kept(name: str) -> bool:
+        return (
+            name.endswith(".py")
+            or looks_like_template(name)
+            or bool(extra and _matches(name, extra))
+        )
+
     for path in paths:
         try:
             info = os.stat(path)
@@ -89,9 +98,8 @@ def discover(
             continue
         if stat.S_ISDIR(info.st_mode):
             roots.append(os.path.abspath(path))
-            extra = tuple(p for p in include if p != "*.py")
             walked: list[str] = []
-            _walk(path, base, exclude, seen_dirs, errors, on_stat, walked)
+            _walk(path, base, exclude, seen_dirs, errors, on_stat, walked, kept)
             for item in walked:
                 if item.endswith(".py") or (extra and _matches(os.path.basename(item), extra)):
                     found.append(item)
@@ -145,9 +153,11 @@ def _walk(
     errors: list[SourceError],
     on_stat: OnStat | None,
     walked: list[str],
+    kept: Callable[[str], bool],
     ancestors: tuple[tuple[int, int], ...] = (),
 ) -> None:
-    """Appends the files under `top` to `walked`, depth first, in name order."""
+    """Appends the files under `top` that `kept` wants (by name) to `walked`, depth first, in
+    name order."""
     try:
         info = os.stat(top)
     except OSError as exc:
@@ -165,7 +175,8 @@ def _walk(
     seen.add(key)
     ancestors = (*ancestors, key)
     try:
-        entries = sorted(os.scandir(top), key=lambda e: e.name)
+        with os.scandir(top) as listing:
+            entries = sorted(listing, key=_entry_name)
     except OSError as exc:
         errors.append(SourceError(top, None, _os_message(exc)))
         return
@@ -173,22 +184,33 @@ def _walk(
         path = entry.path
         if exclude and _matches(os.path.relpath(path, base), exclude):
             continue
+        name = entry.name
         try:
             is_dir = entry.is_dir()
-            is_file = not is_dir and entry.is_file()
         except OSError as exc:
             errors.append(SourceError(path, None, _os_message(exc)))
             continue
-        wanted = is_dir or wanted_file(entry.name)
-        if is_dir and (entry.name in SKIP_DIRS or entry.name.endswith(".egg-info")):
+        if is_dir:
+            if name in SKIP_DIRS or name.endswith(".egg-info"):
+                continue
+            if has_undecodable_name(name):
+                # no module or template can name it, and its name cannot be printed as it is
+                errors.append(SourceError(shown(path), None, _UNDECODABLE))
+                continue
+            _walk(path, base, exclude, seen, errors, on_stat, walked, kept, ancestors)
             continue
-        if wanted and has_undecodable_name(entry.name):
-            # no module or template can name it, and its name cannot be printed as it is
+        wanted = wanted_file(name)
+        if not wanted and not kept(name):
+            continue  # (is_file is not asked: it may cost a stat, and the file is not read)
+        try:
+            is_file = entry.is_file()
+        except OSError as exc:
+            errors.append(SourceError(path, None, _os_message(exc)))
+            continue
+        if wanted and has_undecodable_name(name):
             errors.append(SourceError(shown(path), None, _UNDECODABLE))
             continue
-        if is_dir:
-            _walk(path, base, exclude, seen, errors, on_stat, walked, ancestors)
-        elif is_file:
+        if is_file:
             walked.append(path)
         elif wanted:
             # a FIFO, a socket, a device, or a symlink to one or to nothing: never opened (a
@@ -199,6 +221,10 @@ def _walk(
                 errors.append(SourceError(path, None, _os_message(exc)))
                 continue
             errors.append(SourceError(path, None, f"skipped: {not_regular(path, mode).strerror}"))
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def wanted_file(name: str) -> bool:

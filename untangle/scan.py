@@ -9,12 +9,11 @@ from __future__ import annotations
 import fnmatch
 import gc
 import os
-import pickle
 import re
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from untangle.analysis.program import Program
 from untangle.cache import FactsCache
@@ -23,21 +22,20 @@ from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.source import parse_facts, screened_facts
 from untangle.files import read_bytes, read_bytes_and_stat
 from untangle.findings import Finding, check, selected_rules
+from untangle.shared_jobs import MAX_JOBS, SharedJobs
 from untangle.templates import TemplateHandler, read_template
 from untangle.tree_memo import FileNote, TreeMemo, current_stamp, stamp_of
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
 
 # A file is parsed up front when it may invoke (`.invoke…` appears in it: the only way to call a
 # client method) or may be a handler; helpers they reach are parsed on demand while linking.
 _HANDLER_DEF = re.compile(
     rb"def\s+(?:lambda_handler|handler)\s*\(|def\s+\w+\s*\(\s*\w*event\w*\s*,\s*\w*(?:context|ctx)"
 )
-# candidates waiting to be parsed that are worth sending to a worker process (forking one and
-# sending the facts back costs about as much as parsing this much here)
-_WORKER_BYTES = 200_000
-_MAX_WORKERS = 8
+# a tree with fewer files to read than this is read by this process alone (forking is not free)
+_FORK_FILES = 200
+# files per share of the reading (shares are taken one at a time by whichever process is free)
+_SHARE_FILES = 32
+_MAX_PROCESSES = 8
 
 Progress = Callable[[int, int], None]
 
@@ -133,6 +131,12 @@ def _load_tree(
     errors: list[SourceError] = list(found.errors)
     by_module = {source.module: source for source in found.sources}
     by_file = dict(zip(absolute_paths(s.path for s in found.sources), found.sources))
+    cache = FactsCache(options.cache_dir)
+    extra_handler = _pattern_defs(options.handler_patterns)
+    # the files are read (by forked processes too) while this one reads the templates
+    reader = _SharedReading(
+        found.sources, _Reading(options.max_file_size, extra_handler, cache, memo), options.jobs
+    )
 
     template_handlers: set[tuple[str, str]] = set()
     template_functions: list[TemplateHandler] = []
@@ -164,27 +168,27 @@ def _load_tree(
                     import_roots.append((importer, prefix))
     handler_modules = {module for module, _ in template_handlers}
 
-    cache = FactsCache(options.cache_dir)
-    extra_handler = _pattern_defs(options.handler_patterns)
-    candidates = _Candidates(cache, options, errors, handler_modules)
+    candidates = _Candidates(options.max_file_size, cache, errors, handler_modules)
     notes: dict[str, FileNote] = {}
     total = len(found.sources)
-    for done, source in enumerate(found.sources, 1):
-        note, data = _note(source, options.max_file_size, extra_handler, cache, memo, errors)
-        if progress is not None and done % 200 == 0:
-            progress(done, total)
+    for source, read in zip(found.sources, reader.finish(progress)):
+        note = read.note
         if note is None:
+            errors.append(read.error)  # type: ignore[arg-type]
+            memo.record_file(source.path, None)
             continue
+        if read.fresh:
+            memo.record_file(source.path, note)
         if note.error is not None:
             errors.append(note.error)
         if note.too_large:
             continue
         notes[source.module] = note
         if note.prefiltered or source.module in handler_modules:
-            candidates.add(source, note, data)
+            candidates.add(source, read)
         elif note.pattern_handler:
             handler_modules.add(source.module)
-            candidates.add(source, note, data)
+            candidates.add(source, read)
 
     parsed = candidates.facts()
     modules = [m for m in parsed if m.relevant or m.module in handler_modules]
@@ -243,47 +247,127 @@ def _template(path: str, memo: TreeMemo) -> list[TemplateHandler] | SourceError:
     return handlers
 
 
-def _note(
-    source: SourceFile,
-    limit: int,
-    extra_handler: re.Pattern[bytes] | None,
-    cache: FactsCache,
-    memo: TreeMemo,
-    errors: list[SourceError],
-) -> tuple[FileNote | None, bytes | None]:
-    """What the prefilter needs of a file, and its bytes when they had to be read (None, None:
-    it cannot be read)."""
-    if memo.enabled:
-        known = memo.file_note(source.path)
-        if known is not None:
-            return known, None
+class _Reading:
+    """What reading a file needs to know, in every process that reads (forked ones inherit it).
+    The templates are not read yet: a module only they name is told apart by `_Candidates`."""
+
+    def __init__(
+        self,
+        limit: int,
+        extra_handler: re.Pattern[bytes] | None,
+        cache: FactsCache,
+        memo: TreeMemo,
+    ) -> None:
+        self.limit, self.extra_handler = limit, extra_handler
+        self.cache, self.memo = cache, memo
+
+
+class _Read(NamedTuple):
+    """One file as its reader saw it, and a candidate's facts as far as the reader got them."""
+
+    note: FileNote | None  # None: the file cannot be read (`error` says why)
+    error: SourceError | None = None
+    fresh: bool = True  # read now (not the tree memo's note of an unchanged file)
+    key: str | None = None  # a candidate's facts-cache key; None: not looked at as a candidate
+    named: bool = False  # linked whatever it holds (`handler-patterns` names it)
+    skip: bool = False  # the cache knows it is irrelevant
+    parsed: bool = False  # parsed by its reader: `facts` (or `pickled`), None when screened out
+    facts: ModuleFacts | SourceError | None = None
+    pickled: bytes | None = None  # the facts as the cache keeps them (from it, or kept in it)
+
+
+def _read_file(source: SourceFile, reading: _Reading) -> _Read:
+    """Read and note a file; a candidate's facts from the cache, else parsed (and cached)."""
     try:
-        data, info = read_bytes_and_stat(source.path, limit)
-        stamp = stamp_of(info) if memo.enabled else None
+        data, info = read_bytes_and_stat(source.path, reading.limit)
     except OSError as exc:
-        errors.append(SourceError(source.path, None, f"cannot read: {exc.strerror or exc}"))
-        memo.record_file(source.path, None)
-        return None, None
-    if len(data) > limit:
+        return _Read(None, SourceError(source.path, None, f"cannot read: {exc.strerror or exc}"))
+    stamp = stamp_of(info) if reading.memo.enabled else None
+    if len(data) > reading.limit:
         error = None
         if b"invoke" in data:
             error = SourceError(
-                source.path, None, f"skipped: larger than {_size(limit)} (max-file-size)"
+                source.path, None, f"skipped: larger than {_size(reading.limit)} (max-file-size)"
             )
-        note = FileNote(stamp, None, False, False, too_large=True, error=error)
-        memo.record_file(source.path, note)
-        return note, None
+        return _Read(FileNote(stamp, None, False, False, too_large=True, error=error))
     prefiltered = b".invoke" in data or bool(
         (b"event" in data or b"handler" in data) and _HANDLER_DEF.search(data)
     )
-    note = FileNote(
-        stamp,
-        cache.key(data, source.module, source.path) if prefiltered else None,
-        prefiltered,
-        extra_handler is not None and extra_handler.search(data) is not None,
-    )
-    memo.record_file(source.path, note)
-    return note, data
+    cache = reading.cache
+    key = cache.key(data, source.module, source.path) if prefiltered else None
+    pattern = reading.extra_handler is not None and reading.extra_handler.search(data) is not None
+    note = FileNote(stamp, key, prefiltered, pattern)
+    # as `_load_tree` decides it: a pattern's handler is named when the prefilter left it out
+    named = pattern and not prefiltered
+    if not prefiltered and not named:
+        return _Read(note)
+    key = key or cache.key(data, source.module, source.path)
+    if not named and cache.relevance(key) is False:
+        return _Read(note, key=key, skip=True)
+    pickled = cache.get_pickled(key)
+    if pickled is not None:
+        return _Read(note, key=key, named=named, pickled=pickled)
+    facts = _candidate_facts(data, source.path, source.module, named)
+    if facts is not None and cache.keeps:
+        pickled = cache.pickled(facts)
+        if pickled is not None:
+            cache.put_pickled(key, pickled)
+    return _Read(note, key=key, named=named, parsed=True, facts=facts, pickled=pickled)
+
+
+def _sendable(read: _Read) -> _Read:
+    """A read as a forked reader sends it back: facts pickled (once: as the cache keeps them)."""
+    if read.facts is None:
+        return read
+    pickled = read.pickled or FactsCache.pickled(read.facts)
+    if pickled is None:  # too deep to send: the candidate is parsed again by the linking process
+        return _Read(read.note, fresh=read.fresh)
+    return read._replace(facts=None, pickled=pickled)
+
+
+class _SharedReading:
+    """Every source read (or its note known from the memo), in order. Many files are read in
+    shares by this process and forked ones together; each share holds files from all over the
+    tree (every n-th), so that one folder of large files is not one process's tail."""
+
+    def __init__(self, sources: Sequence[SourceFile], reading: _Reading, jobs: int) -> None:
+        self.sources = sources
+        self.reads: list[_Read | None] = []
+        self.unread: list[int] = []
+        memo = reading.memo
+        for index, source in enumerate(sources):
+            known = memo.file_note(source.path) if memo.enabled else None
+            self.reads.append(None if known is None else _Read(known, fresh=False))
+            if known is None:
+                self.unread.append(index)
+        processes = min(jobs or os.cpu_count() or 1, _MAX_PROCESSES)
+        if len(self.unread) < _FORK_FILES:
+            processes = 1
+        self.count = max(1, min(MAX_JOBS, -(-len(self.unread) // _SHARE_FILES)))
+        shares = [[sources[i] for i in self.unread[k :: self.count]] for k in range(self.count)]
+        reading.cache.prepare()  # read once, before forking
+
+        def read_share(share: list[SourceFile]) -> list[_Read]:
+            return [_read_file(source, reading) for source in share]
+
+        def sendable(share: list[_Read]) -> list[_Read]:
+            return [_sendable(read) for read in share]
+
+        self.shared = SharedJobs(shares, read_share, processes - 1, sendable)
+
+    def finish(self, progress: Progress | None) -> list[_Read]:
+        total, unread, count = len(self.sources), self.unread, self.count
+
+        def taken(shares: int) -> None:
+            if progress is not None:
+                progress(total - len(unread) + shares * len(unread) // count, total)
+
+        for k, share_reads in enumerate(self.shared.finish(taken)):
+            for j, read in enumerate(share_reads):
+                self.reads[unread[k + j * count]] = read
+        done = [read for read in self.reads if read is not None]
+        assert len(done) == total
+        return done
 
 
 def _lazy_facts(
@@ -342,12 +426,6 @@ def _parse_one(
     return result
 
 
-def _parse_job(
-    items: list[tuple[bytes, str, str, bool]],
-) -> list[ModuleFacts | SourceError | None]:
-    return [_candidate_facts(*item) for item in items]
-
-
 def _candidate_facts(
     data: bytes, path: str, module: str, named_handler: bool
 ) -> ModuleFacts | SourceError | None:
@@ -359,40 +437,53 @@ def _candidate_facts(
 
 
 class _Candidates:
-    """Facts of the prefilter's candidates, in their order (the program is linked in it), from
-    the cache or parsed. A cached module known to be irrelevant (and not named by a template) is
-    skipped: it is loaded later if reached. Once the candidates waiting to be parsed are worth a
-    process of their own, they are parsed by worker processes while the tree is still being
-    read; a few small files are parsed here, at the end."""
+    """Facts of the prefilter's candidates, in their order (the program is linked in it): as
+    their readers found them (cached, or parsed), else from the cache or parsed here (a file
+    whose note the tree memo had, whose facts a reader could not send). A cached module known
+    to be irrelevant (and not named by a template) is skipped: it is loaded later if reached."""
 
     def __init__(
-        self,
-        cache: FactsCache,
-        options: ScanOptions,
-        errors: list[SourceError],
-        handler_modules: set[str],
+        self, limit: int, cache: FactsCache, errors: list[SourceError], handler_modules: set[str]
     ) -> None:
-        self.cache, self.options, self.errors = cache, options, errors
+        self.limit, self.cache, self.errors = limit, cache, errors
         self.handler_modules = handler_modules
-        self.workers = options.jobs or os.cpu_count() or 1
         self.found: list[ModuleFacts | SourceError | None] = []
         # (slot in `found`, cache key, the job to parse it)
         self.missing: list[tuple[int, str, tuple[bytes, str, str, bool]]] = []
-        self.waiting: list[int] = []  # indices into `missing` not yet sent to a worker
-        self.waiting_bytes = 0
-        self.pool: ProcessPoolExecutor | None = None
-        self.pool_failed = False
-        self.sent: list[tuple[list[int], Future[list[ModuleFacts | SourceError | None]]]] = []
 
-    def add(self, source: SourceFile, note: FileNote, data: bytes | None) -> None:
-        limit = self.options.max_file_size
+    def add(self, source: SourceFile, read: _Read) -> None:
+        named = source.module in self.handler_modules
+        facts = read.facts
+        if facts is None and read.pickled is not None:
+            facts = self.cache.unpickle(read.pickled)
+        if (
+            read.key is None  # not looked at as a candidate by its reader
+            or (read.pickled is not None and facts is None)  # a damaged cache entry
+            or read.named > named  # parsed whole where the screen would decide
+            # named by a template (read after the files): what the screen left out is parsed
+            or (named > read.named and (read.skip or (read.parsed and facts is None)))
+        ):
+            self._add_unread(source, read.note, named)  # type: ignore[arg-type]
+            return
+        if read.skip:
+            return
+        if read.parsed:
+            if isinstance(facts, ModuleFacts):
+                self.cache.set_relevance(read.key, facts.relevant)
+            elif facts is None:
+                # screened out: nothing is extracted or stored until the linker reaches it
+                self.cache.set_relevance(read.key, False)
+        self.found.append(facts)
+
+    def _add_unread(self, source: SourceFile, note: FileNote, named: bool) -> None:
+        limit = self.limit
         key = note.key
+        data = None
         if key is None:  # named by a template or handler-patterns only: hashed when needed
-            data = data if data is not None else _read(source, limit, self.errors)
+            data = _read(source, limit, self.errors)
             if data is None:
                 return
             key = self.cache.key(data, source.module, source.path)
-        named = source.module in self.handler_modules
         if self.cache.relevance(key) is False and not named:
             return
         cached = self.cache.get(key)
@@ -402,50 +493,13 @@ class _Candidates:
                 if data is None:
                     return
                 key = self.cache.key(data, source.module, source.path)
-            self.waiting.append(len(self.missing))
             self.missing.append((len(self.found), key, (data, source.path, source.module, named)))
-            self.waiting_bytes += len(data)
-            if self.workers > 1 and self.waiting_bytes >= _WORKER_BYTES:
-                self._send()
         self.found.append(cached)
 
-    def _send(self) -> None:
-        if self.pool is None and not self.pool_failed:
-            # imported here: multiprocessing costs a warm scan more than it does
-            from concurrent.futures import ProcessPoolExecutor
-
-            try:
-                # forked all at once: a many-core machine need not fork one per core for this
-                self.pool = ProcessPoolExecutor(max_workers=min(self.workers, _MAX_WORKERS))
-            except (OSError, ValueError):
-                self.pool_failed = True
-        if self.pool is None:
-            return
-        chunk, self.waiting, self.waiting_bytes = self.waiting, [], 0
-        try:
-            jobs = [self.missing[i][2] for i in chunk]
-            self.sent.append((chunk, self.pool.submit(_parse_job, jobs)))
-        except (RuntimeError, OSError):  # a broken pool is a RuntimeError
-            self.pool_failed = True
-            self.waiting = chunk + self.waiting
-
     def facts(self) -> list[ModuleFacts]:
-        results: dict[int, ModuleFacts | SourceError | None] = {}
-        if self.pool is not None:
-            if self.waiting_bytes >= _WORKER_BYTES // 4:
-                self._send()  # a last batch worth sending
-            for chunk, future in self.sent:
-                # a dead worker, or facts too deep to send back: those are parsed here
-                with suppress(RuntimeError, RecursionError, pickle.PicklingError, OSError):
-                    results.update(zip(chunk, future.result()))
-            self.pool.shutdown()
-        for index, (_, _, job) in enumerate(self.missing):
-            if index not in results:
-                results[index] = _candidate_facts(*job)
-        for index, (slot, key, _) in enumerate(self.missing):
-            result = results[index]
+        for slot, key, job in self.missing:
+            result = _candidate_facts(*job)
             if result is None:
-                # screened out: nothing is extracted or stored until the linker reaches it
                 self.cache.set_relevance(key, False)
                 continue
             self.cache.put(key, result)
