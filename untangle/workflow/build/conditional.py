@@ -14,6 +14,7 @@ from untangle.workflow.build.scope import (
     Exit,
     Fragment,
     Response,
+    Stream,
     Scope,
     Unsupported,
     Value,
@@ -268,6 +269,10 @@ def _failure_branch(
     for key, known in list(handler_scope.env.items()):
         if known == response.payload:
             handler_scope.env[key] = failure
+        elif known in (response, Stream(response.payload)):
+            # decoded inside the branch (`err = json.loads(resp["Payload"].read())`): the
+            # error payload, not what the variable held before the task failed
+            handler_scope.env[key] = Response(failure) if known == response else Stream(failure)
     fragment = builder.block(node.body, handler_scope)
     if fragment.start is None or fragment.exits:
         return None
