@@ -141,7 +141,18 @@ def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragme
 
 
 def function_error_check(builder: WorkflowBuilder, test: ast.expr, scope: Scope) -> Response | None:
-    """`"FunctionError" in response` / `response.get("FunctionError")`."""
+    """`"FunctionError" in response` / `response.get("FunctionError")`, also compared with
+    `"Unhandled"` or `is not None` (the Python runtime reports every error as "Unhandled")."""
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.left, ast.Call)
+        and (
+            (isinstance(test.ops[0], ast.Eq) and _is_constant(test.comparators[0], "Unhandled"))
+            or (isinstance(test.ops[0], ast.IsNot) and _is_constant(test.comparators[0], None))
+        )
+    ):
+        test = test.left
     if (
         isinstance(test, ast.Compare)
         and len(test.ops) == 1
@@ -164,6 +175,12 @@ def function_error_check(builder: WorkflowBuilder, test: ast.expr, scope: Scope)
         if isinstance(value, Response):
             return value
     return None
+
+
+def _is_constant(node: ast.expr, value: object) -> bool:
+    return (
+        isinstance(node, ast.Constant) and node.value == value and type(node.value) is type(value)
+    )
 
 
 # what a Lambda function's error payload holds: a test for one on the decoded result of an
