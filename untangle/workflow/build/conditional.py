@@ -72,7 +72,7 @@ def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragme
                 scope.path,
                 node.lineno,
                 f"condition `{source_text(node.test, scope)}` is always {constant} "
-                "under Step Functions",
+                + call_site(scope),
             )
         )
         return builder.block(node.body if constant else node.orelse, scope)
@@ -138,6 +138,16 @@ def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragme
         merged[key] = Var(scope.var(key))
     scope.env.update(merged)
     return Fragment(name, exits)
+
+
+def call_site(scope: Scope) -> str:
+    """Where a constant condition's value comes from: the call an inlined helper was compiled
+    for (its arguments), else the data under Step Functions."""
+    if scope.caller is None or not scope.call_line:
+        return "under Step Functions"
+    caller = scope.caller.path
+    where = "" if caller == scope.path else f"{caller.rsplit('/', 1)[-1]}:"
+    return f"for the call at {where or 'line '}{scope.call_line}"
 
 
 def function_error_check(builder: WorkflowBuilder, test: ast.expr, scope: Scope) -> Response | None:

@@ -166,6 +166,8 @@ class Scope:
     collectors: frozenset[str] = frozenset()
     # an inlined helper: the scope of the call (where a `raise` caught up there comes from)
     caller: Scope | None = field(default=None, compare=False, repr=False)
+    # an inlined helper: the line of the call it was inlined for (what its arguments were)
+    call_line: int = field(default=0, compare=False)
 
     def var(self, name: str) -> str:
         return f"{self.prefix}{name}"
