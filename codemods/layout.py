@@ -61,6 +61,59 @@ def docstring(paragraphs: list[str], indent: str, width: int) -> str:
     return f'"""{text}{indent if not lines[-1] else ""}"""'
 
 
+def double_quoted(source: str) -> str:
+    """`source` with its single-quoted string literals in double quotes, as Black and `ruff
+    format` write them (`ast.unparse` prints `'…'`): a literal holding a quote of either kind
+    stays as it is, as does anything inside an f-string; the code's syntax tree is unchanged."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return source
+    fstring_start = getattr(tokenize, "FSTRING_START", None)  # Python 3.12+
+    fstring_end = getattr(tokenize, "FSTRING_END", None)
+    lines = source.split("\n")
+    swaps: list[tuple[int, int, int]] = []  # (row, first column, last column) of each literal
+    depth = 0
+    opened: tuple[int, int] = (0, 0)
+    for token in tokens:
+        if token.type == fstring_start:
+            depth += 1
+            if depth == 1:
+                opened = token.start
+            continue
+        if token.type == fstring_end:
+            depth -= 1
+            if depth == 0 and opened[0] == token.end[0]:
+                text = lines[opened[0] - 1][opened[1] : token.end[1]]
+                if _swappable(text):
+                    swaps.append((opened[0], opened[1], token.end[1]))
+            continue
+        one_line = token.start[0] == token.end[0]
+        if token.type == tokenize.STRING and not depth and one_line and _swappable(token.string):
+            swaps.append((token.start[0], token.start[1], token.end[1]))
+    for row, first, last in sorted(swaps, reverse=True):
+        line = lines[row - 1]
+        literal = line[first:last]
+        quote = literal.index("'")
+        literal = f'{literal[:quote]}"{literal[quote + 1 : -1]}"'
+        lines[row - 1] = line[:first] + literal + line[last:]
+    changed = "\n".join(lines)
+    try:
+        same = ast.dump(ast.parse(changed)) == ast.dump(ast.parse(source))
+    except SyntaxError:
+        return source
+    return changed if same else source
+
+
+def _swappable(literal: str) -> bool:
+    """A one-line `'…'` literal (any prefix) whose text holds no quote character."""
+    prefix = len(literal) - len(literal.lstrip("rRbBuUfF"))
+    body = literal[prefix:]
+    if len(body) < 2 or body[0] != "'" or body[-1] != "'" or body.startswith("'''"):
+        return False
+    return "'" not in body[1:-1] and '"' not in body[1:-1]
+
+
 def fit(source: str, width: int) -> str:
     """`source` (complete statements, `\\n` line endings) with every one-line statement longer
     than `width` split at its brackets, as a formatter would; what cannot be split stays."""

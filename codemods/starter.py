@@ -27,7 +27,7 @@ from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.metadata import PositionProvider
 
 from codemods.imports import add_imports, header_end
-from codemods.layout import DEFAULT_LINE_LENGTH, comment_text, docstring, fit
+from codemods.layout import DEFAULT_LINE_LENGTH, comment_text, docstring, double_quoted, fit
 from codemods.orphans import Orphans, remove_orphans
 
 STARTER_HELPER = "_untangle_start"
@@ -161,7 +161,7 @@ class ReplaceHandlerWithStarter(VisitorBasedCodemodCommand):
         )
         body += [_spaced(s) for s in cst.parse_module(fit(code, self.line_length)).body]
         if self.extra_functions:
-            extra = fit(self.extra_functions, self.line_length)
+            extra = fit(double_quoted(self.extra_functions), self.line_length)
             body += [_spaced(s) for s in cst.parse_module(extra).body]
         # what only the old body used goes first, so that the new imports are sorted among
         # the imports that stay

@@ -83,6 +83,14 @@ def add_tax(event, context):
     return total * 1.2
 '''
 
+EXTRACTED_WITH_QUOTES = '''
+
+def label(event, context):
+    """One step of the Orders state machine (extracted by untangle from line 9)."""
+    names = event['names']
+    return {'ok': 'it\\'s', 'label': f'{names["first"]}!'}
+'''
+
 
 def case(
     before: str,
@@ -224,10 +232,21 @@ def handler(event, context):
         # the imports only the clients used go with them
         STARTER + SYNC_HELPER,
     ),
+    # `ast.unparse` prints '…': the new code is written in double quotes, as Black writes it
     "extra_functions_appended": case(
         ORCHESTRATOR,
-        STARTER + SYNC_HELPER + EXTRACTED,
+        STARTER + SYNC_HELPER + EXTRACTED.replace("event['total']", 'event["total"]'),
         extra_functions=EXTRACTED,
+    ),
+    # near misses: a literal holding a quote, and an f-string holding a string, stay as printed
+    "extra_functions_quotes_that_stay": case(
+        ORCHESTRATOR,
+        STARTER
+        + SYNC_HELPER
+        + EXTRACTED_WITH_QUOTES.replace("['names']", '["names"]')
+        .replace("{'ok'", '{"ok"')
+        .replace("'label'", '"label"'),
+        extra_functions=EXTRACTED_WITH_QUOTES,
     ),
 }
 

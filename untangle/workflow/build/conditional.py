@@ -15,6 +15,7 @@ from untangle.workflow.build.scope import (
     Fragment,
     Response,
     Scope,
+    Stream,
     Unsupported,
     Value,
     describe,
@@ -71,7 +72,7 @@ def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragme
                 scope.path,
                 node.lineno,
                 f"condition `{source_text(node.test, scope)}` is always {constant} "
-                "under Step Functions",
+                + call_site(scope),
             )
         )
         return builder.block(node.body if constant else node.orelse, scope)
@@ -139,8 +140,29 @@ def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragme
     return Fragment(name, exits)
 
 
+def call_site(scope: Scope) -> str:
+    """Where a constant condition's value comes from: the call an inlined helper was compiled
+    for (its arguments), else the data under Step Functions."""
+    if scope.caller is None or not scope.call_line:
+        return "under Step Functions"
+    caller = scope.caller.path
+    where = "" if caller == scope.path else f"{caller.rsplit('/', 1)[-1]}:"
+    return f"for the call at {where or 'line '}{scope.call_line}"
+
+
 def function_error_check(builder: WorkflowBuilder, test: ast.expr, scope: Scope) -> Response | None:
-    """`"FunctionError" in response` / `response.get("FunctionError")`."""
+    """`"FunctionError" in response` / `response.get("FunctionError")`, also compared with
+    `"Unhandled"` or `is not None` (the Python runtime reports every error as "Unhandled")."""
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.left, ast.Call)
+        and (
+            (isinstance(test.ops[0], ast.Eq) and _is_constant(test.comparators[0], "Unhandled"))
+            or (isinstance(test.ops[0], ast.IsNot) and _is_constant(test.comparators[0], None))
+        )
+    ):
+        test = test.left
     if (
         isinstance(test, ast.Compare)
         and len(test.ops) == 1
@@ -163,6 +185,12 @@ def function_error_check(builder: WorkflowBuilder, test: ast.expr, scope: Scope)
         if isinstance(value, Response):
             return value
     return None
+
+
+def _is_constant(node: ast.expr, value: object) -> bool:
+    return (
+        isinstance(node, ast.Constant) and node.value == value and type(node.value) is type(value)
+    )
 
 
 # what a Lambda function's error payload holds: a test for one on the decoded result of an
@@ -268,6 +296,10 @@ def _failure_branch(
     for key, known in list(handler_scope.env.items()):
         if known == response.payload:
             handler_scope.env[key] = failure
+        elif known in (response, Stream(response.payload)):
+            # decoded inside the branch (`err = json.loads(resp["Payload"].read())`): the
+            # error payload, not what the variable held before the task failed
+            handler_scope.env[key] = Response(failure) if known == response else Stream(failure)
     fragment = builder.block(node.body, handler_scope)
     if fragment.start is None or fragment.exits:
         return None

@@ -93,6 +93,18 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
         catch.tasks = [t for t in catch.tasks if not shadowed(builder, t, catch.errors)]
         raises = [(n, slot) for n, slot in catch.raises if n in builder.states]
         if not catch.tasks and not raises:
+            # no state can fail into this handler: dropping it is faithful only when the
+            # local code it guards (which the machine evaluates itself) cannot raise its errors
+            risky = local_raiser(node.body, catch.errors)
+            if risky is not None:
+                raise Unsupported(
+                    catch.handler.lineno,
+                    f"`{except_text(catch.handler)}` catches an error that "
+                    f"`{ast.unparse(risky)}` (line {risky.lineno}) may raise; the machine "
+                    "computes that in its own states, which cannot catch it, so it would fail "
+                    "where the handler ran the except block",
+                    "test the data with an `if` before using it instead of catching the error",
+                )
             continue
         handler_scope = replace(scope, env=dict(scope.env))
         body_stmts = [s for s in catch.handler.body if not is_reraise(s)]
@@ -152,6 +164,46 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
                 task, catch=(*task.catch, CatchRule(catch.errors, start, "error"))
             )
     return Fragment(body.start, exits)
+
+
+# the errors of Python's own operations, by the classes an `except` names for them (names as
+# `error_names` gives them): what evaluating data in a Pass or Choice state stands for
+LOCAL_ERRORS: dict[str, tuple[type[ast.AST], ...]] = {
+    "States.ALL": (ast.Subscript, ast.Call, ast.BinOp, ast.Attribute, ast.Compare),
+    "KeyError": (ast.Subscript,),
+    "IndexError": (ast.Subscript,),
+    "LookupError": (ast.Subscript,),
+    "TypeError": (ast.Subscript, ast.Call, ast.BinOp, ast.Compare),
+    "ValueError": (ast.Call,),
+    "JSONDecodeError": (ast.Call,),
+    "UnicodeDecodeError": (ast.Call,),
+    "AttributeError": (ast.Attribute,),
+    "ZeroDivisionError": (ast.BinOp,),
+    "ArithmeticError": (ast.BinOp,),
+}
+
+
+def local_raiser(body: list[ast.stmt], errors: tuple[str, ...]) -> ast.expr | None:
+    """The first expression of `body` whose evaluation may raise one of `errors` (a subscript
+    for `KeyError`, a call for `ValueError`, a division for `ZeroDivisionError`, …), or None."""
+    kinds = tuple(kind for error in errors for kind in LOCAL_ERRORS.get(error, ()))
+    any_operator = bool({"States.ALL", "TypeError"} & set(errors))
+    for stmt in body:
+        for sub in ast.walk(stmt):
+            if not (isinstance(sub, kinds) and isinstance(sub, ast.expr)):
+                continue
+            if isinstance(sub, ast.Subscript) and not isinstance(sub.ctx, ast.Load):
+                continue  # `d[k] = v` stores
+            if isinstance(sub, ast.BinOp) and not (
+                any_operator or isinstance(sub.op, (ast.Div, ast.FloorDiv, ast.Mod))
+            ):
+                continue
+            return sub
+    return None
+
+
+def except_text(handler: ast.ExceptHandler) -> str:
+    return f"except {ast.unparse(handler.type)}" if handler.type is not None else "except"
 
 
 def shadowed(builder: WorkflowBuilder, task_name: str, errors: tuple[str, ...]) -> bool:

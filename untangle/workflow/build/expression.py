@@ -32,6 +32,7 @@ from untangle.workflow.build.scope import (
     Value,
     describe,
     function_of,
+    raw_response_field,
     to_expr,
 )
 from untangle.workflow.ir import (
@@ -83,7 +84,7 @@ def transform_subscript(builder: WorkflowBuilder, node: ast.Subscript, scope: Sc
             return Stream(base.payload)
         if key == Lit("StatusCode"):
             return Lit(200)
-        return Opaque(node.lineno, "a field of the raw invoke response")
+        return raw_response_field(node.lineno, key.value if isinstance(key, Lit) else None)
     if isinstance(base, (Stream, Opaque, SelfRef, Pool, ObjectRef)):
         return Opaque(node.lineno, describe(base))
     if (

@@ -166,6 +166,8 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
     if fragment.start is not None and not fragment.exits and not continues:
         raise Unsupported(node.lineno, "a loop that returns or raises from inside")
     forget_loop_locals(scope, initial, processor_scope.env, node.lineno)
+    for _, env in continues:  # what a round that ends at `continue` bound is as lost
+        forget_loop_locals(scope, initial, env, node.lineno)
     output: Expr = Lit(None)
     if collect is not None:
         if has_work(builder, collect, processor_scope):

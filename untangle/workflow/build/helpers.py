@@ -123,6 +123,7 @@ def inline(
         retry=scope.retry,
         prefix=prefix(builder, target or facts.name),
         caller=scope,
+        call_line=call.lineno,
     )
     if facts.is_method and params:
         inner.env[params[0]] = receiver_of(builder, call, callee, scope)

@@ -128,8 +128,26 @@ def error_names(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> tuple
         elif last in builder._function_errors:
             names.append("States.TaskFailed")
         elif last:
-            names.append(last)
+            # a new function that raises a subclass fails its Task with the subclass's name
+            # (`json.loads` raises JSONDecodeError): `except ValueError` catches that too
+            names += [last, *BUILTIN_SUBCLASSES.get(last, ())]
     return tuple(dict.fromkeys(names)) or ("States.ALL",)
+
+
+# the standard library's subclasses of the exceptions an `except` names for bad data, as the
+# Lambda runtime names an error (the class's own name); a Catch or Retry matches names exactly
+BUILTIN_SUBCLASSES: dict[str, tuple[str, ...]] = {
+    "ValueError": (
+        "JSONDecodeError",
+        "UnicodeError",
+        "UnicodeDecodeError",
+        "UnicodeEncodeError",
+        "UnicodeTranslateError",
+    ),
+    "UnicodeError": ("UnicodeDecodeError", "UnicodeEncodeError", "UnicodeTranslateError"),
+    "LookupError": ("KeyError", "IndexError"),
+    "ArithmeticError": ("ZeroDivisionError", "OverflowError", "FloatingPointError"),
+}
 
 
 def retry_for(

@@ -166,6 +166,8 @@ class Scope:
     collectors: frozenset[str] = frozenset()
     # an inlined helper: the scope of the call (where a `raise` caught up there comes from)
     caller: Scope | None = field(default=None, compare=False, repr=False)
+    # an inlined helper: the line of the call it was inlined for (what its arguments were)
+    call_line: int = field(default=0, compare=False)
 
     def var(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -192,3 +194,16 @@ def describe(value: Value) -> str:
     if isinstance(value, Opaque):
         return value.message
     return "the raw invoke response"
+
+
+def raw_response_field(line: int, key: object) -> Opaque:
+    """A field of an invoke's raw response other than Payload and StatusCode: no state holds it
+    (a Task's result is the payload; a failed function is a Catch)."""
+    hint = (
+        ': `"FunctionError" in response`, `response.get("FunctionError")` or its '
+        '`== "Unhandled"` becomes a Catch of the failed function'
+        if key == "FunctionError"
+        else ": only its Payload and StatusCode have a state to hold them"
+    )
+    shown = f"the `{key}`" if isinstance(key, str) else "a"
+    return Opaque(line, f"{shown} field of the raw invoke response{hint}")

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING
 from untangle.workflow.build.ast_helpers import dotted_name, source_text
 from untangle.workflow.build.constant_fold import count, kind_of, truthy
 from untangle.workflow.build.helpers import pure_inline
-from untangle.workflow.build.scope import NOT_DATA, Opaque, Response, Scope, Stream, Value, to_expr
+from untangle.workflow.build.scope import (
+    NOT_DATA,
+    Opaque,
+    Response,
+    Scope,
+    Stream,
+    Value,
+    raw_response_field,
+    to_expr,
+)
 from untangle.workflow.ir import (
     Arr,
     Expr,
@@ -202,7 +211,10 @@ def dict_get(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value | 
     assert isinstance(node.func, ast.Attribute)
     receiver = builder.value(node.func.value, scope)
     if isinstance(receiver, Response):
-        return Opaque(node.lineno, "a field of the raw invoke response")
+        field = node.args[0] if node.args else None
+        return raw_response_field(
+            node.lineno, field.value if isinstance(field, ast.Constant) else None
+        )
     if isinstance(receiver, NOT_DATA) or not node.args:
         return None
     key = builder.value(node.args[0], scope)
