@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import math
 import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,11 +69,12 @@ def check_contents(contents: dict[str, str], root: str, workers: int | None = No
         except ValidatorUnavailable:
             skipped.add(CFN_LINT_MISSING)
             lint = False
-    _import_sam_transform()
+    _prepare_sam_translator()
     batches = _batches([d for _, d in definitions], workers) if lint else []
-    with _executor(workers if len(templates) + len(batches) > 1 else 1) as executor:
+    with _executor(min(workers, len(templates) + len(batches))) as executor:
         template_jobs = [
-            executor.submit(
+            _Job(
+                executor,
                 _validate_template,
                 contents[path],
                 os.path.dirname(path),
@@ -79,7 +82,7 @@ def check_contents(contents: dict[str, str], root: str, workers: int | None = No
             )
             for path in templates
         ]
-        lint_jobs = [executor.submit(cfn_lint_errors, batch) for batch in batches]
+        lint_jobs = [_Job(executor, cfn_lint_errors, batch) for batch in batches]
         # node runs on a core of its own meanwhile
         try:
             asl = asl_errors([d for _, d in definitions])
@@ -133,10 +136,34 @@ def _named_in(text: str, contents: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _import_sam_transform() -> None:
+def _prepare_sam_translator() -> None:
     """Imported before the pool forks, once for all its workers (where it is installed)."""
+    # The SAM translator logs "There are unpublished metrics" (a warning, which Python prints
+    # on stderr when nothing configured logging) whenever a translator it made is collected, so
+    # at random points of a run: its metrics of a local validation concern no one.
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
     with contextlib.suppress(ImportError):  # sam.validate names it as skipped
         importlib.import_module("samtranslator.translator.transform")
+
+
+class _Job:
+    """`function(*args)` sent to `executor`; run here instead when the pool broke (a worker
+    killed, say by the kernel out of memory)."""
+
+    def __init__(self, executor: Executor, function: Callable[..., Any], *args: Any) -> None:
+        self.function = function
+        self.args = args
+        self.future: Future[Any] | None = None
+        with contextlib.suppress(BrokenProcessPool):
+            self.future = executor.submit(function, *args)
+
+    def result(self) -> Any:
+        try:
+            if self.future is not None:
+                return self.future.result()
+        except BrokenProcessPool:
+            pass
+        return self.function(*self.args)
 
 
 class _InProcess(Executor):
@@ -146,7 +173,7 @@ class _InProcess(Executor):
         future: Future[Any] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
+        except Exception as exc:
             future.set_exception(exc)
         return future
 
