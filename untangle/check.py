@@ -7,8 +7,9 @@ synthetic template per batch (`untangle.validate.cfn_lint_errors`), and the batc
 go to a pool of one process per core (the largest templates first), while asl-validator checks
 every definition in one node process of its own.
 
-Measured on 2 cores (loaded), 50 workflows in one template: cfn-lint of the 50 definitions one by
-one took 80 s; batched, 2.3 s of CPU.
+Measured in CPU time (2 cores, loaded), 50 generated workflows in one template: cfn-lint of the
+definitions took 27.5 s one by one (0.55 s each), 2.6 s in two batches of 25; all the validators
+31 s in one process before, 10.6 s in all now, the longest job the template's cfn-lint (3.6 s).
 """
 
 from __future__ import annotations
