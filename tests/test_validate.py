@@ -396,14 +396,27 @@ def test_env_dir_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def _cfn_lint(definition: Definition) -> list[str]:
     try:
-        return cfn_lint_errors(definition)
+        [errors] = cfn_lint_errors([definition])
     except ValidatorUnavailable as exc:
         _unavailable(exc)
+    return errors
+
+
+@pytest.fixture(scope="module")
+def cfn_results() -> dict[str, list[str]]:
+    """cfn-lint's errors for every definition of this module, from one template: each is worded
+    as when its definition is linted alone (the DEFECTS table was measured that way)."""
+    named = {**GOOD, **{d.id: d.definition for d in DEFECTS}}
+    try:
+        errors = cfn_lint_errors(list(named.values()))
+    except ValidatorUnavailable as exc:
+        _unavailable(exc)
+    return dict(zip(named, errors))
 
 
 @pytest.mark.parametrize("name", list(GOOD))
-def test_cfn_lint_accepts_good_definition(name: str) -> None:
-    assert _cfn_lint(GOOD[name]) == []
+def test_cfn_lint_accepts_good_definition(cfn_results: dict[str, list[str]], name: str) -> None:
+    assert cfn_results[name] == []
 
 
 CAUGHT_BY_CFN = [d for d in DEFECTS if d.cfn is not None]
@@ -411,17 +424,66 @@ MISSED_BY_CFN = [d for d in DEFECTS if d.cfn is None]
 
 
 @pytest.mark.parametrize("defect", CAUGHT_BY_CFN, ids=[d.id for d in CAUGHT_BY_CFN])
-def test_cfn_lint_catches(defect: Defect) -> None:
-    errors = _cfn_lint(defect.definition)
+def test_cfn_lint_catches(cfn_results: dict[str, list[str]], defect: Defect) -> None:
+    errors = cfn_results[defect.id]
     assert defect.cfn is not None
     assert any(defect.cfn in e for e in errors), errors
 
 
 @pytest.mark.parametrize("defect", MISSED_BY_CFN, ids=[d.id for d in MISSED_BY_CFN])
-def test_cfn_lint_known_gap(defect: Defect) -> None:
+def test_cfn_lint_known_gap(cfn_results: dict[str, list[str]], defect: Defect) -> None:
     """cfn-lint is silent here: the reason asl-validator is required. If this fails, cfn-lint
     learnt to catch the defect: move its expected message into the DEFECTS table."""
-    assert _cfn_lint(defect.definition) == []
+    assert cfn_results[defect.id] == []
+
+
+def _numbered(count: int, broken: dict[int, Definition]) -> list[Definition]:
+    """`count` valid definitions told apart by their state's name, `broken[i]` at index i."""
+    return [
+        broken.get(i, {"StartAt": f"Step{i}", "States": {f"Step{i}": _task(End=True)}})
+        for i in range(count)
+    ]
+
+
+_NO_END = {"StartAt": "Seventh", "States": {"Seventh": _task()}}
+_BAD_TIMEOUT = {"StartAt": "Third", "States": {"Third": _task(TimeoutSeconds="soon", End=True)}}
+
+
+@pytest.mark.parametrize(
+    ("count", "broken", "per_template"),
+    [
+        pytest.param(10, {6: _NO_END}, None, id="7th-of-10"),
+        pytest.param(10, {0: _NO_END}, None, id="1st-of-10"),
+        pytest.param(10, {9: _NO_END}, None, id="10th-of-10"),
+        pytest.param(10, {2: _BAD_TIMEOUT, 6: _NO_END}, None, id="3rd-and-7th-of-10"),
+        pytest.param(10, {}, None, id="none-of-10"),
+        # three templates (4, 4, 2): the 7th is the 2nd template's 3rd, the 10th its last
+        pytest.param(10, {6: _NO_END}, 4, id="7th-of-10-in-templates-of-4"),
+        pytest.param(10, {2: _BAD_TIMEOUT, 9: _NO_END}, 4, id="3rd-and-10th-in-templates-of-4"),
+    ],
+)
+def test_cfn_lint_reports_each_error_against_its_definition(
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
+    broken: dict[int, Definition],
+    per_template: int | None,
+) -> None:
+    if per_template is not None:
+        monkeypatch.setattr(validate, "MAX_DEFINITIONS_PER_TEMPLATE", per_template)
+    try:
+        errors = cfn_lint_errors(_numbered(count, broken))
+    except ValidatorUnavailable as exc:
+        _unavailable(exc)
+    assert len(errors) == count
+    assert {i for i, e in enumerate(errors) if e} == set(broken)
+    for index, definition in broken.items():
+        state = definition["StartAt"]
+        assert all(f"at /States/{state}" in e for e in errors[index]), errors[index]
+    if _NO_END in broken.values():
+        index = next(i for i, d in broken.items() if d is _NO_END)
+        assert errors[index] == [
+            "E3601 Only one of ['Next', 'End'] is a required property at /States/Seventh"
+        ]
 
 
 def test_template_substitutes_every_placeholder() -> None:
@@ -430,16 +492,21 @@ def test_template_substitutes_every_placeholder() -> None:
         "ShipItemFunction",
         "ValidateOrderFunction",
     ]
-    properties = cloudformation_template(GOOD_JSONATA)["Resources"]["StateMachine"]["Properties"]
-    substitutions = properties["DefinitionSubstitutions"]
-    assert sorted(substitutions) == placeholders(GOOD_JSONATA)
-    assert all(v.startswith("arn:aws:lambda:us-east-1:") for v in substitutions.values())
+    resources = cloudformation_template([GOOD_JSONATA, GOOD_JSONPATH])["Resources"]
+    assert list(resources) == ["StateMachine1", "StateMachine2"]
+    for name, definition in [("StateMachine1", GOOD_JSONATA), ("StateMachine2", GOOD_JSONPATH)]:
+        properties = resources[name]["Properties"]
+        assert properties["Definition"] is definition
+        substitutions = properties["DefinitionSubstitutions"]
+        assert sorted(substitutions) == placeholders(definition)
+        assert all(v.startswith("arn:aws:lambda:us-east-1:") for v in substitutions.values())
 
 
 def test_template_without_placeholders_has_no_substitutions() -> None:
     definition = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
-    properties = cloudformation_template(definition)["Resources"]["StateMachine"]["Properties"]
-    assert "DefinitionSubstitutions" not in properties
+    resources = cloudformation_template([GOOD_JSONATA, definition])["Resources"]
+    assert "DefinitionSubstitutions" in resources["StateMachine1"]["Properties"]  # near miss
+    assert "DefinitionSubstitutions" not in resources["StateMachine2"]["Properties"]
     assert _cfn_lint(definition) == []
 
 
@@ -528,7 +595,7 @@ def test_validators_run_whatever_the_cache_folder(environment: dict[str, str | N
     script = (
         "import json, sys\n"
         "from untangle.validate import cfn_lint_errors\n"
-        "print(json.dumps(cfn_lint_errors(json.loads(sys.argv[1]))))\n"
+        "print(json.dumps(cfn_lint_errors([json.loads(sys.argv[1])])[0]))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, json.dumps(broken.definition)],

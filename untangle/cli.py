@@ -934,7 +934,6 @@ def migrate(
     from untangle.migrate import (
         MigrationError,
         apply_migration,
-        check_migration,
         compute_migration,
         unified_diff,
     )
@@ -996,7 +995,9 @@ def migrate(
             click.echo("nothing to migrate", err=True)
         sys.exit(done)
     if write:
-        validation = check_migration(migration)
+        from untangle.check import check_contents
+
+        validation = check_contents(migration.contents(), migration.root)
         for validator in validation.skipped:
             click.echo(f"untangle: not validated with {validator}: not installed", err=True)
         problems = validation.problems

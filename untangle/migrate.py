@@ -1,7 +1,8 @@
 """The migrate recipe: planned workflows → the file changes that make them real.
 
-`compute_migration` is pure (it is given file contents, returns new contents); `check_migration`
-runs the validators; `apply_migration` is the only part that writes, all or nothing.
+`compute_migration` is pure (it is given file contents, returns new contents);
+`untangle.check.check_contents` runs the validators on them; `apply_migration` is the only part
+that writes, all or nothing.
 """
 
 from __future__ import annotations
@@ -856,70 +857,6 @@ def unified_diff(migration: Migration) -> str:
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
         for line in chunks
     )
-
-
-@dataclass(frozen=True)
-class Validation:
-    """What the validators said about a migration, and which of them could not run here."""
-
-    problems: list[str]
-    skipped: list[str]
-
-
-def check_migration(migration: Migration) -> Validation:
-    """Every validator on what would be written: Python compiles, templates pass the SAM
-    transform and cfn-lint, definitions pass asl-validator and cfn-lint E3601. A validator that
-    is not installed (Node.js, asl-validator, cfn-lint, the SAM translator) is skipped and named."""
-    from untangle.validate import ValidatorUnavailable, asl_errors, cfn_lint_errors
-
-    skipped: set[str] = set()
-
-    def asl(definitions: list[dict[str, Any]]) -> list[list[str]]:
-        try:
-            return asl_errors(definitions)
-        except ValidatorUnavailable as exc:
-            skipped.add(f"asl-validator ({exc})")
-            return [[] for _ in definitions]
-
-    def cfn_lint(definition: dict[str, Any]) -> list[str]:
-        try:
-            return cfn_lint_errors(definition)
-        except ValidatorUnavailable:
-            skipped.add("cfn-lint (pip install cfn-lint)")
-            return []
-
-    problems = _check(migration, asl, cfn_lint, skipped)
-    return Validation(problems, sorted(skipped))
-
-
-def _check(
-    migration: Migration, asl_errors: Any, cfn_lint_errors: Any, skipped: set[str]
-) -> list[str]:
-    problems: list[str] = []
-    contents = migration.contents()
-    definitions: list[tuple[str, dict[str, Any]]] = []
-    for path, text in contents.items():
-        relative = os.path.relpath(path, migration.root)
-        if path.endswith(".py"):
-            try:
-                compile(text, path, "exec")
-            except SyntaxError as exc:
-                problems.append(
-                    f"{relative}:{exc.lineno}: rewritten code does not compile: {exc.msg}"
-                )
-        elif path.endswith(".asl.json"):
-            definitions.append((relative, json.loads(text)))
-            problems += [f"{relative}: {e}" for e in cfn_lint_errors(json.loads(text))]
-    for (relative, _), errors in zip(definitions, asl_errors([d for _, d in definitions])):
-        problems += [f"{relative}: {e}" for e in errors]
-    for path, text in contents.items():
-        if os.path.basename(path) in ("template.yaml", "template.yml"):
-            relative = os.path.relpath(path, migration.root)
-            problems += [
-                f"{relative}: {e}"
-                for e in sam.validate(text, os.path.dirname(path), contents, skipped)
-            ]
-    return problems
 
 
 def apply_migration(migration: Migration) -> None:
