@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from untangle.analysis.program import Program
+from untangle.facts.model import FunctionFacts
 from untangle.workflow.build import effect, helpers, region, visitor
 from untangle.workflow.build.ast_helpers import (
     bound_names,
@@ -313,9 +314,7 @@ class WorkflowBuilder:
     def function_at(self, path: str, line: int) -> str | None:
         best: str | None = None
         best_line = -1
-        for qualname, facts in self.program.functions.items():
-            if self.program.module_of(qualname).path != path:
-                continue
+        for qualname, facts in _functions_by_path(self.program).get(path, ()):
             if facts.span.line <= line <= facts.span.end_line and facts.span.line > best_line:
                 best, best_line = qualname, facts.span.line
         return best
@@ -359,3 +358,17 @@ def _in_reading_order(reasons: list[Reason]) -> tuple[Reason, ...]:
     files = list(dict.fromkeys(r.path for r in reasons))
     unique = dict.fromkeys(reasons)
     return tuple(sorted(unique, key=lambda r: (files.index(r.path), r.line)))
+
+
+def _functions_by_path(program: Program) -> dict[str, list[tuple[str, FunctionFacts]]]:
+    """The program's functions by their module's path, in the program's order: built once per
+    program (again when it has loaded more modules), not searched once per question (a tree
+    of N orchestrators asks about N times per workflow)."""
+    known = program.cache.get("functions by path")
+    if isinstance(known, tuple) and known[0] == len(program.functions):
+        return known[1]  # type: ignore[no-any-return]
+    found: dict[str, list[tuple[str, FunctionFacts]]] = {}
+    for qualname, facts in program.functions.items():
+        found.setdefault(program.module_of(qualname).path, []).append((qualname, facts))
+    program.cache["functions by path"] = (len(program.functions), found)
+    return found
