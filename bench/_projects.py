@@ -165,7 +165,9 @@ def _write_code(folder: Path, i: int) -> None:
         )
 
 
-def make_project(root: str | os.PathLike[str], n_workflows: int, layout: str = "one-template") -> Path:
+def make_project(
+    root: str | os.PathLike[str], n_workflows: int, layout: str = "one-template"
+) -> Path:
     """Write a project of `n_workflows` orchestrators under `root` (created if needed); the
     project's root directory."""
     if layout not in LAYOUTS:
