@@ -304,6 +304,28 @@ def test_template_references() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("depends_on", "names_it"),
+    [
+        pytest.param(["Db", "Fn"], True, id="list-naming-it"),
+        pytest.param(["Db", "FnX"], False, id="list-not-naming-it"),
+        pytest.param("Fn", True, id="one-name"),
+        pytest.param(["Db", ["Fn"]], False, id="nested-list"),
+        pytest.param({"Ref": ["Fn"]}, False, id="ref-to-a-list"),
+    ],
+)
+def test_a_depends_on_list_is_read_not_hashed(depends_on: Any, names_it: bool) -> None:
+    document = {
+        "Resources": {
+            "Fn": {"Type": "AWS::Serverless::Function"},
+            "Db": {"Type": "AWS::DynamoDB::Table"},
+            "Job": {"Type": "AWS::Events::Rule", "DependsOn": depends_on},
+        }
+    }
+    found = [i.where for i in references(document, "Fn")]
+    assert found == (["template Resources.Job"] if names_it else [])
+
+
 # --- migrate on the fixtures ----------------------------------------------------------------
 
 

@@ -278,7 +278,8 @@ def references(document: Any, logical: str) -> list[Invoker]:
 def _mentions(value: Any, names: set[str]) -> bool:
     if isinstance(value, dict):
         for key, inner in value.items():
-            if key == "Ref" and inner in names:
+            # a list (`DependsOn: [A, B]`) or a mapping is no name: compared, it is not hashed
+            if key == "Ref" and isinstance(inner, str) and inner in names:
                 return True
             if key == "Fn::GetAtt":
                 target = inner[0] if isinstance(inner, list) and inner else inner
@@ -291,7 +292,10 @@ def _mentions(value: Any, names: set[str]) -> bool:
                 ):
                     return True
             if key == "DependsOn" and (
-                inner in names or (isinstance(inner, list) and names & set(inner))
+                (isinstance(inner, str) and inner in names)
+                or (
+                    isinstance(inner, list) and any(d in names for d in inner if isinstance(d, str))
+                )
             ):
                 return True
             if _mentions(inner, names):

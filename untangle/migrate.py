@@ -12,6 +12,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from untangle import iam, sam
 from untangle.facts.source import text_encoding
 from untangle.plan import PlannedWorkflow
 from untangle.style import DEFAULT_STYLE, CodeStyle, code_style
+from untangle.template_edit import TemplateEditor
 from untangle.templates import TemplateHandler, one_line
 from untangle.workflow.asl import placeholders
 from untangle.workflow.ir import Extraction, Reason, Task, Workflow, all_states
@@ -89,15 +91,25 @@ class Migration:
         return {c.path: c.new for c in self.changes}
 
 
+_UNREAD = object()  # a path the edits have not read yet
+
+
 @dataclass
 class _Edits:
-    """Files as they will be, while several workflows edit them in turn."""
+    """Files as they will be, while several workflows edit them in turn: each workflow's edits
+    are kept (`commit`) or undone (`rollback`) together. A template is held by an editor that
+    parses it once, whatever the number of workflows that edit it."""
 
     read: ReadText
     current: dict[str, str | None] = field(default_factory=dict)
     original: dict[str, str | None] = field(default_factory=dict)
+    editors: dict[str, TemplateEditor] = field(default_factory=dict)
+    # what this workflow changed: each path's text (or _UNREAD) and editor before it
+    _before: dict[str, tuple[object, TemplateEditor | None]] = field(default_factory=dict)
 
     def get(self, path: str) -> str | None:
+        if path in self.editors:
+            return self.editors[path].text()
         if path not in self.current:
             text = self.read(path)
             self.current[path] = text
@@ -106,14 +118,51 @@ class _Edits:
 
     def set(self, path: str, text: str) -> None:
         self.get(path)
+        self._remember(path)
+        self.editors.pop(path, None)
         self.current[path] = text
 
+    def template(self, path: str) -> TemplateEditor | None:
+        """The editor of the template at `path`; None when there is no such file."""
+        if path not in self.editors:
+            text = self.get(path)
+            if text is None:
+                return None
+            self._remember(path)
+            self.editors[path] = TemplateEditor(text)
+        self._remember(path)
+        return self.editors[path]
+
+    def _remember(self, path: str) -> None:
+        if path not in self._before:
+            self._before[path] = (self.current.get(path, _UNREAD), self.editors.get(path))
+
+    def commit(self) -> None:
+        for path in self._before:
+            if path in self.editors:
+                self.editors[path].commit()
+        self._before.clear()
+
+    def rollback(self) -> None:
+        for path, (text, editor) in self._before.items():
+            if text is _UNREAD:
+                self.current.pop(path, None)
+            else:
+                self.current[path] = text  # type: ignore[assignment]
+            if editor is None:
+                self.editors.pop(path, None)
+            else:
+                editor.rollback()
+                self.editors[path] = editor
+        self._before.clear()
+
     def changes(self) -> list[FileChange]:
-        return [
-            FileChange(path, self.original[path], text, _encoding_of(path, text))
-            for path, text in sorted(self.current.items())
-            if text is not None and text != self.original[path]
-        ]
+        found = []
+        for path in sorted(set(self.current) | set(self.editors)):
+            text = self.editors[path].text() if path in self.editors else self.current[path]
+            if text is not None and text != self.original[path]:
+                found.append(FileChange(path, self.original[path], text, _encoding_of(path, text)))
+        return found
 
 
 def _encoding_of(path: str, text: str) -> str:
@@ -140,7 +189,6 @@ def compute_migration(
         if item.asl is None or workflow.graph is None:
             migration.skipped.append((workflow, workflow.reasons))
             continue
-        saved = dict(edits.current)
         try:
             how = _migrate_one(
                 item,
@@ -153,17 +201,18 @@ def compute_migration(
                 imported,
             )
         except TemplateProblem as exc:
-            edits.current = saved  # a workflow is migrated whole or not at all
+            edits.rollback()  # a workflow is migrated whole or not at all
             reason = Reason(exc.path, exc.template_line, str(exc))
             migration.skipped.append((workflow, (reason,)))
             continue
         except (MigrationError, ValueError, yaml.YAMLError) as exc:
-            edits.current = saved
+            edits.rollback()
             line = workflow.graph.states[0].span.line if workflow.graph.states else 1
             if isinstance(exc, MigrationError) and exc.line is not None:
                 line = exc.line
             migration.skipped.append((workflow, (Reason(workflow.path, line, str(exc)),)))
             continue
+        edits.commit()
         migration.migrated.append((workflow, how))
     migration.changes = edits.changes()
     for change in migration.changes:
@@ -215,16 +264,31 @@ def _migrate_one(
     edits.set(definition_path, json.dumps(item.asl, indent=2) + "\n")
 
     # the template, and what becomes of the orchestrator's event sources
-    text = edits.get(template_path)
+    editor = edits.template(template_path)
     orchestrator = declared[0].logical_id if declared else None
-    try:
-        template = sam.Template.parse(text) if text else None
-    except (ValueError, yaml.YAMLError) as exc:  # the template cannot be read
-        raise _template_problem(template_path, text, orchestrator, exc) from exc
-    existing = set(template.resource_ids()) if template else set()
+    readable = editor is not None and not editor.is_empty()
+    if editor is not None and readable:
+        try:
+            editor.check()
+        except (ValueError, yaml.YAMLError) as exc:  # the template cannot be read
+            raise _template_problem(template_path, editor.text(), orchestrator, exc) from exc
+    existing = editor.resource_names() if editor is not None and readable else frozenset()
+    template = (
+        editor.template_for(orchestrator)
+        if editor is not None and readable and orchestrator is not None
+        else None
+    )
     decision = (
-        event_decision(item, text, orchestrator, machine_type, blockers, execution_ms)
-        if text is not None and orchestrator is not None
+        _decide_events(
+            item,
+            editor.document(),
+            editor.references,
+            orchestrator,
+            machine_type,
+            blockers,
+            execution_ms,
+        )
+        if editor is not None and orchestrator is not None
         else None
     )
     if decision is not None:
@@ -269,11 +333,13 @@ def _migrate_one(
 
     substitutions = _substitutions(item, template, orchestrator, existing, workflow)
     machine_events = ""
-    if decision is not None and text is not None and orchestrator is not None:
+    if decision is not None and editor is not None and orchestrator is not None:
+        unmoved = editor.savepoint()
         try:
-            text, machine_events = _move_events(text, orchestrator, decision)
+            machine_events = _move_events(editor, orchestrator, decision)
         except (ValueError, yaml.YAMLError) as exc:  # the template cannot be edited
-            raise _template_problem(template_path, text, orchestrator, exc) from exc
+            editor.rollback(unmoved)
+            raise _template_problem(template_path, editor.text(), orchestrator, exc) from exc
     resources = sam.render_state_machine(
         name=machine,
         machine_type="EXPRESS" if machine_type == "Express" else "STANDARD",
@@ -301,26 +367,27 @@ def _migrate_one(
     if machine in existing:
         raise _template_problem(
             template_path,
-            text,
+            editor.text() if editor is not None else None,
             machine,
             MigrationError(f"{template_path} already declares {machine}"),
         )
-    if text is None:
+    if editor is None:
         edits.set(template_path, sam.new_template(resources))
         return (
             f"{workflow.name}: new template.yaml with the state machine; declare the "
             f"orchestrator there and give it {env_var} = the machine's ARN"
         ) + _rewrite_says(rewritten)
+    moved = editor.savepoint()
     try:
-        edited = sam.add_resources(text, resources)
+        editor.add_resources(resources)
         if orchestrator is not None and decision is not None and not decision.keep_starter:
-            edited = sam.remove_resource(edited, orchestrator)
+            editor.remove_resource(orchestrator)
         elif orchestrator is not None:
-            edited = sam.add_environment(edited, orchestrator, env_var, f"!Ref {machine}")
-            edited = sam.add_policy(edited, orchestrator, _starter_policy(machine, mode))
+            editor.add_environment(orchestrator, env_var, f"!Ref {machine}")
+            editor.add_policy(orchestrator, _starter_policy(machine, mode))
     except (ValueError, yaml.YAMLError) as exc:  # the template cannot be edited
-        raise _template_problem(template_path, text, orchestrator, exc) from exc
-    edits.set(template_path, edited)
+        editor.rollback(moved)
+        raise _template_problem(template_path, editor.text(), orchestrator, exc) from exc
     how = f"{workflow.name}: {machine_type} state machine; " + _starter_says(
         orchestrator or handler_name, mode, decision
     )
@@ -397,6 +464,28 @@ def event_decision(
     """What becomes of the orchestrator's events (and of the orchestrator): plan notes it,
     migrate does it."""
     document = sam.cfn_load(template_text)
+    return _decide_events(
+        item,
+        document,
+        lambda logical: es.references(document, logical),
+        orchestrator,
+        machine_type,
+        blockers,
+        execution_ms,
+    )
+
+
+def _decide_events(
+    item: PlannedWorkflow,
+    document: Any,
+    references: Callable[[str], list[es.Invoker]],
+    orchestrator: str,
+    machine_type: str,
+    blockers: list[str],
+    execution_ms: float | None = None,
+) -> es.Decision:
+    """`event_decision` on the template as `cfn_load` reads it; `references` finds what in it
+    names a resource."""
     events = es.events_of(document, orchestrator)
     unmovable = {}
     for event in events:
@@ -412,7 +501,7 @@ def event_decision(
         machine_type,
         blockers,
         reads_event=_reads_event(item),
-        invokers=[*item.invokers, *es.references(document, orchestrator)],
+        invokers=[*item.invokers, *references(orchestrator)],
         function_url=es.has_function_url(document, orchestrator),
         unmovable=unmovable,
         execution_ms=execution_ms,
@@ -473,21 +562,20 @@ def _reads_event(item: PlannedWorkflow) -> bool:
     )
 
 
-def _move_events(text: str, orchestrator: str, decision: es.Decision) -> tuple[str, str]:
-    """Take the moving events out of the orchestrator: the new template text, and the
+def _move_events(editor: TemplateEditor, orchestrator: str, decision: es.Decision) -> str:
+    """Take the moving events out of the orchestrator (in the template `editor` holds): the
     machine's `Events` entries (8 spaces in)."""
     blocks = []
     for event in decision.moved:
-        text, block = sam.take_event(text, orchestrator, event.name, 8)
-        blocks.append(block)
+        blocks.append(editor.take_event(orchestrator, event.name, 8))
     buckets: list[str] = []
     for event in decision.s3_moved:
-        text, _ = sam.take_event(text, orchestrator, event.name, 8)
+        editor.take_event(orchestrator, event.name, 8)
         rule = es.s3_rule(event)
         assert isinstance(rule, es.S3Rule)
         if rule.bucket not in buckets:
             buckets.append(rule.bucket)
-            text = sam.enable_bucket_eventbridge(text, rule.bucket)
+            editor.enable_bucket_eventbridge(rule.bucket)
         blocks.append(
             sam.render_s3_rule(
                 name=event.name,
@@ -496,7 +584,7 @@ def _move_events(text: str, orchestrator: str, decision: es.Decision) -> tuple[s
                 key=rule.key,
             )
         )
-    return text, "".join(blocks)
+    return "".join(blocks)
 
 
 def _require_module_level(workflow: Workflow, handler_path: str) -> None:
@@ -563,7 +651,7 @@ def _substitutions(
     item: PlannedWorkflow,
     template: sam.Template | None,
     orchestrator: str | None,
-    existing: set[str],
+    existing: AbstractSet[str],
     workflow: Workflow,
 ) -> list[tuple[str, str]]:
     assert item.asl is not None
@@ -607,7 +695,7 @@ def _substitutions(
     ]
 
 
-def _invoke_policies(workflow: Workflow, existing: set[str]) -> list[str]:
+def _invoke_policies(workflow: Workflow, existing: AbstractSet[str]) -> list[str]:
     """The machine's permission to invoke what its Tasks call: an explicit statement on exact
     ARNs (SAM's `LambdaInvokePolicy` grants `function:NAME*`, every function for `*`)."""
     made = {extracted.function for extracted in workflow.extracted}

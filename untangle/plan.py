@@ -64,10 +64,15 @@ def plan(
     sources = ParsedSources(read_source)
     names: dict[tuple[str, str], int] = {}
     planned = []
+    namers: dict[str, FunctionNamer] = {}  # by module path
+    index: InvokeIndex | None = None
     for handler in orchestrators(program):
         if options.handlers and not _selected(handler, options.handlers):
             continue
-        namer = FunctionNamer(templates, program.module_of(handler).path)
+        module_path = program.module_of(handler).path
+        if module_path not in namers:
+            namers[module_path] = FunctionNamer(templates, module_path)
+        namer = namers[module_path]
         workflow = WorkflowBuilder(program, handler, sources, namer).build()
         if not _invokes_anything(workflow):
             continue  # its invokes are unreachable (after a return, under `if False:`)
@@ -101,7 +106,8 @@ def plan(
                 "the function reads), or split the workflow",
             )
             workflow, asl = _refused(workflow, reason), None
-        invokers = invokers_of(program, templates, handler)
+        index = index or InvokeIndex(program, templates, namers)
+        invokers = invokers_of(program, templates, handler, index)
         planned.append(PlannedWorkflow(workflow, asl, optimizations, invokers))
     return planned
 
@@ -152,43 +158,63 @@ def refuse_invalid(
 
 
 def invokers_of(
-    program: Program, templates: list[TemplateHandler], handler: str
+    program: Program,
+    templates: list[TemplateHandler],
+    handler: str,
+    index: InvokeIndex | None = None,
 ) -> tuple[Invoker, ...]:
     """The invokes of the tree that name the function a template declares `handler` as (by its
     `FunctionName`, or an environment variable set to `!Ref` it): a synchronous one may read
-    its answer; `InvocationType="Event"` and `invoke_async` do not."""
+    its answer; `InvocationType="Event"` and `invoke_async` do not. `index`: the tree's
+    invokes, named once for every handler of a plan."""
     path = os.path.abspath(program.module_of(handler).path)
     name = program.functions[handler].name
     declared = [t for t in templates if t.file == path and t.function == name]
     if not declared:
         return ()
     own = declared[0]
-    found = []
-    namers: dict[str, FunctionNamer] = {}
-    for site in program.invokes:
-        module_path = program.module_of(site.function).path
-        if module_path not in namers:
-            namers[module_path] = FunctionNamer(templates, module_path)
-        namer = namers[module_path]
-        targets = []
-        for value in site.kwargs.get("FunctionName", ()):
-            if isinstance(value, ConstV) and isinstance(value.value, str):
-                targets.append(namer(function_name_from_arn(value.value)))
-            elif isinstance(value, Env):
-                targets.append(namer(f"${value.name}"))
-        if not any(
-            ref.placeholder == f"${{{own.logical_id}Arn}}"
-            or (own.function_name is not None and ref.display == own.function_name)
-            for ref in targets
-        ):
-            continue
-        kinds = site.kwargs.get("InvocationType", frozenset())
-        fire_and_forget = site.method == "invoke_async" or (
-            bool(kinds) and all(v == ConstV("Event") for v in kinds)
-        )
-        where = f"{os.path.normpath(program.module_of(site.function).path)}:{site.site.span.line}"
-        found.append(Invoker(where, not fire_and_forget))
-    return tuple(found)
+    index = index or InvokeIndex(program, templates)
+    found = set(index.by_placeholder.get(f"${{{own.logical_id}Arn}}", ()))
+    if own.function_name is not None:
+        found |= index.by_display.get(own.function_name, set())
+    return tuple(index.invokers[i] for i in sorted(found))
+
+
+class InvokeIndex:
+    """Every invoke of the tree, the functions its `FunctionName` may name, and what it would
+    be to the function it calls: named once, not once per orchestrator (a tree of N
+    orchestrators has N times their invokes)."""
+
+    def __init__(
+        self,
+        program: Program,
+        templates: list[TemplateHandler],
+        namers: dict[str, FunctionNamer] | None = None,
+    ) -> None:
+        namers = {} if namers is None else namers
+        self.invokers: list[Invoker] = []
+        self.by_placeholder: dict[str, set[int]] = {}
+        self.by_display: dict[str, set[int]] = {}
+        for number, site in enumerate(program.invokes):
+            module_path = program.module_of(site.function).path
+            if module_path not in namers:
+                namers[module_path] = FunctionNamer(templates, module_path)
+            namer = namers[module_path]
+            for value in site.kwargs.get("FunctionName", ()):
+                if isinstance(value, ConstV) and isinstance(value.value, str):
+                    ref = namer(function_name_from_arn(value.value))
+                elif isinstance(value, Env):
+                    ref = namer(f"${value.name}")
+                else:
+                    continue
+                self.by_placeholder.setdefault(ref.placeholder, set()).add(number)
+                self.by_display.setdefault(ref.display, set()).add(number)
+            kinds = site.kwargs.get("InvocationType", frozenset())
+            fire_and_forget = site.method == "invoke_async" or (
+                bool(kinds) and all(v == ConstV("Event") for v in kinds)
+            )
+            where = f"{os.path.normpath(module_path)}:{site.site.span.line}"
+            self.invokers.append(Invoker(where, not fire_and_forget))
 
 
 def _invokes_anything(workflow: Workflow) -> bool:
@@ -222,17 +248,26 @@ class FunctionNamer:
         self.templates = templates
         self.handler_path = os.path.abspath(handler_path)
         self.own = [t for t in templates if t.file == self.handler_path]
-        # the template nearest to the handler wins
-        self.nearest = sorted(
-            templates,
-            key=lambda t: (
-                -len(
-                    os.path.commonpath(
-                        [os.path.dirname(os.path.abspath(t.template)), self.handler_path]
-                    )
-                )
-            ),
-        )
+        self._named: dict[str, TemplateHandler] | None = None
+
+    def _nearest_named(self, name: str) -> TemplateHandler | None:
+        """The template function named `name` nearest to the handler (sorted once, and by
+        template folder: a monorepo has many functions in few templates)."""
+        if self._named is None:
+            shared: dict[str, int] = {}
+            for template in self.templates:
+                folder = os.path.dirname(os.path.abspath(template.template))
+                if folder not in shared:
+                    shared[folder] = len(os.path.commonpath([folder, self.handler_path]))
+            nearest = sorted(
+                self.templates,
+                key=lambda t: -shared[os.path.dirname(os.path.abspath(t.template))],
+            )
+            self._named = {}
+            for template in nearest:
+                if template.function_name is not None:
+                    self._named.setdefault(template.function_name, template)
+        return self._named.get(name)
 
     def __call__(self, name: str) -> FunctionRef:
         if name.startswith("$"):
@@ -244,9 +279,9 @@ class FunctionNamer:
                         display = (declared.function_name if declared else None) or logical
                         return FunctionRef(f"${{{logical}Arn}}", display)
             return FunctionRef(f"${{{_pascal(variable)}Arn}}", variable)
-        for template in self.nearest:
-            if template.function_name == name:
-                return FunctionRef(f"${{{template.logical_id}Arn}}", name)
+        nearest = self._nearest_named(name)
+        if nearest is not None:
+            return FunctionRef(f"${{{nearest.logical_id}Arn}}", name)
         return FunctionRef(f"${{{_pascal(name)}FunctionArn}}", name)
 
     def _by_logical(self, logical: str, template: str) -> TemplateHandler | None:

@@ -7,7 +7,8 @@ import ast
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from untangle.analysis.program import Program
+from untangle.analysis.program import InvokeSite, Program, SleepSite
+from untangle.facts.model import FunctionFacts
 from untangle.workflow.build import effect, helpers, region, visitor
 from untangle.workflow.build.ast_helpers import (
     bound_names,
@@ -57,14 +58,9 @@ class WorkflowBuilder:
         self.reasons: list[Reason] = []
         self.notes: list[Reason] = []
         self.functions: dict[str, FunctionRef] = {}
-        self.invokes = {
-            (self.program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
-            for s in program.invokes
-        }
-        self.sleeps = {
-            (self.program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
-            for s in program.sleeps
-        }
+        # the tree's invokes and sleeps by where they are: the same for every workflow built
+        # on this program (read only)
+        self.invokes, self.sleeps = _sites_by_place(program)
         self._inline_depth = 0
         self._temps: set[str] = set()
         self._used_names: set[str] = set()
@@ -313,9 +309,7 @@ class WorkflowBuilder:
     def function_at(self, path: str, line: int) -> str | None:
         best: str | None = None
         best_line = -1
-        for qualname, facts in self.program.functions.items():
-            if self.program.module_of(qualname).path != path:
-                continue
+        for qualname, facts in _functions_by_path(self.program).get(path, ()):
             if facts.span.line <= line <= facts.span.end_line and facts.span.line > best_line:
                 best, best_line = qualname, facts.span.line
         return best
@@ -359,3 +353,37 @@ def _in_reading_order(reasons: list[Reason]) -> tuple[Reason, ...]:
     files = list(dict.fromkeys(r.path for r in reasons))
     unique = dict.fromkeys(reasons)
     return tuple(sorted(unique, key=lambda r: (files.index(r.path), r.line)))
+
+
+def _functions_by_path(program: Program) -> dict[str, list[tuple[str, FunctionFacts]]]:
+    """The program's functions by their module's path, in the program's order: built once per
+    program (again when it has loaded more modules), not searched once per question (a tree
+    of N orchestrators asks about N times per workflow)."""
+    known = program.cache.get("functions by path")
+    if isinstance(known, tuple) and known[0] == len(program.functions):
+        return known[1]  # type: ignore[no-any-return]
+    found: dict[str, list[tuple[str, FunctionFacts]]] = {}
+    for qualname, facts in program.functions.items():
+        found.setdefault(program.module_of(qualname).path, []).append((qualname, facts))
+    program.cache["functions by path"] = (len(program.functions), found)
+    return found
+
+
+Place = tuple[str, int, int]  # a call's module path, line and column
+
+
+def _sites_by_place(program: Program) -> tuple[dict[Place, InvokeSite], dict[Place, SleepSite]]:
+    """The program's invoke and sleep sites by (path, line, column): built once per program."""
+    known = program.cache.get("sites by place")
+    if isinstance(known, tuple) and known[0] is program.invokes and known[1] is program.sleeps:
+        return known[2], known[3]
+    invokes = {
+        (program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
+        for s in program.invokes
+    }
+    sleeps = {
+        (program.module_of(s.function).path, s.site.span.line, s.site.span.column): s
+        for s in program.sleeps
+    }
+    program.cache["sites by place"] = (program.invokes, program.sleeps, invokes, sleeps)
+    return invokes, sleeps
