@@ -22,6 +22,7 @@ from typing import Any
 import _projects
 from _measure import Row, RunResult, failure_line, log, measure, untangle_cmd
 
+LAYOUTS = _projects.LAYOUTS
 SIZES = (10, 50, 200)
 QUICK_SIZES = (10,)
 # The per-event rows: one single-workflow app verified on FEW_EVENTS, then on MANY_EVENTS events.
@@ -136,7 +137,7 @@ def step_migrate(
         row.notes.append(f"{changed[-1]} files {'written' if write else 'in the diff'}")
     if len(files) > 1:
         row.notes.append(f"runs disagree on the files changed: {sorted(files, key=str)}")
-    if row.wall_s is not None:
+    if row.wall_s is not None and n > 1:
         row.notes.append(f"{row.wall_s / n:.2f} s per workflow")
     row.extra["command"] = f"untangle migrate DIR{' --write' if write else ''}"
     return row
@@ -162,10 +163,9 @@ def step_verify(
     layout: str | None,
     repeat: int,
     timeout: float,
-    label: str | None = None,
 ) -> Row:
     """`untangle verify target --event ...`: every workflow of target on every event."""
-    row = _new_row(label or "untangle verify", layout, n, len(events))
+    row = _new_row("untangle verify", layout, n, len(events))
     cmd = [*untangle_cmd(), "verify", str(target), "--format", "json"]
     for event in events:
         cmd += ["--event", str(event)]
@@ -185,7 +185,7 @@ def step_verify(
         row.add(run)
     runs = n * len(events)
     row.notes.append(f"{runs} of {runs} (workflow, event) runs equivalent")
-    if row.wall_s is not None:
+    if row.wall_s is not None and n > 1:
         row.notes.append(f"{row.wall_s / n:.2f} s per workflow")
     row.extra["command"] = "untangle verify DIR --format json" + " --event E" * len(events)
     return row
@@ -209,14 +209,20 @@ def _record(rows: list[Row], row: Row) -> None:
 
 
 def run_mode(
-    mode: str, sizes: list[int], repeat: int, timeout: float, workdir: Path | None
+    mode: str,
+    sizes: list[int],
+    repeat: int,
+    timeout: float,
+    layouts: tuple[str, ...] = LAYOUTS,
+    many_events: int = MANY_EVENTS,
+    workdir: Path | None = None,
 ) -> list[Row]:
     """Every row of the migrate or verify benchmark; raises ProjectRefused."""
     base = Path(tempfile.mkdtemp(prefix=f"untangle-bench-{mode}-", dir=workdir))
     rows: list[Row] = []
     try:
         for n in sizes:
-            for layout in _projects.LAYOUTS:
+            for layout in layouts:
                 root = base / f"{layout}-{n}" / "project"
                 where = f"{layout_label(layout)}, N={n}"
                 log(f"generating {where} in {root}")
@@ -233,23 +239,22 @@ def run_mode(
                     _record(rows, step_verify(root, events, n, layout, repeat, timeout))
                 shutil.rmtree(root.parent, ignore_errors=True)
         if mode == "verify":
-            rows += per_event_rows(base, repeat, timeout)
+            rows += per_event_rows(base, repeat, timeout, many_events)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return rows
 
 
-def per_event_rows(base: Path, repeat: int, timeout: float) -> list[Row]:
-    """One single-workflow app verified on FEW_EVENTS and on MANY_EVENTS events."""
+def per_event_rows(base: Path, repeat: int, timeout: float, many_events: int) -> list[Row]:
+    """One single-workflow app verified on FEW_EVENTS and on `many_events` events."""
     root = base / "per-event" / "project"
     expected = generate(root, 1, "separate-apps")
     check_plan(root, expected, timeout)
     app = _projects.app_folder(root, 0)
-    events = _projects.write_many_events(root.parent / "events", MANY_EVENTS)
+    events = _projects.write_many_events(root.parent / "events", many_events)
     rows: list[Row] = []
-    for count in (FEW_EVENTS, MANY_EVENTS):
-        label = f"verify, 1 app, {count} events"
-        log(f"measuring: {label}")
-        _record(rows, step_verify(app, events[:count], 1, None, repeat, timeout, label))
+    for count in (FEW_EVENTS, many_events):
+        log(f"measuring: verify, 1 app, {count} events")
+        _record(rows, step_verify(app, events[:count], 1, None, repeat, timeout))
     per_event_note(rows[0], rows[1])
     return rows

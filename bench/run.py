@@ -588,8 +588,9 @@ def render_readme_table(result: dict[str, Any]) -> str:
 
 def workflow_step_name(row: dict[str, Any]) -> str:
     where = row.get("layout") or "one app"
+    n = row["workflows"]
     events = f", {row['events']} events" if row.get("events") is not None else ""
-    return f"{row['step']}, {where}, {row['workflows']} workflows{events}"
+    return f"{row['step']}, {where}, {n} workflow{'' if n == 1 else 's'}{events}"
 
 
 def apply_baseline(rows: list[Row], path: Path) -> None:
@@ -661,6 +662,18 @@ def main(argv: list[str] | None = None) -> int:
         type=parse_sizes,
         help="migrate / verify: workflows per project, comma-separated (default 10,50,200)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=_workflows.LAYOUTS,
+        help="migrate / verify: only this layout (default: both)",
+    )
+    parser.add_argument(
+        "--many-events",
+        type=int,
+        default=_workflows.MANY_EVENTS,
+        help=f"verify: events of the many-events row (default {_workflows.MANY_EVENTS}; "
+        f"the few-events row has {_workflows.FEW_EVENTS})",
+    )
     parser.add_argument("--corpus", type=Path, help="measure this directory; build nothing")
     parser.add_argument(
         "--timeout", type=float, default=1800, help="seconds per run (default 1800)"
@@ -671,12 +684,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeat must be at least 1")
     if args.json and args.markdown:
         parser.error("--json and --markdown: choose one")
+    if args.many_events <= _workflows.FEW_EVENTS:
+        parser.error(f"--many-events must be more than {_workflows.FEW_EVENTS}")
     if args.mode != "scan":
         if args.corpus is not None:
             parser.error(f"--corpus is for scan, not {args.mode}")
         return main_workflows(args)
-    if args.sizes is not None:
-        parser.error("--sizes is for migrate and verify, not scan")
+    if args.sizes is not None or args.layout is not None:
+        parser.error("--sizes and --layout are for migrate and verify, not scan")
     return main_scan(args)
 
 
@@ -771,7 +786,10 @@ def main_workflows(args: argparse.Namespace) -> int:
     machine = machine_info()
     start = time.perf_counter()
     try:
-        rows = _workflows.run_mode(args.mode, sizes, args.repeat, args.timeout, None)
+        layouts = (args.layout,) if args.layout else _workflows.LAYOUTS
+        rows = _workflows.run_mode(
+            args.mode, sizes, args.repeat, args.timeout, layouts, args.many_events
+        )
     except _workflows.ProjectRefused as exc:
         log(f"ERROR: a generated orchestrator was not converted, so nothing is measured: {exc}")
         return 2
