@@ -189,3 +189,44 @@ def test_run_rejects_options_of_another_mode(args: list[str]) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "error:" in result.stderr
+
+
+FAKE_SEMGREP = """\
+#!/bin/sh
+# Answers like semgrep, but only when its version check is off (the real one, without network,
+# retries it for a minute).
+[ "$SEMGREP_ENABLE_VERSION_CHECK" = "0" ] || { echo "version check is on" >&2; exit 7; }
+case "$1" in --version) echo 1.0.0; exit 0;; esac
+echo '{"results": [], "errors": [], "paths": {"scanned": []}}'
+"""
+
+
+@pytest.mark.parametrize(
+    ("environment", "status"),
+    [
+        pytest.param({}, "ok", id="version-check-off"),
+        pytest.param({"SEMGREP_ENABLE_VERSION_CHECK": "1"}, "ok", id="overrides-the-caller"),
+    ],
+)
+def test_semgrep_row_runs_without_version_check(
+    bench_modules: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    status: str,
+) -> None:
+    import run
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "semgrep"
+    fake.write_text(FAKE_SEMGREP, encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    row = run.step_semgrep(corpus, 0, 0, repeat=1, timeout=60)
+    assert row.status == status, row.notes
+    assert "semgrep 1.0.0" in "; ".join(row.notes)
