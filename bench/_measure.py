@@ -35,6 +35,7 @@ class RunResult:
     stderr: str
     timed_out: bool = False
     error: str | None = None
+    cpu_s: float | None = None
 
 
 def measure(
@@ -76,6 +77,7 @@ def measure(
         stderr=err,
         timed_out=timed_out,
         error=report.get("error"),
+        cpu_s=float(report["cpu_s"]) if "cpu_s" in report else None,
     )
 
 
@@ -105,6 +107,7 @@ class Row:
     status: str = "ok"  # ok | failed | skipped
     walls: list[float] = field(default_factory=list)
     peaks: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, run: RunResult) -> None:
@@ -112,6 +115,8 @@ class Row:
         self.peaks.append(round(run.peak_mib, 1))
         self.wall_s = statistics.median(self.walls)
         self.peak_mib = max(self.peaks)
+        if run.cpu_s is not None:
+            self.cpus.append(round(run.cpu_s, 3))
 
     def fail(self, message: str) -> None:
         self.status = "failed"
@@ -127,6 +132,8 @@ class Row:
             "peak_mib": self.peak_mib,
             "wall_s_runs": self.walls,
             "peak_mib_runs": self.peaks,
+            "cpu_s": statistics.median(self.cpus) if self.cpus else None,
+            "cpu_s_runs": self.cpus,
             "notes": "; ".join(self.notes),
             **self.extra,
         }

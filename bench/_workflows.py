@@ -205,6 +205,8 @@ def per_event_note(few: Row, many: Row) -> None:
 def _record(rows: list[Row], row: Row) -> None:
     if row.status != "ok":
         log(f"  {'; '.join(row.notes)}")
+    elif row.wall_s is not None and row.peak_mib is not None:
+        log(f"  {row.wall_s:.2f} s (median of {row.walls}), {row.peak_mib:.0f} MiB")
     rows.append(row)
 
 

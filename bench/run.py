@@ -552,37 +552,48 @@ def render_workflows_markdown(result: dict[str, Any]) -> str:
         f" workflows (bench/_projects.py). Repeats per step: {result['repeat']}; "
         f"{result['elapsed_s']:.0f} s in all.",
         "",
-        "| step | layout | workflows | events | wall s (median) | peak MiB | notes |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| step | layout | workflows | events | wall s (median) | CPU s (median) | peak MiB "
+        "| notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in result["rows"]:
         ok = row["status"] == "ok"
         wall = f"{row['wall_s']:.2f}" if ok and row["wall_s"] is not None else "—"
         peak = f"{row['peak_mib']:.0f}" if ok and row["peak_mib"] is not None else "—"
+        cpu = f"{row['cpu_s']:.2f}" if ok and row.get("cpu_s") is not None else "—"
         layout = row.get("layout") or "one app"
         events = fmt_int(row.get("events"))
         notes = row["notes"].replace("|", "\\|")
         out.append(
-            f"| {row['step']} | {layout} | {row['workflows']} | {events} | {wall} | {peak}"
-            f" | {notes} |"
+            f"| {row['step']} | {layout} | {row['workflows']} | {events} | {wall} | {cpu}"
+            f" | {peak} | {notes} |"
         )
     return "\n".join(out)
 
 
 def render_readme_table(result: dict[str, Any]) -> str:
-    """The short table the README and bench/README.md carry, with the caption to paste above it."""
+    """The short table the README and bench/README.md carry, with the caption to paste above it.
+
+    migrate and verify add the CPU seconds: on a busy machine they move far less than the wall."""
     m = result["machine"]
+    with_cpu = "mode" in result
     caption = (
         f"On {m['cpus']} cores, Python {m['python']}, load average {m['load_avg_1m']} at start, "
         f"medians of {result['repeat']} runs, {time.strftime('%Y-%m-%d')}:"
     )
-    out = [caption, "", "| step | wall s | peak MiB |", "|---|---:|---:|"]
+    if with_cpu:
+        out = [caption, "", "| step | wall s | CPU s | peak MiB |", "|---|---:|---:|---:|"]
+    else:
+        out = [caption, "", "| step | wall s | peak MiB |", "|---|---:|---:|"]
     for row in result["rows"]:
         ok = row["status"] == "ok" and row["wall_s"] is not None
         wall = f"{row['wall_s']:.2f}" if ok else "failed"
         peak = f"{row['peak_mib']:.0f}" if ok and row["peak_mib"] is not None else "—"
-        step = row["step"] if "layout" not in row else workflow_step_name(row)
-        out.append(f"| {step} | {wall} | {peak} |")
+        if with_cpu:
+            cpu = f"{row['cpu_s']:.2f}" if ok and row.get("cpu_s") is not None else "—"
+            out.append(f"| {workflow_step_name(row)} | {wall} | {cpu} | {peak} |")
+        else:
+            out.append(f"| {row['step']} | {wall} | {peak} |")
     return "\n".join(out)
 
 

@@ -140,7 +140,9 @@ def run_bench(*args: str) -> dict[str, Any]:
     return data
 
 
-def test_run_migrate_mode() -> None:
+def test_run_migrate_mode(bench_modules: Any) -> None:
+    import run
+
     data = run_bench("migrate", "--sizes", "1", "--layout", "one-template")
     assert data["mode"] == "migrate" and data["sizes"] == [1]
     rows = [(r["step"], r["layout"], r["workflows"], r["status"]) for r in data["rows"]]
@@ -150,9 +152,16 @@ def test_run_migrate_mode() -> None:
     ]
     for row in data["rows"]:
         assert row["notes"].startswith("1 of 1 migrated"), row["notes"]
-        assert len(row["wall_s_runs"]) == 1 and row["peak_mib"] > 0
+        assert len(row["wall_s_runs"]) == 1 and row["peak_mib"] > 0 and row["cpu_s"] > 0
     # checkout: orchestrator, definition, template
     assert "3 files written" in data["rows"][1]["notes"]
+    # --markdown: the README's table, one line a row
+    table = run.render_readme_table(data).splitlines()
+    assert table[2:4] == ["| step | wall s | CPU s | peak MiB |", "|---|---:|---:|---:|"]
+    assert [line.split(" | ")[0] for line in table[4:]] == [
+        "| untangle migrate (dry run), one-template, 1 workflow",
+        "| untangle migrate --write, one-template, 1 workflow",
+    ]
 
 
 def test_run_verify_mode() -> None:
