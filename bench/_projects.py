@@ -9,7 +9,10 @@ answer) plus the functions it invokes, each declared in the template with the or
 environment variables naming them (`!Ref`). The callees' code is real, so `untangle verify` runs
 them; the events under events/ take both sides of every orchestrator's branch. Two shapes
 alternate (a checkout of three calls, a shipment of two) so the template is not one block
-repeated. The same workflow index gives the same files in both layouts.
+repeated. Nothing in them is extracted into a new function: with several workflows in one
+template, migrate gives the extracted functions of different workflows the same logical id when
+their variables have the same name (a duplicate resource cfn-lint rejects), which would stop
+`--write` before it measured anything. The same workflow index gives the same files in both layouts.
 
 Standard library only: bench/run.py imports this with whatever Python runs it.
 """
@@ -142,7 +145,7 @@ lambda_client = boto3.client("lambda")
 
 
 def lambda_handler(event, context):
-    parcel = {{"orderId": event["orderId"], "weight": event["total"] // 100 + 1}}
+    parcel = {{"orderId": event["orderId"], "value": event["total"]}}
     response = lambda_client.invoke(
         FunctionName=os.environ["QUOTE_FUNCTION"],
         Payload=json.dumps(parcel),
@@ -159,11 +162,11 @@ def lambda_handler(event, context):
 '''
 
 SHIPMENT_QUOTE = '''\
-"""quote-{tag}: the cheapest carrier that takes the weight, or none."""
+"""quote-{tag}: the cheapest carrier that takes the parcel (its weight from its value), or none."""
 
 
 def lambda_handler(event, context):
-    weight = event["weight"]
+    weight = event["value"] // 100 + 1
     if weight > 50:
         return {"carrier": None}
     return {"carrier": "post" if weight <= 5 else "freight"}

@@ -96,6 +96,14 @@ def _files_changed(run: RunResult) -> int | None:
     return int(match.group(1) or match.group(2)) if match else None
 
 
+def _migrate_problem(run: RunResult, timeout: float) -> str:
+    """The first line of untangle's own complaint, past the `migrated ...` lines."""
+    for line in run.stderr.splitlines():
+        if line.startswith(("untangle:", "not migrated")):
+            return line if len(line) <= 200 else line[:197] + "..."
+    return failure_line(run, timeout)
+
+
 def _new_row(step: str, layout: str | None, n: int, events: int | None = None) -> Row:
     row = Row(step)
     row.extra.update(layout=layout, workflows=n, events=events)
@@ -126,7 +134,7 @@ def step_migrate(
                 shutil.rmtree(target, ignore_errors=True)
         migrated = _migrated(run)
         if run.rc != 0 or sorted(migrated) != sorted(expected):
-            problem = failure_line(run, timeout) if run.rc != 0 else "see stderr"
+            problem = _migrate_problem(run, timeout)
             row.fail(f"exit {run.rc}, {len(migrated)} of {n} migrated: {problem}")
             return row
         files.add(_files_changed(run))
