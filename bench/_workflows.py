@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,14 @@ def per_event_note(few: Row, many: Row) -> None:
     fixed = few.wall_s - per_event * few.extra["events"]
     many.notes.append(f"{per_event * 1000:.0f} ms per extra event, ~{fixed:.2f} s fixed")
     many.extra.update(per_event_s=round(per_event, 4), fixed_s=round(fixed, 3))
+    if few.cpus and many.cpus:
+        few_cpu, many_cpu = statistics.median(few.cpus), statistics.median(many.cpus)
+        cpu_per_event = (many_cpu - few_cpu) / extra
+        cpu_fixed = few_cpu - cpu_per_event * few.extra["events"]
+        many.notes.append(
+            f"CPU {cpu_per_event * 1000:.0f} ms per extra event, ~{cpu_fixed:.2f} s fixed"
+        )
+        many.extra.update(per_event_cpu_s=round(cpu_per_event, 4), fixed_cpu_s=round(cpu_fixed, 3))
 
 
 def _record(rows: list[Row], row: Row) -> None:
