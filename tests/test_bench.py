@@ -176,7 +176,7 @@ def test_run_verify_mode() -> None:
     ]
     assert data["rows"][0]["notes"].startswith("3 of 3 (workflow, event) runs equivalent")
     assert data["rows"][2]["notes"].startswith("5 of 5 (workflow, event) runs equivalent")
-    assert "per_event_s" in data["rows"][2]
+    assert "per_event_s" in data["rows"][2] and "per_event_cpu_s" in data["rows"][2]
 
 
 @pytest.mark.parametrize(
