@@ -5,7 +5,8 @@ Usage: python bench/_peak.py REPORT.json -- CMD [ARGS...]
 The command inherits stdin, stdout and stderr. This wrapper is started fresh for every
 measurement, so RUSAGE_CHILDREN covers exactly that one command (and whichever of its own
 descendants it waited for): ru_maxrss is the peak RSS of the largest single process of the
-command's tree, never a leftover from an earlier run. The report is written as JSON to
+command's tree, never a leftover from an earlier run; cpu_s is the user + system time of that
+tree (the processes it waited for). The report is written as JSON to
 REPORT.json; the wrapper exits with the command's exit code.
 """
 
@@ -33,7 +34,11 @@ def main(argv: list[str]) -> int:
     else:
         rc = proc.wait()
     report["wall_s"] = time.perf_counter() - start
-    maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    maxrss = usage.ru_maxrss
+    # CPU seconds of the command and the descendants it waited for: on a machine busy with other
+    # work this moves far less than the wall time does.
+    report["cpu_s"] = usage.ru_utime + usage.ru_stime
     # Linux reports KiB, macOS bytes.
     report["peak_kib"] = maxrss // 1024 if sys.platform == "darwin" else maxrss
     report["rc"] = rc

@@ -1,14 +1,17 @@
-"""Benchmark `untangle scan` against baselines on a fixed corpus of real Python code.
+"""Benchmark untangle: `scan` on a corpus of real Python, `migrate` and `verify` on generated apps.
 
-    python bench/run.py                 build bench/.corpus once, then measure every step
-    python bench/run.py --quick         small subset (aws-sam-translator + boto3), a smoke run
+    python bench/run.py                 scan: build bench/.corpus once, then measure every step
+    python bench/run.py --quick         scan on a small subset (aws-sam-translator + boto3)
+    python bench/run.py migrate         migrate (dry run, --write) on 10, 50, 200 workflows
+    python bench/run.py verify          verify on 10, 50, 200 workflows, and few / many events
+    python bench/run.py verify --quick  N=10 only (also for migrate)
     python bench/run.py --json          the same results as JSON on stdout
-    python bench/run.py --corpus DIR    measure an existing directory instead
+    python bench/run.py --markdown      only the short table the README carries
+    python bench/run.py --corpus DIR    scan an existing directory instead
 
 Every measurement is a whole fresh subprocess started through bench/_peak.py, which reports
 that command's wall time and peak RSS. Progress goes to stderr; the table (or JSON) to stdout.
-See bench/README.md. Standard library only.
-"""
+See bench/README.md. Standard library only."""
 
 from __future__ import annotations
 
@@ -19,25 +22,30 @@ import os
 import platform
 import re
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import _tasks
+import _workflows
+from _measure import (
+    BENCH,
+    Row,
+    RunResult,
+    display_path,
+    failure_line,
+    log,
+    measure,
+    untangle_cmd,
+)
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 CORPUS = BENCH / ".corpus"
 SDISTS = CORPUS / "sdists"
-PEAK = BENCH / "_peak.py"
 TASKS = BENCH / "_tasks.py"
 MANIFEST = CORPUS / "manifest.json"
 MARKER = ".untangle-bench-sdist"
@@ -52,6 +60,7 @@ PACKAGES: list[tuple[str, str]] = [
     ("moto", "5.2.5"),
 ]
 QUICK = ("aws-sam-translator", "boto3")
+MODES = ("scan", "migrate", "verify")
 # Directories dropped from an unpacked sdist, relative to its top.
 DROP = {"django": ["tests"]}
 
@@ -70,10 +79,6 @@ CORPUS_PYPROJECT = """\
 [tool.untangle]
 exclude = []
 """
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def norm(name: str) -> str:
@@ -305,127 +310,7 @@ def describe_composition(composition: list[dict[str, str]]) -> str:
     return ", ".join(parts)
 
 
-# --- measuring ------------------------------------------------------------------------------
-
-
-@dataclass
-class RunResult:
-    rc: int
-    wall_s: float
-    peak_mib: float
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-    error: str | None = None
-
-
-def measure(
-    cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float
-) -> RunResult:
-    fd, report_path = tempfile.mkstemp(prefix="untangle-bench-", suffix=".json")
-    os.close(fd)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, str(PEAK), report_path, "--", *cmd],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        timed_out = False
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-        try:
-            with open(report_path, encoding="utf-8") as fh:
-                report = json.load(fh)
-        except (OSError, ValueError):
-            report = {}
-    finally:
-        os.unlink(report_path)
-    return RunResult(
-        rc=int(report.get("rc", proc.returncode if proc.returncode is not None else -1)),
-        wall_s=float(report.get("wall_s", float("nan"))),
-        peak_mib=float(report.get("peak_kib", 0)) / 1024,
-        stdout=out,
-        stderr=err,
-        timed_out=timed_out,
-        error=report.get("error"),
-    )
-
-
-def failure_line(run: RunResult, timeout: float) -> str:
-    if run.timed_out:
-        return f"timed out after {timeout:.0f} s"
-    if run.error:
-        return run.error
-    lines = [line.strip() for line in run.stderr.splitlines() if line.strip()]
-    if not lines:
-        lines = [line.strip() for line in run.stdout.splitlines() if line.strip()]
-    if not lines:
-        return "no output"
-    # A traceback's first line says nothing; its last line says what went wrong.
-    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
-    return line if len(line) <= 160 else line[:157] + "..."
-
-
-@dataclass
-class Row:
-    step: str
-    files: int | None = None
-    lines: int | None = None
-    wall_s: float | None = None
-    peak_mib: float | None = None
-    notes: list[str] = field(default_factory=list)
-    status: str = "ok"  # ok | failed | skipped
-    walls: list[float] = field(default_factory=list)
-    peaks: list[float] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, run: RunResult) -> None:
-        self.walls.append(round(run.wall_s, 4))
-        self.peaks.append(round(run.peak_mib, 1))
-        self.wall_s = statistics.median(self.walls)
-        self.peak_mib = max(self.peaks)
-
-    def fail(self, message: str) -> None:
-        self.status = "failed"
-        self.notes.insert(0, f"failed: {message}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "status": self.status,
-            "files": self.files,
-            "lines": self.lines,
-            "wall_s": self.wall_s,
-            "peak_mib": self.peak_mib,
-            "wall_s_runs": self.walls,
-            "peak_mib_runs": self.peaks,
-            "notes": "; ".join(self.notes),
-            **self.extra,
-        }
-
-
-def untangle_cmd() -> list[str]:
-    exe = Path(sys.executable).parent / "untangle"
-    if exe.is_file() and os.access(exe, os.X_OK):
-        return [str(exe)]
-    return [sys.executable, "-m", "untangle"]
-
-
-def display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO))
-    except ValueError:
-        return str(path.resolve())
+# --- steps --------------------------------------------------------------------------------
 
 
 def step_read(root: Path, repeat: int, timeout: float) -> Row:
@@ -628,6 +513,8 @@ def fmt_int(value: int | None) -> str:
 
 
 def render_markdown(result: dict[str, Any]) -> str:
+    if "mode" in result:
+        return render_workflows_markdown(result)
     m, c = result["machine"], result["corpus"]
     out = [
         f"CPUs: {m['cpus']} | Python {m['python']} ({m['implementation']}) | {m['platform']}"
@@ -653,6 +540,68 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines = fmt_int(row["lines"]) if ok else "—"
         out.append(f"| {row['step']} | {files} | {lines} | {wall} | {peak} | {notes} |")
     return "\n".join(out)
+
+
+def render_workflows_markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    out = [
+        f"CPUs: {m['cpus']} | Python {m['python']} ({m['implementation']}) | {m['platform']}"
+        f" | load average {m['load_avg_1m']} at start | untangle: `{m['untangle_command']}`",
+        "",
+        f"`run.py {result['mode']}`: generated projects of {', '.join(map(str, result['sizes']))}"
+        f" workflows (bench/_projects.py). Repeats per step: {result['repeat']}; "
+        f"{result['elapsed_s']:.0f} s in all.",
+        "",
+        "| step | layout | workflows | events | wall s (median) | CPU s (median) | peak MiB "
+        "| notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in result["rows"]:
+        ok = row["status"] == "ok"
+        wall = f"{row['wall_s']:.2f}" if ok and row["wall_s"] is not None else "—"
+        peak = f"{row['peak_mib']:.0f}" if ok and row["peak_mib"] is not None else "—"
+        cpu = f"{row['cpu_s']:.2f}" if ok and row.get("cpu_s") is not None else "—"
+        layout = row.get("layout") or "one app"
+        events = fmt_int(row.get("events"))
+        notes = row["notes"].replace("|", "\\|")
+        out.append(
+            f"| {row['step']} | {layout} | {row['workflows']} | {events} | {wall} | {cpu}"
+            f" | {peak} | {notes} |"
+        )
+    return "\n".join(out)
+
+
+def render_readme_table(result: dict[str, Any]) -> str:
+    """The short table the README and bench/README.md carry, with the caption to paste above it.
+
+    migrate and verify add the CPU seconds: on a busy machine they move far less than the wall."""
+    m = result["machine"]
+    with_cpu = "mode" in result
+    caption = (
+        f"On {m['cpus']} cores, Python {m['python']}, load average {m['load_avg_1m']} at start, "
+        f"medians of {result['repeat']} runs, {time.strftime('%Y-%m-%d')}:"
+    )
+    if with_cpu:
+        out = [caption, "", "| step | wall s | CPU s | peak MiB |", "|---|---:|---:|---:|"]
+    else:
+        out = [caption, "", "| step | wall s | peak MiB |", "|---|---:|---:|"]
+    for row in result["rows"]:
+        ok = row["status"] == "ok" and row["wall_s"] is not None
+        wall = f"{row['wall_s']:.2f}" if ok else "failed"
+        peak = f"{row['peak_mib']:.0f}" if ok and row["peak_mib"] is not None else "—"
+        if with_cpu:
+            cpu = f"{row['cpu_s']:.2f}" if ok and row.get("cpu_s") is not None else "—"
+            out.append(f"| {workflow_step_name(row)} | {wall} | {cpu} | {peak} |")
+        else:
+            out.append(f"| {row['step']} | {wall} | {peak} |")
+    return "\n".join(out)
+
+
+def workflow_step_name(row: dict[str, Any]) -> str:
+    where = row.get("layout") or "one app"
+    n = row["workflows"]
+    events = f", {row['events']} events" if row.get("events") is not None else ""
+    return f"{row['step']}, {where}, {n} workflow{'' if n == 1 else 's'}{events}"
 
 
 def apply_baseline(rows: list[Row], path: Path) -> None:
@@ -686,12 +635,55 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive numbers: {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "mode",
+        nargs="?",
+        default="scan",
+        choices=MODES,
+        help="scan (default): the corpus; migrate / verify: generated projects of N workflows",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per step (median wall)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     parser.add_argument(
-        "--quick", action="store_true", help="small corpus: aws-sam-translator + boto3"
+        "--markdown",
+        action="store_true",
+        help="print only the short table of the README (step, wall, peak) and its caption",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="scan: small corpus (aws-sam-translator + boto3); migrate / verify: N=10 only",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        help="migrate / verify: workflows per project, comma-separated (default 10,50,200)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=_workflows.LAYOUTS,
+        help="migrate / verify: only this layout (default: both)",
+    )
+    parser.add_argument(
+        "--many-events",
+        type=int,
+        default=_workflows.MANY_EVENTS,
+        help=f"verify: events of the many-events row (default {_workflows.MANY_EVENTS}; "
+        f"the few-events row has {_workflows.FEW_EVENTS})",
     )
     parser.add_argument("--corpus", type=Path, help="measure this directory; build nothing")
     parser.add_argument(
@@ -701,13 +693,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.json and args.markdown:
+        parser.error("--json and --markdown: choose one")
+    if args.many_events <= _workflows.FEW_EVENTS:
+        parser.error(f"--many-events must be more than {_workflows.FEW_EVENTS}")
+    if args.mode != "scan":
+        if args.corpus is not None:
+            parser.error(f"--corpus is for scan, not {args.mode}")
+        return main_workflows(args)
+    if args.sizes is not None or args.layout is not None:
+        parser.error("--sizes and --layout are for migrate and verify, not scan")
+    return main_scan(args)
 
+
+def main_scan(args: argparse.Namespace) -> int:
     build_s: float | None = None
     built = False
     if args.corpus is not None:
         root = args.corpus.resolve()
         if not root.is_dir():
-            parser.error(f"--corpus {args.corpus}: not a directory")
+            log(f"ERROR: --corpus {args.corpus}: not a directory")
+            return 2
         description = f"custom directory {root}"
         composition: list[dict[str, str]] = []
     else:
@@ -772,11 +778,44 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rows": [row.as_dict() for row in rows],
     }
+    print_result(result, args)
+    return 0
+
+
+def print_result(result: dict[str, Any], args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result, indent=2))
+    elif args.markdown:
+        print(render_readme_table(result))
     else:
         print(render_markdown(result))
-    return 0
+
+
+def main_workflows(args: argparse.Namespace) -> int:
+    """`run.py migrate` / `run.py verify`: generated projects, no corpus."""
+    sizes = args.sizes or list(_workflows.QUICK_SIZES if args.quick else _workflows.SIZES)
+    machine = machine_info()
+    start = time.perf_counter()
+    try:
+        layouts = (args.layout,) if args.layout else _workflows.LAYOUTS
+        rows = _workflows.run_mode(
+            args.mode, sizes, args.repeat, args.timeout, layouts, args.many_events
+        )
+    except _workflows.ProjectRefused as exc:
+        log(f"ERROR: a generated orchestrator was not converted, so nothing is measured: {exc}")
+        return 2
+    if args.baseline:
+        apply_baseline(rows, args.baseline)
+    result = {
+        "machine": machine,
+        "mode": args.mode,
+        "repeat": args.repeat,
+        "sizes": sizes,
+        "elapsed_s": round(time.perf_counter() - start, 1),
+        "rows": [row.as_dict() for row in rows],
+    }
+    print_result(result, args)
+    return 0 if all(row.status == "ok" for row in rows) else 1
 
 
 if __name__ == "__main__":
