@@ -7,6 +7,7 @@ that writes, all or nothing.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import os
@@ -86,6 +87,8 @@ class Migration:
     changes: list[FileChange] = field(default_factory=list)
     migrated: list[tuple[Workflow, str]] = field(default_factory=list)  # (workflow, how)
     skipped: list[tuple[Workflow, tuple[Reason, ...]]] = field(default_factory=list)
+    # (handler path, handler) of a migrated workflow → what its new functions are called
+    new_functions: dict[tuple[str, str], dict[str, NewFunction]] = field(default_factory=dict)
 
     def contents(self) -> dict[str, str]:
         return {c.path: c.new for c in self.changes}
@@ -191,6 +194,7 @@ def compute_migration(
             continue
         try:
             how = _migrate_one(
+                migration,
                 item,
                 templates,
                 edits,
@@ -202,11 +206,13 @@ def compute_migration(
             )
         except TemplateProblem as exc:
             edits.rollback()  # a workflow is migrated whole or not at all
+            migration.new_functions.pop((workflow.path, workflow.handler), None)
             reason = Reason(exc.path, exc.template_line, str(exc))
             migration.skipped.append((workflow, (reason,)))
             continue
         except (MigrationError, ValueError, yaml.YAMLError) as exc:
             edits.rollback()
+            migration.new_functions.pop((workflow.path, workflow.handler), None)
             line = workflow.graph.states[0].span.line if workflow.graph.states else 1
             if isinstance(exc, MigrationError) and exc.line is not None:
                 line = exc.line
@@ -237,6 +243,7 @@ def _env_name(workflow: Workflow) -> str:
 
 
 def _migrate_one(
+    migration: Migration,
     item: PlannedWorkflow,
     templates: list[TemplateHandler],
     edits: _Edits,
@@ -308,7 +315,9 @@ def _migrate_one(
             *_local_modules(source, [os.path.dirname(handler_path), app_root, root], edits.read),
         ),
     )
-    extra = _extracted_source(workflow, style.line_length)
+    functions = new_function_names(workflow, module_level_names(source), existing)
+    migration.new_functions[(workflow.path, workflow.handler)] = functions
+    extra = _extracted_source(workflow, style.line_length, functions)
     env_var = _env_name(workflow)
     others = imported(handler_path)
     if others is None:
@@ -331,7 +340,7 @@ def _migrate_one(
         ) from exc
     edits.set(handler_path, rewritten.code)
 
-    substitutions = _substitutions(item, template, orchestrator, existing, workflow)
+    substitutions = _substitutions(item, template, orchestrator, existing, workflow, functions)
     machine_events = ""
     if decision is not None and editor is not None and orchestrator is not None:
         unmoved = editor.savepoint()
@@ -345,7 +354,7 @@ def _migrate_one(
         machine_type="EXPRESS" if machine_type == "Express" else "STANDARD",
         definition_uri=os.path.relpath(definition_path, app_root).replace(os.sep, "/"),
         substitutions=substitutions,
-        policies=_invoke_policies(workflow, existing),
+        policies=_invoke_policies(workflow, existing, functions),
         events=machine_events,
     )
     code_dir = os.path.dirname(handler_path)
@@ -358,9 +367,9 @@ def _migrate_one(
     handler_module = _handler_module(template, orchestrator) or module
     for extracted in workflow.extracted:
         resources += "\n" + sam.render_function(
-            name=sam.logical_id(extracted.function, "Function"),
+            name=functions[extracted.function].logical,
             code_uri=os.path.relpath(code_dir, app_root).replace(os.sep, "/") + "/",
-            handler=f"{handler_module}.{extracted.function}",
+            handler=f"{handler_module}.{functions[extracted.function].python}",
             runtime="python3.12",
             inherited=inherited,
         )
@@ -647,16 +656,87 @@ def _handler_module(template: sam.Template | None, orchestrator: str | None) -> 
     return None
 
 
+@dataclass(frozen=True)
+class NewFunction:
+    """What a new single-purpose function of a workflow is called once migrated: its Python
+    name in the handler's module and its logical id in the template."""
+
+    python: str
+    logical: str
+
+
+def module_level_names(source: str) -> set[str]:
+    """The names a module binds at its top level (functions, classes, assignments, imports)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        else:
+            names.update(
+                n.id
+                for n in ast.walk(node)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            )
+    return names
+
+
+def new_function_names(
+    workflow: Workflow, module_names: AbstractSet[str], existing: AbstractSet[str]
+) -> dict[str, NewFunction]:
+    """The Python name and logical id of each new function of `workflow`: `compute_result` and
+    `ComputeResultFunction`, unless the module already binds that name (another workflow of the
+    same module added its own `compute_result`, or the module's own code) or the template
+    already has that resource: then the handler's name is added to the Python name
+    (`compute_result_ship_large`), the workflow's name in front of the logical id, and a number
+    after either if that is taken too. Two functions of one name would leave only the last one
+    defined, and the other workflow's machine running it."""
+    handler = workflow.handler.rsplit(".", 1)[-1]
+    python_taken, logical_taken = set(module_names), set(existing)
+    result: dict[str, NewFunction] = {}
+    for extracted in workflow.extracted:
+        python = extracted.function
+        if python in python_taken:
+            python = f"{extracted.function}_{handler}"
+        number = 2
+        while python in python_taken:
+            python = f"{extracted.function}_{handler}_{number}"
+            number += 1
+        plain = sam.logical_id(python, "Function")
+        logical = plain
+        if logical in logical_taken:
+            logical = sam.logical_id(workflow.name) + plain
+        number = 2
+        while logical in logical_taken:
+            logical = f"{sam.logical_id(workflow.name)}{plain}{number}"
+            number += 1
+        python_taken.add(python)
+        logical_taken.add(logical)
+        result[extracted.function] = NewFunction(python, logical)
+    return result
+
+
 def _substitutions(
     item: PlannedWorkflow,
     template: sam.Template | None,
     orchestrator: str | None,
     existing: AbstractSet[str],
     workflow: Workflow,
+    functions: dict[str, NewFunction],
 ) -> list[tuple[str, str]]:
     assert item.asl is not None
     displays = {f.placeholder.strip("${}"): f.display for f in workflow.functions}
-    extracted = {sam.logical_id(e.function, "FunctionArn") for e in workflow.extracted}
+    # a new function's placeholder keeps the name the plan gave it; its value is the
+    # resource this migration declares, whatever logical id that got
+    extracted = {
+        sam.logical_id(e.function, "FunctionArn"): functions[e.function].logical
+        for e in workflow.extracted
+    }
     environment: dict[str, str] = {}
     if template is not None and orchestrator is not None:
         props = template.properties(orchestrator)
@@ -667,7 +747,9 @@ def _substitutions(
                 environment[key.value] = template.source(value).strip()
     result = []
     for name in placeholders(item.asl):
-        if (name.endswith("Arn") and name[:-3] in existing) or name in extracted:
+        if name in extracted:
+            result.append((name, f"!GetAtt {extracted[name]}.Arn"))
+        elif name.endswith("Arn") and name[:-3] in existing:
             result.append((name, f"!GetAtt {name[:-3]}.Arn"))
         elif name in environment:
             result.append((name, environment[name]))
@@ -695,7 +777,9 @@ def _substitutions(
     ]
 
 
-def _invoke_policies(workflow: Workflow, existing: AbstractSet[str]) -> list[str]:
+def _invoke_policies(
+    workflow: Workflow, existing: AbstractSet[str], functions: dict[str, NewFunction]
+) -> list[str]:
     """The machine's permission to invoke what its Tasks call: an explicit statement on exact
     ARNs (SAM's `LambdaInvokePolicy` grants `function:NAME*`, every function for `*`)."""
     made = {extracted.function for extracted in workflow.extracted}
@@ -714,7 +798,7 @@ def _invoke_policies(workflow: Workflow, existing: AbstractSet[str]) -> list[str
         )
     for extracted in workflow.extracted:
         callees.append(
-            iam.Callee(extracted.function, sam.logical_id(extracted.function, "Function"))
+            iam.Callee(functions[extracted.function].python, functions[extracted.function].logical)
         )
     try:
         return iam.invoke_statement(iam.invoke_resources(callees))
@@ -742,9 +826,14 @@ def _lines_of(extracted: Extraction) -> str:
     return f"line {extracted.line}"
 
 
-def _extracted_source(workflow: Workflow, line_length: int = DEFAULT_LINE_LENGTH) -> str:
+def _extracted_source(
+    workflow: Workflow,
+    line_length: int = DEFAULT_LINE_LENGTH,
+    functions: dict[str, NewFunction] | None = None,
+) -> str:
     parts = []
     for extracted in workflow.extracted:
+        python = functions[extracted.function].python if functions else extracted.function
         doc = docstring(
             [
                 f"One step of the {workflow.name} state machine (extracted by untangle from "
@@ -753,7 +842,7 @@ def _extracted_source(workflow: Workflow, line_length: int = DEFAULT_LINE_LENGTH
             "    ",
             line_length,
         )
-        lines = [f"def {extracted.function}(event, context):", f"    {doc}"]
+        lines = [f"def {python}(event, context):", f"    {doc}"]
         for param in extracted.params:
             lines.append(f"    {param} = event[{param!r}]")
         if extracted.body:

@@ -229,7 +229,10 @@ def prepare(
         if workflow.extracted:
             # the new single-purpose functions live in the rewritten handler module: load them
             # from a copy of the code folder holding the migrated module
-            item.functions.update(_extracted_functions(workflow, handler_path, contents, scratch))
+            names = migration.new_functions[(workflow.path, workflow.handler)]
+            item.functions.update(
+                _extracted_functions(workflow, handler_path, contents, scratch, names)
+            )
         defaults = dict(workflow.env_defaults)
         environment = dict(getattr(orchestrator, "environment", {}))
         item.substitutions = {
@@ -278,8 +281,14 @@ def _documented(workflow: PreparedWorkflow, original: dict[str, Any], machine: A
 
 
 def _extracted_functions(
-    workflow: Any, handler_path: str, contents: Mapping[str, str], scratch: str | None
+    workflow: Any,
+    handler_path: str,
+    contents: Mapping[str, str],
+    scratch: str | None,
+    names: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """The new functions of `workflow`, keyed by their placeholder in the definition, each
+    under the Python name and logical id migrate gave it (`names`)."""
     import shutil
 
     from untangle import sam
@@ -294,10 +303,10 @@ def _extracted_functions(
     # imported on first call, within an event's run (and its limits), like the other functions
     return {
         sam.logical_id(item.function, "FunctionArn"): TemplateFunction(
-            sam.logical_id(item.function, "Function"),
-            item.function,
+            names[item.function].logical,
+            names[item.function].python,
             copy,
-            f"{module}.{item.function}",
+            f"{module}.{names[item.function].python}",
             {},
         )
         for item in workflow.extracted
