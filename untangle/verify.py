@@ -825,6 +825,15 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # a killed program the child left is reparented once the child is gone, and leaves the
+    # group only when it is reaped: wait (briefly) for that, so nothing verify ran outlives it
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            break
+        time.sleep(0.01)
 
 
 def _how_it_ended(status: int | None) -> str:
