@@ -423,6 +423,7 @@ def plan(
         loop_rounds=loop_rounds,
     )
     documents = []
+    templates_read: dict[str, Any] = {}  # each template parsed once for every workflow's notes
     for planned_item in planned:
         cost = None
         if planned_item.asl is not None:
@@ -437,6 +438,7 @@ def plan(
                 cost.recommendation,
                 cost.express_blockers,
                 cost.latency_after_ms,
+                templates_read,
             )
             workflow = planned_item.workflow
             planned_item = replace(

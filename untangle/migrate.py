@@ -524,21 +524,36 @@ def event_notes(
     machine_type: str,
     blockers: list[str],
     execution_ms: float | None = None,
+    parsed: dict[str, tuple[Any, sam.Template]] | None = None,
 ) -> tuple[Reason, ...]:
-    """plan's notes on the orchestrator's event sources: what migrate will do with each."""
+    """plan's notes on the orchestrator's event sources: what migrate will do with each.
+    `parsed` keeps each template as read (by path) between the workflows of one plan, so a
+    template of N orchestrators is parsed once, not N times."""
     workflow = item.workflow
     handler_path = os.path.abspath(workflow.path)
     handler_name = workflow.handler.rsplit(".", 1)[-1]
     declared = [t for t in templates if t.file == handler_path and t.function == handler_name]
     if not declared or item.asl is None:
         return ()
-    text = read(os.path.abspath(declared[0].template))
-    if text is None:
-        return ()
+    path = os.path.abspath(declared[0].template)
     logical = declared[0].logical_id
+    cache = parsed if parsed is not None else {}
     try:
-        decision = event_decision(item, text, logical, machine_type, blockers, execution_ms)
-        template = sam.Template.parse(text)
+        if path not in cache:
+            text = read(path)
+            if text is None:
+                return ()
+            cache[path] = (sam.cfn_load(text), sam.Template.parse(text))
+        document, template = cache[path]
+        decision = _decide_events(
+            item,
+            document,
+            lambda name: es.references(document, name),
+            logical,
+            machine_type,
+            blockers,
+            execution_ms,
+        )
         node = template.get(template.resources(), logical)
     except (ValueError, yaml.YAMLError):
         return ()
