@@ -28,6 +28,7 @@ from untangle.style import DEFAULT_STYLE, CodeStyle, code_style
 from untangle.template_edit import TemplateEditor
 from untangle.templates import TemplateHandler, one_line
 from untangle.workflow.asl import placeholders
+from untangle.workflow.build.ast_helpers import bound_names
 from untangle.workflow.ir import Extraction, Reason, Task, Workflow, all_states
 
 ReadText = Callable[[str], str | None]  # absolute path → text, None when the file does not exist
@@ -462,28 +463,6 @@ def _starter_policy(machine: str, mode: str) -> list[str]:
     return lines
 
 
-def event_decision(
-    item: PlannedWorkflow,
-    template_text: str,
-    orchestrator: str,
-    machine_type: str,
-    blockers: list[str],
-    execution_ms: float | None = None,
-) -> es.Decision:
-    """What becomes of the orchestrator's events (and of the orchestrator): plan notes it,
-    migrate does it."""
-    document = sam.cfn_load(template_text)
-    return _decide_events(
-        item,
-        document,
-        lambda logical: es.references(document, logical),
-        orchestrator,
-        machine_type,
-        blockers,
-        execution_ms,
-    )
-
-
 def _decide_events(
     item: PlannedWorkflow,
     document: Any,
@@ -493,7 +472,8 @@ def _decide_events(
     blockers: list[str],
     execution_ms: float | None = None,
 ) -> es.Decision:
-    """`event_decision` on the template as `cfn_load` reads it; `references` finds what in it
+    """What becomes of the orchestrator's events (and of the orchestrator), on the template as
+    `cfn_load` reads it: plan notes it, migrate does it. `references` finds what in the template
     names a resource."""
     events = es.events_of(document, orchestrator)
     unmovable = {}
@@ -688,16 +668,10 @@ def module_level_names(source: str) -> set[str]:
         return set()
     names: set[str] = set()
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
         else:
-            names.update(
-                n.id
-                for n in ast.walk(node)
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-            )
+            names.update(bound_names(node))
     return names
 
 
