@@ -708,3 +708,28 @@ def test_the_orchestrators_memory_bills_the_starter_and_the_orchestrator() -> No
     assert large.after_standard_monthly_usd - small.after_standard_monthly_usd == pytest.approx(
         starter(0, memory_mb=1024) - STANDARD_STARTER
     )
+
+
+@pytest.mark.parametrize(
+    "kept", [pytest.param(True, id="starter-kept"), pytest.param(False, id="starter-removed")]
+)
+def test_a_removed_starter_is_not_billed(kept: bool) -> None:
+    """Every event moved to the machine and nothing else invoking it: migrate removes the
+    orchestrator function, so neither Standard nor Express bills a starter."""
+    definition = _machine("A", A=lambda_task("A", End=True))
+    e = cost.estimate(definition, CostInputs(starter=kept))
+    billed = 1 if kept else 0
+    assert e.after_standard_monthly_usd == pytest.approx(2.5 + LAMBDA_CALL + billed * starter(0))
+    assert e.after_express_monthly_usd == pytest.approx(
+        0.10 + 0.0208375 + LAMBDA_CALL + billed * starter(200)
+    )
+    assert any("no starter Lambda" in n for n in e.notes) == (not kept)
+
+
+@pytest.mark.parametrize(
+    "kept", [pytest.param(True, id="starter-kept"), pytest.param(False, id="starter-removed")]
+)
+def test_only_a_kept_starter_waits_past_its_timeout(kept: bool) -> None:
+    definition = _machine("A", A=lambda_task("A", End=True))
+    e = cost.estimate(definition, CostInputs(starter=kept, orchestrator_timeout_s=0.1))
+    assert any("the starter waits" in n for n in e.notes) == kept

@@ -431,6 +431,42 @@ def test_scheduled_orchestrator_leaves_the_template(tmp_path: Path) -> None:
     assert _migrate(app, "--check")[0] == 0
 
 
+def _plan_estimate(app: Path) -> dict[str, Any]:
+    handler = "orchestrator.app.lambda_handler"
+    result = CliRunner().invoke(
+        main, ["plan", str(app), "--no-cache", "--format", "json", "--handler", handler]
+    )
+    assert result.exit_code == 0, result.output
+    [workflow] = json.loads(result.stdout)["workflows"]
+    estimate: dict[str, Any] = workflow["recommendation"]
+    return estimate
+
+
+def test_plan_bills_no_starter_when_the_orchestrator_leaves_the_template(
+    tmp_path: Path,
+) -> None:
+    removed = _plan_estimate(_copy("scheduled_cleanup", tmp_path / "removed"))
+    # near miss: another handler still invokes it, so the starter stays, and is billed
+    app = _copy("scheduled_cleanup", tmp_path / "kept")
+    (app / "admin").mkdir()
+    (app / "admin" / "app.py").write_text(
+        "import boto3\n\nclient = boto3.client('lambda')\n\n\n"
+        "def lambda_handler(event, context):\n"
+        "    client.invoke(FunctionName='session-cleanup', InvocationType='Event')\n"
+    )
+    kept = _plan_estimate(app)
+    assert any("no starter Lambda" in n for n in removed["notes"])
+    assert not any("no starter Lambda" in n for n in kept["notes"])
+    # 100,000 starts of the 256 MB starter, 50 ms of its own (+ the 400 ms run it waits for,
+    # as Express): what the kept one costs more
+    standard_starter = 100_000 * (0.2e-6 + 0.05 * 0.25 * 0.0000166667)
+    express_starter = 100_000 * (0.2e-6 + 0.45 * 0.25 * 0.0000166667)
+    difference = kept["after_standard_monthly_usd"] - removed["after_standard_monthly_usd"]
+    assert difference == pytest.approx(standard_starter, abs=1e-4)
+    difference = kept["after_express_monthly_usd"] - removed["after_express_monthly_usd"]
+    assert difference == pytest.approx(express_starter, abs=1e-4)
+
+
 def test_near_miss_schedule_whose_answer_another_handler_reads(tmp_path: Path) -> None:
     app = _copy("scheduled_cleanup", tmp_path)
     (app / "admin").mkdir()

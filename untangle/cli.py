@@ -371,7 +371,7 @@ def plan(
     import json
     from dataclasses import replace
 
-    from untangle.migrate import event_notes
+    from untangle.migrate import event_notes, keeps_starter
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
     from untangle.render.cost import CostInputs, estimate, format_estimate
@@ -428,6 +428,8 @@ def plan(
         cost = None
         if planned_item.asl is not None:
             inputs = inputs_for(planned_item.workflow, tree.templates, base, durations, memories)
+            if not keeps_starter(planned_item, tree.templates, read_text, templates_read):
+                inputs = replace(inputs, starter=False)
             cost = estimate(planned_item.asl, inputs)
         if cost is not None:
             # what migrate will do with the orchestrator's event sources, for this machine type
@@ -932,11 +934,14 @@ def migrate(
       untangle migrate app/                  # the diff, nothing written
       untangle migrate app/ --write          # validate, then write it all or nothing
     """
+    from dataclasses import replace
+
     from untangle.importers import importers_of
     from untangle.migrate import (
         MigrationError,
         apply_migration,
         compute_migration,
+        keeps_starter,
         unified_diff,
     )
     from untangle.plan import PlanOptions
@@ -959,9 +964,14 @@ def migrate(
         read_source,
         PlanOptions(query_language, handlers, keep_unchecked_errors),
     )
-    # the same estimate as plan's (the template's memory sizes), so the same Express/Standard
+    # the same estimate as plan's (the template's memory sizes, the starter billed only where
+    # migrate keeps one), so the same Express/Standard
+    templates_read: dict[str, Any] = {}
     inputs = {
-        id(item.asl): inputs_for(item.workflow, tree.templates, CostInputs())
+        id(item.asl): replace(
+            inputs_for(item.workflow, tree.templates, CostInputs()),
+            starter=keeps_starter(item, tree.templates, read_text, templates_read),
+        )
         for item in planned
         if item.asl is not None
     }

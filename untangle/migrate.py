@@ -509,38 +509,82 @@ def event_notes(
     """plan's notes on the orchestrator's event sources: what migrate will do with each.
     `parsed` keeps each template as read (by path) between the workflows of one plan, so a
     template of N orchestrators is parsed once, not N times."""
+    found = _orchestrator_template(item, templates, read, parsed)
+    if found is None:
+        return ()
+    declared, document, template = found
+    try:
+        decision = _decide_events(
+            item,
+            document,
+            lambda name: es.references(document, name),
+            declared.logical_id,
+            machine_type,
+            blockers,
+            execution_ms,
+        )
+        node = template.get(template.resources(), declared.logical_id)
+    except (ValueError, yaml.YAMLError):
+        return ()
+    line = node.start_mark.line if node is not None else 1
+    return tuple(
+        Reason(declared.template, line, f"event sources: {said}") for said in decision.lines()
+    )
+
+
+def keeps_starter(
+    item: PlannedWorkflow,
+    templates: list[TemplateHandler],
+    read: ReadText,
+    parsed: dict[str, tuple[Any, sam.Template]] | None = None,
+) -> bool:
+    """Whether migrate leaves a starter Lambda in the orchestrator's place (the cost estimate
+    bills it): not when every event the orchestrator had moves to the state machine and nothing
+    else invokes it. The machine type does not enter into it, so any will do here."""
+    found = _orchestrator_template(item, templates, read, parsed)
+    if found is None:
+        return True
+    declared, document, _ = found
+    try:
+        decision = _decide_events(
+            item,
+            document,
+            lambda name: es.references(document, name),
+            declared.logical_id,
+            "Standard",
+            [],
+        )
+    except (ValueError, yaml.YAMLError):
+        return True
+    return decision.keep_starter
+
+
+def _orchestrator_template(
+    item: PlannedWorkflow,
+    templates: list[TemplateHandler],
+    read: ReadText,
+    parsed: dict[str, tuple[Any, sam.Template]] | None,
+) -> tuple[TemplateHandler, Any, sam.Template] | None:
+    """The template entry declaring the workflow's handler, with its template as loaded and
+    as parsed (from `parsed` when read before); None when no template declares it."""
     workflow = item.workflow
     handler_path = os.path.abspath(workflow.path)
     handler_name = workflow.handler.rsplit(".", 1)[-1]
     declared = [t for t in templates if t.file == handler_path and t.function == handler_name]
     if not declared or item.asl is None:
-        return ()
+        return None
     path = os.path.abspath(declared[0].template)
-    logical = declared[0].logical_id
     cache = parsed if parsed is not None else {}
     try:
         if path not in cache:
             text = read(path)
             if text is None:
-                return ()
+                return None
             cache[path] = (sam.cfn_load(text), sam.Template.parse(text))
-        document, template = cache[path]
-        decision = _decide_events(
-            item,
-            document,
-            lambda name: es.references(document, name),
-            logical,
-            machine_type,
-            blockers,
-            execution_ms,
-        )
-        node = template.get(template.resources(), logical)
     except (ValueError, yaml.YAMLError):
-        return ()
-    line = node.start_mark.line if node is not None else 1
-    return tuple(
-        Reason(declared[0].template, line, f"event sources: {said}") for said in decision.lines()
-    )
+        return None
+    document, template = cache[path]
+    return declared[0], document, template
 
 
 def _bucket_refusal(document: Any, bucket: str) -> str | None:

@@ -85,6 +85,9 @@ class CostInputs:
     default_function: FunctionProfile = FunctionProfile()
     orchestrator_memory_mb: int = 128
     orchestrator_timeout_s: float | None = None  # the handler's `Timeout` (kept by the starter)
+    # migrate keeps the orchestrator as a starter Lambda, unless every event it had moves to the
+    # state machine and nothing else invokes it: then no starter is deployed, nor billed
+    starter: bool = True
     items_per_map: int = 10
     map_items: Mapping[str, int] = field(default_factory=dict)
     wait_seconds: Mapping[str, float] = field(default_factory=dict)
@@ -504,6 +507,8 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
     # and Timeout): one request per execution; it waits for an Express run
     # (StartSyncExecution) and returns at once for Standard; Lambda stops it at its Timeout
     def starter(waits_ms: float) -> float:
+        if not inputs.starter:
+            return 0.0
         if timeout_s is not None:
             waits_ms = min(waits_ms, timeout_s * 1000)
         seconds = math.ceil(waits_ms) / 1000 * inputs.orchestrator_memory_mb / 1024
@@ -529,11 +534,21 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
             + executions * path.child_express_usd
             + starter(STARTER_MS + path.after_ms)
         )
-        if timeout_s is not None and STARTER_MS + path.after_ms > timeout_s * 1000:
+        if (
+            inputs.starter
+            and timeout_s is not None
+            and STARTER_MS + path.after_ms > timeout_s * 1000
+        ):
             walker.note(
                 f"as Express, the starter waits {_latency(STARTER_MS + path.after_ms)} for the "
                 f"execution, more than the handler's Timeout of {timeout_s:g} s: raise it"
             )
+
+    if not inputs.starter:
+        walker.note(
+            "no starter Lambda after the migration: every event the orchestrator had starts the "
+            "state machine itself and nothing else invokes the function, so migrate removes it"
+        )
 
     recommendation: Recommendation
     if express is None:
@@ -601,7 +616,8 @@ def _assumptions(inputs: CostInputs, has_map: bool) -> list[str]:
         f"but not waited for",
         f"after the migration the orchestrator is a starter Lambda ({STARTER_MS:g} ms of its "
         f"own, {inputs.orchestrator_memory_mb} MB): it waits for an Express execution "
-        f"(StartSyncExecution) and returns at once for Standard (StartExecution)",
+        f"(StartSyncExecution) and returns at once for Standard (StartExecution); none when "
+        f"every event moves to the state machine and nothing else invokes the orchestrator",
         "path: the slowest from StartAt; a Choice takes its slowest branch, Catch routes are "
         "not taken, a loop runs once around (unless given) and then out; Step Functions' own "
         "per-state "
