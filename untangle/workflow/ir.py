@@ -471,6 +471,13 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class JsonTextNote(Reason):
+    """`json.dumps(value)` of a value only the running machine knows: the state machine writes
+    that text, not Python. `message` is the call as written; how the text differs from Python's
+    depends on the query language, so `passes.word_json_texts` words the note once it is known."""
+
+
+@dataclass(frozen=True)
 class Extraction:
     """Local computation that becomes a new single-purpose function: `function(params) ->
     expression`, taken from `path:line` (assigned to `target` there, or run for its effect).

@@ -53,7 +53,7 @@ def map_expr(expr: Expr, rewrite: Callable[[Expr], Expr]) -> Expr:
     return rewrite(expr)
 
 
-def _state_exprs(state: State, rewrite: Callable[[Expr], Expr]) -> State:
+def state_exprs(state: State, rewrite: Callable[[Expr], Expr]) -> State:
     if isinstance(state, Task):
         return replace(state, payload=map_expr(state.payload, rewrite))
     if isinstance(state, Choice):
@@ -90,7 +90,7 @@ def lower_defaults(graph: Graph, counter: list[int] | None = None) -> Graph:
                 state, branches=tuple(lower_defaults(b, counter) for b in state.branches)
             )
         found: list[tuple[str, Expr, Expr]] = []
-        state = _state_exprs(state, functools.partial(_collect, found=found, counter=counter))
+        state = state_exprs(state, functools.partial(_collect, found=found, counter=counter))
         entry = state.name
         following = state.name
         for variable, present, fallback in reversed(found):

@@ -11,6 +11,8 @@ emitter renders out (the emitter only emits).
 4. `lower_for_jsonpath` (JSONPath only): what JSONPath cannot compute is made before its state.
 5. `end_branches`: a Map iteration or a Parallel branch ends on its last state (`End`, the
    branch's result as that state's output) rather than on a Succeed state after it.
+6. `word_json_texts`: each `json.dumps` the machine computes is noted on its line with how its
+   text differs from Python's in the query language (the data is the same).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from untangle.workflow.ir import (
     Expr,
     Fail,
     Graph,
+    JsonTextNote,
     Lit,
     Map,
     Obj,
@@ -46,7 +49,7 @@ from untangle.workflow.ir import (
     successors,
     with_path,
 )
-from untangle.workflow.lower import jsonpath_carries, lower_for_jsonpath
+from untangle.workflow.lower import jsonpath_carries, lower_for_jsonpath, state_exprs
 from untangle.workflow.optimize import optimize
 
 
@@ -62,7 +65,54 @@ def run_passes(
     if query_language == "jsonpath":
         workflow = lower_for_jsonpath(workflow)
     workflow = end_branches(workflow, query_language)
+    workflow = word_json_texts(workflow, query_language)
     return workflow, optimizations
+
+
+def word_json_texts(workflow: Workflow, query_language: str) -> Workflow:
+    """The builder marked each `json.dumps` of a value only the machine knows
+    (`JsonTextNote`); the machine writes that text with JSONata or `States.JsonToString`, whose
+    text differs from Python's: said on each line, in the query language's terms. None is said
+    when no JSON text is left for the machine to write (each ran in a new Python function)."""
+    marked = [n for n in workflow.notes if isinstance(n, JsonTextNote)]
+    if not marked:
+        return workflow
+    writes_json = workflow.graph is not None and _computes(workflow.graph, Operator.JSON_STRING)
+    notes: list[Reason] = []
+    for note in workflow.notes:
+        if not isinstance(note, JsonTextNote):
+            notes.append(note)
+        elif writes_json:
+            notes.append(Reason(note.path, note.line, _json_text(note.message, query_language)))
+    return replace(workflow, notes=tuple(dict.fromkeys(notes)))
+
+
+def _json_text(call: str, query_language: str) -> str:
+    if query_language == "jsonpath":
+        return (
+            f"`{call}`: States.JsonToString writes this text compact (`{{\"a\":1}}`, Python "
+            "`{\"a\": 1}`) and leaves characters outside ASCII unescaped (`é`, Python `\\u00e9`): "
+            "the same data in another text"
+        )
+    return (
+        f"`{call}`: the machine writes this text as Python does, except that it leaves "
+        "characters outside ASCII unescaped (`é`, Python `\\u00e9`) and writes a float with no "
+        "fraction as `3` (Python `3.0`; Step Functions keeps no 3.0)"
+    )
+
+
+def _computes(graph: Graph, op: Operator) -> bool:
+    """Some expression of a state of `graph` (nested states included) applies `op`."""
+    found = False
+
+    def look(expr: Expr) -> Expr:
+        nonlocal found
+        found = found or (isinstance(expr, Op) and expr.op == op)
+        return expr
+
+    for state in all_states(graph):
+        state_exprs(state, look)
+    return found
 
 
 def fail_unchecked(workflow: Workflow) -> Workflow:

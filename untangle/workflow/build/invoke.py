@@ -26,6 +26,7 @@ from untangle.workflow.build.scope import (
     Value,
     to_expr,
 )
+from untangle.workflow.build.specialize import parsed_again
 from untangle.workflow.ir import (
     Assign,
     Choice,
@@ -201,6 +202,7 @@ def bind_result(
 
 def payload_of(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> Expr:
     value = builder.value(node, scope)
+    parsed_again(builder, node, scope)  # the callee gets the data, not the text
     if isinstance(value, Op) and value.op == Operator.JSON_STRING:
         return value.args[0]
     if isinstance(value, Lit) and isinstance(value.value, (str, bytes)):

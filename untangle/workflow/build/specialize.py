@@ -25,6 +25,7 @@ from untangle.workflow.build.scope import (
 from untangle.workflow.ir import (
     Arr,
     Expr,
+    JsonTextNote,
     Lit,
     Obj,
     Op,
@@ -105,11 +106,28 @@ def json_loads(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value 
         if isinstance(first, (Stream, Response)):
             return first.payload  # `… or "null"`: an empty payload reads as null
     inner = builder.value(argument, scope)
+    parsed_again(builder, argument, scope)
     if isinstance(inner, (Stream, Response)):
         return inner.payload
     if not isinstance(inner, NOT_DATA):
         return _parsed(to_expr(inner, node.lineno))
     return Opaque(node.lineno, f"`{source_text(node, scope)}`")
+
+
+def parsed_again(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> None:
+    """`node`, a text the caller parses back (`Payload=json.dumps(order).encode()`, the callee
+    gets the data; `json.loads(json.dumps(x))`): no JSON text is written there, so the note
+    `json_dumps` made on that call goes."""
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "encode"
+    ):
+        node = node.func.value
+    if isinstance(node, ast.Call) and dotted_name(node.func) == "json.dumps":
+        made = JsonTextNote(scope.path, node.lineno, source_text(node, scope))
+        if made in builder.notes:
+            builder.notes.remove(made)
 
 
 def _parsed(text: Expr) -> Expr:
@@ -139,6 +157,7 @@ def json_dumps(builder: WorkflowBuilder, node: ast.Call, scope: Scope) -> Value 
     if literal is not _NOT_LITERAL:
         # the exact text Python writes (`ensure_ascii`, `3.0`), whatever the query language
         return Lit(json.dumps(literal))
+    builder.notes.append(JsonTextNote(scope.path, node.lineno, source_text(node, scope)))
     return Op(Operator.JSON_STRING, (value,))
 
 
