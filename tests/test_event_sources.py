@@ -294,13 +294,25 @@ def test_template_references() -> None:
             },
             "Other": {"Type": "AWS::Serverless::Function", "Properties": {"Role": {"Ref": "FnX"}}},
         },
-        "Outputs": {"Role": {"Value": {"Fn::GetAtt": ["FnRole", "Arn"]}}},
+        "Outputs": {
+            # `sam init`'s outputs: the function's ARN (a caller may use it), its role's (no one
+            # calls a function through its role, but the role goes with the function)
+            "Arn": {"Value": {"Fn::GetAtt": ["Fn", "Arn"]}},
+            "Role": {"Value": {"Fn::GetAtt": ["FnRole", "Arn"]}},
+            "Both": {"Value": {"Fn::Sub": "${Fn} runs as ${FnRole.Arn}"}},
+        },
     }
-    found = {i.where: i.reads_answer for i in references(document, "Fn")}
+    found = {i.where: (i.reads_answer, i.why()) for i in references(document, "Fn")}
+    reader = "names the function: whoever calls it may read its answer"
     assert found == {
-        "template Resources.Logs": False,
-        "template Resources.Perm": True,
-        "template Outputs.Role": True,
+        "template Resources.Logs": (False, "names the function"),
+        "template Resources.Perm": (True, reader),
+        "template Outputs.Arn": (True, reader),
+        "template Outputs.Role": (
+            False,
+            "names its implicit role, which would go with the function",
+        ),
+        "template Outputs.Both": (True, reader),
     }
 
 
@@ -465,6 +477,29 @@ def test_plan_bills_no_starter_when_the_orchestrator_leaves_the_template(
     assert difference == pytest.approx(standard_starter, abs=1e-4)
     difference = kept["after_express_monthly_usd"] - removed["after_express_monthly_usd"]
     assert difference == pytest.approx(express_starter, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("output", "moves"),
+    [
+        pytest.param("SessionCleanupFunctionRole.Arn", True, id="role-output"),
+        pytest.param("SessionCleanupFunction.Arn", False, id="near-miss-function-output"),
+    ],
+)
+def test_schedule_moves_past_an_output_of_the_role_only(
+    tmp_path: Path, output: str, moves: bool
+) -> None:
+    app = _copy("scheduled_cleanup", tmp_path)
+    template = app / "template.yaml"
+    template.write_text(
+        template.read_text() + f"\nOutputs:\n  Shown:\n    Value: !GetAtt {output}\n"
+    )
+    code, _, err = _migrate(app)
+    assert code == 0, err
+    moved = "Schedule event NightlyCleanup moves to the state machine" in err
+    assert moved == moves, err
+    # either way the function stays, so the output still resolves
+    assert "the orchestrator stays as a starter for template Outputs.Shown" in err
 
 
 def test_near_miss_schedule_whose_answer_another_handler_reads(tmp_path: Path) -> None:

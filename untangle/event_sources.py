@@ -63,8 +63,12 @@ class Invoker:
     where: str  # `billing/app.py:14` or `template Outputs.NightlyReportFunctionArn`
     reads_answer: bool  # a synchronous invoke (or unknown); False for `InvocationType="Event"`
     in_template: bool = False  # a resource or output that names the function
+    role_only: bool = False  # it names only the function's implicit role (`<Function>Role`)
 
     def why(self) -> str:
+        if self.role_only:
+            # nobody calls a function through its role, but the role goes with the function
+            return "names its implicit role, which would go with the function"
         if self.in_template:
             return "names the function" + (
                 ": whoever calls it may read its answer" if self.reads_answer else ""
@@ -258,7 +262,8 @@ def references(document: Any, logical: str) -> list[Invoker]:
     """The resources and outputs of a template (a `cfn_load`ed dict) that name `logical` or
     its implicit role (`!Ref`, `!GetAtt`, `${X}` / `${X.Arn}` in a `!Sub`, `DependsOn`). An
     output or another resource may call it and read its answer, as far as anyone knows; a log
-    group or an alarm does not."""
+    group or an alarm does not, nor does what names only the role (it keeps the function, which
+    its role goes with, but calls nothing)."""
     if not isinstance(document, dict):
         return []
     names = {logical, f"{logical}Role"}
@@ -271,7 +276,15 @@ def references(document: Any, logical: str) -> list[Invoker]:
             if _mentions(value, names):
                 kind = value.get("Type", "") if isinstance(value, dict) else ""
                 watcher = isinstance(kind, str) and kind.startswith(_WATCHERS)
-                found.append(Invoker(f"template {section}.{key}", not watcher, in_template=True))
+                role_only = not _mentions(value, {logical})  # `sam init`'s role ARN output
+                found.append(
+                    Invoker(
+                        f"template {section}.{key}",
+                        not watcher and not role_only,
+                        in_template=True,
+                        role_only=role_only,
+                    )
+                )
     return found
 
 
