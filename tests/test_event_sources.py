@@ -502,6 +502,54 @@ def test_schedule_moves_past_an_output_of_the_role_only(
     assert "the orchestrator stays as a starter for template Outputs.Shown" in err
 
 
+INLINE_EVENTS = {
+    "one-event": (
+        "      Events: {NightlyCleanup: {Type: Schedule, "
+        'Properties: {Schedule: "cron(15 3 * * ? *)"}}}  # nightly\n'
+    ),
+    "two-events-over-lines": (
+        "      Events: {  # both triggers\n"
+        '        NightlyCleanup: {Type: Schedule, Properties: {Schedule: "cron(15 3 * * ? *)"}},\n'
+        "        Retries: {Type: SQS, Properties: {Queue: !GetAtt RetryQueue.Arn, BatchSize: 5}}\n"
+        "      }\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("events", [pytest.param(k, id=k) for k in INLINE_EVENTS])
+def test_inline_events_are_moved_one_by_one(tmp_path: Path, events: str) -> None:
+    """`Events: {…}` written inline: plan said the schedule moves, and migrate does it (it
+    refused the workflow before): the events are written as a block first."""
+    app = _copy("scheduled_cleanup", tmp_path)
+    template = app / "template.yaml"
+    text = template.read_text()
+    start = text.index("      Events:\n")
+    end = text.index("\n\n  ListExpiredSessionsFunction")
+    text = text[:start] + INLINE_EVENTS[events] + text[end + 1 :]
+    text = text.replace(
+        "\nResources:\n", "\nResources:\n  RetryQueue:\n    Type: AWS::SQS::Queue\n\n"
+    )
+    template.write_text(text)
+    code, _, err = _migrate(app, "--write")  # the SAM transform and cfn-lint accept it
+    assert code == 0, err
+    assert "Schedule event NightlyCleanup moves to the state machine" in err
+    resources = _resources(app)
+    machine_events = _machine(resources)["Events"]
+    assert machine_events["NightlyCleanup"]["Properties"] == {"Schedule": "cron(15 3 * * ? *)"}
+    if events == "one-event":
+        assert "SessionCleanupFunction" not in resources
+    else:  # the queue's event stays on the starter, in the block the inline events became
+        kept = resources["SessionCleanupFunction"]["Properties"]["Events"]
+        assert kept == {
+            "Retries": {
+                "Type": "SQS",
+                "Properties": {"Queue": {"Fn::GetAtt": ["RetryQueue", "Arn"]}, "BatchSize": 5},
+            }
+        }
+        assert "      # both triggers\n      Events:\n        Retries:\n" in template.read_text()
+    assert _migrate(app, "--check")[0] == 0
+
+
 def test_near_miss_schedule_whose_answer_another_handler_reads(tmp_path: Path) -> None:
     app = _copy("scheduled_cleanup", tmp_path)
     (app / "admin").mkdir()

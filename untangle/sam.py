@@ -490,6 +490,7 @@ def _remove_lines(text: str, start: int, end: int) -> str:
 def take_event(text: str, logical: str, event: str, indent: int) -> tuple[str, str]:
     """Remove event `event` from the `Events` of resource `logical` (and `Events:` itself when
     it was the last one): the new text, and the event's lines re-indented to `indent` spaces."""
+    text = _events_as_block(text, logical)
     template = Template.parse(text)
     props = template.properties(logical)
     events = template.get(props, "Events") if props is not None else None
@@ -507,6 +508,55 @@ def take_event(text: str, logical: str, event: str, indent: int) -> tuple[str, s
     if len(events.value) == 1 and props is not None:
         start, end = _entry_lines(text, props, "Events")
     return _remove_lines(text, start, end), block
+
+
+def _events_as_block(text: str, logical: str) -> str:
+    """The template with resource `logical`'s inline `Events: {…}` written as a block mapping
+    (the same keys, values, tags and quoting; the layout a template of SAM's own has), so its
+    events can be taken one by one. Any other text is returned as it is."""
+    template = Template.parse(text)
+    props = template.properties(logical)
+    events = template.get(props, "Events") if props is not None else None
+    if props is None or not (isinstance(events, yaml.MappingNode) and events.flow_style):
+        return text
+    key = _key_node(props, "Events")[0]  # type: ignore[index]
+    lines = text.splitlines(keepends=True)
+    after = lines[events.end_mark.line][events.end_mark.column :].strip()
+    if after and not after.startswith("#"):
+        return text  # something else follows on the line (`Events: {…}, Other: …`)
+    start, end = key.start_mark.line, events.end_mark.line + 1
+    column = _indent_of(key)
+    # the comments written inside the braces (or after them) go just above `Events:`
+    comments = [c for c in map(_comment_of, lines[start:end]) if c]
+    _as_block_style(events)
+    dumped = yaml.serialize(events, Dumper=yaml.SafeDumper, allow_unicode=True, width=4096)
+    block = "".join(
+        " " * (column + 2) + line + "\n" for line in dumped.splitlines() if line.strip()
+    )
+    head = "".join(" " * column + c + "\n" for c in comments) + " " * column + "Events:\n"
+    return "".join(lines[:start]) + head + block + "".join(lines[end:])
+
+
+def _comment_of(line: str) -> str:
+    """The `# …` comment ending a line of flow YAML ("" when none): a # after a space, outside
+    quotes."""
+    quote = ""
+    for index, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+            return line[index:].rstrip()
+    return ""
+
+
+def _as_block_style(node: yaml.Node) -> None:
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        node.flow_style = False
+        for child in node.value:
+            for part in child if isinstance(child, tuple) else (child,):
+                _as_block_style(part)
 
 
 def remove_resource(text: str, logical: str) -> str:
