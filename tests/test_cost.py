@@ -733,3 +733,15 @@ def test_only_a_kept_starter_waits_past_its_timeout(kept: bool) -> None:
     definition = _machine("A", A=lambda_task("A", End=True))
     e = cost.estimate(definition, CostInputs(starter=kept, orchestrator_timeout_s=0.1))
     assert any("the starter waits" in n for n in e.notes) == kept
+
+
+@pytest.mark.parametrize(
+    "waits", [pytest.param(False, id="returns-at-once"), pytest.param(True, id="waits-for-the-run")]
+)
+def test_a_starter_waiting_for_a_standard_execution_is_billed_for_it(waits: bool) -> None:
+    definition = _machine("A", A=lambda_task("A", End=True))
+    e = cost.estimate(definition, CostInputs(starter_waits=waits))
+    assert e.after_standard_monthly_usd == pytest.approx(
+        2.5 + LAMBDA_CALL + starter(200 if waits else 0)
+    )
+    assert any("as Standard, the starter waits" in n for n in e.notes) == waits

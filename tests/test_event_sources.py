@@ -771,6 +771,38 @@ def test_api_on_a_standard_machine_waits_for_the_end(
         starter.lambda_handler({}, None)
 
 
+def test_plan_bills_a_starter_that_waits_for_a_standard_machine(tmp_path: Path) -> None:
+    """An API waits for the answer of a 10-minute workflow: Standard, and the starter waits for
+    each execution, billed for all of it. Near miss: a schedule reads no answer, the starter
+    returns at once."""
+    costs = {}
+    for event in ("Api", "Schedule"):
+        app = tmp_path / event
+        (app / "src").mkdir(parents=True)
+        (app / "src" / "app.py").write_text(LONG_API_HANDLER)
+        template = LONG_API_TEMPLATE
+        if event == "Schedule":
+            template = template.split("        Export:")[0] + (
+                "        Nightly:\n          Type: Schedule\n"
+                "          Properties:\n            Schedule: rate(1 day)\n"
+            )
+        (app / "template.yaml").write_text(template)
+        result = CliRunner().invoke(main, ["plan", str(app), "--no-cache", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        [workflow] = json.loads(result.stdout)["workflows"]
+        costs[event] = workflow["recommendation"]
+    assert costs["Api"]["type"] == costs["Schedule"]["type"] == "Standard"
+    assert any("the starter waits" in n for n in costs["Api"]["notes"])
+    assert not any("the starter waits" in n for n in costs["Schedule"]["notes"])
+    # the schedule moves to the machine, so no starter at all; the API's starter is 100,000
+    # requests of 50 ms of its own plus the 600.4 s run (the sleep, two 200 ms calls), 128 MB
+    waited = 100_000 * (0.2e-6 + 600.45 * 0.125 * 0.0000166667)
+    difference = (
+        costs["Api"]["after_standard_monthly_usd"] - costs["Schedule"]["after_standard_monthly_usd"]
+    )
+    assert difference == pytest.approx(waited, abs=0.01)
+
+
 def test_plan_notes_each_choice() -> None:
     result = CliRunner().invoke(
         main, ["plan", str(APPS), "--no-cache", "--detail", "notes", "--format", "json"]

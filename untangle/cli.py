@@ -371,7 +371,7 @@ def plan(
     import json
     from dataclasses import replace
 
-    from untangle.migrate import event_notes, keeps_starter
+    from untangle.migrate import event_decision, event_notes, keeps_starter
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
     from untangle.render.cost import CostInputs, estimate, format_estimate
@@ -431,6 +431,18 @@ def plan(
             if not keeps_starter(planned_item, tree.templates, read_text, templates_read):
                 inputs = replace(inputs, starter=False)
             cost = estimate(planned_item.asl, inputs)
+            decision = event_decision(
+                planned_item,
+                tree.templates,
+                read_text,
+                cost.recommendation,
+                cost.express_blockers,
+                cost.latency_after_ms,
+                templates_read,
+            )
+            if decision is not None and decision.mode == "wait":
+                # a caller reads the answer of a Standard machine: the starter waits for it
+                cost = estimate(planned_item.asl, replace(inputs, starter_waits=True))
         if cost is not None:
             # what migrate will do with the orchestrator's event sources, for this machine type
             notes = event_notes(

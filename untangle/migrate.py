@@ -541,22 +541,37 @@ def keeps_starter(
     """Whether migrate leaves a starter Lambda in the orchestrator's place (the cost estimate
     bills it): not when every event the orchestrator had moves to the state machine and nothing
     else invokes it. The machine type does not enter into it, so any will do here."""
+    decision = event_decision(item, templates, read, "Standard", [], None, parsed)
+    return decision is None or decision.keep_starter
+
+
+def event_decision(
+    item: PlannedWorkflow,
+    templates: list[TemplateHandler],
+    read: ReadText,
+    machine_type: str,
+    blockers: list[str],
+    execution_ms: float | None = None,
+    parsed: dict[str, tuple[Any, sam.Template]] | None = None,
+) -> es.Decision | None:
+    """What migrate will do with the orchestrator's events, and how its starter (if any) runs
+    the machine; None when no readable template declares the orchestrator."""
     found = _orchestrator_template(item, templates, read, parsed)
     if found is None:
-        return True
+        return None
     declared, document, _ = found
     try:
-        decision = _decide_events(
+        return _decide_events(
             item,
             document,
             lambda name: es.references(document, name),
             declared.logical_id,
-            "Standard",
-            [],
+            machine_type,
+            blockers,
+            execution_ms,
         )
     except (ValueError, yaml.YAMLError):
-        return True
-    return decision.keep_starter
+        return None
 
 
 def _orchestrator_template(

@@ -88,6 +88,9 @@ class CostInputs:
     # migrate keeps the orchestrator as a starter Lambda, unless every event it had moves to the
     # state machine and nothing else invokes it: then no starter is deployed, nor billed
     starter: bool = True
+    # the starter waits for a Standard execution too: callers read its answer, but Express
+    # cannot run the workflow (migrate's "wait" mode), so it is billed for the whole run
+    starter_waits: bool = False
     items_per_map: int = 10
     map_items: Mapping[str, int] = field(default_factory=dict)
     wait_seconds: Mapping[str, float] = field(default_factory=dict)
@@ -518,7 +521,7 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
         executions * path.transitions * pricing.standard_per_thousand_transitions / 1000
         + callees
         + executions * path.child_express_usd
-        + starter(STARTER_MS)
+        + starter(STARTER_MS + (path.after_ms if inputs.starter_waits else 0.0))
     )
 
     wait_s, wait_state = path.longest_wait
@@ -544,6 +547,16 @@ def estimate(definition: Json, inputs: CostInputs | None = None) -> CostEstimate
                 f"execution, more than the handler's Timeout of {timeout_s:g} s: raise it"
             )
 
+    if inputs.starter and inputs.starter_waits:
+        walker.note(
+            f"as Standard, the starter waits {_latency(STARTER_MS + path.after_ms)} for each "
+            "execution (a caller reads its answer), and is billed for it"
+            + (
+                f", up to its Timeout of {timeout_s:g} s"
+                if timeout_s is not None and STARTER_MS + path.after_ms > timeout_s * 1000
+                else ""
+            )
+        )
     if not inputs.starter:
         walker.note(
             "no starter Lambda after the migration: every event the orchestrator had starts the "

@@ -90,8 +90,8 @@ def word_json_texts(workflow: Workflow, query_language: str) -> Workflow:
 def _json_text(call: str, query_language: str) -> str:
     if query_language == "jsonpath":
         return (
-            f"`{call}`: States.JsonToString writes this text compact (`{{\"a\":1}}`, Python "
-            "`{\"a\": 1}`) and leaves characters outside ASCII unescaped (`é`, Python `\\u00e9`): "
+            f'`{call}`: States.JsonToString writes this text compact (`{{"a":1}}`, Python '
+            '`{"a": 1}`) and leaves characters outside ASCII unescaped (`é`, Python `\\u00e9`): '
             "the same data in another text"
         )
     return (
