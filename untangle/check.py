@@ -34,7 +34,7 @@ from untangle.validate import (
     ValidatorUnavailable,
     asl_errors,
     cfn_lint_errors,
-    require_cfn_lint,
+    load_cfn_lint,
 )
 
 CFN_LINT_MISSING = "cfn-lint (pip install cfn-lint)"
@@ -64,9 +64,9 @@ def check_contents(contents: dict[str, str], root: str, workers: int | None = No
     )
     workers = max(1, workers or os.cpu_count() or 1)
     lint = bool(definitions)
-    if lint:
+    if definitions or templates:
         try:
-            require_cfn_lint()  # imported before the pool forks, once for all its workers
+            load_cfn_lint()  # before the pool forks: its workers start with cfn-lint's rules
         except ValidatorUnavailable:
             skipped.add(CFN_LINT_MISSING)
             lint = False
