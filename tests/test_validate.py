@@ -542,6 +542,18 @@ Resources:
 """
 
 
+_LINT_IN_A_NEW_PROCESS = """\
+import json, sys
+from untangle import sam
+from untangle.validate import cfn_lint_errors
+definitions = json.loads(sys.argv[1])
+print(json.dumps({
+    "definitions": cfn_lint_errors(definitions),
+    "template": sam.validate(sys.argv[2], ".", {}, set()),
+}))
+"""
+
+
 @pytest.mark.parametrize(
     "where",
     [
@@ -549,25 +561,38 @@ Resources:
         pytest.param("home", id="cfnlintrc-in-home"),
     ],
 )
-def test_validators_never_load_rules_from_a_cfnlintrc(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
-) -> None:
+def test_validators_never_load_rules_from_a_cfnlintrc(tmp_path: Path, where: str) -> None:
     """cfn-lint's `.cfnlintrc` can `append_rules` (Python it imports): the validators run with
-    an explicit configuration, and still report what cfn-lint's own rules find."""
-    from untangle import sam
+    an explicit configuration, and still report what cfn-lint's own rules find. In a process of
+    its own, which loads cfn-lint's rules there and then (a process loads them once)."""
+    import subprocess
+    import sys
 
     folder = tmp_path / where
     (folder / "rules").mkdir(parents=True)
     (folder / "rules" / "planted.py").write_text(_PLANTED_RULE)
     (folder / ".cfnlintrc").write_text(f"append_rules:\n  - {folder / 'rules'}\n")
-    monkeypatch.chdir(tmp_path / "project" if where == "project" else tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home" if where == "home" else tmp_path))
-    monkeypatch.setattr(validate, "_RULES", [])  # loaded again, here, not kept from before
     broken = next(d for d in CAUGHT_BY_CFN)
     assert broken.cfn is not None
-    assert any(broken.cfn in e for e in _cfn_lint(broken.definition))  # the near miss
-    assert _cfn_lint(GOOD_JSONATA) == []
-    problems = sam.validate(_SAM_TEMPLATE, str(tmp_path), {}, set())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _LINT_IN_A_NEW_PROCESS,
+            json.dumps([broken.definition, GOOD_JSONATA]),
+            _SAM_TEMPLATE,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "project" if where == "project" else tmp_path,
+        env={**os.environ, "HOME": str(tmp_path / "home" if where == "home" else tmp_path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert any(broken.cfn in e for e in answer["definitions"][0])  # the near miss
+    assert answer["definitions"][1] == []
+    problems = answer["template"]
     assert any("E3002" in p and "NoSuchProperty" in p for p in problems), problems
     assert not (folder / "rules" / "MARKER").exists()
 
