@@ -405,9 +405,9 @@ def _cfn_lint_rules() -> Any:
     """cfn-lint's rules, loaded once a process and shared by every template it lints, as
     cfn-lint's own command line shares them between the files it is given: loading them (a
     module and a JSON schema or more for each of its ~700 rules) cost 0.5-0.9 s of the 0.7-1.2 s
-    a small template took, and each new set kept about 170 MB alive in the process (cfn-lint's
-    caches hold on to the rules that filled them). A pool worker forked after `load_cfn_lint`
-    starts with them."""
+    a small template took, and each set left behind is tens of MB in reference cycles that only
+    the cycle collector frees, so a process linting many templates (the test suite's) grew. A
+    pool worker forked after `load_cfn_lint` starts with them."""
     if not _RULES:
         runner = _import_cfn_lint()
         _RULES.append(runner.Runner(_cfn_lint_settings()).rules)
