@@ -185,3 +185,61 @@ def test_a_job_whose_worker_died_runs_in_the_parent() -> None:
         assert after.result() == os.getpid()
     with _executor(2) as executor:  # the near miss: a pool that works runs it elsewhere
         assert _Job(executor, os.getpid).result() != os.getpid()
+
+
+_COUNT_RULE_LOADS = """\
+import json, os, sys
+from untangle.validate import require_cfn_lint
+require_cfn_lint()
+from cfnlint.rules import Rules
+load = Rules.create_from_directory.__func__
+
+def counted(cls, rulesdir):
+    with open(sys.argv[1], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    return load(cls, rulesdir)
+
+Rules.create_from_directory = classmethod(counted)
+from untangle.check import check_contents
+validation = check_contents(json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+print(json.dumps({"pid": os.getpid(), "problems": validation.problems}))
+"""
+
+
+@pytest.mark.parametrize(
+    "workers",
+    [pytest.param(2, id="pool-of-two"), pytest.param(1, id="in-process")],
+)
+def test_cfn_lint_rules_are_loaded_once_for_every_template(tmp_path: Path, workers: int) -> None:
+    """Loading cfn-lint's rules was most of the cost of a small template: the process loads
+    them once, before its pool forks, and every worker lints every template it is given with
+    them; what each template holds is still reported (the broken one of six)."""
+    contents = {
+        **_contents({6}, broken_template=True),
+        **{
+            f"{ROOT}/app{app}/template.yaml": _HEAD + "  Topic:\n    Type: AWS::SNS::Topic\n"
+            for app in range(3, 7)
+        },
+    }
+    log = tmp_path / "loads"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _COUNT_RULE_LOADS,
+            str(log),
+            json.dumps(contents),
+            ROOT,
+            str(workers),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert log.read_text().split() == [str(answer["pid"])]
+    assert [p for p in answer["problems"] if "template.yaml" in p] == [
+        "app2/template.yaml: cfn-lint E3002: Additional properties are not allowed "
+        "('NoSuch' was unexpected) (line 27)"
+    ]

@@ -542,6 +542,18 @@ Resources:
 """
 
 
+_LINT_IN_A_NEW_PROCESS = """\
+import json, sys
+from untangle import sam
+from untangle.validate import cfn_lint_errors
+definitions = json.loads(sys.argv[1])
+print(json.dumps({
+    "definitions": cfn_lint_errors(definitions),
+    "template": sam.validate(sys.argv[2], ".", {}, set()),
+}))
+"""
+
+
 @pytest.mark.parametrize(
     "where",
     [
@@ -549,24 +561,38 @@ Resources:
         pytest.param("home", id="cfnlintrc-in-home"),
     ],
 )
-def test_validators_never_load_rules_from_a_cfnlintrc(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
-) -> None:
+def test_validators_never_load_rules_from_a_cfnlintrc(tmp_path: Path, where: str) -> None:
     """cfn-lint's `.cfnlintrc` can `append_rules` (Python it imports): the validators run with
-    an explicit configuration, and still report what cfn-lint's own rules find."""
-    from untangle import sam
+    an explicit configuration, and still report what cfn-lint's own rules find. In a process of
+    its own, which loads cfn-lint's rules there and then (a process loads them once)."""
+    import subprocess
+    import sys
 
     folder = tmp_path / where
     (folder / "rules").mkdir(parents=True)
     (folder / "rules" / "planted.py").write_text(_PLANTED_RULE)
     (folder / ".cfnlintrc").write_text(f"append_rules:\n  - {folder / 'rules'}\n")
-    monkeypatch.chdir(tmp_path / "project" if where == "project" else tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path / "home" if where == "home" else tmp_path))
     broken = next(d for d in CAUGHT_BY_CFN)
     assert broken.cfn is not None
-    assert any(broken.cfn in e for e in _cfn_lint(broken.definition))  # the near miss
-    assert _cfn_lint(GOOD_JSONATA) == []
-    problems = sam.validate(_SAM_TEMPLATE, str(tmp_path), {}, set())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _LINT_IN_A_NEW_PROCESS,
+            json.dumps([broken.definition, GOOD_JSONATA]),
+            _SAM_TEMPLATE,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "project" if where == "project" else tmp_path,
+        env={**os.environ, "HOME": str(tmp_path / "home" if where == "home" else tmp_path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert any(broken.cfn in e for e in answer["definitions"][0])  # the near miss
+    assert answer["definitions"][1] == []
+    problems = answer["template"]
     assert any("E3002" in p and "NoSuchProperty" in p for p in problems), problems
     assert not (folder / "rules" / "MARKER").exists()
 
@@ -607,3 +633,111 @@ def test_validators_run_whatever_the_cache_folder(environment: dict[str, str | N
     assert done.returncode == 0, done.stderr
     assert broken.cfn is not None
     assert any(broken.cfn in e for e in json.loads(done.stdout)), done.stdout
+
+
+# --- a template's own cfn-lint settings, with the rules shared by every template ---------------
+
+_SETTINGS_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+{metadata}Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      DelaySeconds: "5"
+  Broken:
+    Type: AWS::SNS::Topic
+    Properties:
+      NoSuchProperty: 1
+"""
+
+# what cfn-lint reports on each: a string for an integer is an error only in strict mode (E3012),
+# the unknown property (E3002) unless the template ignores that rule
+_SETTINGS = {
+    "plain": ("", ["E3002"]),
+    "ignores-E3002": (
+        "Metadata:\n  cfn-lint:\n    config:\n      ignore_checks:\n        - E3002\n",
+        [],
+    ),
+    "strict-E3012": (
+        "Metadata:\n  cfn-lint:\n    config:\n      configure_rules:\n"
+        "        E3012:\n          strict: true\n",
+        ["E3012", "E3002"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        pytest.param(("ignores-E3002", "plain"), id="plain-after-one-that-ignores-E3002"),
+        pytest.param(("plain", "ignores-E3002"), id="one-that-ignores-E3002-after-plain"),
+        pytest.param(("strict-E3012", "plain"), id="plain-after-a-strict-one"),
+        pytest.param(("plain", "strict-E3012", "ignores-E3002", "plain"), id="all-in-turn"),
+    ],
+)
+def test_a_templates_cfn_lint_settings_stay_with_it(order: tuple[str, ...]) -> None:
+    """cfn-lint's rules are loaded once a process and shared by every template linted there;
+    what a template's `Metadata: cfn-lint: config:` turns off or on is its own: the template
+    after it is refused for what it holds (the near miss of one that ignores the rule)."""
+    from untangle import sam
+
+    for kind in order:
+        metadata, expected = _SETTINGS[kind]
+        problems = sam.validate(_SETTINGS_TEMPLATE.format(metadata=metadata), "/app", {}, set())
+        assert [p.split(" ")[1].rstrip(":") for p in problems] == expected, (kind, problems)
+
+
+def _scheduled_jobs(functions: int, events: int, topics: int) -> str:
+    """Functions with `events` Schedule events each: the SAM transform makes each one a
+    function, its role, and a rule and a permission an event."""
+    lines = [
+        'AWSTemplateFormatVersion: "2010-09-09"',
+        "Transform: AWS::Serverless-2016-10-31",
+        "Resources:",
+    ]
+    for function in range(functions):
+        lines += [
+            f"  Job{function}:",
+            "    Type: AWS::Serverless::Function",
+            "    Properties:",
+            "      CodeUri: job/",
+            "      Handler: app.handler",
+            "      Runtime: python3.12",
+            "      Events:",
+        ]
+        for event in range(events):
+            lines += [
+                f"        Every{event}:",
+                "          Type: Schedule",
+                "          Properties:",
+                f"            Schedule: rate({event + 1} minutes)",
+            ]
+    lines += [
+        line
+        for topic in range(topics)
+        for line in (f"  Topic{topic}:", "    Type: AWS::SNS::Topic")
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("topics", "refused"),
+    [
+        pytest.param(0, False, id="500-resources-deployed"),
+        pytest.param(1, True, id="501-resources-deployed"),
+    ],
+)
+def test_a_template_beyond_500_resources_after_the_sam_transform_is_refused(
+    topics: int, refused: bool
+) -> None:
+    """10 or 11 resources as written (cfn-lint's E3010 counts those), 500 or 501 once
+    transformed, which CloudFormation counts."""
+    from untangle import sam
+
+    problems = sam.validate(_scheduled_jobs(10, 24, topics), "/app", {}, set())
+    expected = [
+        "SAM transform: the template becomes 501 resources, more than the 500 CloudFormation "
+        "allows in a stack"
+    ]
+    assert problems == (expected if refused else [])
