@@ -772,35 +772,74 @@ def verify_in_subprocess(
     extra, :class:`UnknownHandler` for a ``--handler`` that selects nothing,
     :class:`VerifyFailed` when the app cannot be prepared or the child fails outside the run
     of an event."""
-    request = _Request(events, [], timeout_seconds, max(0, memory_limit_mib) << 20)
-    results: dict[tuple[int, int], VerifyResult] = {}
-    scratch = tempfile.mkdtemp(prefix="untangle-verify-")
-    try:
-        child = _ChildRun(request, scratch)  # starts moto while this process prepares
+    with VerifySession(timeout_seconds, memory_limit_mib) as session:
+        return session.verify(
+            app_dir, events, query_language, original, keep_unchecked_errors, handlers, meanwhile
+        )
+
+
+class VerifySession:
+    """The child of :func:`verify_in_subprocess`, started as the session is (its start is the
+    longest step of a short verify: whatever the caller checks before :meth:`verify` happens
+    meanwhile), and its temporary folder; both go when the session is closed."""
+
+    def __init__(
+        self,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB,
+    ) -> None:
+        self.request = _Request([], [], timeout_seconds, max(0, memory_limit_mib) << 20)
+        self.scratch = tempfile.mkdtemp(prefix="untangle-verify-")
+        try:
+            self.child = _ChildRun(self.request, self.scratch)  # starts moto at once
+        except BaseException:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
+
+    def __enter__(self) -> VerifySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The child (if it still runs) and the temporary folder go."""
+        self.child.abandon()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def verify(
+        self,
+        app_dir: str,
+        events: list[tuple[str, Any]],
+        query_language: str = "jsonata",
+        original: str | None = None,
+        keep_unchecked_errors: bool = False,
+        handlers: tuple[str, ...] = (),
+        meanwhile: Callable[[], object] = lambda: None,
+    ) -> list[VerifyResult]:
+        """What :func:`verify_in_subprocess` says of the app (once per session)."""
+        request, scratch = self.request, self.scratch
+        request.events = events
+        results: dict[tuple[int, int], VerifyResult] = {}
         try:
             app = _planned(
                 app_dir, original, query_language, keep_unchecked_errors, tuple(handlers), scratch
             )
             early = [workflow.to_json() for workflow in app.early()]
             request.workflows, request.final = early, False
-            child.hand(request)
+            self.child.hand(request)
             migrated = app.migrated(scratch)
-        except BaseException as exc:  # an interrupt too: the child goes
-            child.abandon()
-            if isinstance(exc, Exception) and not isinstance(exc, UnknownHandler):
-                raise VerifyFailed(f"{type(exc).__name__}: {exc}") from exc
-            raise
+        except Exception as exc:
+            if isinstance(exc, UnknownHandler):
+                raise
+            raise VerifyFailed(f"{type(exc).__name__}: {exc}") from exc
         request.workflows, request.final = [w.to_json() for w in migrated], True
-        child.hand_migrated(request.workflows)
-        try:
-            meanwhile()
-        except BaseException:
-            child.abandon()
-            raise
+        self.child.hand_migrated(request.workflows)
+        meanwhile()
         while True:
             request.done = sorted(results)
-            answered, finished = child.run()
-            found = _settled(answered, child.early, early, migrated, events)
+            answered, finished = self.child.run()
+            found = _settled(answered, self.child.early, early, migrated, events)
             if finished and set(found) | set(results) >= _every(migrated, events):
                 results.update(found)
                 break
@@ -808,12 +847,10 @@ def verify_in_subprocess(
                 raise VerifyFailed("the verify child made no progress")
             results.update(found)
             request.done = sorted(results)
-            child = _ChildRun(request, scratch)
-            child.hand(request)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    place = app.position()
-    return [results[key] for key in sorted(results, key=lambda k: (place[k[0]], k[1]))]
+            self.child = _ChildRun(request, scratch)
+            self.child.hand(request)
+        place = app.position()
+        return [results[key] for key in sorted(results, key=lambda k: (place[k[0]], k[1]))]
 
 
 def _every(
@@ -868,6 +905,7 @@ class _ChildRun:
         self.failure: dict[str, Any] | None = None
         self.finished = False
         self.timed_out = False
+        self.ended = False  # killed and reaped: its process group id may be reused
         self._read_end, write_end = os.pipe()  # the child's messages
         request_read, self._request_write = os.pipe()  # where the child finds its request
         environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TMPDIR=scratch)
@@ -907,9 +945,12 @@ class _ChildRun:
         self._output.close()
 
     def abandon(self) -> None:
-        """No request after all: the child and its group go."""
-        _kill_group(self._process)
-        self._close()
+        """No request after all: the child and its group go (unless :meth:`run` saw it
+        end)."""
+        if not self.ended:
+            self.ended = True
+            _kill_group(self._process)
+            self._close()
 
     def hand(self, request: _Request) -> None:
         """Write ``request`` and give the child its path (the last thing it gets when the
@@ -940,6 +981,7 @@ class _ChildRun:
             try:
                 status = self._read(self._process, self._read_end)
             finally:
+                self.ended = True
                 _kill_group(self._process)
             self._output.seek(0)
             printed = self._output.read().decode("utf-8", errors="replace")
