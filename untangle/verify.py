@@ -21,7 +21,9 @@ their own), so the app's imports, module globals and ``sys.path`` changes never 
 process, and whatever the app prints or however it ends, each event gets an answer: a timeout,
 an exit, a crash, a memory error or a blocked connection is that event's verdict. The CLI's
 process prepares the workflows (planning and migrating read the app, they do not run it) while
-the child starts moto; the child then runs every event of the app.
+the child starts moto, and hands them over in two steps (:class:`_PlannedApp`): the planned
+workflows, which the child runs while the CLI rewrites the handlers, then the migrated ones;
+the child runs every event of the app.
 
 Not verified (reported with ``skipped`` set, never as equivalent): workflows that are not
 migrated, workflows whose orchestrator no template declares (the callees come from the
