@@ -232,3 +232,25 @@ def test_prepared_workflows_say_whether_they_await_the_migration() -> None:
     again: Any = PreparedWorkflow.from_json(json.loads(json.dumps(workflow.to_json())))
     assert again.awaits_migration is True
     assert PreparedWorkflow.from_json(PreparedWorkflow("V").to_json()).awaits_migration is False
+
+
+@pytest.mark.parametrize(
+    ("warm_up", "run", "machines"),
+    [
+        pytest.param(True, False, 0, id="the-warm-up-leaves-no-machine"),
+        pytest.param(False, True, 1, id="near-miss-a-run-leaves-its-machine"),
+        pytest.param(True, True, 1, id="after-a-warm-up-only-the-runs-machine"),
+    ],
+)
+def test_what_the_app_sees_of_moto_after_a_warm_up(warm_up: bool, run: bool, machines: int) -> None:
+    import boto3
+
+    from untangle.engine.machine import Engine
+
+    with Engine() as engine:
+        if warm_up:
+            engine.warm_up()
+        if run:
+            engine.run({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, {}, {})
+        listed = boto3.client("stepfunctions", region_name="us-east-1").list_state_machines()
+        assert len(listed["stateMachines"]) == machines

@@ -599,22 +599,23 @@ class Engine:
 
     def warm_up_steps(self) -> Iterator[None]:
         """:meth:`warm_up` a step at a time, for a caller that stops once it has a machine to
-        run: the parser's first parses (which build its tables), the Lambda tasks' client,
-        then a run of each warm-up machine (moto's backends for the account, the execution
-        worker, JSONata), deleted afterwards, so that what the app's code sees of moto is as
-        without it."""
+        run (each step is taken when the caller asks for the next item, none before): the
+        parser's first parses (which build its tables), the Lambda tasks' client, then a run
+        of each warm-up machine (moto's backends for the account, the execution worker,
+        JSONata), deleted afterwards, so that what the app's code sees of moto is as without
+        it."""
         if self._stack is None:
             raise RuntimeError("use Engine() as a context manager")
         parser = getattr(_import(_HOOK_PARSER[0]), _HOOK_PARSER[1])
         for definition in _WARM_UP_DEFINITIONS:
-            parser.parse(json.dumps(definition))
             yield
-        _import(_HOOK_LAMBDA_CLIENT[0]).boto_client_for(REGION, "lambda", None)
+            parser.parse(json.dumps(definition))
         yield
+        _import(_HOOK_LAMBDA_CLIENT[0]).boto_client_for(REGION, "lambda", None)
         for definition, (answer, event) in zip(_WARM_UP_DEFINITIONS, _WARM_UP_RUNS, strict=True):
+            yield
             with contextlib.suppress(Exception):  # only a warm-up: the real run will tell
                 self._warm_up_run(definition, answer, event)
-            yield
 
     def _warm_up_run(self, definition: dict[str, Any], answer: Any, event: Any) -> None:
         name = "untangle-warm-up"
