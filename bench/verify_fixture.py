@@ -7,13 +7,17 @@ Each measurement is a whole fresh `untangle verify APP --event E1 … --event EN
 and its child that runs the app), N copies of one event file, timed by wall clock and by the CPU
 of the process tree (user + system of every process waited for). The fixed cost is the N = 1
 figure; the cost per extra event the slope between the smallest and largest N. Medians of
-``--repeat`` runs. Standard library only; `bench/run.py` uses :func:`verify_command` and
-:func:`measure`.
+``--repeat`` runs. untangle's modules are compiled to bytecode first (as an installed package
+is): where ``PYTHONDONTWRITEBYTECODE`` is set, every run would otherwise compile them again, a
+third of the CLI's start. Standard library only; `bench/run.py` uses :func:`verify_command`
+and :func:`measure`.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import importlib.util
 import json
 import os
 import shutil
@@ -46,6 +50,15 @@ def verify_command(app: str, event_file: str, count: int, folder: str) -> list[s
     return arguments
 
 
+def compile_untangle() -> None:
+    """Write the bytecode of the untangle and codemods packages the runs import (nothing
+    when it is there already)."""
+    for name in ("untangle", "codemods"):
+        spec = importlib.util.find_spec(name)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            compileall.compile_dir(folder, quiet=1)
+
+
 def _run_once(command: list[str]) -> dict[str, float]:
     """Wall and CPU seconds of one run of ``command`` (in a fresh helper process, so that
     RUSAGE_CHILDREN holds this run only)."""
@@ -70,6 +83,7 @@ def measure(
     """For each N of ``counts``: the median wall and CPU seconds of ``repeat`` runs, and the
     exit code (0: every event equivalent). Runs of different N alternate, so that a busy
     moment of the machine spreads over all of them."""
+    compile_untangle()
     samples: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
     with tempfile.TemporaryDirectory(prefix="untangle-bench-verify-") as folder:
         commands = {}

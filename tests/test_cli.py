@@ -748,3 +748,11 @@ def test_extra_paths_in_pyproject_add_an_import_root(
     assert [f["handler"] for f in scan_json(".")["findings"]] == [None]
     (tmp_path / "pyproject.toml").write_text('[tool.untangle]\nextra-paths = ["layer/python"]\n')
     assert [f["handler"] for f in scan_json(".")["findings"]] == ["app.handler"]
+
+
+def test_scan_offers_every_report_format() -> None:
+    # the CLI names the formats without importing the reporters (verify starts faster)
+    from untangle.cli import REPORT_FORMATS
+    from untangle.report import FORMATS
+
+    assert sorted(REPORT_FORMATS) == sorted(FORMATS)

@@ -17,17 +17,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from untangle import __version__
-from untangle.baseline import BaselineError, dumps, loads, new_findings
-from untangle.cache import default_cache_dir
-from untangle.config import Config, ConfigError, find_config, load_config
-from untangle.files import has_undecodable_name, read_source, read_text, shown
-from untangle.report import FORMATS
-from untangle.rules import ALL_RULES, resolve_rule
 
+# imported where they are used: `untangle verify` starts its child process before it reads
+# anything, and every module imported first delays that start
 if TYPE_CHECKING:
+    from untangle.config import Config
     from untangle.scan import ScanOptions
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+# the keys of untangle.report.FORMATS (tests/test_cli.py checks them)
+REPORT_FORMATS = ("github", "json", "sarif", "text")
 
 _KEEP_UNCHECKED = click.option(
     "--keep-unchecked-errors",
@@ -91,6 +90,7 @@ def _use_color(color: bool | None) -> bool:
 def _require_paths(paths: tuple[str, ...]) -> None:
     """Every path exists, and a directory holds some Python: otherwise a usage error."""
     from untangle.discover import SKIP_DIRS
+    from untangle.files import has_undecodable_name, shown
 
     for path in paths:
         if has_undecodable_name(os.path.abspath(path)):
@@ -131,7 +131,7 @@ def _require_handlers(program: Any, handlers: tuple[str, ...], where: str) -> No
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(sorted(FORMATS)),
+    type=click.Choice(REPORT_FORMATS),
     default="text",
     show_default=True,
     help="Output format.",
@@ -186,6 +186,9 @@ def scan(
       untangle scan src/ --format sarif > untangle.sarif
       untangle scan . --baseline untangle-baseline.json   # fail only on new findings
     """
+    from untangle.baseline import BaselineError, dumps, loads, new_findings
+    from untangle.report import FORMATS
+    from untangle.rules import resolve_rule
     from untangle.scan import scan as run_scan
 
     paths = paths or (".",)
@@ -371,6 +374,7 @@ def plan(
     import json
     from dataclasses import replace
 
+    from untangle.files import read_source, read_text
     from untangle.migrate import event_decision, event_notes, keeps_starter
     from untangle.plan import PlanOptions
     from untangle.plan import plan as run_plan
@@ -493,6 +497,8 @@ def plan(
 
 def _report_errors(errors: list[Any]) -> None:
     """Each file that could not be read or parsed, once, on stderr (as scan lists them)."""
+    from untangle.files import shown
+
     for error in sorted(set(errors), key=lambda e: (e.path, e.line or 0, e.message)):
         where = f"{error.path}:{error.line}" if error.line else error.path
         click.echo(shown(f"{where}: error: {error.message}"), err=True)
@@ -948,6 +954,7 @@ def migrate(
     """
     from dataclasses import replace
 
+    from untangle.files import read_source, read_text
     from untangle.importers import importers_of
     from untangle.migrate import (
         MigrationError,
@@ -1151,10 +1158,29 @@ def verify(
       untangle verify fixtures/article/order_chain/module_client
       untangle verify app/ --event events/big-order.json --history
     """
-    import json
+    from untangle.verify import VerifySession
 
+    # the child that runs the app starts first: moto's start is the longest step of a short
+    # verify, and everything below happens while it lasts (a usage error ends it at once)
+    with VerifySession(timeout_seconds, memory_limit_mib) as session:
+        results, unreadable = _verify_app(
+            session, app, event_files, query_language, original, keep_unchecked_errors, handlers
+        )
+    _print_verified(results, unreadable, output_format, history, color, strict)
+
+
+def _verify_app(
+    session: Any,
+    app: str,
+    event_files: tuple[str, ...],
+    query_language: str,
+    original: str | None,
+    keep_unchecked_errors: bool,
+    handlers: tuple[str, ...],
+) -> tuple[list[Any], list[Any]]:
+    """What `verify` finds: the results, and the files that could not be read."""
     from untangle.engine.machine import EngineUnavailable
-    from untangle.verify import UnknownHandler, VerifyFailed, load_events, verify_in_subprocess
+    from untangle.verify import UnknownHandler, VerifyFailed, load_events
 
     if not os.path.exists(app):
         _fail(f"no such file or directory: {app}")
@@ -1168,20 +1194,25 @@ def verify(
         _fail(str(exc))
     if not events:
         _fail(f"no events: pass --event FILE or add {os.path.join(app, 'events', '*.json')}")
-    # the files the child cannot read either: named here, as every command names them
-    from untangle.scan import load_tree
+    options = _scan_options(_config((app,), None), no_cache=True)
+    unreadable: list[Any] = []
 
-    unreadable = load_tree((app,), _scan_options(_config((app,), None), no_cache=True)).errors
+    def find_unreadable() -> None:
+        # the files the child cannot read either, named as every command names them (found
+        # while the child runs the app: this process has nothing else to do then)
+        from untangle.scan import load_tree
+
+        unreadable.extend(load_tree((app,), options).errors)
+
     try:
-        results = verify_in_subprocess(
+        results = session.verify(
             app,
             events,
             query_language,
             original,
             keep_unchecked_errors,
             handlers,
-            timeout_seconds,
-            memory_limit_mib,
+            meanwhile=find_unreadable,
         )
     except UnknownHandler as exc:
         _fail(str(exc))
@@ -1189,6 +1220,20 @@ def verify(
         _fail(f"{exc} (the verify extra: pip install 'untangle-lambda[verify]')")
     except VerifyFailed as exc:
         _fail(f"verify failed: {exc}")
+    return results, unreadable
+
+
+def _print_verified(
+    results: list[Any],
+    unreadable: list[Any],
+    output_format: str,
+    history: bool,
+    color: bool | None,
+    strict: bool,
+) -> NoReturn:
+    """The results on stdout, the unreadable files on stderr, and the exit code."""
+    import json
+
     if output_format == "json":
         documents = [
             {
@@ -1218,6 +1263,9 @@ def verify(
     if not results:
         click.echo("no workflow to verify under this app", err=True)
     passed = all(r.equivalent or (r.documented and not strict) for r in results)
+    # the interpreter's exit would walk every object the plan and the migration left (a
+    # tenth of a short verify): frozen, the collector skips them
+    gc.freeze()
     sys.exit(EXIT_CLEAN if passed and not unreadable else EXIT_FINDINGS)
 
 
@@ -1276,6 +1324,8 @@ def _verify_text(result: Any, history: bool, color: bool = False) -> str:
 @main.command("rules")
 def rules_command() -> None:
     """List the rules: id, name, summary."""
+    from untangle.rules import ALL_RULES
+
     for rule in ALL_RULES:
         click.echo(f"{rule.id}  {rule.name:<18} {rule.summary}")
 
@@ -1284,6 +1334,8 @@ def rules_command() -> None:
 @click.argument("rule_name")
 def explain(rule_name: str) -> None:
     """Explain one rule, with examples that it reports and that it does not."""
+    from untangle.rules import resolve_rule
+
     rule = resolve_rule(rule_name)
     if rule is None:
         _fail(f"unknown rule {rule_name!r} (see `untangle rules`)")
@@ -1298,6 +1350,8 @@ def explain(rule_name: str) -> None:
 
 def _config(paths: tuple[str, ...], config_path: str | None) -> Config:
     """The `[tool.untangle]` in force for PATHS (or --config); a bad one is a usage error."""
+    from untangle.config import ConfigError, find_config, load_config
+
     try:
         return load_config(config_path or find_config(paths[0]))
     except ConfigError as exc:
@@ -1305,6 +1359,7 @@ def _config(paths: tuple[str, ...], config_path: str | None) -> Config:
 
 
 def _scan_options(config: Config, no_cache: bool, cache_dir: str | None = None) -> ScanOptions:
+    from untangle.cache import default_cache_dir
     from untangle.scan import ScanOptions
 
     return ScanOptions(
@@ -1366,5 +1421,7 @@ def _recover_interrupted_writes(paths: tuple[str, ...]) -> None:
 
 
 def _fail(message: str) -> NoReturn:
+    from untangle.files import shown
+
     click.echo(f"untangle: error: {shown(message)}", err=True)
     sys.exit(EXIT_USAGE)

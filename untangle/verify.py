@@ -21,7 +21,9 @@ their own), so the app's imports, module globals and ``sys.path`` changes never 
 process, and whatever the app prints or however it ends, each event gets an answer: a timeout,
 an exit, a crash, a memory error or a blocked connection is that event's verdict. The CLI's
 process prepares the workflows (planning and migrating read the app, they do not run it) while
-the child starts moto; the child then runs every event of the app.
+the child starts moto, and hands them over in two steps (:class:`_PlannedApp`): the planned
+workflows, which the child runs while the CLI rewrites the handlers, then the migrated ones;
+the child runs every event of the app.
 
 Not verified (reported with ``skipped`` set, never as equivalent): workflows that are not
 migrated, workflows whose orchestrator no template declares (the callees come from the
@@ -32,6 +34,7 @@ The new single-purpose functions a migration extracts are run from the rewritten
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -45,7 +48,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from untangle.engine import guard
@@ -102,6 +105,9 @@ class PreparedWorkflow:
     skipped: str | None = None
     # Tasks whose function failure the original never checked (the machine fails there)
     unchecked: dict[str, str] = field(default_factory=dict)  # state name → function
+    # the new functions it extracts are not known until the migration rewrote its handler:
+    # it runs only once they are (see _PlannedApp)
+    awaits_migration: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """As JSON, for the child process; a function known by several names (its logical id,
@@ -121,6 +127,7 @@ class PreparedWorkflow:
             "substitutions": self.substitutions,
             "skipped": self.skipped,
             "unchecked": self.unchecked,
+            "awaits_migration": self.awaits_migration,
         }
 
     @classmethod
@@ -137,6 +144,7 @@ class PreparedWorkflow:
             dict(data["substitutions"]),
             data["skipped"],
             dict(data["unchecked"]),
+            bool(data.get("awaits_migration", False)),
         )
 
 
@@ -174,73 +182,205 @@ def prepare(
     (only those of ``handlers`` when given; :class:`UnknownHandler` for a name that selects
     none). Copies of code (the migrated module of a workflow that extracts functions) go
     under ``scratch`` (default: a new temporary folder), which the caller removes."""
-    from untangle import sam
-    from untangle.engine.original import functions_from_template
-    from untangle.files import read_source, read_text
-    from untangle.migrate import compute_migration
-    from untangle.plan import PlanOptions, orchestrators, plan, unknown_handlers
-    from untangle.scan import ScanOptions, load_tree
+    app = _PlannedApp.of(app_dir, query_language, keep_unchecked_errors, handlers)
+    return app.in_order(app.migrated(scratch))
 
-    root = os.path.abspath(app_dir)
-    tree = load_tree([root], ScanOptions(cache_dir=None))
-    unknown = unknown_handlers(tree.program, handlers)
-    if unknown:
-        found = ", ".join(orchestrators(tree.program)) or "none"
-        raise UnknownHandler(
-            f"no handler named {unknown[0]!r} invokes a Lambda function under {app_dir} "
-            f"(the handlers that do: {found})"
-        )
-    options = PlanOptions(query_language, handlers, keep_unchecked_errors)
-    planned = plan(tree.program, tree.templates, read_source, options)
-    migration = compute_migration(planned, tree.templates, read_text, root)
-    contents = migration.contents()
-    prepared: list[PreparedWorkflow] = []
-    for workflow, reasons in migration.skipped:
-        why = "; ".join(r.message for r in reasons) or "not converted"
-        prepared.append(PreparedWorkflow(workflow.name, skipped=f"not migrated: {why}"))
-    for workflow, _how in migration.migrated:
-        item = PreparedWorkflow(workflow.name, unchecked=_unchecked_tasks(workflow))
-        prepared.append(item)
+
+@dataclass
+class _PlannedApp:
+    """An app planned for verify, in two steps: :meth:`early`, the workflows as the plan
+    makes them (what a successful migration gives, but the new functions a workflow extracts,
+    which live in its rewritten handler), and :meth:`migrated`, the same workflows once
+    `migrate` ran (whose rewrite of a handler may refuse a workflow, leaving it not migrated).
+    Both lists are in the plan's order; :meth:`in_order` puts them in the order verify reports
+    them (the workflows not migrated first, as the migration lists them)."""
+
+    root: str
+    tree: Any
+    planned: list[Any]
+    # after `migrate --write`: the app whose statemachine/ folder holds the machines to run
+    # (the plan's definitions are what the migration wrote)
+    written_in: str | None = None
+    _early: list[PreparedWorkflow] | None = None
+    _texts: list[str | None] = field(default_factory=list)  # the definition each early one read
+    _order: list[int] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        app_dir: str,
+        query_language: str = "jsonata",
+        keep_unchecked_errors: bool = False,
+        handlers: tuple[str, ...] = (),
+    ) -> _PlannedApp:
+        from untangle.files import read_source
+        from untangle.plan import PlanOptions, orchestrators, plan, unknown_handlers
+        from untangle.scan import ScanOptions, load_tree
+
+        root = os.path.abspath(app_dir)
+        tree = load_tree([root], ScanOptions(cache_dir=None))
+        unknown = unknown_handlers(tree.program, handlers)
+        if unknown:
+            found = ", ".join(orchestrators(tree.program)) or "none"
+            raise UnknownHandler(
+                f"no handler named {unknown[0]!r} invokes a Lambda function under {app_dir} "
+                f"(the handlers that do: {found})"
+            )
+        options = PlanOptions(query_language, handlers, keep_unchecked_errors)
+        return cls(root, tree, plan(tree.program, tree.templates, read_source, options))
+
+    def early(self) -> list[PreparedWorkflow]:
+        """The workflows before the migration: a workflow that extracts functions has
+        ``awaits_migration`` set (its functions come with :meth:`migrated`)."""
+        return self._written(self._planned_early())
+
+    def _planned_early(self) -> list[PreparedWorkflow]:
+        if self._early is None:
+            self._early, self._texts = [], []
+            for item in self.planned:
+                workflow = item.workflow
+                if item.asl is None or workflow.graph is None:
+                    # what the migration says of a workflow plan did not convert
+                    self._early.append(_not_migrated(workflow, workflow.reasons))
+                    self._texts.append(None)
+                    continue
+                text = _definition_text(item.asl)
+                self._early.append(self._ready(workflow, text, None))
+                self._texts.append(text)
+        return self._early
+
+    def migrated(self, scratch: str | None) -> list[PreparedWorkflow]:
+        """The workflows as `migrate` leaves them, in the plan's order; a workflow the
+        migration agrees with is the early one (a copy, with its new functions)."""
+        from untangle.files import read_text
+        from untangle.migrate import compute_migration
+
+        early = self._planned_early()
+        migration = compute_migration(self.planned, self.tree.templates, read_text, self.root)
+        contents = migration.contents()
+        index = {id(item.workflow): i for i, item in enumerate(self.planned)}
+        settled = list(early)
+        self._order = []
+        for workflow, reasons in migration.skipped:
+            i = index[id(workflow)]
+            self._order.append(i)
+            settled[i] = _not_migrated(workflow, reasons)
+        for workflow, _how in migration.migrated:
+            i = index[id(workflow)]
+            self._order.append(i)
+            text = contents.get(self._definition_path(workflow) or "")
+            names = migration.new_functions.get((workflow.path, workflow.handler), {})
+
+            def extracted(workflow: Any = workflow, names: Any = names) -> dict[str, Any]:
+                handler_path = os.path.abspath(workflow.path)
+                return _extracted_functions(workflow, handler_path, contents, scratch, names)
+
+            if text is not None and text == self._texts[i]:
+                settled[i] = replace(early[i], functions=dict(early[i].functions))
+                if early[i].awaits_migration:
+                    settled[i].awaits_migration = False
+                    settled[i].functions.update(extracted())
+            else:
+                settled[i] = self._ready(workflow, text, extracted)
+        return self._written(settled)
+
+    def _written(self, workflows: list[PreparedWorkflow]) -> list[PreparedWorkflow]:
+        """``workflows`` running the machines written under ``written_in``, when set."""
+        if self.written_in is None:
+            return workflows
+        found = []
+        for item in workflows:
+            if item.definition is not None:
+                written = os.path.join(self.written_in, "statemachine", f"{item.name}.asl.json")
+                if not os.path.exists(written):
+                    item = replace(item, skipped=f"not verified: {written} was not written")
+                else:
+                    with open(written, encoding="utf-8") as handle:
+                        item = replace(item, definition=json.load(handle))
+            found.append(item)
+        return found
+
+    def in_order(self, workflows: Sequence[PreparedWorkflow]) -> list[PreparedWorkflow]:
+        """``workflows`` (one per planned workflow) in the order the migration reports them."""
+        assert self._order is not None, "migrated() first"
+        return [workflows[i] for i in self._order]
+
+    def position(self) -> dict[int, int]:
+        """Each planned workflow's index in :meth:`in_order`."""
+        assert self._order is not None, "migrated() first"
+        return {i: place for place, i in enumerate(self._order)}
+
+    def _declared(self, workflow: Any) -> Any:
         handler_path = os.path.abspath(workflow.path)
         handler_name = workflow.handler.rsplit(".", 1)[-1]
         declared = [
-            t for t in tree.templates if t.file == handler_path and t.function == handler_name
+            t for t in self.tree.templates if t.file == handler_path and t.function == handler_name
         ]
-        if not declared:
-            item.skipped = "not verified: no template declares the orchestrator"
-            continue
-        template_path = os.path.abspath(declared[0].template)
-        definition_path = os.path.join(
-            os.path.dirname(template_path),
+        return declared[0] if declared else None
+
+    def _definition_path(self, workflow: Any) -> str | None:
+        from untangle import sam
+
+        declared = self._declared(workflow)
+        if declared is None:
+            return None
+        return os.path.join(
+            os.path.dirname(os.path.abspath(declared.template)),
             "statemachine",
             f"{sam.logical_id(workflow.name)}.asl.json",
         )
-        text = contents.get(definition_path)
+
+    def _ready(
+        self,
+        workflow: Any,
+        text: str | None,
+        extracted: Callable[[], dict[str, Any]] | None,
+    ) -> PreparedWorkflow:
+        """A migrated workflow whose definition is ``text`` (None: the migration wrote none),
+        with its new functions from ``extracted`` (None: not known yet)."""
+        from untangle.engine.original import functions_from_template
+
+        item = PreparedWorkflow(workflow.name, unchecked=_unchecked_tasks(workflow))
+        declared = self._declared(workflow)
+        definition_path = self._definition_path(workflow)
+        if declared is None or definition_path is None:
+            item.skipped = "not verified: no template declares the orchestrator"
+            return item
         if text is None:
             item.skipped = f"not verified: the migration writes no {definition_path}"
-            continue
+            return item
         item.definition = json.loads(text)
-        item.functions = dict(functions_from_template(template_path))
-        orchestrator = item.functions.get(declared[0].logical_id)
+        item.functions = dict(functions_from_template(os.path.abspath(declared.template)))
+        orchestrator = item.functions.get(declared.logical_id)
         if orchestrator is None:
-            item.skipped = f"not verified: {declared[0].logical_id} has no local code"
-            continue
+            item.skipped = f"not verified: {declared.logical_id} has no local code"
+            return item
         item.orchestrator = orchestrator
         if workflow.extracted:
-            # the new single-purpose functions live in the rewritten handler module: load them
+            # the new single-purpose functions live in the rewritten handler module: loaded
             # from a copy of the code folder holding the migrated module
-            names = migration.new_functions[(workflow.path, workflow.handler)]
-            item.functions.update(
-                _extracted_functions(workflow, handler_path, contents, scratch, names)
-            )
-        defaults = dict(workflow.env_defaults)
-        environment = dict(getattr(orchestrator, "environment", {}))
+            if extracted is None:
+                item.awaits_migration = True
+            else:
+                item.functions.update(extracted())
+        defaults: dict[str, Any] = dict(workflow.env_defaults)
+        environment: dict[str, Any] = dict(getattr(orchestrator, "environment", {}))
         item.substitutions = {
             name: environment.get(name, defaults.get(name, ""))
             for name in set(_PLACEHOLDER.findall(text))
             if name in environment or name in defaults
         }
-    return prepared
+        return item
+
+
+def _definition_text(asl: Any) -> str:
+    # as `untangle migrate` writes statemachine/<Name>.asl.json
+    return json.dumps(asl, indent=2) + "\n"
+
+
+def _not_migrated(workflow: Any, reasons: Sequence[Any]) -> PreparedWorkflow:
+    why = "; ".join(r.message for r in reasons) or "not converted"
+    return PreparedWorkflow(workflow.name, skipped=f"not migrated: {why}")
 
 
 def _unchecked_tasks(workflow: Any) -> dict[str, str]:
@@ -366,9 +506,7 @@ def compare(
 
     empty = {"status": None, "output": None, "error": None}
     if workflow.skipped is not None or workflow.definition is None:
-        return VerifyResult(
-            workflow.name, event_name, False, empty, empty, skipped=workflow.skipped
-        )
+        return _skipped_result(workflow, event_name)
     try:
         workflow.orchestrator.load()
     except Exception as exc:  # the app's own import fails (a missing dependency ...)
@@ -437,6 +575,18 @@ def prepare_written(
     """After `migrate --write`: the machines written under ``app_dir/statemachine`` against the
     orchestrators as they were at git revision ``original`` (checked out into a temporary
     folder under ``scratch``, never over the working tree)."""
+    app = _written_app(app_dir, original, query_language, keep_unchecked_errors, handlers, scratch)
+    return app.in_order(app.migrated(scratch))
+
+
+def _written_app(
+    app_dir: str,
+    original: str,
+    query_language: str,
+    keep_unchecked_errors: bool,
+    handlers: tuple[str, ...],
+    scratch: str | None,
+) -> _PlannedApp:
     top = _git(app_dir, "rev-parse", "--show-toplevel").strip()
     relative = os.path.relpath(os.path.abspath(app_dir), top)
     checkout = tempfile.mkdtemp(prefix="untangle-original-", dir=scratch)
@@ -454,17 +604,9 @@ def prepare_written(
     old_app = os.path.join(checkout, relative)
     # planned again from the original code: what the written machine runs, and which of its
     # tasks fail where the original carried on (a documented difference)
-    prepared = prepare(old_app, query_language, keep_unchecked_errors, handlers, scratch)
-    for item in prepared:
-        if item.definition is None:
-            continue
-        written = os.path.join(app_dir, "statemachine", f"{item.name}.asl.json")
-        if not os.path.exists(written):
-            item.skipped = f"not verified: {written} was not written"
-            continue
-        with open(written, encoding="utf-8") as handle:
-            item.definition = json.load(handle)
-    return prepared
+    app = _PlannedApp.of(old_app, query_language, keep_unchecked_errors, handlers)
+    app.written_in = app_dir
+    return app
 
 
 def _git(directory: str, *args: str) -> str:
@@ -476,18 +618,18 @@ def _git(directory: str, *args: str) -> str:
     return done.stdout
 
 
-def _prepared(
+def _planned(
     app_dir: str,
     original: str | None,
     query_language: str,
     keep_unchecked_errors: bool,
     handlers: tuple[str, ...],
     scratch: str,
-) -> list[PreparedWorkflow]:
+) -> _PlannedApp:
     args = (query_language, keep_unchecked_errors, handlers)
     if original:
-        return prepare_written(app_dir, original, *args, scratch=scratch)
-    return prepare(app_dir, *args, scratch=scratch)
+        return _written_app(app_dir, original, *args, scratch=scratch)
+    return _PlannedApp.of(app_dir, *args)
 
 
 def verify_app(
@@ -505,9 +647,10 @@ def verify_app(
 
     results: list[VerifyResult] = []
     with tempfile.TemporaryDirectory(prefix="untangle-verify-") as scratch:
-        prepared = _prepared(
+        app = _planned(
             app_dir, original, query_language, keep_unchecked_errors, tuple(handlers), scratch
         )
+        prepared = app.in_order(app.migrated(scratch))
         with Engine(timeout_seconds=_engine_timeout(DEFAULT_TIMEOUT_SECONDS)) as engine:
             _serve(prepared, events, set(), lambda message: None, results.append, engine)
     return results
@@ -537,13 +680,17 @@ def _engine_timeout(timeout_seconds: float) -> float:
 class _Request:
     """What the child verifies: the prepared workflows (:meth:`PreparedWorkflow.to_json`) on
     the events; ``done`` lists the (workflow, event) indexes an earlier child already answered
-    for (the child is restarted after a timeout or a crash)."""
+    for (the child is restarted after a timeout or a crash). ``final`` is False when the
+    workflows are the plan's, before the migration (:meth:`_PlannedApp.early`): the migrated
+    ones follow on the request pipe, and the child runs a workflow that ``awaits_migration``
+    only with them."""
 
     events: list[tuple[str, Any]]
     workflows: list[dict[str, Any]] = field(default_factory=list)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_MIB << 20
     done: list[tuple[int, int]] = field(default_factory=list)
+    final: bool = True
 
 
 def _serve(
@@ -553,22 +700,47 @@ def _serve(
     send: Callable[[dict[str, Any]], None],
     answer: Callable[[VerifyResult], None],
     engine: Engine,
-) -> None:
+    migrated: Callable[[bool], list[PreparedWorkflow] | None] | None = None,
+) -> bool:
     """Verify ``prepared`` on ``events`` but the (workflow, event) pairs ``done``: ``send``
     gets each step before it runs the app's code (``load``, an orchestrator's import;
-    ``start``, an event), ``answer`` each :class:`VerifyResult`."""
-    for w, workflow in enumerate(prepared):
+    ``start``, an event), ``answer`` each :class:`VerifyResult`. Each message says whether
+    the workflow it ran was ``final``: ``migrated``, when ``prepared`` are not the migrated
+    workflows yet, gives them once they came (waiting for them when asked with True), else
+    None. False when a workflow awaited them and they never came."""
+    final = migrated is None
+    for w in range(len(prepared)):
         todo = [e for e in range(len(events)) if (w, e) not in done]
-        if todo and workflow.skipped is None and workflow.orchestrator is not None:
-            send({"kind": "load", "workflow": w, "name": workflow.name})
+        if not todo:
+            continue
+        if migrated is not None and not final:
+            settled = migrated(prepared[w].awaits_migration)
+            if settled is not None:
+                prepared, final = settled, True
+            elif prepared[w].awaits_migration:
+                return False
+        workflow = prepared[w]
+        if workflow.skipped is None and workflow.orchestrator is not None:
+            send({"kind": "load", "workflow": w, "name": workflow.name, "final": final})
             with contextlib.suppress(Exception):  # compare() reports a failed import
                 workflow.orchestrator.load()
         for e in todo:
             name, event = events[e]
-            send({"kind": "start", "workflow": w, "event": e, "name": workflow.name})
+            send(
+                {"kind": "start", "workflow": w, "event": e, "name": workflow.name, "final": final}
+            )
             result = compare(workflow, name, event, engine)
-            send({"kind": "result", "workflow": w, "event": e, "result": result.to_json()})
+            send(
+                {
+                    "kind": "result",
+                    "workflow": w,
+                    "event": e,
+                    "result": result.to_json(),
+                    "final": final,
+                }
+            )
             answer(result)
+    return True
 
 
 def verify_in_subprocess(
@@ -580,51 +752,146 @@ def verify_in_subprocess(
     handlers: tuple[str, ...] = (),
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB,
+    meanwhile: Callable[[], object] = lambda: None,
 ) -> list[VerifyResult]:
     """:func:`verify_app` in a child process (``python -m untangle.verify``), with limits.
 
-    This process plans and migrates the app (untangle's own code) while the child starts moto
-    (most of a child's start-up), then hands it the prepared workflows; the child runs only the
-    app's code and the machines. Each event's run (and each orchestrator's import) gets
-    ``timeout_seconds``; the child's address space is capped at ``memory_limit_mib`` (0: no
-    cap); it cannot open a connection (:mod:`untangle.engine.guard`). The child answers over a
-    pipe of its own, so the app may print anything. An event that times out (the child's whole
-    process group is killed), makes the child exit or crash gets a verdict, and a new child
-    goes on with the events left. Temporary copies live in one folder, removed at the end; no
-    bytecode is written.
+    The child starts at once (moto's start is most of a child's); this process plans the app
+    (untangle's own code) meanwhile, and hands the child the planned workflows as soon as their
+    machines exist, then migrates (the rewrite of each handler, with LibCST) while the child
+    runs them, and hands it the migrated workflows: a workflow that extracts functions (which
+    the rewritten handler holds) waits for them in the child, and a workflow the migration
+    refused reads "not migrated", whatever its early run said. Then ``meanwhile`` runs, while
+    the child goes on. The child runs only the app's code and the machines. Each event's run
+    (and each orchestrator's import) gets ``timeout_seconds``; the child's address space is
+    capped at ``memory_limit_mib`` (0: no cap); it cannot open a connection
+    (:mod:`untangle.engine.guard`). The child answers over a pipe of its own, so the app may
+    print anything. An event that times out (the child's whole process group is killed), makes
+    the child exit or crash gets a verdict, and a new child goes on with the events left.
+    Temporary copies live in one folder, removed at the end; no bytecode is written.
 
     Raises :class:`untangle.engine.machine.EngineUnavailable` when the child lacks the verify
     extra, :class:`UnknownHandler` for a ``--handler`` that selects nothing,
     :class:`VerifyFailed` when the app cannot be prepared or the child fails outside the run
     of an event."""
-    request = _Request(events, [], timeout_seconds, max(0, memory_limit_mib) << 20)
-    results: dict[tuple[int, int], VerifyResult] = {}
-    scratch = tempfile.mkdtemp(prefix="untangle-verify-")
-    try:
-        child = _ChildRun(request, scratch)  # starts moto while this process prepares
+    with VerifySession(timeout_seconds, memory_limit_mib) as session:
+        return session.verify(
+            app_dir, events, query_language, original, keep_unchecked_errors, handlers, meanwhile
+        )
+
+
+class VerifySession:
+    """The child of :func:`verify_in_subprocess`, started as the session is (its start is the
+    longest step of a short verify: whatever the caller checks before :meth:`verify` happens
+    meanwhile), and its temporary folder; both go when the session is closed."""
+
+    def __init__(
+        self,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB,
+    ) -> None:
+        self.request = _Request([], [], timeout_seconds, max(0, memory_limit_mib) << 20)
+        self.scratch = tempfile.mkdtemp(prefix="untangle-verify-")
         try:
-            prepared = _prepared(
+            self.child = _ChildRun(self.request, self.scratch)  # starts moto at once
+        except BaseException:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
+
+    def __enter__(self) -> VerifySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The child (if it still runs) and the temporary folder go."""
+        self.child.abandon()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def verify(
+        self,
+        app_dir: str,
+        events: list[tuple[str, Any]],
+        query_language: str = "jsonata",
+        original: str | None = None,
+        keep_unchecked_errors: bool = False,
+        handlers: tuple[str, ...] = (),
+        meanwhile: Callable[[], object] = lambda: None,
+    ) -> list[VerifyResult]:
+        """What :func:`verify_in_subprocess` says of the app (once per session)."""
+        request, scratch = self.request, self.scratch
+        request.events = events
+        results: dict[tuple[int, int], VerifyResult] = {}
+        try:
+            app = _planned(
                 app_dir, original, query_language, keep_unchecked_errors, tuple(handlers), scratch
             )
-        except BaseException as exc:  # an interrupt too: the child goes
-            child.abandon()
-            if isinstance(exc, Exception) and not isinstance(exc, UnknownHandler):
-                raise VerifyFailed(f"{type(exc).__name__}: {exc}") from exc
-            raise
-        request.workflows = [workflow.to_json() for workflow in prepared]
+            early = [workflow.to_json() for workflow in app.early()]
+            request.workflows, request.final = early, False
+            self.child.hand(request)
+            migrated = app.migrated(scratch)
+        except Exception as exc:
+            if isinstance(exc, UnknownHandler):
+                raise
+            raise VerifyFailed(f"{type(exc).__name__}: {exc}") from exc
+        request.workflows, request.final = [w.to_json() for w in migrated], True
+        self.child.hand_migrated(request.workflows)
+        meanwhile()
         while True:
             request.done = sorted(results)
-            answered, finished = child.run()
-            if finished:
-                results.update(answered)
+            answered, finished = self.child.run()
+            found = _settled(answered, self.child.early, early, migrated, events)
+            if finished and set(found) | set(results) >= _every(migrated, events):
+                results.update(found)
                 break
             if not set(answered) - set(results):  # pragma: no cover - a child always progresses
                 raise VerifyFailed("the verify child made no progress")
-            results.update(answered)
-            child = _ChildRun(request, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return [results[key] for key in sorted(results)]
+            results.update(found)
+            request.done = sorted(results)
+            self.child = _ChildRun(request, scratch)
+            self.child.hand(request)
+        place = app.position()
+        return [results[key] for key in sorted(results, key=lambda k: (place[k[0]], k[1]))]
+
+
+def _every(
+    workflows: Sequence[PreparedWorkflow], events: Sequence[tuple[str, Any]]
+) -> set[tuple[int, int]]:
+    return {(w, e) for w in range(len(workflows)) for e in range(len(events))}
+
+
+def _settled(
+    answered: Mapping[tuple[int, int], VerifyResult],
+    early_keys: set[tuple[int, int]],
+    early: Sequence[dict[str, Any]],
+    migrated: Sequence[PreparedWorkflow],
+    events: Sequence[tuple[str, Any]],
+) -> dict[tuple[int, int], VerifyResult]:
+    """The child's answers that stand: those run with the migrated workflows, and those run
+    before with the same workflow as the migration's. A workflow the migration left unrun
+    (refused, or writing no machine) reads as :func:`compare` says of it; the others are run
+    again (by a child given the migrated workflows)."""
+    found: dict[tuple[int, int], VerifyResult] = {}
+    for key, result in answered.items():
+        w, e = key
+        if key not in early_keys or early[w] == migrated[w].to_json():
+            found[key] = result
+        elif _not_run(migrated[w]):
+            found[key] = _skipped_result(migrated[w], events[e][0])
+    return found
+
+
+def _not_run(workflow: PreparedWorkflow) -> bool:
+    # as compare() tells
+    return workflow.skipped is not None or workflow.definition is None
+
+
+def _skipped_result(workflow: PreparedWorkflow, event_name: str) -> VerifyResult:
+    empty = {"status": None, "output": None, "error": None}
+    return VerifyResult(
+        workflow.name, event_name, False, dict(empty), dict(empty), skipped=workflow.skipped
+    )
 
 
 class _ChildRun:
@@ -635,10 +902,12 @@ class _ChildRun:
         self.request = request
         self.scratch = scratch
         self.answered: dict[tuple[int, int], VerifyResult] = {}
+        self.early: set[tuple[int, int]] = set()  # answered with a workflow not final
         self.current: dict[str, Any] | None = None  # the load or start message being run
         self.failure: dict[str, Any] | None = None
         self.finished = False
         self.timed_out = False
+        self.ended = False  # killed and reaped: its process group id may be reused
         self._read_end, write_end = os.pipe()  # the child's messages
         request_read, self._request_write = os.pipe()  # where the child finds its request
         environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TMPDIR=scratch)
@@ -678,22 +947,43 @@ class _ChildRun:
         self._output.close()
 
     def abandon(self) -> None:
-        """No request after all: the child and its group go."""
-        _kill_group(self._process)
-        self._close()
+        """No request after all: the child and its group go (unless :meth:`run` saw it
+        end)."""
+        if not self.ended:
+            self.ended = True
+            _kill_group(self._process)
+            self._close()
+
+    def hand(self, request: _Request) -> None:
+        """Write ``request`` and give the child its path (the last thing it gets when the
+        request is ``final``)."""
+        self._give("request.json", asdict(request), last=request.final)
+
+    def hand_migrated(self, workflows: list[dict[str, Any]]) -> None:
+        """Give the child the migrated workflows, after an early request."""
+        self._give("migrated.json", workflows, last=True)
+
+    def _give(self, name: str, document: Any, last: bool) -> None:
+        path = os.path.join(self.scratch, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, default=str)
+        with contextlib.suppress(BrokenPipeError):  # the child ended: its status says how
+            os.write(self._request_write, os.fsencode(path) + b"\n")
+        if last:
+            descriptor, self._request_write = self._request_write, -1
+            os.close(descriptor)  # the end of the paths, for the child
 
     def run(self) -> tuple[dict[tuple[int, int], VerifyResult], bool]:
-        request_path = os.path.join(self.scratch, "request.json")
+        """The child's answers (once it is done, or has ended or missed its deadline), and
+        whether it did all it was asked."""
         try:
-            with open(request_path, "w", encoding="utf-8") as handle:
-                json.dump(asdict(self.request), handle, default=str)
-            with contextlib.suppress(BrokenPipeError):  # the child ended: its status says how
-                os.write(self._request_write, os.fsencode(request_path))
-            descriptor, self._request_write = self._request_write, -1
-            os.close(descriptor)  # the end of the path, for the child
+            if self._request_write >= 0:  # nothing more for it
+                descriptor, self._request_write = self._request_write, -1
+                os.close(descriptor)
             try:
                 status = self._read(self._process, self._read_end)
             finally:
+                self.ended = True
                 _kill_group(self._process)
             self._output.seek(0)
             printed = self._output.read().decode("utf-8", errors="replace")
@@ -742,6 +1032,8 @@ class _ChildRun:
         elif kind == "result":
             key = (int(message["workflow"]), int(message["event"]))
             self.answered[key] = VerifyResult.from_json(message["result"])
+            if not message.get("final", True):
+                self.early.add(key)
             self.current = None
         elif kind == "failed":
             self.failure = message
@@ -785,6 +1077,8 @@ class _ChildRun:
             keys = [(w, int(self.current["event"]))]
         empty = {"status": None, "output": None, "error": None}
         for key in keys:
+            if not self.current.get("final", True):
+                self.early.add(key)
             name = self.request.events[key[1]][0]
             self.answered[key] = VerifyResult(
                 str(self.current["name"]),
@@ -898,21 +1192,67 @@ def _serve_request(
     from untangle.engine import original
     from untangle.engine.machine import Engine
 
-    with Engine(timeout_seconds=_engine_timeout(timeout_seconds)) as engine:
-        # what the first run would do, while the parent prepares
-        original.warm_up()
-        engine.warm_up()
-        with os.fdopen(request_descriptor, "rb") as reader:
-            request_path = os.fsdecode(reader.read())
-        if not request_path:
-            return False
-        with open(request_path, encoding="utf-8") as handle:
-            request = _Request(**json.load(handle))
-        prepared = [PreparedWorkflow.from_json(item) for item in request.workflows]
-        events = [(name, event) for name, event in request.events]
-        done = {(w, e) for w, e in request.done}
-        _serve(prepared, events, done, send, lambda result: None, engine)
-    return True
+    paths = _Paths(request_descriptor)
+    # moto's modules and what the warm-up builds live as long as this process: the cycle
+    # collector would walk them again and again while they load (a sixth of the start-up)
+    gc.disable()
+    try:
+        with Engine(timeout_seconds=_engine_timeout(timeout_seconds)) as engine:
+            original.warm_up()
+            # what the first run would do first, while the parent prepares (and only then)
+            for _ in engine.warm_up_steps():
+                if paths.waiting():
+                    break
+            gc.freeze()
+            gc.enable()  # the app's code runs with the collector, as it does anywhere
+            request_path = paths.next()
+            if not request_path:
+                return False
+            with open(request_path, encoding="utf-8") as handle:
+                request = _Request(**json.load(handle))
+            prepared = [PreparedWorkflow.from_json(item) for item in request.workflows]
+            events = [(name, event) for name, event in request.events]
+            done = {(w, e) for w, e in request.done}
+
+            def migrated(wait: bool) -> list[PreparedWorkflow] | None:
+                path = paths.next(wait)
+                if not path:
+                    return None
+                with open(path, encoding="utf-8") as handle:
+                    return [PreparedWorkflow.from_json(item) for item in json.load(handle)]
+
+            later = None if request.final else migrated
+            return _serve(prepared, events, done, send, lambda result: None, engine, later)
+    finally:
+        gc.enable()
+
+
+class _Paths:
+    """The paths the parent writes on the request pipe, one a line (the last one may end
+    with the pipe instead)."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+        self.buffer = b""
+        self.ended = False
+
+    def waiting(self) -> bool:
+        """Whether a path (or the pipe's end) is there to read."""
+        return b"\n" in self.buffer or self.ended or self._readable()
+
+    def next(self, wait: bool = True) -> str | None:
+        """The next path; None at the pipe's end, and, unless ``wait``, when none came yet."""
+        while b"\n" not in self.buffer and not self.ended:
+            if not wait and not self._readable():
+                return None
+            chunk = os.read(self.descriptor, 1 << 16)
+            self.buffer += chunk
+            self.ended = not chunk
+        line, newline, self.buffer = self.buffer.partition(b"\n")
+        return os.fsdecode(line) if line or newline else None
+
+    def _readable(self) -> bool:
+        return bool(select.select([self.descriptor], [], [], 0)[0])
 
 
 if __name__ == "__main__":

@@ -205,6 +205,13 @@ _WARM_UP_DEFINITIONS: list[dict[str, Any]] = [
 ]
 
 
+# what the warm-up machines' function answers, and their input: each state of them runs
+_WARM_UP_RUNS: list[tuple[Any, Any]] = [
+    ({"total": 101, "items": [1, 2]}, {"orderId": "o-1"}),
+    (0, {"input": {"orderId": "o-1"}}),
+]
+
+
 class EngineUnavailable(RuntimeError):
     """moto / jsonata-python are missing, or a private hook point moved in this moto version."""
 
@@ -585,15 +592,37 @@ class Engine:
             stack.close()
 
     def warm_up(self) -> None:
-        """Do what the first execution would do first (the parser's first parse, which builds
-        its tables; the Lambda tasks' client), so that a process can get it done before it
-        has a machine to run."""
+        """Do what the first execution would do first, so that a process can get it done
+        before it has a machine to run (see :meth:`warm_up_steps`)."""
+        for _ in self.warm_up_steps():
+            pass
+
+    def warm_up_steps(self) -> Iterator[None]:
+        """:meth:`warm_up` a step at a time, for a caller that stops once it has a machine to
+        run (each step is taken when the caller asks for the next item, none before): the
+        parser's first parses (which build its tables), the Lambda tasks' client, then a run
+        of each warm-up machine (moto's backends for the account, the execution worker,
+        JSONata), deleted afterwards, so that what the app's code sees of moto is as without
+        it."""
         if self._stack is None:
             raise RuntimeError("use Engine() as a context manager")
         parser = getattr(_import(_HOOK_PARSER[0]), _HOOK_PARSER[1])
         for definition in _WARM_UP_DEFINITIONS:
+            yield
             parser.parse(json.dumps(definition))
+        yield
         _import(_HOOK_LAMBDA_CLIENT[0]).boto_client_for(REGION, "lambda", None)
+        for definition, (answer, event) in zip(_WARM_UP_DEFINITIONS, _WARM_UP_RUNS, strict=True):
+            yield
+            with contextlib.suppress(Exception):  # only a warm-up: the real run will tell
+                self._warm_up_run(definition, answer, event)
+
+    def _warm_up_run(self, definition: dict[str, Any], answer: Any, event: Any) -> None:
+        name = "untangle-warm-up"
+        self.run(definition, {"F": lambda _event, _context: answer}, event, name=name)
+        for key in [key for key in self._machines if key.startswith(name + "\0")]:
+            arn = self._machines.pop(key)
+            self._client.delete_state_machine(stateMachineArn=arn)
 
     @contextlib.contextmanager
     def _hooks(self) -> Iterator[None]:
