@@ -231,7 +231,9 @@ def prepare(
             # from a copy of the code folder holding the migrated module
             names = migration.new_functions[(workflow.path, workflow.handler)]
             item.functions.update(
-                _extracted_functions(workflow, handler_path, contents, scratch, names)
+                _extracted_functions(
+                    workflow, handler_path, contents, scratch, names, orchestrator.environment
+                )
             )
         defaults = dict(workflow.env_defaults)
         environment = dict(getattr(orchestrator, "environment", {}))
@@ -286,9 +288,12 @@ def _extracted_functions(
     contents: Mapping[str, str],
     scratch: str | None,
     names: Mapping[str, Any],
+    environment: Mapping[str, str],
 ) -> dict[str, Any]:
     """The new functions of `workflow`, keyed by their placeholder in the definition, each
-    under the Python name and logical id migrate gave it (`names`)."""
+    under the Python name and logical id migrate gave it (`names`), with the orchestrator's
+    `environment`: migrate gives each new function the orchestrator's `Environment`, and the
+    module they share may read it at import (`BUCKET = os.environ["BUCKET"]`)."""
     import shutil
 
     from untangle import sam
@@ -307,7 +312,7 @@ def _extracted_functions(
             names[item.function].python,
             copy,
             f"{module}.{names[item.function].python}",
-            {},
+            dict(environment),
         )
         for item in workflow.extracted
     }
