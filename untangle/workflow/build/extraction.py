@@ -49,7 +49,30 @@ def infrastructure(builder: WorkflowBuilder, target: str, node: ast.expr, scope:
     if qualname is None:
         return False
     values = builder.program.values(LocalSym(qualname, target))
-    return any(isinstance(v, (LambdaClient, OtherClient, Session, Instance, Bound)) for v in values)
+    if any(isinstance(v, (LambdaClient, OtherClient, Session, Instance, Bound)) for v in values):
+        return True
+    return invokes_through(builder, qualname, target, scope)
+
+
+def invokes_through(builder: WorkflowBuilder, qualname: str, target: str, scope: Scope) -> bool:
+    """`target` is the receiver of an invoke of the function `qualname` (`client.invoke(…)`):
+    a Lambda client, also one recognised by its shape only (from a factory that caches clients
+    in a dict, or from another repository), which is no value a state could pass on."""
+    facts = builder.program.functions.get(qualname)
+    if facts is None:
+        return False
+    first, last = facts.span.line, facts.span.end_line
+    for node in ast.walk(builder.sources(scope.path).tree):
+        if (
+            isinstance(node, ast.Call)
+            and first <= node.lineno <= last
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == target
+            and (scope.path, node.lineno, column_of(node, scope)) in builder.invokes
+        ):
+            return True
+    return False
 
 
 def sdk_response(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> bool:
