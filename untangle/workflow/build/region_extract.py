@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from untangle.workflow.build.ast_helpers import dotted_name, snake, source_text, span_of
 from untangle.workflow.build.extraction import has_effects
+from untangle.workflow.build.region_futures import results_for_futures
 from untangle.workflow.build.region_json import kind_of, not_json, not_json_types, sdk_binding
 from untangle.workflow.build.region_names import inputs, live_after, written_names
 from untangle.workflow.build.scope import (
@@ -26,7 +27,7 @@ from untangle.workflow.build.scope import (
     Unsupported,
     to_expr,
 )
-from untangle.workflow.ir import Extraction, FunctionRef, Obj, Task, Var, pascal
+from untangle.workflow.ir import Extraction, FunctionRef, Obj, Reason, Task, Var, pascal
 
 if TYPE_CHECKING:
     from untangle.workflow.build.builder import WorkflowBuilder
@@ -108,7 +109,17 @@ def extract_region(builder: WorkflowBuilder, stmts: list[ast.stmt], scope: Scope
     builder.add(task)
     for catch in scope.catches:
         catch.tasks.append(name)
-    body = "\n".join(ast.unparse(s) for s in stmts)
+    printed, reordered = results_for_futures(stmts, params)
+    if reordered is not None:
+        builder.notes.append(
+            Reason(
+                scope.path,
+                reordered,
+                "as_completed: the Map gives the results in the order of the items, "
+                "not the order they finished in",
+            )
+        )
+    body = "\n".join(ast.unparse(s) for s in printed)
     if function not in {e.function for e in builder.extracted}:
         builder.extracted.append(
             Extraction(
