@@ -9,6 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 from untangle.analysis.program import InvokeSite, SleepSite
+from untangle.workflow.build.argument_hoist import hoist_arguments
 from untangle.workflow.build.ast_helpers import (
     Replace,
     attr_name,
@@ -189,9 +190,21 @@ def transform_effect(
         return transform_sleep(builder, info, value, scope, target)
     if kind == "invoke":
         assert isinstance(info, InvokeSite)
-        return transform_invoke(builder, info, value, target, scope)
+        invoke = find_call(value, info.site.span.line)
+        if invoke is None:
+            return transform_invoke(builder, info, value, target, scope)
+        # (never the FunctionName: a name computed by a new function is no Task's function)
+        before, rewritten = hoist_arguments(builder, invoke, scope, ("Payload", "InvokeArgs"))
+        if rewritten is not invoke:
+            value = Replace(invoke, rewritten).visit(copy_node(value))
+        return builder.sequence(before, transform_invoke(builder, info, value, target, scope))
     assert isinstance(info, tuple)
-    return builder.inline(info, value, target, scope)
+    callee, helper_call = info
+    before, rewritten = hoist_arguments(builder, helper_call, scope, None)
+    if rewritten is not helper_call:
+        value = Replace(helper_call, rewritten).visit(copy_node(value))
+        info = (callee, rewritten)
+    return builder.sequence(before, builder.inline(info, value, target, scope))
 
 
 def hoist(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> tuple[Fragment, ast.expr]:

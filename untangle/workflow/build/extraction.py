@@ -211,8 +211,9 @@ def extractable(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> list[
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id in scope.env:
             known = scope.env[sub.id]
             if isinstance(known, Opaque) and known.extract is not None:
-                known.extract()  # computed by an earlier extracted function
-                known = scope.env[sub.id]
+                # computed by an earlier extracted function (reserved in this scope or
+                # another one, whose env it updated: this one gets its variable too)
+                known = scope.env[sub.id] = known.extract()
             if isinstance(known, NOT_DATA):
                 return None
             if sub.id not in params:

@@ -47,8 +47,9 @@ def extract_region(builder: WorkflowBuilder, stmts: list[ast.stmt], scope: Scope
         if known is None:
             continue  # a module-level name: the new function lives in the same module
         if isinstance(known, Opaque) and known.extract is not None:
-            known.extract()  # computed by an earlier new function
-            known = scope.env[name]
+            # computed by an earlier new function; its variable, also when that function
+            # was reserved in another scope than this one (whose env it then did not update)
+            known = scope.env[name] = known.extract()
         if (
             isinstance(known, Opaque)
             and not isinstance(known, FunctionOf)
