@@ -21,6 +21,7 @@ from untangle.workflow.build.ast_helpers import (
 )
 from untangle.workflow.build.collectors import appended_list, transform_append
 from untangle.workflow.build.concurrency import transform_map
+from untangle.workflow.build.dict_comprehension import fans_out, transform_dict_comprehension
 from untangle.workflow.build.extraction import (
     droppable,
     extract_later,
@@ -102,6 +103,8 @@ def transform_effect(
         appended = transform_append(builder, value, scope)
         if appended is not None:
             return appended
+    if target is not None and isinstance(value, ast.DictComp) and fans_out(builder, value, scope):
+        return transform_dict_comprehension(builder, value, target, scope)
     call = work_call(builder, value, scope)
     if call is None:
         if target is None:
