@@ -15,7 +15,12 @@ import re
 from typing import TYPE_CHECKING
 
 from untangle.workflow.build.ast_helpers import copy_node, dotted_name, located
-from untangle.workflow.build.extraction import extract_task, extractable, has_effects
+from untangle.workflow.build.extraction import (
+    extract_task,
+    extractable,
+    has_effects,
+    only_builtin_failures,
+)
 from untangle.workflow.build.scope import Fragment, NeedsData, Scope, Unsupported, to_expr
 from untangle.workflow.build.work import named_function
 from untangle.workflow.ir import Var
@@ -107,6 +112,7 @@ class _Hoister:
             return node
         target = self.temp(label)
         task = extract_task(self.builder, node, target, params, self.scope)
+        only_builtin_failures(task, node, self.scope)
         self.fragment = self.builder.sequence(self.fragment, Fragment(task, [(task, "next")]))
         self.scope.env[target] = Var(self.scope.var(target))
         return located(ast.Name(target, ast.Load()), node)

@@ -122,7 +122,15 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
         if catch.handler.name and raises:
             if catch.tasks and exception_uses(catch.handler)[0]:
                 line, error = catch.raised[0]
-                raise refused(line, error, catch.handler)
+                failing = ", ".join(f"`{task}`" for task in catch.tasks[:3])
+                raise Unsupported(
+                    line,
+                    f"`{except_text(catch.handler)} as {catch.handler.name}` catches both "
+                    f"`raise {error}` and a failure of the state(s) {failing}, and reads "
+                    f"`{catch.handler.name}`: a failed state has no `str({catch.handler.name})` "
+                    "the machine could give it",
+                    f"catch the raised class alone (`except {error} as {catch.handler.name}`)",
+                )
             handler_scope.env[catch.handler.name] = Var(catch.var)
             body_stmts = message_body(catch.handler)
         elif catch.handler.name:

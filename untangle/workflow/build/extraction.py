@@ -4,6 +4,7 @@ function runs it (a Task), placed where the original computed it."""
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -380,3 +381,23 @@ def droppable(builder: WorkflowBuilder, value: ast.expr, scope: Scope) -> bool:
         return False
     dotted = dotted_name(value.func)
     return dotted == "print" or dotted.split(".")[0] in LOGGERS
+
+
+def only_builtin_failures(name: str, node: ast.expr, scope: Scope) -> None:
+    """The new function of Task `name` computes `node`, which calls nothing but built-in
+    computations: it can fail only with a built-in exception, never into an `except` naming
+    only the tree's own classes (`except InvocationError`), whose Catch would not match it."""
+    if has_effects(node):
+        return
+    for catch in scope.catches:
+        if name in catch.tasks and not any(_builtin_error(e) for e in catch.errors):
+            catch.tasks.remove(name)
+
+
+def _builtin_error(error: str) -> bool:
+    if error.startswith("States."):
+        return True
+    found = getattr(builtins, error, None)
+    return error == "JSONDecodeError" or (
+        isinstance(found, type) and issubclass(found, BaseException)
+    )
