@@ -129,7 +129,10 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
                     f"`raise {error}` and a failure of the state(s) {failing}, and reads "
                     f"`{catch.handler.name}`: a failed state has no `str({catch.handler.name})` "
                     "the machine could give it",
-                    f"catch the raised class alone (`except {error} as {catch.handler.name}`)",
+                    f"catch the raised class alone (`except {error} as {catch.handler.name}`)"
+                    if error not in ("Exception", "BaseException")
+                    else "raise a class of your own (`class ChargeFailed(Exception)`) and catch "
+                    "that alone",
                 )
             handler_scope.env[catch.handler.name] = Var(catch.var)
             body_stmts = message_body(catch.handler)
