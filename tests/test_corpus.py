@@ -29,13 +29,7 @@ LANGUAGES = ("jsonata", "jsonpath")
 APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
-KNOWN_GAPS: dict[str, str] = {
-    # a counter a Map round increments before `continue`: its iterations share no variables
-    "signup_welcome_counts": (
-        "orchestrator/app.py:14: the workflow would need `rejected`, set inside the loop at "
-        "line 14 (its iterations run apart)"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 # (app, language, event or "*") -> why the machine answers differently though the app converts

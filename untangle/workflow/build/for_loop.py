@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from untangle.workflow.build import collectors as lists
+from untangle.workflow.build import map_counters
 from untangle.workflow.build.ast_helpers import attr_name, located, span_of, target_text
 from untangle.workflow.build.batching import batch_loop
 from untangle.workflow.build.constant_fold import is_static, truthy
@@ -119,11 +120,24 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         if unrolled is not None:
             return unrolled
     body = list(node.body)
+    # counters the rounds increment (`processed += 1`): lists of ones, counted after the Map
+    counted_names = map_counters.counters(body, scope)
+    starts = {name: scope.env[name] for name in counted_names}
+    if counted_names:
+        body = map_counters.counting_body(body, counted_names)
+        for name in counted_names:
+            scope.env[name] = Arr(())
     collect: ast.expr | None = None
     collector: str | None = None
     last = body[-1] if body else None
     # lists the body appends to elsewhere than in its last statement, or several lists
     collectors = lists.loop_collectors(body, node.target, scope)
+    if any(name not in collectors for name in counted_names):
+        # (never: a counter is read nowhere else) as it was, refused with its own reason
+        body = list(node.body)
+        scope.env.update(starts)
+        counted_names, starts = [], {}
+        collectors = lists.loop_collectors(body, node.target, scope)
     single = lists.appended_list(last) if isinstance(last, ast.stmt) else None
     if single is not None and collectors == [single[0]] and appends(body, single[0]) == 1:
         collectors = []
@@ -224,10 +238,15 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         )
     )
     for listed in collectors:
-        scope.env[listed] = lists.joined(scope.var(f"{item}_results"), listed, item)
+        parts = lists.joined(scope.var(f"{item}_results"), listed, item)
+        start = starts.get(listed)
+        scope.env[listed] = parts if start is None else map_counters.counted(start, parts)
     if collector is not None:
         results: Expr = Var(scope.var(collector))
         scope.env[collector] = Op(Operator.FLATTEN, (results,)) if skipping else results
+        start = starts.get(collector)
+        if start is not None:  # a counter incremented last: one 1 per round that got there
+            scope.env[collector] = map_counters.counted(start, to_expr(scope.env[collector], 0))
     return Fragment(name, [(name, "next")])
 
 
