@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from untangle.workflow.build import map_counters
 from untangle.workflow.build.ast_helpers import attr_name, located, span_of, target_text
 from untangle.workflow.build.batching import batch_loop
 from untangle.workflow.build.constant_fold import is_static, truthy
+from untangle.workflow.build.local_items import items_in_a_new_function
 from untangle.workflow.build.locals import forget_loop_locals
 from untangle.workflow.build.retry import retry_for
 from untangle.workflow.build.scope import (
@@ -105,6 +107,12 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             'loop over the items and read their parts, `item[0]` or `item["key"]`',
             compile_bodies=True,
         )
+    computed = items_in_a_new_function(builder, node, scope)
+    if computed is not None:
+        before, iterable = computed
+        loop = copy.copy(node)
+        loop.iter = iterable
+        return builder.sequence(before, transform_for(builder, loop, scope))
     items = pairs(builder, node.iter, scope) if unpacked else builder.value(node.iter, scope)
     if isinstance(items, NOT_DATA):
         raise Unsupported(node.lineno, f"a loop over {describe(items)}")
@@ -237,17 +245,37 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             "at once (set MaxConcurrency to 1 to keep the order of side effects)",
         )
     )
+    after = Fragment(name, [(name, "next")])
     for listed in collectors:
         parts = lists.joined(scope.var(f"{item}_results"), listed, item)
-        start = starts.get(listed)
-        scope.env[listed] = parts if start is None else map_counters.counted(start, parts)
+        scope.env[listed] = parts
+        after = _counted(builder, listed, starts, parts, node, after, scope)
     if collector is not None:
         results: Expr = Var(scope.var(collector))
         scope.env[collector] = Op(Operator.FLATTEN, (results,)) if skipping else results
-        start = starts.get(collector)
-        if start is not None:  # a counter incremented last: one 1 per round that got there
-            scope.env[collector] = map_counters.counted(start, to_expr(scope.env[collector], 0))
-    return Fragment(name, [(name, "next")])
+        # a counter incremented last: one step per round that got there
+        steps = to_expr(scope.env[collector], node.lineno)
+        after = _counted(builder, collector, starts, steps, node, after, scope)
+    return after
+
+
+def _counted(
+    builder: WorkflowBuilder,
+    name: str,
+    starts: dict[str, Value],
+    steps: Expr,
+    node: ast.For | ast.AsyncFor,
+    after: Fragment,
+    scope: Scope,
+) -> Fragment:
+    """`name` after the Map when it is a counter the rounds incremented (`starts`)."""
+    start = starts.get(name)
+    if start is None:
+        return after
+    if map_counters.counts_ones(node.body, name):
+        scope.env[name] = map_counters.counted(start, steps)
+        return after
+    return builder.sequence(after, map_counters.summed(builder, name, start, steps, node, scope))
 
 
 def unpacked_names(target: ast.expr) -> list[str] | None:

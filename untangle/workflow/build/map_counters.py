@@ -1,26 +1,33 @@
-"""`n += 1` in a loop that becomes a Map: each round counts itself as a part.
+"""`n += 1` / `total += x` in a loop that becomes a Map: each round gives its steps as a part.
 
 A Map's rounds share no variable, so a counter the rounds increment (`processed += 1` before
-a `continue`, in one branch) cannot be kept across them. Each round appends a 1 to a list of
-its own instead (the loop's collectors: `lists.collected`), and after the Map the counter is
-its value before the loop plus the number of those ones: exactly how many rounds incremented
-it, whatever the order the rounds ran in. Only constant steps of 1 on a number the loop
-starts from, incremented at statement level and read nowhere else in the body (a read in a
-round would see the other rounds' increments in Python)."""
+a `continue`, in one branch) cannot be kept across them. Each round appends its step to a list
+of its own instead (the loop's collectors: `lists.collected`), and after the Map the counter
+is its value before the loop plus the steps, in the order of the items, as Python added them:
+for steps of 1 the number of those ones (`count`), for other steps `sum(steps, start)` in a new
+function (ASL has no exact sum of numbers Python adds). Only a number the loop starts from,
+incremented at statement level and read nowhere else in the body (a read in a round would see
+the other rounds' increments in Python)."""
 
 from __future__ import annotations
 
 import ast
 import copy
+from typing import TYPE_CHECKING
 
+from untangle.workflow.build.ast_helpers import located
 from untangle.workflow.build.collectors import _OPAQUE_BLOCKS
 from untangle.workflow.build.constant_fold import count
-from untangle.workflow.build.scope import Scope, Value
-from untangle.workflow.ir import Expr, Lit, Op, Operator
+from untangle.workflow.build.extraction import extract_task
+from untangle.workflow.build.scope import Fragment, Scope, Value
+from untangle.workflow.ir import Expr, Lit, Op, Operator, Var
+
+if TYPE_CHECKING:
+    from untangle.workflow.build.builder import WorkflowBuilder
 
 
 def counters(body: list[ast.stmt], scope: Scope) -> list[str]:
-    """The names the body only increments by 1, `n += 1` statements outside nested loops,
+    """The names the body only increments, `n += step` statements outside nested loops,
     functions and `try` bodies, each a number before the loop."""
     incremented: dict[str, int] = {}
     other: set[str] = set()
@@ -47,7 +54,7 @@ def counters(body: list[ast.stmt], scope: Scope) -> list[str]:
 
 
 def counting_body(body: list[ast.stmt], names: list[str]) -> list[ast.stmt]:
-    """`body` with each `n += 1` of `names` as `n.append(1)`."""
+    """`body` with each `n += step` of `names` as `n.append(step)`."""
     rewriter = _Appends(set(names))
     return [rewriter.visit(copy.deepcopy(stmt)) for stmt in body]
 
@@ -61,14 +68,25 @@ def counted(start: Value, parts: Expr) -> Expr:
     return Op(Operator.ADD, (start, rounds))
 
 
+def counts_ones(body: list[ast.stmt], name: str) -> bool:
+    """Every step of `name` in `body` is the constant 1."""
+    return all(
+        _one(sub.value)
+        for stmt in body
+        for sub in ast.walk(stmt)
+        if _increment(sub) == name and isinstance(sub, ast.AugAssign)
+    )
+
+
+def _one(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int and node.value == 1
+
+
 def _increment(node: ast.AST) -> str | None:
     if (
         isinstance(node, ast.AugAssign)
         and isinstance(node.op, ast.Add)
         and isinstance(node.target, ast.Name)
-        and isinstance(node.value, ast.Constant)
-        and type(node.value.value) is int
-        and node.value.value == 1
     ):
         return node.target.id
     return None
@@ -87,8 +105,28 @@ class _Appends(ast.NodeTransformer):
         if name is None or name not in self.names:
             return node
         call = ast.Call(
-            ast.Attribute(ast.Name(name, ast.Load()), "append", ast.Load()),
-            [ast.Constant(1)],
-            [],
+            ast.Attribute(ast.Name(name, ast.Load()), "append", ast.Load()), [node.value], []
         )
         return ast.fix_missing_locations(ast.copy_location(ast.Expr(call), node))
+
+
+def summed(
+    builder: WorkflowBuilder, name: str, start: Value, parts: Expr, where: ast.AST, scope: Scope
+) -> Fragment:
+    """A new function adding the rounds' steps to the counter's start, `sum(steps, start)`,
+    into the counter's variable."""
+    assert isinstance(start, Lit) and isinstance(start.value, (int, float))
+    steps = f"{name}_steps"
+    scope.env[steps] = parts
+    node = located(
+        ast.Call(
+            ast.Name("sum", ast.Load()),
+            [ast.Name(steps, ast.Load()), ast.Constant(start.value)],
+            [],
+        ),
+        where,
+    )
+    task = extract_task(builder, node, name, [steps], scope)
+    del scope.env[steps]
+    scope.env[name] = Var(scope.var(name))
+    return Fragment(task, [(task, "next")])
