@@ -19,7 +19,7 @@ from untangle.workflow.build.ast_helpers import (
     source_text,
     span_of,
 )
-from untangle.workflow.build.collectors import appended_list, transform_append
+from untangle.workflow.build.collectors import appended_list, extended_list, transform_append
 from untangle.workflow.build.concurrency import transform_map
 from untangle.workflow.build.dict_comprehension import fans_out, transform_dict_comprehension
 from untangle.workflow.build.extraction import (
@@ -99,7 +99,11 @@ def transform_effect(
 ) -> Fragment:
     """`target = value` (or just `value`): emits a Task, a Wait or an inlined helper when the
     expression does work, else binds a data expression."""
-    if target is None and isinstance(value, ast.Call) and appended_list(ast.Expr(value)):
+    if (
+        target is None
+        and isinstance(value, ast.Call)
+        and (appended_list(ast.Expr(value)) or extended_list(ast.Expr(value)))
+    ):
         appended = transform_append(builder, value, scope)
         if appended is not None:
             return appended
