@@ -29,12 +29,48 @@ LANGUAGES = ("jsonata", "jsonpath")
 APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
-KNOWN_GAPS: dict[str, str] = {}
+KNOWN_GAPS: dict[str, str] = {
+    # `try: body = json.loads(…) except JSONDecodeError: return 400` around local code only:
+    # the try could run as a new function telling which except block to take
+    "profile_api_body_guard": (
+        "orchestrator/app.py:28: `except json.JSONDecodeError` catches an error that "
+        "`json.loads(event.get('body') or '{}')` (line 27) may raise; the machine computes that "
+        "in its own states, which cannot catch it, so it would fail where the handler ran the "
+        "except block; to convert: test the data with an `if` before using it instead of "
+        "catching the error"
+    ),
+    # a routing table of environment values read with a key from the data; `except Exception`
+    # around an invoke and local code catches only the invoke
+    "sqs_type_router_env_table": (
+        "router/app.py:28: the invoked function's name is not known statically (dynamic "
+        "dispatch)\n"
+        "router/app.py:36: `except Exception` catches an error that "
+        "`lambda_client.invoke(FunctionName=target, InvocationType='RequestResponse', "
+        "Payload=json.dumps(message['detail']))` (line 28) may raise; the machine computes that "
+        "in its own states, which cannot catch it, so it would fail where the handler ran the "
+        "except block; to convert: test the data with an `if` before using it instead of "
+        "catching the error"
+    ),
+    # `str(exc)` of `except Exception as exc` around a helper raising Exception(errorMessage)
+    # on FunctionError, which also catches the Task's own failures
+    "seat_booking_release": (
+        "booking/app.py:17: `except Exception as exc` catches both `raise Exception` and a "
+        "failure of the state(s) `ChargeCardFunction`, and reads `exc`: a failed state has no "
+        "`str(exc)` the machine could give it; to convert: raise a class of your own (`class "
+        "ChargeFailed(Exception)`) and catch that alone"
+    ),
+}
 
 
 # (app, language, event or "*") -> why the machine answers differently though the app converts
 # (a strict xfail)
-KNOWN_MISMATCHES: dict[tuple[str, str, str], str] = {}
+KNOWN_MISMATCHES: dict[tuple[str, str, str], str] = {
+    # JSONata has one number type: the invoice's `250.0` reaches the new function formatting
+    # the text as `250`, and Python writes "of 250 EUR" where the handler wrote "of 250.0 EUR"
+    ("invoice_sms_text", "jsonata", "events/float-total.json"): (
+        "a float with no fraction passed through JSONata is an int to the new function"
+    ),
+}
 
 
 def _marks(app: str) -> list[Any]:
@@ -63,7 +99,11 @@ def test_the_corpus_and_its_known_gaps() -> None:
     assert set(KNOWN_GAPS) <= set(APPS)
     for app in APPS:
         assert 2 <= len(_events(app)) <= 4, app
-        assert (CORPUS / app / "orchestrator" / "app.py").is_file(), app
+        # the orchestrator's code where its template puts it (`orchestrator/`, `src/`, …)
+        assert any(
+            "functions" not in p.relative_to(CORPUS / app).parts
+            for p in (CORPUS / app).rglob("*.py")
+        ), app
         assert list((CORPUS / app / "functions").glob("*/app.py")), app
 
 
