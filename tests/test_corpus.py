@@ -30,15 +30,6 @@ APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
 KNOWN_GAPS: dict[str, str] = {
-    # `try: body = json.loads(…) except JSONDecodeError: return 400` around local code only:
-    # the try could run as a new function telling which except block to take
-    "profile_api_body_guard": (
-        "orchestrator/app.py:28: `except json.JSONDecodeError` catches an error that "
-        "`json.loads(event.get('body') or '{}')` (line 27) may raise; the machine computes that "
-        "in its own states, which cannot catch it, so it would fail where the handler ran the "
-        "except block; to convert: test the data with an `if` before using it instead of "
-        "catching the error"
-    ),
     # a routing table of environment values read with a key from the data; `except Exception`
     # around an invoke and local code catches only the invoke
     "sqs_type_router_env_table": (

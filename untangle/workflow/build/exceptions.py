@@ -14,6 +14,7 @@ from untangle.workflow.build.caught_raise import (
     refused,
     transform_caught_raise,
 )
+from untangle.workflow.build.local_try import guarded_local_code
 from untangle.workflow.build.retry import error_names
 from untangle.workflow.build.scope import NOT_DATA, Fragment, PendingCatch, Scope, Unsupported
 from untangle.workflow.ir import (
@@ -49,7 +50,27 @@ def transform_raise(builder: WorkflowBuilder, node: ast.Raise, scope: Scope) -> 
     return Fragment(name, [])
 
 
+class LocalCatch(Unsupported):
+    """An except block only local code (which the machine computes itself) can fail into."""
+
+
 def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fragment:
+    from untangle.workflow.build.region import Snapshot
+
+    before = Snapshot.take(builder, scope, Fragment(None, []))
+    try:
+        return _transform_try(builder, node, scope)
+    except LocalCatch:
+        # the try runs as a new function telling which except block caught the error
+        before.restore(builder, scope)
+        guarded = guarded_local_code(builder, node, scope)
+        if guarded is None:
+            before.restore(builder, scope)
+            raise
+        return guarded
+
+
+def _transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fragment:
     if node.finalbody:
         raise Unsupported(
             node.lineno,
@@ -97,7 +118,7 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
             # local code it guards (which the machine evaluates itself) cannot raise its errors
             risky = local_raiser(node.body, catch.errors)
             if risky is not None:
-                raise Unsupported(
+                raise LocalCatch(
                     catch.handler.lineno,
                     f"`{except_text(catch.handler)}` catches an error that "
                     f"`{ast.unparse(risky)}` (line {risky.lineno}) may raise; the machine "

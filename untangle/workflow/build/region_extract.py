@@ -38,7 +38,14 @@ class NoRegion(Exception):
     another module): compiled as before, refused with their own reasons."""
 
 
-def extract_region(builder: WorkflowBuilder, stmts: list[ast.stmt], scope: Scope) -> Fragment:
+def extract_region(
+    builder: WorkflowBuilder,
+    stmts: list[ast.stmt],
+    scope: Scope,
+    returned: tuple[str, ...] = (),
+) -> Fragment:
+    """The new function running `stmts`; `returned`: names it returns whatever reads them
+    after (what the planner itself reads, not the handler's code)."""
     if builder.program.module_of(builder.handler).path != scope.path:
         raise NoRegion  # the new functions live in the handler's module, not the helper's
     params: list[str] = []
@@ -67,7 +74,7 @@ def extract_region(builder: WorkflowBuilder, stmts: list[ast.stmt], scope: Scope
         params.append(name)
     written = written_names(stmts)
     live = live_after(builder, stmts, scope)
-    outputs = [n for n in written if n in live]
+    outputs = [n for n in written if n in live or n in returned]
     if not outputs and not any(
         has_effects(sub) for stmt in stmts for sub in ast.walk(stmt) if isinstance(sub, ast.expr)
     ):
@@ -158,8 +165,12 @@ def function_name(
     params: list[str],
     scope: Scope,
 ) -> str:
-    if outputs:
-        base = "compute_" + "_and_".join(outputs[:3])
+    # (the planner's own outputs, `untangle_caught`, do not name it)
+    named = [name for name in outputs if not name.startswith("untangle_")]
+    if named:
+        base = "compute_" + "_and_".join(named[:3])
+    elif outputs:
+        base = "compute_" + outputs[0].removeprefix("untangle_")
     else:
         calls = [
             snake(dotted_name(c.func))
