@@ -64,10 +64,11 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
         # the try runs as a new function telling which except block caught the error
         before.restore(builder, scope)
         guarded = guarded_local_code(builder, node, scope)
-        if guarded is None:
-            before.restore(builder, scope)
-            raise
-        return guarded
+        if guarded is not None:
+            return guarded
+        # refused as before, with the reasons of the statements inside it too
+        before.restore(builder, scope)
+        return _transform_try(builder, node, scope)
 
 
 def _transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fragment:
