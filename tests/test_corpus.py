@@ -30,17 +30,12 @@ APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
 KNOWN_GAPS: dict[str, str] = {
-    # a routing table of environment values read with a key from the data; `except Exception`
-    # around an invoke and local code catches only the invoke
+    # in a Map round, a FunctionError check raising into an `except Exception` that records
+    # the record as failed (a collector appended in the except block)
     "sqs_type_router_env_table": (
-        "router/app.py:28: the invoked function's name is not known statically (dynamic "
-        "dispatch)\n"
-        "router/app.py:36: `except Exception` catches an error that "
-        "`lambda_client.invoke(FunctionName=target, InvocationType='RequestResponse', "
-        "Payload=json.dumps(message['detail']))` (line 28) may raise; the machine computes that "
-        "in its own states, which cannot catch it, so it would fail where the handler ran the "
-        "except block; to convert: test the data with an `if` before using it instead of "
-        "catching the error"
+        "router/app.py:34: `raise RuntimeError` is caught by the `except` at line 36: control "
+        "flow through exceptions\n"
+        "router/app.py:36: an except block that swallows the error"
     ),
     # `str(exc)` of `except Exception as exc` around a helper raising Exception(errorMessage)
     # on FunctionError, which also catches the Task's own failures
