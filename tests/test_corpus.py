@@ -30,17 +30,33 @@ APPS = sorted(p.parent.name for p in CORPUS.glob("*/template.yaml"))
 
 # app -> why it does not convert yet: plan's refusal lines (the same in both query languages)
 KNOWN_GAPS: dict[str, str] = {
-    # a counter a Map round increments before `continue`: its iterations share no variables
-    "signup_welcome_counts": (
-        "orchestrator/app.py:14: the workflow would need `rejected`, set inside the loop at "
-        "line 14 (its iterations run apart)"
+    # in a Map round, a FunctionError check raising into an `except Exception` that records
+    # the record as failed (a collector appended in the except block)
+    "sqs_type_router_env_table": (
+        "router/app.py:34: `raise RuntimeError` is caught by the `except` at line 36: control "
+        "flow through exceptions\n"
+        "router/app.py:36: an except block that swallows the error"
+    ),
+    # `str(exc)` of `except Exception as exc` around a helper raising Exception(errorMessage)
+    # on FunctionError, which also catches the Task's own failures
+    "seat_booking_release": (
+        "booking/app.py:17: `except Exception as exc` catches both `raise Exception` and a "
+        "failure of the state(s) `ChargeCardFunction`, and reads `exc`: a failed state has no "
+        "`str(exc)` the machine could give it; to convert: raise a class of your own (`class "
+        "ChargeFailed(Exception)`) and catch that alone"
     ),
 }
 
 
 # (app, language, event or "*") -> why the machine answers differently though the app converts
 # (a strict xfail)
-KNOWN_MISMATCHES: dict[tuple[str, str, str], str] = {}
+KNOWN_MISMATCHES: dict[tuple[str, str, str], str] = {
+    # JSONata has one number type: the invoice's `250.0` reaches the new function formatting
+    # the text as `250`, and Python writes "of 250 EUR" where the handler wrote "of 250.0 EUR"
+    ("invoice_sms_text", "jsonata", "events/float-total.json"): (
+        "a float with no fraction passed through JSONata is an int to the new function"
+    ),
+}
 
 
 def _marks(app: str) -> list[Any]:
@@ -69,7 +85,11 @@ def test_the_corpus_and_its_known_gaps() -> None:
     assert set(KNOWN_GAPS) <= set(APPS)
     for app in APPS:
         assert 2 <= len(_events(app)) <= 4, app
-        assert (CORPUS / app / "orchestrator" / "app.py").is_file(), app
+        # the orchestrator's code where its template puts it (`orchestrator/`, `src/`, …)
+        assert any(
+            "functions" not in p.relative_to(CORPUS / app).parts
+            for p in (CORPUS / app).rglob("*.py")
+        ), app
         assert list((CORPUS / app / "functions").glob("*/app.py")), app
 
 

@@ -53,9 +53,29 @@ CASES = [
         "        call('work', x)\n"
         "        count += 1\n"
         "    return {'count': count}\n",
+        "converted",
+        "the Map runs up to 10 at once",
+        id="a-counter-counted-by-a-map",
+    ),
+    pytest.param(
+        "    count = 0\n"
+        "    for x in event['xs']:\n"
+        "        call('work', x)\n"
+        "        count += 2\n"
+        "    return {'count': count}\n",
+        "converted",
+        "the Map runs up to 10 at once",
+        id="a-counter-summed-after-a-map",
+    ),
+    pytest.param(
+        "    count = 0\n"
+        "    for x in event['xs']:\n"
+        "        call('work', {'after': count})\n"
+        "        count += 1\n"
+        "    return {'count': count}\n",
         "not_converted",
         "`count`",
-        id="a-counter-updated-in-a-map",
+        id="a-counter-read-in-the-rounds-of-a-map",
     ),
     pytest.param(
         "    done = []\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -667,3 +668,39 @@ def test_names_other_modules_import(other: str, expected: set[str] | None) -> No
         assert "describe" in names or "describe" not in expected
         if not expected:
             assert "describe" not in names
+
+
+# --- 8. a new function's parameters ------------------------------------------------------------
+
+PARAMETER_ORDERS = [
+    pytest.param(("first_name", "event", "total"), id="event-between-others"),
+    pytest.param(("event", "total"), id="event-first"),
+    pytest.param(("total", "event"), id="near-miss-event-last"),
+    pytest.param(("first_name", "total"), id="near-miss-no-event"),
+]
+
+
+@pytest.mark.parametrize("params", PARAMETER_ORDERS)
+@pytest.mark.parametrize("region", [True, False], ids=["region", "expression"])
+def test_a_parameter_named_event_does_not_hide_the_others(
+    params: tuple[str, ...], region: bool
+) -> None:
+    """The handler's `event` is one of the values a new function receives: reading it into
+    `event` must not replace the payload the other parameters are read from."""
+    total = "total + len(event['id'])" if "event" in params else "total"
+    extracted = Extraction(
+        "compute_total",
+        params,
+        "" if region else total,
+        "app.py",
+        9,
+        "result",
+        body=f"result = {total}" if region else "",
+        outputs=("result",) if region else (),
+    )
+    workflow = Workflow("W", "app.handler", "app.py", None, "converted", extracted=(extracted,))
+    namespace: dict[str, Any] = {}
+    exec(_extracted_source(workflow), namespace)  # the generated code, run as Lambda would
+    payload = {"first_name": "Ann", "event": {"id": "abc", "total": 100}, "total": 5}
+    expected = 8 if "event" in params else 5
+    assert namespace["compute_total"]({k: payload[k] for k in params}, None) == expected

@@ -891,7 +891,10 @@ def _extracted_source(
             line_length,
         )
         lines = [f"def {python}(event, context):", f"    {doc}"]
-        for param in extracted.params:
+        # the handler's own `event` is read last: reading it into `event` earlier would hide
+        # the payload the other parameters come from (`total = event["total"]` would then read
+        # the execution input's `total`)
+        for param in sorted(extracted.params, key=lambda name: name == "event"):
             lines.append(f"    {param} = event[{param!r}]")
         if extracted.body:
             lines += [f"    {line}" if line else "" for line in extracted.body.splitlines()]

@@ -271,15 +271,21 @@ class _PlannedApp:
             text = contents.get(self._definition_path(workflow) or "")
             names = migration.new_functions.get((workflow.path, workflow.handler), {})
 
-            def extracted(workflow: Any = workflow, names: Any = names) -> dict[str, Any]:
+            def extracted(
+                environment: Mapping[str, str], workflow: Any = workflow, names: Any = names
+            ) -> dict[str, Any]:
                 handler_path = os.path.abspath(workflow.path)
-                return _extracted_functions(workflow, handler_path, contents, scratch, names)
+                return _extracted_functions(
+                    workflow, handler_path, contents, scratch, names, environment
+                )
 
             if text is not None and text == self._texts[i]:
                 settled[i] = replace(early[i], functions=dict(early[i].functions))
                 if early[i].awaits_migration:
                     settled[i].awaits_migration = False
-                    settled[i].functions.update(extracted())
+                    orchestrator = early[i].orchestrator
+                    assert orchestrator is not None  # set before it awaited the migration
+                    settled[i].functions.update(extracted(orchestrator.environment))
             else:
                 settled[i] = self._ready(workflow, text, extracted)
         return self._written(settled)
@@ -334,7 +340,7 @@ class _PlannedApp:
         self,
         workflow: Any,
         text: str | None,
-        extracted: Callable[[], dict[str, Any]] | None,
+        extracted: Callable[[Mapping[str, str]], dict[str, Any]] | None,
     ) -> PreparedWorkflow:
         """A migrated workflow whose definition is ``text`` (None: the migration wrote none),
         with its new functions from ``extracted`` (None: not known yet)."""
@@ -362,7 +368,7 @@ class _PlannedApp:
             if extracted is None:
                 item.awaits_migration = True
             else:
-                item.functions.update(extracted())
+                item.functions.update(extracted(orchestrator.environment))
         defaults: dict[str, Any] = dict(workflow.env_defaults)
         environment: dict[str, Any] = dict(getattr(orchestrator, "environment", {}))
         item.substitutions = {
@@ -426,9 +432,12 @@ def _extracted_functions(
     contents: Mapping[str, str],
     scratch: str | None,
     names: Mapping[str, Any],
+    environment: Mapping[str, str],
 ) -> dict[str, Any]:
     """The new functions of `workflow`, keyed by their placeholder in the definition, each
-    under the Python name and logical id migrate gave it (`names`)."""
+    under the Python name and logical id migrate gave it (`names`), with the orchestrator's
+    `environment`: migrate gives each new function the orchestrator's `Environment`, and the
+    module they share may read it at import (`BUCKET = os.environ["BUCKET"]`)."""
     import shutil
 
     from untangle import sam
@@ -447,7 +456,7 @@ def _extracted_functions(
             names[item.function].python,
             copy,
             f"{module}.{names[item.function].python}",
-            {},
+            dict(environment),
         )
         for item in workflow.extracted
     }

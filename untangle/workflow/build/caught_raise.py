@@ -8,7 +8,7 @@ import builtins
 import copy
 from typing import TYPE_CHECKING
 
-from untangle.workflow.build.ast_helpers import dotted_name, span_of
+from untangle.workflow.build.ast_helpers import LOGGERS, dotted_name, span_of
 from untangle.workflow.build.scope import NOT_DATA, Fragment, PendingCatch, Scope, Unsupported
 from untangle.workflow.ir import Assign, Expr, Lit
 
@@ -133,10 +133,21 @@ def exception_uses(handler: ast.ExceptHandler) -> tuple[bool, bool]:
                 and node.slice.value == 0
             ):
                 allowed.add(id(node.value.value))
+    # a logging call is dropped (the execution history shows each step): what it logs is
+    # no use of the exception
+    logged = {
+        id(sub)
+        for stmt in handler.body
+        for node in ast.walk(stmt)
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and dotted_name(node.value.func).split(".")[0] in LOGGERS
+        for sub in ast.walk(node)
+    }
     exact = True
     for stmt in handler.body:
         for node in ast.walk(stmt):
-            if isinstance(node, ast.Name) and node.id == name:
+            if isinstance(node, ast.Name) and node.id == name and id(node) not in logged:
                 used = True
                 exact = exact and id(node) in allowed and isinstance(node.ctx, ast.Load)
     return used, exact

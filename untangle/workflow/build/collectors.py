@@ -56,6 +56,21 @@ def appended_list(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
     return None
 
 
+def extended_list(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
+    """`name.extend(values)` as a statement: the list's name and the values."""
+    if (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and attr_name(stmt.value.func) == "extend"
+        and isinstance(stmt.value.func, ast.Attribute)
+        and isinstance(stmt.value.func.value, ast.Name)
+        and len(stmt.value.args) == 1
+        and not stmt.value.keywords
+    ):
+        return stmt.value.func.value.id, stmt.value.args[0]
+    return None
+
+
 def loop_collectors(body: list[ast.stmt], target: ast.expr, scope: Scope) -> list[str]:
     """The fresh lists (`[]` before the loop) the body only appends to, by `name.append(v)`
     statements outside nested loops, functions and `try` bodies, in order of first append."""
@@ -65,7 +80,7 @@ def loop_collectors(body: list[ast.stmt], target: ast.expr, scope: Scope) -> lis
 
     def visit(node: ast.AST, hidden: bool) -> None:
         if isinstance(node, ast.stmt):
-            found = appended_list(node)
+            found = appended_list(node) or extended_list(node)
             if found is not None:
                 name, value = found
                 if hidden:
@@ -102,20 +117,26 @@ def transform_append(builder: WorkflowBuilder, stmt: ast.Call, scope: Scope) -> 
     name = stmt.func.value.id
     if name not in scope.collectors:
         return None
+    extending = stmt.func.attr == "extend"
     value = stmt.args[0]
+    if extending and isinstance(value, ast.GeneratorExp):
+        # `failed.extend(x["key"] for x in batch)`: the generator's values, as a list
+        value = ast.copy_location(ast.ListComp(value.elt, value.generators), value)
     fragment = Fragment(None, [])
     if has_work(builder, value, scope):
         fragment, value = builder.hoist(value, scope)
     element = builder.value(value, scope)
     if isinstance(element, NOT_DATA):
-        raise Unsupported(stmt.lineno, f"appending {describe(element)} to `{name}`")
+        verb = "extending" if extending else "appending"
+        raise Unsupported(stmt.lineno, f"{verb} `{name}` with {describe(element)}")
     added = to_expr(element, stmt.lineno)
     current = scope.env.get(name)
-    if isinstance(current, Arr):
+    if isinstance(current, Arr) and not extending:
         scope.env[name] = Arr((*current.items, added))
     else:
         assert current is not None and not isinstance(current, NOT_DATA)
-        scope.env[name] = Op(Operator.FLATTEN, (Arr((current, Arr((added,)))),))
+        part = added if extending else Arr((added,))
+        scope.env[name] = Op(Operator.FLATTEN, (Arr((to_expr(current, stmt.lineno), part)),))
     return fragment
 
 

@@ -6,13 +6,27 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from untangle.workflow.build.ast_helpers import choice_name, dotted_name, source_text, span_of
+from untangle.workflow.build.ast_helpers import (
+    choice_name,
+    dotted_name,
+    located,
+    snake,
+    source_text,
+    span_of,
+)
 from untangle.workflow.build.constant_fold import constant_truth, truthy
+from untangle.workflow.build.extraction import (
+    extract_task,
+    extractable,
+    has_effects,
+    only_builtin_failures,
+)
 from untangle.workflow.build.locals import merge_envs
 from untangle.workflow.build.scope import (
     NOT_DATA,
     Exit,
     Fragment,
+    NeedsData,
     Response,
     Scope,
     Stream,
@@ -57,6 +71,12 @@ def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragme
     function_error = function_error_check(builder, node.test, scope)
     if function_error is not None:
         return function_error_branch(builder, node, function_error, scope)
+    if computed_by_python(builder, node.test, scope):
+        # `if isinstance(body, dict) and body.get("ok"):` ASL has no form for: the test runs
+        # as a new function where Python evaluated it, and the Choice tests its answer
+        before, test = test_in_a_new_function(builder, node.test, scope)
+        rest = transform_if(builder, replace_test(node, test), scope)
+        return builder.sequence(before, rest)
     decoded = decoded_error_check(builder, node.test, scope)
     if decoded is not None:
         # the branch runs for a failed function (its Task's Catch) and for a function that
@@ -82,6 +102,11 @@ def transform_if(builder: WorkflowBuilder, node: ast.If, scope: Scope) -> Fragme
     while True:
         if branch is not node and has_work(builder, branch.test, scope):
             raise Unsupported(branch.lineno, "an invoke inside an elif condition")
+        if branch is not node and computed_by_python(builder, branch.test, scope):
+            # Python tests this elif only when the tests before it failed: it is the else
+            # branch's own if, whose new function runs there
+            orelse = [branch]
+            break
         tested = builder.value(branch.test, scope)
         if isinstance(tested, NOT_DATA):
             raise Unsupported(branch.lineno, f"a condition on {describe(tested)}")
@@ -330,3 +355,51 @@ def task_assigning(builder: WorkflowBuilder, response: Response) -> str | None:
         if isinstance(state, Task) and state.assign == response.payload.name:
             return name
     return None
+
+
+def computed_by_python(builder: WorkflowBuilder, test: ast.expr, scope: Scope) -> bool:
+    """`test` is a condition ASL has no form for (`isinstance(x, dict)`) that a new function
+    can compute: it reads plain data only and does nothing but compute."""
+    try:
+        to_expr(builder.value(test, scope), test.lineno)
+    except NeedsData as refusal:
+        return (
+            not refusal.secondary
+            and not has_effects(test)
+            and extractable(builder, test, scope) is not None
+        )
+    except Unsupported:
+        return False
+    return False
+
+
+def test_in_a_new_function(
+    builder: WorkflowBuilder, test: ast.expr, scope: Scope
+) -> tuple[Fragment, ast.expr]:
+    """A Task computing `bool(test)` into a new variable, and the name to test instead."""
+    call = located(ast.Call(ast.Name("bool", ast.Load()), [test], []), test)
+    # named after what it tests (`check_body`), the same in every inlining of a helper, so
+    # they share one new function
+    called = {id(n.func) for n in ast.walk(test) if isinstance(n, ast.Call)}
+    subjects = [n.id for n in ast.walk(test) if isinstance(n, ast.Name) and id(n) not in called]
+    base = "check_" + snake(subjects[0]) if subjects else snake(choice_name(test))
+    target, counter = base, 2
+    while target in scope.env:
+        target, counter = f"{base}_{counter}", counter + 1
+    params = extractable(builder, call, scope) or []
+    task = extract_task(builder, call, target, params, scope)
+    only_builtin_failures(task, call, scope)
+    scope.env[target] = Var(scope.var(target))
+    return Fragment(task, [(task, "next")]), located(ast.Name(target, ast.Load()), test)
+
+
+def replace_test(node: ast.If, test: ast.expr) -> ast.If:
+    return ast.If(
+        test,
+        node.body,
+        node.orelse,
+        lineno=node.lineno,
+        col_offset=node.col_offset,
+        end_lineno=node.end_lineno,
+        end_col_offset=node.end_col_offset,
+    )

@@ -9,6 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 from untangle.analysis.program import InvokeSite, SleepSite
+from untangle.workflow.build.argument_hoist import hoist_arguments
 from untangle.workflow.build.ast_helpers import (
     Replace,
     attr_name,
@@ -18,8 +19,9 @@ from untangle.workflow.build.ast_helpers import (
     source_text,
     span_of,
 )
-from untangle.workflow.build.collectors import appended_list, transform_append
+from untangle.workflow.build.collectors import appended_list, extended_list, transform_append
 from untangle.workflow.build.concurrency import transform_map
+from untangle.workflow.build.dict_comprehension import fans_out, transform_dict_comprehension
 from untangle.workflow.build.extraction import (
     droppable,
     extract_later,
@@ -97,10 +99,16 @@ def transform_effect(
 ) -> Fragment:
     """`target = value` (or just `value`): emits a Task, a Wait or an inlined helper when the
     expression does work, else binds a data expression."""
-    if target is None and isinstance(value, ast.Call) and appended_list(ast.Expr(value)):
+    if (
+        target is None
+        and isinstance(value, ast.Call)
+        and (appended_list(ast.Expr(value)) or extended_list(ast.Expr(value)))
+    ):
         appended = transform_append(builder, value, scope)
         if appended is not None:
             return appended
+    if target is not None and isinstance(value, ast.DictComp) and fans_out(builder, value, scope):
+        return transform_dict_comprehension(builder, value, target, scope)
     call = work_call(builder, value, scope)
     if call is None:
         if target is None:
@@ -189,9 +197,21 @@ def transform_effect(
         return transform_sleep(builder, info, value, scope, target)
     if kind == "invoke":
         assert isinstance(info, InvokeSite)
-        return transform_invoke(builder, info, value, target, scope)
+        invoke = find_call(value, info.site.span.line)
+        if invoke is None:
+            return transform_invoke(builder, info, value, target, scope)
+        # (never the FunctionName: a name computed by a new function is no Task's function)
+        before, rewritten = hoist_arguments(builder, invoke, scope, ("Payload", "InvokeArgs"))
+        if rewritten is not invoke:
+            value = Replace(invoke, rewritten).visit(copy_node(value))
+        return builder.sequence(before, transform_invoke(builder, info, value, target, scope))
     assert isinstance(info, tuple)
-    return builder.inline(info, value, target, scope)
+    callee, helper_call = info
+    before, rewritten = hoist_arguments(builder, helper_call, scope, None)
+    if rewritten is not helper_call:
+        value = Replace(helper_call, rewritten).visit(copy_node(value))
+        info = (callee, rewritten)
+    return builder.sequence(before, builder.inline(info, value, target, scope))
 
 
 def hoist(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> tuple[Fragment, ast.expr]:

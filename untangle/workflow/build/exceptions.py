@@ -14,6 +14,7 @@ from untangle.workflow.build.caught_raise import (
     refused,
     transform_caught_raise,
 )
+from untangle.workflow.build.local_try import guarded_local_code
 from untangle.workflow.build.retry import error_names
 from untangle.workflow.build.scope import NOT_DATA, Fragment, PendingCatch, Scope, Unsupported
 from untangle.workflow.ir import (
@@ -49,7 +50,28 @@ def transform_raise(builder: WorkflowBuilder, node: ast.Raise, scope: Scope) -> 
     return Fragment(name, [])
 
 
+class LocalCatch(Unsupported):
+    """An except block only local code (which the machine computes itself) can fail into."""
+
+
 def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fragment:
+    from untangle.workflow.build.region import Snapshot
+
+    before = Snapshot.take(builder, scope, Fragment(None, []))
+    try:
+        return _transform_try(builder, node, scope)
+    except LocalCatch:
+        # the try runs as a new function telling which except block caught the error
+        before.restore(builder, scope)
+        guarded = guarded_local_code(builder, node, scope)
+        if guarded is not None:
+            return guarded
+        # refused as before, with the reasons of the statements inside it too
+        before.restore(builder, scope)
+        return _transform_try(builder, node, scope)
+
+
+def _transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fragment:
     if node.finalbody:
         raise Unsupported(
             node.lineno,
@@ -97,7 +119,7 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
             # local code it guards (which the machine evaluates itself) cannot raise its errors
             risky = local_raiser(node.body, catch.errors)
             if risky is not None:
-                raise Unsupported(
+                raise LocalCatch(
                     catch.handler.lineno,
                     f"`{except_text(catch.handler)}` catches an error that "
                     f"`{ast.unparse(risky)}` (line {risky.lineno}) may raise; the machine "
@@ -122,7 +144,18 @@ def transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Frag
         if catch.handler.name and raises:
             if catch.tasks and exception_uses(catch.handler)[0]:
                 line, error = catch.raised[0]
-                raise refused(line, error, catch.handler)
+                failing = ", ".join(f"`{task}`" for task in catch.tasks[:3])
+                raise Unsupported(
+                    line,
+                    f"`{except_text(catch.handler)} as {catch.handler.name}` catches both "
+                    f"`raise {error}` and a failure of the state(s) {failing}, and reads "
+                    f"`{catch.handler.name}`: a failed state has no `str({catch.handler.name})` "
+                    "the machine could give it",
+                    f"catch the raised class alone (`except {error} as {catch.handler.name}`)"
+                    if error not in ("Exception", "BaseException")
+                    else "raise a class of your own (`class ChargeFailed(Exception)`) and catch "
+                    "that alone",
+                )
             handler_scope.env[catch.handler.name] = Var(catch.var)
             body_stmts = message_body(catch.handler)
         elif catch.handler.name:

@@ -4,6 +4,7 @@ function runs it (a Task), placed where the original computed it."""
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -49,7 +50,30 @@ def infrastructure(builder: WorkflowBuilder, target: str, node: ast.expr, scope:
     if qualname is None:
         return False
     values = builder.program.values(LocalSym(qualname, target))
-    return any(isinstance(v, (LambdaClient, OtherClient, Session, Instance, Bound)) for v in values)
+    if any(isinstance(v, (LambdaClient, OtherClient, Session, Instance, Bound)) for v in values):
+        return True
+    return invokes_through(builder, qualname, target, scope)
+
+
+def invokes_through(builder: WorkflowBuilder, qualname: str, target: str, scope: Scope) -> bool:
+    """`target` is the receiver of an invoke of the function `qualname` (`client.invoke(…)`):
+    a Lambda client, also one recognised by its shape only (from a factory that caches clients
+    in a dict, or from another repository), which is no value a state could pass on."""
+    facts = builder.program.functions.get(qualname)
+    if facts is None:
+        return False
+    first, last = facts.span.line, facts.span.end_line
+    for node in ast.walk(builder.sources(scope.path).tree):
+        if (
+            isinstance(node, ast.Call)
+            and first <= node.lineno <= last
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == target
+            and (scope.path, node.lineno, column_of(node, scope)) in builder.invokes
+        ):
+            return True
+    return False
 
 
 def sdk_response(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> bool:
@@ -188,8 +212,9 @@ def extractable(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> list[
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id in scope.env:
             known = scope.env[sub.id]
             if isinstance(known, Opaque) and known.extract is not None:
-                known.extract()  # computed by an earlier extracted function
-                known = scope.env[sub.id]
+                # computed by an earlier extracted function (reserved in this scope or
+                # another one, whose env it updated: this one gets its variable too)
+                known = scope.env[sub.id] = known.extract()
             if isinstance(known, NOT_DATA):
                 return None
             if sub.id not in params:
@@ -356,3 +381,23 @@ def droppable(builder: WorkflowBuilder, value: ast.expr, scope: Scope) -> bool:
         return False
     dotted = dotted_name(value.func)
     return dotted == "print" or dotted.split(".")[0] in LOGGERS
+
+
+def only_builtin_failures(name: str, node: ast.expr, scope: Scope) -> None:
+    """The new function of Task `name` computes `node`, which calls nothing but built-in
+    computations: it can fail only with a built-in exception, never into an `except` naming
+    only the tree's own classes (`except InvocationError`), whose Catch would not match it."""
+    if has_effects(node):
+        return
+    for catch in scope.catches:
+        if name in catch.tasks and not any(_builtin_error(e) for e in catch.errors):
+            catch.tasks.remove(name)
+
+
+def _builtin_error(error: str) -> bool:
+    if error.startswith("States."):
+        return True
+    found = getattr(builtins, error, None)
+    return error == "JSONDecodeError" or (
+        isinstance(found, type) and issubclass(found, BaseException)
+    )

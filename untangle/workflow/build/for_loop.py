@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ast
+import copy
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from untangle.workflow.build import collectors as lists
+from untangle.workflow.build import map_counters
 from untangle.workflow.build.ast_helpers import attr_name, located, span_of, target_text
 from untangle.workflow.build.batching import batch_loop
 from untangle.workflow.build.constant_fold import is_static, truthy
+from untangle.workflow.build.local_items import items_in_a_new_function
 from untangle.workflow.build.locals import forget_loop_locals
 from untangle.workflow.build.retry import retry_for
 from untangle.workflow.build.scope import (
@@ -104,6 +107,12 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             'loop over the items and read their parts, `item[0]` or `item["key"]`',
             compile_bodies=True,
         )
+    computed = items_in_a_new_function(builder, node, scope)
+    if computed is not None:
+        before, iterable = computed
+        loop = copy.copy(node)
+        loop.iter = iterable
+        return builder.sequence(before, transform_for(builder, loop, scope))
     items = pairs(builder, node.iter, scope) if unpacked else builder.value(node.iter, scope)
     if isinstance(items, NOT_DATA):
         raise Unsupported(node.lineno, f"a loop over {describe(items)}")
@@ -119,11 +128,24 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
         if unrolled is not None:
             return unrolled
     body = list(node.body)
+    # counters the rounds increment (`processed += 1`): lists of ones, counted after the Map
+    counted_names = map_counters.counters(body, scope)
+    starts = {name: scope.env[name] for name in counted_names}
+    if counted_names:
+        body = map_counters.counting_body(body, counted_names)
+        for name in counted_names:
+            scope.env[name] = Arr(())
     collect: ast.expr | None = None
     collector: str | None = None
     last = body[-1] if body else None
     # lists the body appends to elsewhere than in its last statement, or several lists
     collectors = lists.loop_collectors(body, node.target, scope)
+    if any(name not in collectors for name in counted_names):
+        # (never: a counter is read nowhere else) as it was, refused with its own reason
+        body = list(node.body)
+        scope.env.update(starts)
+        counted_names, starts = [], {}
+        collectors = lists.loop_collectors(body, node.target, scope)
     single = lists.appended_list(last) if isinstance(last, ast.stmt) else None
     if single is not None and collectors == [single[0]] and appends(body, single[0]) == 1:
         collectors = []
@@ -223,12 +245,37 @@ def transform_for(builder: WorkflowBuilder, node: ast.For | ast.AsyncFor, scope:
             "at once (set MaxConcurrency to 1 to keep the order of side effects)",
         )
     )
+    after = Fragment(name, [(name, "next")])
     for listed in collectors:
-        scope.env[listed] = lists.joined(scope.var(f"{item}_results"), listed, item)
+        parts = lists.joined(scope.var(f"{item}_results"), listed, item)
+        scope.env[listed] = parts
+        after = _counted(builder, listed, starts, parts, node, after, scope)
     if collector is not None:
         results: Expr = Var(scope.var(collector))
         scope.env[collector] = Op(Operator.FLATTEN, (results,)) if skipping else results
-    return Fragment(name, [(name, "next")])
+        # a counter incremented last: one step per round that got there
+        steps = to_expr(scope.env[collector], node.lineno)
+        after = _counted(builder, collector, starts, steps, node, after, scope)
+    return after
+
+
+def _counted(
+    builder: WorkflowBuilder,
+    name: str,
+    starts: dict[str, Value],
+    steps: Expr,
+    node: ast.For | ast.AsyncFor,
+    after: Fragment,
+    scope: Scope,
+) -> Fragment:
+    """`name` after the Map when it is a counter the rounds incremented (`starts`)."""
+    start = starts.get(name)
+    if start is None:
+        return after
+    if map_counters.counts_ones(node.body, name):
+        scope.env[name] = map_counters.counted(start, steps)
+        return after
+    return builder.sequence(after, map_counters.summed(builder, name, start, steps, node, scope))
 
 
 def unpacked_names(target: ast.expr) -> list[str] | None:

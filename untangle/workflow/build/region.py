@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from untangle.workflow.build import visitor
 from untangle.workflow.build.ast_helpers import bound_names, head_of, span_of
+from untangle.workflow.build.extraction import droppable
 from untangle.workflow.build.region_extract import NoRegion, extract_region
 from untangle.workflow.build.region_json import binds_not_json
 from untangle.workflow.build.region_names import loaded_names, written_names
@@ -209,6 +210,8 @@ def trial(builder: WorkflowBuilder, node: ast.stmt, scope: Scope) -> tuple[Fragm
         builder._regions_off = off
     if len(builder.reasons) > before:
         return None, not any(REFUSED in r.message for r in builder.reasons[before:])
+    if isinstance(node, ast.Expr) and droppable(builder, node.value, scope):
+        return fragment, True  # logging, dropped: it changes none of the values it logs
     if leaves_local_data(node, scope) or binds_not_json(builder, node, scope):
         return None, True
     return fragment, True

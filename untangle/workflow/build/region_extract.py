@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from untangle.workflow.build.ast_helpers import dotted_name, snake, source_text, span_of
 from untangle.workflow.build.extraction import has_effects
+from untangle.workflow.build.region_futures import results_for_futures
 from untangle.workflow.build.region_json import kind_of, not_json, not_json_types, sdk_binding
 from untangle.workflow.build.region_names import inputs, live_after, written_names
 from untangle.workflow.build.scope import (
@@ -26,7 +27,7 @@ from untangle.workflow.build.scope import (
     Unsupported,
     to_expr,
 )
-from untangle.workflow.ir import Extraction, FunctionRef, Obj, Task, Var, pascal
+from untangle.workflow.ir import Extraction, FunctionRef, Obj, Reason, Task, Var, pascal
 
 if TYPE_CHECKING:
     from untangle.workflow.build.builder import WorkflowBuilder
@@ -37,7 +38,14 @@ class NoRegion(Exception):
     another module): compiled as before, refused with their own reasons."""
 
 
-def extract_region(builder: WorkflowBuilder, stmts: list[ast.stmt], scope: Scope) -> Fragment:
+def extract_region(
+    builder: WorkflowBuilder,
+    stmts: list[ast.stmt],
+    scope: Scope,
+    returned: tuple[str, ...] = (),
+) -> Fragment:
+    """The new function running `stmts`; `returned`: names it returns whatever reads them
+    after (what the planner itself reads, not the handler's code)."""
     if builder.program.module_of(builder.handler).path != scope.path:
         raise NoRegion  # the new functions live in the handler's module, not the helper's
     params: list[str] = []
@@ -46,8 +54,9 @@ def extract_region(builder: WorkflowBuilder, stmts: list[ast.stmt], scope: Scope
         if known is None:
             continue  # a module-level name: the new function lives in the same module
         if isinstance(known, Opaque) and known.extract is not None:
-            known.extract()  # computed by an earlier new function
-            known = scope.env[name]
+            # computed by an earlier new function; its variable, also when that function
+            # was reserved in another scope than this one (whose env it then did not update)
+            known = scope.env[name] = known.extract()
         if (
             isinstance(known, Opaque)
             and not isinstance(known, FunctionOf)
@@ -65,7 +74,7 @@ def extract_region(builder: WorkflowBuilder, stmts: list[ast.stmt], scope: Scope
         params.append(name)
     written = written_names(stmts)
     live = live_after(builder, stmts, scope)
-    outputs = [n for n in written if n in live]
+    outputs = [n for n in written if n in live or n in returned]
     if not outputs and not any(
         has_effects(sub) for stmt in stmts for sub in ast.walk(stmt) if isinstance(sub, ast.expr)
     ):
@@ -108,7 +117,17 @@ def extract_region(builder: WorkflowBuilder, stmts: list[ast.stmt], scope: Scope
     builder.add(task)
     for catch in scope.catches:
         catch.tasks.append(name)
-    body = "\n".join(ast.unparse(s) for s in stmts)
+    printed, reordered = results_for_futures(stmts, params)
+    if reordered is not None:
+        builder.notes.append(
+            Reason(
+                scope.path,
+                reordered,
+                "as_completed: the Map gives the results in the order of the items, "
+                "not the order they finished in",
+            )
+        )
+    body = "\n".join(ast.unparse(s) for s in printed)
     if function not in {e.function for e in builder.extracted}:
         builder.extracted.append(
             Extraction(
@@ -146,8 +165,12 @@ def function_name(
     params: list[str],
     scope: Scope,
 ) -> str:
-    if outputs:
-        base = "compute_" + "_and_".join(outputs[:3])
+    # (the planner's own outputs, `untangle_caught`, do not name it)
+    named = [name for name in outputs if not name.startswith("untangle_")]
+    if named:
+        base = "compute_" + "_and_".join(named[:3])
+    elif outputs:
+        base = "compute_" + outputs[0].removeprefix("untangle_")
     else:
         calls = [
             snake(dotted_name(c.func))

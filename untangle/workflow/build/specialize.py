@@ -274,11 +274,24 @@ TABLE_SIZE = 8
 
 
 def _constant_table(receiver: Value) -> dict[str, object] | None:
+    """A dict whose values are fixed for a deployment: literals, and environment values (a
+    routing table of function names from the template, `os.environ["ON_CREATED_FUNCTION"]`)."""
     if isinstance(receiver, Lit) and isinstance(receiver.value, dict):
         return dict(receiver.value)
-    if isinstance(receiver, Obj) and all(isinstance(v, Lit) for _, v in receiver.items):
-        return {k: v.value for k, v in receiver.items if isinstance(v, Lit)}
+    if isinstance(receiver, Obj) and all(
+        isinstance(v, Lit) or _environment_value(v) for _, v in receiver.items
+    ):
+        return {k: v.value if isinstance(v, Lit) else v for k, v in receiver.items}
     return None
+
+
+def _environment_value(value: Expr) -> bool:
+    return (
+        isinstance(value, Op)
+        and value.op is Operator.ENV
+        and len(value.args) == 1
+        and isinstance(value.args[0], Lit)
+    )
 
 
 def _table_lookup(
@@ -295,8 +308,9 @@ def _table_lookup(
         return None
     result: Expr = to_expr(default, node.lineno)
     for k, v in reversed(list(table.items())):
+        entry = v if isinstance(v, Op) else Lit(v)
         result = Op(
-            Operator.IF, (Op(Operator.EQ, (to_expr(key, node.lineno), Lit(k))), Lit(v), result)
+            Operator.IF, (Op(Operator.EQ, (to_expr(key, node.lineno), Lit(k))), entry, result)
         )
     return result
 
