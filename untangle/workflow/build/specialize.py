@@ -126,8 +126,8 @@ def parsed_again(builder: WorkflowBuilder, node: ast.expr, scope: Scope) -> None
         node = node.func.value
     if isinstance(node, ast.Call) and dotted_name(node.func) == "json.dumps":
         made = JsonTextNote(scope.path, node.lineno, source_text(node, scope))
-        if made in builder.notes:
-            builder.notes.remove(made)
+        # the call may have been read more than once (an argument hoisted, a branch retried)
+        builder.notes[:] = [n for n in builder.notes if n != made]
 
 
 def _parsed(text: Expr) -> Expr:
