@@ -101,18 +101,11 @@ def discover(
     root = os.path.commonpath(roots) if roots else os.path.abspath(".")
     sources = _Sources(root, on_source)
 
-    def kept(name: str) -> bool:
-        return (
-            name.endswith(".py")
-            or looks_like_template(name)
-            or bool(extra and _matches(name, extra))
-        )
-
-    def walked(item: str) -> None:
-        if item.endswith(".py") or (extra and _matches(os.path.basename(item), extra)):
-            sources.add(item)
-        elif looks_like_template(os.path.basename(item)):
-            templates.append(item)
+    def walked(top: str, path: str, name: str) -> None:
+        if name.endswith(".py") or (extra and _matches(name, extra)):
+            sources.add_walked(top, path, name)
+        else:
+            templates.append(path)  # (the walk tells no other file)
 
     for path, stated in zip(paths, named):
         if isinstance(stated, OSError):
@@ -123,7 +116,7 @@ def discover(
             errors.append(SourceError(shown(path), None, _UNDECODABLE))
             continue
         if stat.S_ISDIR(info.st_mode):
-            _walk(path, base, exclude, seen_dirs, errors, on_stat, walked, kept)
+            _walk(path, base, exclude, seen_dirs, errors, on_stat, walked, extra)
         elif not stat.S_ISREG(info.st_mode):
             errors.append(
                 SourceError(path, None, f"skipped: {not_regular(path, info.st_mode).strerror}")
@@ -147,16 +140,51 @@ class _Sources:
         self.cwd = os.getcwd() if os.name == "posix" else None
         self.seen: set[str] = set()
         self.found: list[SourceFile] = []
+        # the folder being walked: its absolute path (ending with a separator) and the package
+        # its modules are in, or None where `module_name` must decide
+        self.folder: tuple[str, str, str | None] = ("", "", None)
 
     def add(self, path: str) -> None:
+        """A file named on the command line (or one of a folder `add_walked` cannot tell)."""
         if self.cwd is None:
             real = os.path.abspath(path)
         else:
             real = os.path.normpath(os.path.join(self.cwd, path))
+        self._add(path, real, module_name(real, self.root))
+
+    def add_walked(self, top: str, path: str, name: str) -> None:
+        """`path`, found as `name` in folder `top`: named as `add` names it, computing the
+        folder's part once, not once per file."""
+        if self.folder[0] != top:
+            self.folder = (top, *self._folder(top))
+        _, absolute, package = self.folder
+        stem = name[:-3] if name.endswith(".py") else name
+        if package is None or not stem:
+            self.add(path)
+            return
+        if stem == "__init__":
+            module = package or "__init__"
+        else:
+            module = f"{package}.{stem}" if package else stem
+        self._add(path, absolute + name, module)
+
+    def _folder(self, top: str) -> tuple[str, str | None]:
+        if self.cwd is None:
+            return "", None
+        absolute = os.path.normpath(os.path.join(self.cwd, top))
+        if absolute.endswith(os.sep):  # the file system's root: left to `add`
+            return "", None
+        absolute += os.sep
+        relative = absolute[len(self.prefix) : -1]
+        if not absolute.startswith(self.prefix) or relative.startswith(".."):
+            return absolute, None  # (`module_name` has its own way with these)
+        return absolute, ".".join(relative.split(os.sep))
+
+    def _add(self, path: str, real: str, module: str) -> None:
         if real in self.seen:
             return
         self.seen.add(real)
-        source = SourceFile(path, module_name(real, self.root))
+        source = SourceFile(path, module)
         self.found.append(source)
         if self.on_source is not None:
             self.on_source(source)
@@ -189,12 +217,12 @@ def _walk(
     seen: set[tuple[int, int]],
     errors: list[SourceError],
     on_stat: OnStat | None,
-    walked: Callable[[str], None],
-    kept: Callable[[str], bool],
+    walked: Callable[[str, str, str], None],
+    extra: tuple[str, ...],
     ancestors: tuple[tuple[int, int], ...] = (),
 ) -> None:
-    """Tells `walked` the files under `top` that `kept` wants (by name), depth first, in name
-    order."""
+    """Tells `walked` (folder, path, name) the Python files, templates and files that `extra`
+    globs match under `top`, depth first, in name order."""
     try:
         info = os.stat(top)
     except OSError as exc:
@@ -234,10 +262,10 @@ def _walk(
                 # no module or template can name it, and its name cannot be printed as it is
                 errors.append(SourceError(shown(path), None, _UNDECODABLE))
                 continue
-            _walk(path, base, exclude, seen, errors, on_stat, walked, kept, ancestors)
+            _walk(path, base, exclude, seen, errors, on_stat, walked, extra, ancestors)
             continue
         wanted = name.endswith(".py") or looks_like_template(name)  # `wanted_file`, inlined
-        if not wanted and not kept(name):
+        if not wanted and not (extra and _matches(name, extra)):
             continue  # (is_file is not asked: it may cost a stat, and the file is not read)
         try:
             is_file = entry.is_file()
@@ -248,7 +276,7 @@ def _walk(
             errors.append(SourceError(shown(path), None, _UNDECODABLE))
             continue
         if is_file:
-            walked(path)
+            walked(top, path, name)
         elif wanted:
             # a FIFO, a socket, a device, or a symlink to one or to nothing: never opened (a
             # FIFO would block the read forever)

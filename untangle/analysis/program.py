@@ -326,10 +326,14 @@ class Program:
             cached = self._memo.get(sym)
             if cached is not None:
                 return cached
-        key = (sym, env)
-        if key in self._active or depth > _MAX_CALL_DEPTH * 4:
+        if depth > _MAX_CALL_DEPTH * 4:
             return NOTHING
-        self._active.add(key)
+        key = (sym, env)
+        active = self._active
+        before = len(active)
+        active.add(key)  # (hashing the key once, not once more to ask whether it is there)
+        if len(active) == before:
+            return NOTHING  # being evaluated already: a cycle
         try:
             result = self._eval(sym, env, depth)
         finally:
