@@ -127,6 +127,24 @@ def test_until_closed_the_helpers_wait_for_more_jobs() -> None:
     assert shared.finish() != [os.getpid()]
 
 
+def note_after(job: tuple[str, float]) -> None:
+    path, seconds = job
+    time.sleep(seconds)
+    with open(path, "a") as handle:
+        handle.write("done\n")
+
+
+def test_jobs_no_one_took_are_not_done_once_abandoned(tmp_path: Path) -> None:
+    notes = tmp_path / "done.txt"
+    shared = SharedJobs([], note_after, 0, more=True)
+    shared.start(1)
+    for _ in range(20):
+        shared.add((str(notes), 0.2))
+    shared.abandon()  # the helper ends after the job it took (20 jobs would take 4 s)
+    done = notes.read_text().count("done") if notes.exists() else 0
+    assert done < 20
+
+
 def test_abandoned_jobs_end_their_helpers() -> None:
     shared = SharedJobs([], pid_after, 0, more=True)
     shared.start(2)

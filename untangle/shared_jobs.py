@@ -69,12 +69,17 @@ class SharedJobs(Generic[_Job, _Result]):
             if helpers <= 0:
                 return
         try:
-            taken, offered = os.pipe()
-            os.set_blocking(offered, False)
-            if self.more:
-                self.spool = _spool()
+            spool = _spool() if self.more else None
         except OSError:
             return
+        try:
+            taken, offered = os.pipe()
+            os.set_blocking(offered, False)
+        except OSError:
+            if spool is not None:
+                os.close(spool)
+            return
+        self.spool = spool
         self.queue, self.offer, self.inherited = taken, offered, len(self.jobs)
         for index in range(len(self.jobs)):
             self._offer(index)
@@ -193,8 +198,13 @@ class SharedJobs(Generic[_Job, _Result]):
         return [self.results[index] for index in range(len(self.jobs))]
 
     def abandon(self) -> None:
-        """Stop without the results (the caller failed): the helpers end, and are waited for."""
+        """Stop without the results (the caller failed): the jobs no one has taken yet are
+        taken away, so that the helpers end after the one they are doing, and are waited for."""
         self.close()
+        if self.queue is not None:
+            with contextlib.suppress(OSError):
+                for _ in _Taker(self.queue):
+                    pass
         self._end()
 
     def _end(self) -> None:
