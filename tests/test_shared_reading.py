@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from untangle.cli import main
-from untangle.shared_jobs import MAX_JOBS, SharedJobs
+from untangle.shared_jobs import SharedJobs
 
 # --- the shared jobs ---------------------------------------------------------------------------
 
@@ -38,7 +38,8 @@ def dies_in_a_helper(job: int) -> int:
 
 
 @pytest.mark.parametrize("helpers", [0, 1, 3])
-@pytest.mark.parametrize("count", [0, 1, 2, 40, MAX_JOBS])
+# 5,000 records are more than a pipe holds (64 KiB): the rest wait, and are offered as it empties
+@pytest.mark.parametrize("count", [0, 1, 2, 40, 255, 256, 5000])
 def test_every_job_is_done_once_and_the_results_keep_the_jobs_order(
     helpers: int, count: int
 ) -> None:
@@ -74,9 +75,85 @@ def test_without_fork_this_process_does_every_job(monkeypatch: pytest.MonkeyPatc
     assert pids == [os.getpid()] * 10
 
 
-def test_more_jobs_than_the_pipe_holds_are_refused() -> None:
-    with pytest.raises(ValueError, match="at most 255 jobs"):
-        SharedJobs(list(range(MAX_JOBS + 1)), square, 1)
+def pid_after(job: float) -> int:
+    time.sleep(job)
+    return os.getpid()
+
+
+def unpicklable_job(job: Any) -> int:
+    return os.getpid()
+
+
+@pytest.mark.parametrize("helpers", [0, 1, 2])
+@pytest.mark.parametrize("before", [0, 3, 20])
+def test_jobs_added_after_the_helpers_started_are_all_done_in_order(
+    helpers: int, before: int
+) -> None:
+    shared = SharedJobs([], square, 0, more=True)
+    for job in range(before):
+        shared.add(job)
+    shared.start(helpers)
+    for job in range(before, 40):
+        shared.add(job)
+    assert shared.finish() == [job * job for job in range(40)]
+
+
+def test_helpers_take_the_jobs_added_while_this_process_is_busy() -> None:
+    shared = SharedJobs([], pid_after, 0, more=True)
+    shared.start(2)
+    for _ in range(6):
+        shared.add(0.05)
+    time.sleep(0.5)  # this process "walks the tree": the helpers do every job meanwhile
+    shared.close()
+    pids = shared.finish()
+    assert os.getpid() not in pids
+    assert len(set(pids)) in (1, 2)
+
+
+def test_a_job_that_cannot_be_sent_to_a_helper_is_done_here() -> None:
+    shared = SharedJobs([], unpicklable_job, 0, more=True)
+    shared.start(1)
+    shared.add(lambda: 0)  # a lambda cannot be pickled into the spool
+    time.sleep(0.2)
+    assert shared.finish() == [os.getpid()]
+
+
+def test_until_closed_the_helpers_wait_for_more_jobs() -> None:
+    shared = SharedJobs([], pid_after, 0, more=True)
+    shared.start(1)
+    time.sleep(0.3)  # the helper has nothing yet: it waits, it does not leave
+    shared.add(0)
+    time.sleep(0.3)
+    assert shared.finish() != [os.getpid()]
+
+
+def note_after(job: tuple[str, float]) -> None:
+    path, seconds = job
+    time.sleep(seconds)
+    with open(path, "a") as handle:
+        handle.write("done\n")
+
+
+def test_jobs_no_one_took_are_not_done_once_abandoned(tmp_path: Path) -> None:
+    notes = tmp_path / "done.txt"
+    shared = SharedJobs([], note_after, 0, more=True)
+    shared.start(1)
+    for _ in range(20):
+        shared.add((str(notes), 0.2))
+    shared.abandon()  # the helper ends after the job it took (20 jobs would take 4 s)
+    done = notes.read_text().count("done") if notes.exists() else 0
+    assert done < 20
+
+
+def test_abandoned_jobs_end_their_helpers() -> None:
+    shared = SharedJobs([], pid_after, 0, more=True)
+    shared.start(2)
+    shared.add(0.01)
+    pids = [pid for pid, _ in shared.helpers]
+    shared.abandon()
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # already waited for: no such child any more
 
 
 def test_results_come_back_pickled_once_by_sendable() -> None:

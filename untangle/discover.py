@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import operator
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -33,6 +34,7 @@ SKIP_DIRS = frozenset(
 )
 TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json", ".template")
 _UNDECODABLE = "skipped: its name is not valid UTF-8"
+_ENTRY_NAME = operator.attrgetter("name")
 
 
 @dataclass(frozen=True)
@@ -70,41 +72,51 @@ def discover(
     exclude: Iterable[str] = (),
     base: str = ".",
     on_stat: OnStat | None = None,
+    on_source: Callable[[SourceFile], None] | None = None,
 ) -> Discovered:
-    """Walk `paths`; `exclude` globs are matched against paths relative to `base`."""
-    include, exclude = tuple(include), tuple(exclude)
+    """Walk `paths`; `exclude` globs are matched against paths relative to `base`. `on_source`
+    is told each source as soon as the walk finds it (in the order of `sources`), so that
+    reading can begin while the walk goes on."""
+    include, exclude, paths = tuple(include), tuple(exclude), tuple(paths)
     errors: list[SourceError] = []
-    found: list[str] = []
     templates: list[str] = []
-    roots: list[str] = []
     seen_dirs: set[tuple[int, int]] = set()
     extra = tuple(p for p in include if p != "*.py")
-
-    def kept(name: str) -> bool:
-        return (
-            name.endswith(".py")
-            or looks_like_template(name)
-            or bool(extra and _matches(name, extra))
-        )
-
+    # the root the module names are relative to is known before the walk: it depends on the
+    # paths only (the folders named, and the folders of the files named)
+    named: list[os.stat_result | OSError] = []
+    roots: list[str] = []
     for path in paths:
         try:
-            info = os.stat(path)
+            named.append(info := os.stat(path))
         except OSError as exc:
-            errors.append(SourceError(path, None, _os_message(exc)))
+            named.append(exc)
             continue
+        if has_undecodable_name(path):
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            roots.append(os.path.abspath(path))
+        elif stat.S_ISREG(info.st_mode):
+            roots.append(os.path.dirname(os.path.abspath(path)))
+    root = os.path.commonpath(roots) if roots else os.path.abspath(".")
+    sources = _Sources(root, on_source)
+
+    def walked(top: str, path: str, name: str) -> None:
+        if name.endswith(".py") or (extra and _matches(name, extra)):
+            sources.add_walked(top, path, name)
+        else:
+            templates.append(path)  # (the walk tells no other file)
+
+    for path, stated in zip(paths, named):
+        if isinstance(stated, OSError):
+            errors.append(SourceError(path, None, _os_message(stated)))
+            continue
+        info = stated
         if has_undecodable_name(path):
             errors.append(SourceError(shown(path), None, _UNDECODABLE))
             continue
         if stat.S_ISDIR(info.st_mode):
-            roots.append(os.path.abspath(path))
-            walked: list[str] = []
-            _walk(path, base, exclude, seen_dirs, errors, on_stat, walked, kept)
-            for item in walked:
-                if item.endswith(".py") or (extra and _matches(os.path.basename(item), extra)):
-                    found.append(item)
-                elif looks_like_template(os.path.basename(item)):
-                    templates.append(item)
+            _walk(path, base, exclude, seen_dirs, errors, on_stat, walked, extra)
         elif not stat.S_ISREG(info.st_mode):
             errors.append(
                 SourceError(path, None, f"skipped: {not_regular(path, info.st_mode).strerror}")
@@ -112,17 +124,70 @@ def discover(
         else:
             if on_stat is not None:
                 on_stat(path, info)
-            roots.append(os.path.dirname(os.path.abspath(path)))
             if path.endswith(TEMPLATE_SUFFIXES):
                 templates.append(path)
             else:
-                found.append(path)
-    root = os.path.commonpath(roots) if roots else os.path.abspath(".")
-    unique: dict[str, SourceFile] = {}
-    for path, real in zip(found, absolute_paths(found)):
-        if real not in unique:
-            unique[real] = SourceFile(path, module_name(real, root))
-    return Discovered(tuple(unique.values()), tuple(templates), tuple(errors), root)
+                sources.add(path)
+    return Discovered(tuple(sources.found), tuple(templates), tuple(errors), root)
+
+
+class _Sources:
+    """The sources of a walk, each file once (by its absolute path), with its module name."""
+
+    def __init__(self, root: str, on_source: Callable[[SourceFile], None] | None) -> None:
+        self.prefix = root.rstrip(os.sep) + os.sep
+        self.root, self.on_source = root, on_source
+        self.cwd = os.getcwd() if os.name == "posix" else None
+        self.seen: set[str] = set()
+        self.found: list[SourceFile] = []
+        # the folder being walked: its absolute path (ending with a separator) and the package
+        # its modules are in, or None where `module_name` must decide
+        self.folder: tuple[str, str, str | None] = ("", "", None)
+
+    def add(self, path: str) -> None:
+        """A file named on the command line (or one of a folder `add_walked` cannot tell)."""
+        if self.cwd is None:
+            real = os.path.abspath(path)
+        else:
+            real = os.path.normpath(os.path.join(self.cwd, path))
+        self._add(path, real, module_name(real, self.root))
+
+    def add_walked(self, top: str, path: str, name: str) -> None:
+        """`path`, found as `name` in folder `top`: named as `add` names it, computing the
+        folder's part once, not once per file."""
+        if self.folder[0] != top:
+            self.folder = (top, *self._folder(top))
+        _, absolute, package = self.folder
+        stem = name[:-3] if name.endswith(".py") else name
+        if package is None or not stem:
+            self.add(path)
+            return
+        if stem == "__init__":
+            module = package or "__init__"
+        else:
+            module = f"{package}.{stem}" if package else stem
+        self._add(path, absolute + name, module)
+
+    def _folder(self, top: str) -> tuple[str, str | None]:
+        if self.cwd is None:
+            return "", None
+        absolute = os.path.normpath(os.path.join(self.cwd, top))
+        if absolute.endswith(os.sep):  # the file system's root: left to `add`
+            return "", None
+        absolute += os.sep
+        relative = absolute[len(self.prefix) : -1]
+        if not absolute.startswith(self.prefix) or relative.startswith(".."):
+            return absolute, None  # (`module_name` has its own way with these)
+        return absolute, ".".join(relative.split(os.sep))
+
+    def _add(self, path: str, real: str, module: str) -> None:
+        if real in self.seen:
+            return
+        self.seen.add(real)
+        source = SourceFile(path, module)
+        self.found.append(source)
+        if self.on_source is not None:
+            self.on_source(source)
 
 
 def absolute_paths(paths: Iterable[str]) -> list[str]:
@@ -152,12 +217,12 @@ def _walk(
     seen: set[tuple[int, int]],
     errors: list[SourceError],
     on_stat: OnStat | None,
-    walked: list[str],
-    kept: Callable[[str], bool],
+    walked: Callable[[str, str, str], None],
+    extra: tuple[str, ...],
     ancestors: tuple[tuple[int, int], ...] = (),
 ) -> None:
-    """Appends the files under `top` that `kept` wants (by name) to `walked`, depth first, in
-    name order."""
+    """Tells `walked` (folder, path, name) the Python files, templates and files that `extra`
+    globs match under `top`, depth first, in name order."""
     try:
         info = os.stat(top)
     except OSError as exc:
@@ -176,7 +241,7 @@ def _walk(
     ancestors = (*ancestors, key)
     try:
         with os.scandir(top) as listing:
-            entries = sorted(listing, key=_entry_name)
+            entries = sorted(listing, key=_ENTRY_NAME)
     except OSError as exc:
         errors.append(SourceError(top, None, _os_message(exc)))
         return
@@ -197,10 +262,10 @@ def _walk(
                 # no module or template can name it, and its name cannot be printed as it is
                 errors.append(SourceError(shown(path), None, _UNDECODABLE))
                 continue
-            _walk(path, base, exclude, seen, errors, on_stat, walked, kept, ancestors)
+            _walk(path, base, exclude, seen, errors, on_stat, walked, extra, ancestors)
             continue
-        wanted = wanted_file(name)
-        if not wanted and not kept(name):
+        wanted = name.endswith(".py") or looks_like_template(name)  # `wanted_file`, inlined
+        if not wanted and not (extra and _matches(name, extra)):
             continue  # (is_file is not asked: it may cost a stat, and the file is not read)
         try:
             is_file = entry.is_file()
@@ -211,7 +276,7 @@ def _walk(
             errors.append(SourceError(shown(path), None, _UNDECODABLE))
             continue
         if is_file:
-            walked.append(path)
+            walked(top, path, name)
         elif wanted:
             # a FIFO, a socket, a device, or a symlink to one or to nothing: never opened (a
             # FIFO would block the read forever)
@@ -221,10 +286,6 @@ def _walk(
                 errors.append(SourceError(path, None, _os_message(exc)))
                 continue
             errors.append(SourceError(path, None, f"skipped: {not_regular(path, mode).strerror}"))
-
-
-def _entry_name(entry: os.DirEntry[str]) -> str:
-    return entry.name
 
 
 def wanted_file(name: str) -> bool:

@@ -59,12 +59,17 @@ def read_bytes_and_stat(path: str, limit: int = MAX_TEXT_BYTES) -> tuple[bytes, 
             raise not_regular(path, info.st_mode)
         chunks: list[bytes] = []
         remaining = limit + 1  # (any size: `max-file-size` may be larger than memory)
+        size = 0
         while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
+            asked = min(remaining, 1 << 20)
+            chunk = os.read(fd, asked)
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
+            size += len(chunk)
+            if len(chunk) < asked and size == info.st_size:
+                break  # the whole file as it was stat'ed: no read more to see its end
         return b"".join(chunks), info
     finally:
         os.close(fd)

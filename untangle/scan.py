@@ -22,7 +22,7 @@ from untangle.facts.model import ModuleFacts, SourceError
 from untangle.facts.source import parse_facts, screened_facts
 from untangle.files import read_bytes, read_bytes_and_stat
 from untangle.findings import Finding, check, selected_rules
-from untangle.shared_jobs import MAX_JOBS, SharedJobs
+from untangle.shared_jobs import SharedJobs
 from untangle.templates import TemplateHandler, read_template
 from untangle.tree_memo import FileNote, TreeMemo, current_stamp, stamp_of
 
@@ -127,16 +127,32 @@ def _no_cycle_collection() -> Iterator[None]:
 def _load_tree(
     paths: Sequence[str], options: ScanOptions, progress: Progress | None, memo: TreeMemo
 ) -> LoadedTree:
-    found = _discover(paths, options, memo)
+    cache = FactsCache(options.cache_dir)
+    extra_handler = _pattern_defs(options.handler_patterns)
+    # the files are read (by forked processes too) while this one walks the tree, then reads
+    # the templates
+    reader = _SharedReading(
+        _Reading(options.max_file_size, extra_handler, cache, memo), options.jobs
+    )
+    try:
+        return _read_tree(paths, options, progress, memo, cache, reader)
+    finally:
+        reader.abandon()  # (nothing left to do, unless loading failed half-way)
+
+
+def _read_tree(
+    paths: Sequence[str],
+    options: ScanOptions,
+    progress: Progress | None,
+    memo: TreeMemo,
+    cache: FactsCache,
+    reader: _SharedReading,
+) -> LoadedTree:
+    found = _discover(paths, options, memo, reader.add)
+    reader.walked()
     errors: list[SourceError] = list(found.errors)
     by_module = {source.module: source for source in found.sources}
     by_file = dict(zip(absolute_paths(s.path for s in found.sources), found.sources))
-    cache = FactsCache(options.cache_dir)
-    extra_handler = _pattern_defs(options.handler_patterns)
-    # the files are read (by forked processes too) while this one reads the templates
-    reader = _SharedReading(
-        found.sources, _Reading(options.max_file_size, extra_handler, cache, memo), options.jobs
-    )
 
     template_handlers: set[tuple[str, str]] = set()
     template_functions: list[TemplateHandler] = []
@@ -221,18 +237,28 @@ def _load_tree(
     )
 
 
-def _discover(paths: Sequence[str], options: ScanOptions, memo: TreeMemo) -> Discovered:
-    """The files under `paths`: the last walk's, when no folder on it changed."""
+def _discover(
+    paths: Sequence[str],
+    options: ScanOptions,
+    memo: TreeMemo,
+    on_source: Callable[[SourceFile], None],
+) -> Discovered:
+    """The files under `paths`: the last walk's, when no folder on it changed. `on_source` is
+    told each one, in order, as soon as it is known."""
     found = memo.unchanged_discovery()
-    if found is None:
-        found = discover(
-            paths,
-            options.include,
-            options.exclude,
-            options.base,
-            on_stat=memo.record_folder if memo.enabled else None,
-        )
-        memo.record_discovery(found)
+    if found is not None:
+        for source in found.sources:
+            on_source(source)
+        return found
+    found = discover(
+        paths,
+        options.include,
+        options.exclude,
+        options.base,
+        on_stat=memo.record_folder if memo.enabled else None,
+        on_source=on_source,
+    )
+    memo.record_discovery(found)
     return found
 
 
@@ -326,25 +352,18 @@ def _sendable(read: _Read) -> _Read:
 
 
 class _SharedReading:
-    """Every source read (or its note known from the memo), in order. Many files are read in
-    shares by this process and forked ones together; each share holds files from all over the
-    tree (every n-th), so that one folder of large files is not one process's tail."""
+    """Every source read (or its note known from the memo), in order, told the sources one by
+    one as the walk finds them. Many files are read in shares of consecutive files by this
+    process and forked ones together: the helpers are forked once there is enough to read, and
+    read while this process goes on walking the tree and then reads the templates."""
 
-    def __init__(self, sources: Sequence[SourceFile], reading: _Reading, jobs: int) -> None:
-        self.sources = sources
+    def __init__(self, reading: _Reading, jobs: int) -> None:
+        self.reading = reading
         self.reads: list[_Read | None] = []
-        self.unread: list[int] = []
-        memo = reading.memo
-        for index, source in enumerate(sources):
-            known = memo.file_note(source.path) if memo.enabled else None
-            self.reads.append(None if known is None else _Read(known, fresh=False))
-            if known is None:
-                self.unread.append(index)
-        processes = min(jobs or os.cpu_count() or 1, _MAX_PROCESSES)
-        if len(self.unread) < _FORK_FILES:
-            processes = 1
-        self.count = max(1, min(MAX_JOBS, -(-len(self.unread) // _SHARE_FILES)))
-        shares = [[sources[i] for i in self.unread[k :: self.count]] for k in range(self.count)]
+        self.unread = 0
+        self.slots: list[list[int]] = []  # the sources of each share, by index
+        self.share: list[SourceFile] = []
+        self.processes = min(jobs or os.cpu_count() or 1, _MAX_PROCESSES)
         reading.cache.prepare()  # read once, before forking
 
         def read_share(share: list[SourceFile]) -> list[_Read]:
@@ -353,21 +372,52 @@ class _SharedReading:
         def sendable(share: list[_Read]) -> list[_Read]:
             return [_sendable(read) for read in share]
 
-        self.shared = SharedJobs(shares, read_share, processes - 1, sendable)
+        self.shared: SharedJobs[list[SourceFile], list[_Read]] = SharedJobs(
+            [], read_share, 0, sendable, more=True
+        )
+
+    def add(self, source: SourceFile) -> None:
+        memo = self.reading.memo
+        known = memo.file_note(source.path) if memo.enabled else None
+        self.reads.append(None if known is None else _Read(known, fresh=False))
+        if known is not None:
+            return
+        if not self.share:
+            self.slots.append([])
+        self.slots[-1].append(len(self.reads) - 1)
+        self.share.append(source)
+        if len(self.share) == _SHARE_FILES:
+            self._add_share()
+        self.unread += 1
+        if self.unread == _FORK_FILES and self.processes > 1:
+            self.shared.start(self.processes - 1)
+
+    def _add_share(self) -> None:
+        self.shared.add(self.share)
+        self.share = []
+
+    def walked(self) -> None:
+        """Every source has been told."""
+        if self.share:
+            self._add_share()
+        self.shared.close()
 
     def finish(self, progress: Progress | None) -> list[_Read]:
-        total, unread, count = len(self.sources), self.unread, self.count
+        total, unread, count = len(self.reads), self.unread, len(self.slots)
 
         def taken(shares: int) -> None:
             if progress is not None:
-                progress(total - len(unread) + shares * len(unread) // count, total)
+                progress(total - unread + shares * unread // count, total)
 
-        for k, share_reads in enumerate(self.shared.finish(taken)):
-            for j, read in enumerate(share_reads):
-                self.reads[unread[k + j * count]] = read
+        for slots, share_reads in zip(self.slots, self.shared.finish(taken)):
+            for slot, read in zip(slots, share_reads):
+                self.reads[slot] = read
         done = [read for read in self.reads if read is not None]
         assert len(done) == total
         return done
+
+    def abandon(self) -> None:
+        self.shared.abandon()
 
 
 def _lazy_facts(

@@ -179,11 +179,7 @@ class Program:
         self._defaults: dict[str, dict[str, Sym]] = {}
         self._loader = loader
         self._known_modules = set(module_names)
-        self._package_prefixes = {
-            ".".join(name.split(".")[:i])
-            for name in self._known_modules
-            for i in range(1, name.count(".") + 1)
-        }
+        self._package_prefixes = _prefixes(self._known_modules)
         self._failed_loads: set[str] = set()
         self._template_handlers = set(template_handlers)
         self._handler_patterns = tuple(handler_patterns)
@@ -326,10 +322,14 @@ class Program:
             cached = self._memo.get(sym)
             if cached is not None:
                 return cached
-        key = (sym, env)
-        if key in self._active or depth > _MAX_CALL_DEPTH * 4:
+        if depth > _MAX_CALL_DEPTH * 4:
             return NOTHING
-        self._active.add(key)
+        key = (sym, env)
+        active = self._active
+        before = len(active)
+        active.add(key)  # (hashing the key once, not once more to ask whether it is there)
+        if len(active) == before:
+            return NOTHING  # being evaluated already: a cycle
         try:
             result = self._eval(sym, env, depth)
         finally:
@@ -888,6 +888,21 @@ class Program:
 
     def module_of(self, qualname: str) -> ModuleFacts:
         return self.modules[self.function_module[qualname]]
+
+
+def _prefixes(names: Iterable[str]) -> set[str]:
+    """Every part of a dotted name before one of its dots (`a`, `a.b` of `a.b.c`). A prefix
+    already known has had its own prefixes added: the names of one package stop there."""
+    prefixes: set[str] = set()
+    for name in names:
+        end = name.rfind(".")
+        while end >= 0:
+            prefix = name[:end]
+            if prefix in prefixes:
+                break
+            prefixes.add(prefix)
+            end = name.rfind(".", 0, end)
+    return prefixes
 
 
 def _last_name(sym: Sym) -> str | None:

@@ -21,12 +21,11 @@ def _hash_once(cls: type[_T]) -> type[_T]:
     computed = cls.__hash__
 
     def __hash__(self: Any) -> int:
-        try:
-            return int(self.__dict__["_hash"])
-        except KeyError:
+        value: int | None = self.__dict__.get("_hash")
+        if value is None:
             value = computed(self)
             object.__setattr__(self, "_hash", value)
-            return value
+        return value
 
     def __getstate__(self: Any) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_hash"}
