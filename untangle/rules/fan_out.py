@@ -79,7 +79,8 @@ def handler(event, context):
             function = program.functions[qualname]
             for site in function.calls:
                 if not program.call_reaches_invoke(qualname, site):
-                    if is_pool_call(program, site) and gathered_invokes(program, site):
+                    # the cheaper test first: is_pool_call may load a module to learn a name
+                    if gathered_invokes(program, site) and is_pool_call(program, site):
                         yield self._finding(qualname, site.span, "gathered concurrently")
                     continue
                 data_loops = [lid for lid in site.loops if (qualname, lid) not in loops]
