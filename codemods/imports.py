@@ -93,8 +93,17 @@ def _insert(
     if later:
         index = later[0]
         moved = cst.ensure_type(body[index], cst.SimpleStatementLine)
-        spaced = moved.with_changes(leading_lines=[cst.EmptyLine()])
-        new = new.with_changes(leading_lines=moved.leading_lines)
+        if any(i < index and section(m, first_party) < wanted for i, (m, _) in imports):
+            # between two sections: a blank line on each side; the later group keeps its
+            # leading comments (they introduce it), with a blank line above them
+            lines = list(moved.leading_lines)
+            if not lines or lines[0].comment is not None:
+                lines.insert(0, cst.EmptyLine())
+            new = new.with_changes(leading_lines=[cst.EmptyLine()])
+            spaced = moved.with_changes(leading_lines=lines)
+        else:  # the first import of the module: it takes the block's leading lines
+            spaced = moved.with_changes(leading_lines=[cst.EmptyLine()])
+            new = new.with_changes(leading_lines=moved.leading_lines)
         return [*body[:index], new, spaced, *body[index + 1 :]]
     earlier = [i for i, (m, _) in imports if section(m, first_party) < wanted]
     if earlier:

@@ -102,6 +102,38 @@ IMPORTS = [
     ),
     pytest.param(
         """
+        import json
+        import os
+        from shared import helpers
+
+        helpers.ok(os.sep, json)
+
+
+        def handler(event, context):
+            return event
+        """,
+        "import json\nimport os\n\nimport boto3\n\nfrom shared import helpers\n",
+        id="between-stdlib-and-first-party-with-no-blank-line",
+    ),
+    pytest.param(
+        """
+        import json
+        import os
+
+        # our helpers
+        from shared import helpers
+
+        helpers.ok(os.sep, json)
+
+
+        def handler(event, context):
+            return event
+        """,
+        "import json\nimport os\n\nimport boto3\n\n# our helpers\nfrom shared import helpers\n",
+        id="near-miss-the-first-party-comment-stays-with-its-group",
+    ),
+    pytest.param(
+        """
         import os
 
         X = os.sep
