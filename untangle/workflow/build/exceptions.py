@@ -16,7 +16,14 @@ from untangle.workflow.build.caught_raise import (
 )
 from untangle.workflow.build.local_try import guarded_local_code
 from untangle.workflow.build.retry import error_names
-from untangle.workflow.build.scope import NOT_DATA, Fragment, PendingCatch, Scope, Unsupported
+from untangle.workflow.build.scope import (
+    NOT_DATA,
+    Fragment,
+    Opaque,
+    PendingCatch,
+    Scope,
+    Unsupported,
+)
 from untangle.workflow.ir import (
     CatchRule,
     Expr,
@@ -108,7 +115,18 @@ def _transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fra
     if not handlers:
         return builder.block(node.body, scope)
     inner = replace(scope, catches=[*scope.catches, *handlers])
+    deferred_before = {id(v) for v in scope.env.values() if _deferred(v)}
     body = builder.block(node.body, inner)
+    # a computation of the body that becomes a new function only when its value is read
+    # (`total = result["score"] * 2`, read after the try) runs in Python inside this try: it
+    # may raise into these except blocks, so its Task is made now, where their Catch reaches it
+    # (only when the body's local code can raise what they catch: else they stay dropped)
+    catchable = any(local_raiser(node.body, catch.errors) is not None for catch in handlers)
+    for value in list(inner.env.values()):
+        if catchable and isinstance(value, Opaque) and id(value) not in deferred_before:
+            make = value.extract
+            if make is not None:
+                make()
     exits = list(body.exits)
     for catch in handlers:
         # a task that already catches every error its Lambda call raises never gets here
@@ -214,6 +232,11 @@ LOCAL_ERRORS: dict[str, tuple[type[ast.AST], ...]] = {
     "ZeroDivisionError": (ast.BinOp,),
     "ArithmeticError": (ast.BinOp,),
 }
+
+
+def _deferred(value: object) -> bool:
+    """A value a new function will compute the first time it is read."""
+    return isinstance(value, Opaque) and value.extract is not None
 
 
 def local_raiser(body: list[ast.stmt], errors: tuple[str, ...]) -> ast.expr | None:
