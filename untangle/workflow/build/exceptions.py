@@ -178,6 +178,17 @@ def _transform_try(builder: WorkflowBuilder, node: ast.Try, scope: Scope) -> Fra
             body_stmts = message_body(catch.handler)
         elif catch.handler.name:
             handler_scope.env[catch.handler.name] = Var("error")
+            if catch.tasks and exception_uses(catch.handler)[0]:
+                bound = catch.handler.name
+                builder.notes.append(
+                    Reason(
+                        scope.path,
+                        catch.handler.lineno,
+                        f"`{bound}` of `{except_text(catch.handler)} as {bound}` is the failed "
+                        'state\'s error output (`{"Error": …, "Cause": …}`), not a Python '
+                        f"exception: its text (`str({bound})`) differs from the handler's",
+                    )
+                )
         handler_fragment = builder.block(body_stmts, handler_scope)
         if raises and (handler_fragment.start is None or handler_fragment.exits):
             # it goes on after the try: with the locals the rest of the function reads
