@@ -446,22 +446,17 @@ def plan(
             )
             if decision is not None and decision.mode == "wait":
                 # a caller reads the answer of a Standard machine: the starter waits for it
+                # (a Standard machine stays one: the decision holds for this estimate too)
                 cost = estimate(planned_item.asl, replace(inputs, starter_waits=True))
-        if cost is not None:
-            # what migrate will do with the orchestrator's event sources, for this machine type
-            notes = event_notes(
-                planned_item,
-                tree.templates,
-                read_text,
-                cost.recommendation,
-                cost.express_blockers,
-                cost.latency_after_ms,
-                templates_read,
-            )
-            workflow = planned_item.workflow
-            planned_item = replace(
-                planned_item, workflow=replace(workflow, notes=(*workflow.notes, *notes))
-            )
+            if decision is not None:
+                # what migrate will do with the orchestrator's event sources
+                notes = event_notes(
+                    planned_item, tree.templates, read_text, decision, templates_read
+                )
+                workflow = planned_item.workflow
+                planned_item = replace(
+                    planned_item, workflow=replace(workflow, notes=(*workflow.notes, *notes))
+                )
         documents.append((planned_item, cost))
     if out is not None:
         _write_definitions(out, documents)

@@ -501,28 +501,18 @@ def event_notes(
     item: PlannedWorkflow,
     templates: list[TemplateHandler],
     read: ReadText,
-    machine_type: str,
-    blockers: list[str],
-    execution_ms: float | None = None,
+    decision: es.Decision,
     parsed: dict[str, tuple[Any, sam.Template]] | None = None,
 ) -> tuple[Reason, ...]:
-    """plan's notes on the orchestrator's event sources: what migrate will do with each.
+    """plan's notes on the orchestrator's event sources: what migrate will do with each
+    (`decision`, from `event_decision`), on the line of the orchestrator in its template.
     `parsed` keeps each template as read (by path) between the workflows of one plan, so a
     template of N orchestrators is parsed once, not N times."""
     found = _orchestrator_template(item, templates, read, parsed)
     if found is None:
         return ()
-    declared, document, template = found
+    declared, _, template = found
     try:
-        decision = _decide_events(
-            item,
-            document,
-            lambda name: es.references(document, name),
-            declared.logical_id,
-            machine_type,
-            blockers,
-            execution_ms,
-        )
         node = template.get(template.resources(), declared.logical_id)
     except (ValueError, yaml.YAMLError):
         return ()

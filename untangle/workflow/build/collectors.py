@@ -43,25 +43,20 @@ _OPAQUE_BLOCKS = (
 
 def appended_list(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
     """`name.append(value)` as a statement: the list's name and the value."""
-    if (
-        isinstance(stmt, ast.Expr)
-        and isinstance(stmt.value, ast.Call)
-        and attr_name(stmt.value.func) == "append"
-        and isinstance(stmt.value.func, ast.Attribute)
-        and isinstance(stmt.value.func.value, ast.Name)
-        and len(stmt.value.args) == 1
-        and not stmt.value.keywords
-    ):
-        return stmt.value.func.value.id, stmt.value.args[0]
-    return None
+    return _list_call(stmt, "append")
 
 
 def extended_list(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
     """`name.extend(values)` as a statement: the list's name and the values."""
+    return _list_call(stmt, "extend")
+
+
+def _list_call(stmt: ast.stmt, method: str) -> tuple[str, ast.expr] | None:
+    """`name.<method>(argument)` as a statement: the name and the one argument."""
     if (
         isinstance(stmt, ast.Expr)
         and isinstance(stmt.value, ast.Call)
-        and attr_name(stmt.value.func) == "extend"
+        and attr_name(stmt.value.func) == method
         and isinstance(stmt.value.func, ast.Attribute)
         and isinstance(stmt.value.func.value, ast.Name)
         and len(stmt.value.args) == 1
